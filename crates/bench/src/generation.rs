@@ -1,0 +1,277 @@
+//! The embedded backend against a bare llama.cpp loop, on the same model, threads and prompt.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use lore_gen::{
+    Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenError, GenParams, Role,
+    SamplerConfig, Turn,
+};
+
+const N_CTX: u32 = 4096;
+
+/// Prompt and generation speed of one loop.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Speed {
+    /// Prompt tokens evaluated.
+    pub prompt_tokens: usize,
+    /// Seconds to evaluate them.
+    pub prompt_secs: f64,
+    /// Tokens generated.
+    pub generated: usize,
+    /// Seconds from the first token to the last.
+    pub generation_secs: f64,
+}
+
+impl Speed {
+    /// Prompt tokens per second.
+    pub fn prompt_tps(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prompt_secs
+    }
+
+    /// Generated tokens per second, after the first.
+    pub fn generation_tps(&self) -> f64 {
+        (self.generated.saturating_sub(1)) as f64 / self.generation_secs
+    }
+
+    fn add(&mut self, other: Speed) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.prompt_secs += other.prompt_secs;
+        self.generated += other.generated;
+        self.generation_secs += other.generation_secs;
+    }
+}
+
+/// What the generation benchmark measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationReport {
+    /// The engine's embedded backend, summed over runs.
+    pub engine: Speed,
+    /// The bare llama.cpp loop, summed over runs.
+    pub bare: Speed,
+    /// Turn 2: new tokens the engine evaluated.
+    pub turn2_new_tokens: usize,
+    /// Turn 2: the engine's time to first token.
+    pub turn2_ttft: Duration,
+    /// Turn 2: the bare loop's time to evaluate just those new tokens and pick one.
+    pub turn2_bare: Duration,
+}
+
+/// A fixed conversation with a preamble of a realistic length (about 400 tokens).
+pub fn bench_conversation() -> Conversation {
+    let preamble = "A scene from \"Lanterns of Brindlemoor\", rated Everyone 10+. A warm mystery for young \
+        readers: the apprentices of the Lamplighters' Guild hunt the thief who stole the city's oldest flame.\n\n\
+        Odile Marrow is the Harbour Warden of Brindlemoor, a broad, weathered woman of fifty who has watched the \
+        river for thirty years and knows every boat by the sound of its oars.\n\
+        How Odile Marrow speaks: Short, salty sentences; calls people 'love'; river sayings.\n\
+        What Odile Marrow wants: Keep the harbour safe through the fog season.\n\
+        Odile Marrow is at Lantern Quay, talking with a visitor.\n\
+        What Odile Marrow knows:\n"
+        .to_owned()
+        + &[
+            "The Everlight is the Lamplighters' first lantern; it has never gone out, and every lamp in the city is lit from its flame.",
+            "During the Great Dimming every lamp in Brindlemoor went out for one night, and the fog came in from the Fogmarsh.",
+            "Odile keeps a jar of barley sugar in her hut for the Guild's apprentices.",
+            "Odile Marrow is the Harbour Warden and commands the Harbour Watch.",
+            "Lantern Quay is where the river barges tie up, under a row of tall iron lamps.",
+            "The Fogmarsh lies east of the city; its paths move with the tide and only river pilots cross it at night.",
+            "Pip Tallow is Odile Marrow's favourite apprentice. She worries he climbs too high.",
+            "The Drowned Chapel sank a storey into the river mud a century ago; its bell still rings at low tide.",
+            "Quillon Ashgrove has been Guildmaster of the Lamplighters for twenty years.",
+            "Hestia Brandt is the Mayor of Brindlemoor.",
+            "Nessa Vey lives on her father's barge, the Heron, moored at Lantern Quay.",
+            "Since the theft the city's lamps flicker blue at midnight.",
+        ]
+        .map(|f| format!("- {f}\n"))
+        .concat()
+        + "\nOdile Marrow: Mind the ropes, love. The river takes what it's given.";
+    Conversation {
+        character: "Odile Marrow".into(),
+        player: "Visitor".into(),
+        others: vec!["Pip Tallow".into(), "Nessa Vey".into()],
+        preamble,
+        turns: vec![Turn {
+            role: Role::Player,
+            text: "Good evening! Have you seen Pip today?".into(),
+            recalled: vec![],
+        }],
+    }
+}
+
+fn greedy(max_tokens: usize, stop_rules: bool) -> GenParams {
+    GenParams {
+        max_tokens,
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 1.0,
+            ..SamplerConfig::default()
+        },
+        stop_rules,
+    }
+}
+
+/// Runs both loops `runs` times, each on a fresh context, generating `tokens` tokens.
+pub fn run(
+    model: &Path,
+    threads: usize,
+    tokens: usize,
+    runs: usize,
+) -> Result<GenerationReport, GenError> {
+    let mut config = EmbeddedConfig::new(model.to_owned());
+    config.threads = threads;
+    config.n_ctx = N_CTX;
+    config.use_chat_template = false;
+    let engine = EmbeddedBackend::load(config)?;
+    let backend = lore_gen::llama_backend()?;
+    let bare_model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())
+        .map_err(|e| GenError::ModelLoad {
+            path: model.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let conversation = bench_conversation();
+    let prompt = conversation.transcript();
+
+    let mut engine_speed = Speed::default();
+    let mut bare_speed = Speed::default();
+    // Interleave the two so that load on the machine affects both alike.
+    for _ in 0..runs.max(1) {
+        let mut session = engine.open_session()?;
+        let g = session.generate(&conversation, &greedy(tokens, false), &mut |_| true)?;
+        engine_speed.add(Speed {
+            prompt_tokens: g.prompt_tokens,
+            prompt_secs: g.prompt_time.as_secs_f64(),
+            generated: g.generated_tokens,
+            generation_secs: g.generation_time.as_secs_f64(),
+        });
+        let mut context = bare_context(&bare_model, threads)?;
+        bare_speed.add(bare_generate(&bare_model, &mut context, &prompt, tokens)?);
+    }
+
+    // Turn 2: the engine reuses turn 1's cache; the baseline evaluates only the new tokens
+    // on top of an already evaluated prefix.
+    let mut session = engine.open_session()?;
+    let mut conversation = conversation;
+    let first = session.generate(&conversation, &greedy(32, true), &mut |_| true)?;
+    conversation.turns.push(Turn {
+        role: Role::Character,
+        text: first.text,
+        recalled: vec![],
+    });
+    conversation.turns.push(Turn {
+        role: Role::Player,
+        text: "And where might I find the Everlight?".into(),
+        recalled: vec!["The Everlight hangs in the Guildhall above the great stair.".into()],
+    });
+    let second = session.generate(&conversation, &greedy(8, true), &mut |_| true)?;
+    let turn2_bare = bare_new_tokens(
+        &bare_model,
+        threads,
+        &conversation.transcript(),
+        second.evaluated_tokens,
+    )?;
+    Ok(GenerationReport {
+        engine: engine_speed,
+        bare: bare_speed,
+        turn2_new_tokens: second.evaluated_tokens,
+        turn2_ttft: second.time_to_first_token,
+        turn2_bare,
+    })
+}
+
+fn runtime(e: impl std::fmt::Display) -> GenError {
+    GenError::Runtime(e.to_string())
+}
+
+fn bare_context(model: &LlamaModel, threads: usize) -> Result<LlamaContext<'_>, GenError> {
+    let threads = threads as i32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(N_CTX))
+        .with_n_batch(512)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    model
+        .new_context(lore_gen::llama_backend()?, params)
+        .map_err(runtime)
+}
+
+/// Decodes `tokens` from position `start` in batches; logits for the last one only.
+fn decode(
+    context: &mut LlamaContext<'_>,
+    tokens: &[llama_cpp_2::token::LlamaToken],
+    start: usize,
+) -> Result<i32, GenError> {
+    if tokens.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = LlamaBatch::new(512, 1);
+    let mut last = 0;
+    for (chunk_index, chunk) in tokens.chunks(512).enumerate() {
+        batch.clear();
+        for (i, t) in chunk.iter().enumerate() {
+            let pos = start + chunk_index * 512 + i;
+            batch
+                .add(*t, pos as i32, &[0], pos == start + tokens.len() - 1)
+                .map_err(runtime)?;
+        }
+        context.decode(&mut batch).map_err(runtime)?;
+        last = batch.n_tokens() - 1;
+    }
+    Ok(last)
+}
+
+/// The bare loop: tokenize, decode the prompt, then greedy-sample and decode `n` tokens.
+fn bare_generate(
+    model: &LlamaModel,
+    context: &mut LlamaContext<'_>,
+    prompt: &str,
+    n: usize,
+) -> Result<Speed, GenError> {
+    let started = Instant::now();
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, false);
+    let mut index = decode(context, &tokens, 0)?;
+    let prompt_secs = started.elapsed().as_secs_f64();
+    let mut sampler = LlamaSampler::greedy();
+    let mut first = None;
+    let mut batch = LlamaBatch::new(1, 1);
+    for i in 0..n {
+        let token = sampler.sample(context, index);
+        first.get_or_insert_with(Instant::now);
+        batch.clear();
+        batch
+            .add(token, (tokens.len() + i) as i32, &[0], true)
+            .map_err(runtime)?;
+        context.decode(&mut batch).map_err(runtime)?;
+        index = 0;
+    }
+    Ok(Speed {
+        prompt_tokens: tokens.len(),
+        prompt_secs,
+        generated: n,
+        generation_secs: first.map_or(0.0, |f| f.elapsed().as_secs_f64()),
+    })
+}
+
+/// Time to evaluate the last `new` tokens of `prompt` on top of its evaluated prefix, and
+/// pick the next token.
+fn bare_new_tokens(
+    model: &LlamaModel,
+    threads: usize,
+    prompt: &str,
+    new: usize,
+) -> Result<Duration, GenError> {
+    let mut context = bare_context(model, threads)?;
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, false);
+    let split = tokens.len().saturating_sub(new.max(1));
+    decode(&mut context, &tokens[..split], 0)?;
+    let started = Instant::now();
+    let index = decode(&mut context, &tokens[split..], split)?;
+    std::hint::black_box(LlamaSampler::greedy().sample(&context, index));
+    Ok(started.elapsed())
+}

@@ -1,0 +1,97 @@
+//! Per-turn retrieval and prompt assembly (`lore context`'s work), as percentiles.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lore_canon::{CanonError, CanonStore, World};
+use lore_engine::{SessionOptions, TurnPlanner};
+
+use crate::Percentiles;
+
+/// What one retrieval benchmark measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievalReport {
+    /// Reading the production's world from the store (once per production, shared by sessions).
+    pub world_load: Duration,
+    /// Indexing it for one character and beat and writing the preamble (once per session).
+    pub session_open: Duration,
+    /// Quads in the store.
+    pub store_quads: usize,
+    /// Facts in the world.
+    pub world_facts: usize,
+    /// One turn: retrieval, prompt assembly and rendering the transcript, in microseconds.
+    pub per_turn: Percentiles,
+    /// Facts retrieved per turn, on average.
+    pub mean_facts: f64,
+}
+
+/// Measures `iterations` turns cycling over `inputs` for one character.
+pub fn run(
+    store: &CanonStore,
+    production: &str,
+    character: &str,
+    beat: Option<&str>,
+    inputs: &[String],
+    iterations: usize,
+) -> Result<RetrievalReport, CanonError> {
+    let started = Instant::now();
+    let world = Arc::new(World::load(store, production)?);
+    let world_load = started.elapsed();
+    let resolved = world.resolve(store, character, beat)?;
+    let world_facts = world.facts.len();
+    let started = Instant::now();
+    let planner = TurnPlanner::new(world, resolved, SessionOptions::default());
+    let session_open = started.elapsed();
+
+    let recalled = HashSet::new();
+    let mut samples = Vec::with_capacity(iterations);
+    let mut facts = 0usize;
+    for i in 0..iterations.max(1) {
+        let input = &inputs[i % inputs.len().max(1)];
+        let started = Instant::now();
+        let (conversation, retrieved) = planner.plan(input, &[], &recalled);
+        let prompt = conversation.transcript();
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+        facts += retrieved.len();
+        black_box(prompt);
+    }
+    Ok(RetrievalReport {
+        world_load,
+        session_open,
+        store_quads: store.oxigraph().len()?,
+        world_facts,
+        mean_facts: facts as f64 / samples.len() as f64,
+        per_turn: Percentiles::of(&mut samples),
+    })
+}
+
+/// Player lines for the sample world: names, aliases, places, and a line naming nothing.
+pub fn sample_world_inputs() -> Vec<String> {
+    [
+        "Have you seen Pip today?",
+        "Where is the Everlight now?",
+        "What do you make of Quillon Ashgrove and the Guild?",
+        "Tell me about the Fogmarsh.",
+        "Is Corvin the clockmaker a friend of yours?",
+        "Nice weather for it.",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Player lines for a synthetic world, naming people and places of town `t`.
+pub fn synthetic_inputs(t: usize) -> Vec<String> {
+    use crate::synth::{character_name, place_name};
+    vec![
+        format!("Have you seen {} today?", character_name(t, 1)),
+        format!("What do you know about {}?", place_name(t)),
+        format!(
+            "Tell me about {} and {}.",
+            character_name(t, 2),
+            character_name(t, 3)
+        ),
+        "Nice weather for it.".to_owned(),
+    ]
+}

@@ -1,0 +1,32 @@
+//! Canon: the studio's world as a typed RDF graph.
+//!
+//! This crate owns everything that reads or writes canon and nothing else: it knows no
+//! model, no prompt format, no terminal and no wire format.
+//!
+//! - [`vocab`]: the `lore:` vocabulary (its Turtle is compiled in) and IRI constants.
+//! - [`CanonStore`]: the on-disk Oxigraph store; atomic imports, read-only SPARQL.
+//! - [`World`]: one production's canon, layered over the shared graphs it extends,
+//!   read into memory once so that a turn never waits on the store.
+//! - [`Retriever`]: what one character may use at one beat of story time, and the
+//!   per-turn lookup of facts for a player's words (the deterministic half of a turn).
+//! - [`lint`]: `lore check`'s findings, each with a place and a fix.
+//!
+//! Secrets and writer-only notes are kept out of prompts by construction: [`World`]
+//! never reads `lore:writerNote`, and [`Retriever`] only hands out facts the speaking
+//! character knows at the session's beat.
+
+mod error;
+pub mod lint;
+mod resolve;
+mod retrieve;
+mod store;
+pub mod vocab;
+mod world;
+
+pub use error::{CanonError, SyntaxError};
+pub use resolve::{Resolved, productions};
+pub use retrieve::{Reason, Retrieved, Retriever, StandingContext};
+pub use store::{CanonStore, ImportReport, QueryOutput};
+pub use world::{
+    Beat, Claim, Entity, EntityId, EntityKind, Fact, FactId, Production, Relationship, Span, World,
+};

@@ -1,0 +1,313 @@
+//! The on-disk canon store.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use oxigraph::io::{RdfFormat, RdfParseError, RdfParser};
+use oxigraph::model::{Term, Triple};
+use oxigraph::sparql::{QueryResults, SparqlEvaluator};
+use oxigraph::store::{LoaderError, Store};
+
+use crate::error::{CanonError, SyntaxError};
+
+/// Memory the bulk loader may use per import, in megabytes; keeps large imports bounded.
+const BULK_LOADER_MEMORY_MB: usize = 512;
+
+/// Canon on disk: an Oxigraph store (RocksDB) holding one named graph per production
+/// and the shared graphs they extend.
+pub struct CanonStore {
+    store: Store,
+    path: PathBuf,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Quads read from each file, in order.
+    pub files: Vec<(PathBuf, u64)>,
+    /// Quads in the store after the import.
+    pub store_len: usize,
+}
+
+/// The result of a read-only query.
+#[derive(Debug)]
+pub enum QueryOutput {
+    /// `SELECT`: variable names and rows (unbound cells are `None`).
+    Solutions {
+        /// Variable names without `?`.
+        variables: Vec<String>,
+        /// One row per solution.
+        rows: Vec<Vec<Option<Term>>>,
+    },
+    /// `ASK`.
+    Boolean(bool),
+    /// `CONSTRUCT` or `DESCRIBE`.
+    Graph(Vec<Triple>),
+}
+
+impl CanonStore {
+    /// Opens (creating if needed) the store at `path` for reading and writing.
+    pub fn open(path: &Path) -> Result<Self, CanonError> {
+        let store = Store::open(path).map_err(|source| CanonError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            store,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens an existing store for reading only; other readers and one writer may share it.
+    pub fn open_read_only(path: &Path) -> Result<Self, CanonError> {
+        let store = Store::open_read_only(path).map_err(|source| CanonError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            store,
+            path: path.to_owned(),
+        })
+    }
+
+    /// An empty store in memory, for linting files and for tests.
+    pub fn in_memory() -> Result<Self, CanonError> {
+        Ok(Self {
+            store: Store::new()?,
+            path: PathBuf::new(),
+        })
+    }
+
+    /// The directory this store lives in (empty for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying Oxigraph store.
+    pub fn oxigraph(&self) -> &Store {
+        &self.store
+    }
+
+    /// Imports canon files atomically: every file is first parsed in full (so a syntax error
+    /// names its line and column and nothing is written), then all go through the bulk loader,
+    /// whose memory is bounded, and become visible together at its commit.
+    ///
+    /// `progress` is called with the number of quads loaded so far.
+    pub fn import(
+        &self,
+        files: &[PathBuf],
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<ImportReport, CanonError> {
+        let mut counts = Vec::with_capacity(files.len());
+        for file in files {
+            let format = format_of(file)?;
+            let mut quads = 0;
+            for quad in parser(format, file)?.for_reader(open(file)?) {
+                quad.map_err(|e| syntax_error(file, e))?;
+                quads += 1;
+            }
+            counts.push((file.clone(), quads));
+        }
+
+        let mut loader = self
+            .store
+            .bulk_loader()
+            .with_max_memory_size_in_megabytes(BULK_LOADER_MEMORY_MB)
+            .on_progress(progress);
+        for file in files {
+            let format = format_of(file)?;
+            loader
+                .load_from_reader(parser(format, file)?, open(file)?)
+                .map_err(|e| match e {
+                    LoaderError::Parsing(e) => syntax_error(file, e),
+                    LoaderError::Storage(e) => CanonError::Storage(e),
+                    LoaderError::InvalidBaseIri { iri, .. } => CanonError::Malformed {
+                        subject: iri,
+                        message: "invalid base IRI".into(),
+                    },
+                })?;
+        }
+        loader.commit()?;
+        Ok(ImportReport {
+            files: counts,
+            store_len: self.store.len()?,
+        })
+    }
+
+    /// Runs a read-only SPARQL query. Updates are refused with [`CanonError::UpdateRefused`].
+    pub fn query(&self, sparql: &str) -> Result<QueryOutput, CanonError> {
+        let prepared = match SparqlEvaluator::new().parse_query(sparql) {
+            Ok(prepared) => prepared,
+            Err(query_error) => {
+                if SparqlEvaluator::new().parse_update(sparql).is_ok() {
+                    return Err(CanonError::UpdateRefused);
+                }
+                return Err(CanonError::QuerySyntax(query_error.to_string()));
+            }
+        };
+        let results = prepared
+            .on_store(&self.store)
+            .execute()
+            .map_err(|e| CanonError::Query(e.to_string()))?;
+        collect(results)
+    }
+}
+
+fn collect(results: QueryResults<'_>) -> Result<QueryOutput, CanonError> {
+    let query_error = |e: oxigraph::sparql::QueryEvaluationError| CanonError::Query(e.to_string());
+    Ok(match results {
+        QueryResults::Boolean(b) => QueryOutput::Boolean(b),
+        QueryResults::Solutions(solutions) => {
+            let variables: Vec<_> = solutions
+                .variables()
+                .iter()
+                .map(|v| v.as_str().to_owned())
+                .collect();
+            let mut rows = Vec::new();
+            for solution in solutions {
+                let solution = solution.map_err(query_error)?;
+                rows.push(
+                    variables
+                        .iter()
+                        .map(|v| solution.get(v.as_str()).cloned())
+                        .collect(),
+                );
+            }
+            QueryOutput::Solutions { variables, rows }
+        }
+        QueryResults::Graph(triples) => {
+            QueryOutput::Graph(triples.collect::<Result<_, _>>().map_err(query_error)?)
+        }
+    })
+}
+
+/// The RDF format a file's extension names.
+pub(crate) fn format_of(path: &Path) -> Result<RdfFormat, CanonError> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| match e {
+            "jsonld" | "json" => Some(RdfFormat::JsonLd {
+                profile: oxigraph::io::JsonLdProfileSet::empty(),
+            }),
+            other => RdfFormat::from_extension(other),
+        })
+        .ok_or_else(|| CanonError::UnknownFormat {
+            path: path.to_owned(),
+        })
+}
+
+fn parser(format: RdfFormat, path: &Path) -> Result<RdfParser, CanonError> {
+    let base = format!("file://{}", path.display());
+    RdfParser::from_format(format)
+        .with_base_iri(base)
+        .map_err(|e| CanonError::Malformed {
+            subject: path.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+pub(crate) fn open(path: &Path) -> Result<BufReader<File>, CanonError> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|source| CanonError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn syntax_error(file: &Path, error: RdfParseError) -> CanonError {
+    match error {
+        RdfParseError::Io(source) => CanonError::Read {
+            path: file.to_owned(),
+            source,
+        },
+        RdfParseError::Syntax(e) => {
+            let location = e.location();
+            CanonError::Syntax(SyntaxError {
+                file: file.to_owned(),
+                line: location.as_ref().map(|l| l.start.line + 1),
+                column: location.as_ref().map(|l| l.start.column + 1),
+                message: e.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn failed_import_leaves_store_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CanonStore::open(&dir.path().join("store")).unwrap();
+        let good = write(dir.path(), "good.ttl", "<urn:a> <urn:b> <urn:c> .\n");
+        store.import(&[good.clone()], |_| ()).unwrap();
+        assert_eq!(store.oxigraph().len().unwrap(), 1);
+
+        let more = write(dir.path(), "more.ttl", "<urn:d> <urn:e> <urn:f> .\n");
+        let bad = write(
+            dir.path(),
+            "bad.ttl",
+            "<urn:x> <urn:y> <urn:z> .\n<urn:x> <urn:y> .\n",
+        );
+        let err = store.import(&[more, bad], |_| ()).unwrap_err();
+        let CanonError::Syntax(syntax) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(syntax.line, Some(2));
+        assert!(syntax.column.is_some());
+        assert_eq!(
+            store.oxigraph().len().unwrap(),
+            1,
+            "a failed import wrote something"
+        );
+    }
+
+    #[test]
+    fn trig_goes_to_named_graphs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CanonStore::open(&dir.path().join("store")).unwrap();
+        let file = write(
+            dir.path(),
+            "w.trig",
+            "<urn:g> { <urn:a> <urn:b> \"c\" . }\n",
+        );
+        let report = store.import(&[file], |_| ()).unwrap();
+        assert_eq!(report.files[0].1, 1);
+        let QueryOutput::Boolean(true) = store
+            .query("ASK { GRAPH <urn:g> { <urn:a> ?p ?o } }")
+            .unwrap()
+        else {
+            panic!("quad not in its named graph")
+        };
+    }
+
+    #[test]
+    fn unknown_extension_is_named() {
+        let err = format_of(Path::new("world.txt")).unwrap_err();
+        assert!(err.to_string().contains("world.txt"));
+        assert!(err.to_string().contains(".ttl"));
+    }
+
+    #[test]
+    fn updates_are_refused_and_garbage_is_a_syntax_error() {
+        let store = CanonStore::in_memory().unwrap();
+        assert!(matches!(
+            store.query("INSERT DATA { <urn:a> <urn:b> <urn:c> }"),
+            Err(CanonError::UpdateRefused)
+        ));
+        assert!(matches!(
+            store.query("SELEKT * WHERE {}"),
+            Err(CanonError::QuerySyntax(_))
+        ));
+        assert_eq!(store.oxigraph().len().unwrap(), 0);
+    }
+}

@@ -1,0 +1,214 @@
+//! The `lore:` vocabulary: IRI constants and the ontology's declared terms.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use oxigraph::io::{RdfFormat, RdfParser};
+use oxigraph::model::{NamedNodeRef, Term};
+
+/// The namespace of the `lore:` vocabulary.
+pub const NS: &str = "https://lorekeeper.dev/ns/lore#";
+
+/// The ontology in Turtle, as shipped (also in `crates/canon/vocab/lore.ttl`).
+pub const ONTOLOGY_TTL: &str = include_str!("../vocab/lore.ttl");
+
+macro_rules! terms {
+    ($($(#[$doc:meta])* $name:ident = $local:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: NamedNodeRef<'static> =
+                NamedNodeRef::new_unchecked(concat!("https://lorekeeper.dev/ns/lore#", $local));
+        )*
+    };
+}
+
+terms! {
+    /// `lore:Production`
+    PRODUCTION = "Production";
+    /// `lore:graph`
+    GRAPH = "graph";
+    /// `lore:extends`
+    EXTENDS = "extends";
+    /// `lore:rating`
+    RATING = "rating";
+    /// `lore:premise`
+    PREMISE = "premise";
+    /// `lore:Character`
+    CHARACTER = "Character";
+    /// `lore:Place`
+    PLACE = "Place";
+    /// `lore:Object`
+    OBJECT = "Object";
+    /// `lore:Faction`
+    FACTION = "Faction";
+    /// `lore:Event`
+    EVENT = "Event";
+    /// `lore:alias`
+    ALIAS = "alias";
+    /// `lore:appearsIn`
+    APPEARS_IN = "appearsIn";
+    /// `lore:persona`
+    PERSONA = "persona";
+    /// `lore:speechStyle`
+    SPEECH_STYLE = "speechStyle";
+    /// `lore:goal`
+    GOAL = "goal";
+    /// `lore:sampleLine`
+    SAMPLE_LINE = "sampleLine";
+    /// `lore:locatedIn`
+    LOCATED_IN = "locatedIn";
+    /// `lore:Beat`
+    BEAT = "Beat";
+    /// `lore:order`
+    ORDER = "order";
+    /// `lore:validFrom`
+    VALID_FROM = "validFrom";
+    /// `lore:validUntil`
+    VALID_UNTIL = "validUntil";
+    /// `lore:Fact`
+    FACT = "Fact";
+    /// `lore:statement`
+    STATEMENT = "statement";
+    /// `lore:about`
+    ABOUT = "about";
+    /// `lore:subject`
+    SUBJECT = "subject";
+    /// `lore:property`
+    PROPERTY = "property";
+    /// `lore:value`
+    VALUE = "value";
+    /// `lore:supersedes`
+    SUPERSEDES = "supersedes";
+    /// `lore:commonKnowledge`
+    COMMON_KNOWLEDGE = "commonKnowledge";
+    /// `lore:secret`
+    SECRET = "secret";
+    /// `lore:knownBy`
+    KNOWN_BY = "knownBy";
+    /// `lore:Knowledge`
+    KNOWLEDGE = "Knowledge";
+    /// `lore:knower`
+    KNOWER = "knower";
+    /// `lore:knows`
+    KNOWS = "knows";
+    /// `lore:since`
+    SINCE = "since";
+    /// `lore:Relationship`
+    RELATIONSHIP = "Relationship";
+    /// `lore:source`
+    SOURCE = "source";
+    /// `lore:target`
+    TARGET = "target";
+    /// `lore:kind`
+    KIND = "kind";
+    /// `lore:strength`
+    STRENGTH = "strength";
+    /// `lore:description`
+    DESCRIPTION = "description";
+    /// `lore:writerNote`: never read by retrieval.
+    WRITER_NOTE = "writerNote";
+}
+
+/// `rdf:type`
+pub const RDF_TYPE: NamedNodeRef<'static> =
+    NamedNodeRef::new_unchecked("http://www.w3.org/1999/02/22-rdf-syntax-ns#type");
+/// `rdfs:label`
+pub const RDFS_LABEL: NamedNodeRef<'static> =
+    NamedNodeRef::new_unchecked("http://www.w3.org/2000/01/rdf-schema#label");
+const OWL_CLASS: &str = "http://www.w3.org/2002/07/owl#Class";
+const OWL_PROPERTIES: [&str; 3] = [
+    "http://www.w3.org/2002/07/owl#ObjectProperty",
+    "http://www.w3.org/2002/07/owl#DatatypeProperty",
+    "http://www.w3.org/2002/07/owl#FunctionalProperty",
+];
+
+/// The terms the ontology declares, read once from [`ONTOLOGY_TTL`].
+#[derive(Debug)]
+pub struct Declared {
+    /// `lore:` classes.
+    pub classes: HashSet<String>,
+    /// `lore:` properties.
+    pub properties: HashSet<String>,
+    /// `lore:` individuals (ratings, knowledge sources, likeness uses).
+    pub individuals: HashSet<String>,
+    /// Properties declared `owl:FunctionalProperty`: one value per subject at a time.
+    pub functional: HashSet<String>,
+}
+
+/// The declared terms of the shipped ontology.
+pub fn declared() -> &'static Declared {
+    static DECLARED: OnceLock<Declared> = OnceLock::new();
+    DECLARED.get_or_init(|| {
+        let mut declared = Declared {
+            classes: HashSet::new(),
+            properties: HashSet::new(),
+            individuals: HashSet::new(),
+            functional: HashSet::new(),
+        };
+        for triple in RdfParser::from_format(RdfFormat::Turtle).for_slice(ONTOLOGY_TTL) {
+            let Ok(quad) = triple else {
+                // The ontology is compiled in and parsed by a test; a failure here is a build bug.
+                continue;
+            };
+            let subject = quad.subject.to_string();
+            let Some(iri) = subject
+                .strip_prefix('<')
+                .and_then(|s| s.strip_suffix('>'))
+                .filter(|s| s.starts_with(NS))
+            else {
+                continue;
+            };
+            if quad.predicate != RDF_TYPE {
+                continue;
+            }
+            let Term::NamedNode(class) = &quad.object else {
+                continue;
+            };
+            let class = class.as_str();
+            if class == OWL_CLASS {
+                declared.classes.insert(iri.to_owned());
+            } else if OWL_PROPERTIES.contains(&class) {
+                declared.properties.insert(iri.to_owned());
+                if class == OWL_PROPERTIES[2] {
+                    declared.functional.insert(iri.to_owned());
+                }
+            } else if class.starts_with(NS) {
+                declared.individuals.insert(iri.to_owned());
+            }
+        }
+        declared
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ontology_parses_and_declares_core_terms() {
+        for quad in RdfParser::from_format(RdfFormat::Turtle).for_slice(ONTOLOGY_TTL) {
+            quad.unwrap();
+        }
+        let d = declared();
+        assert!(d.classes.contains(FACT.as_str()));
+        assert!(d.classes.contains(CHARACTER.as_str()));
+        assert!(d.properties.contains(WRITER_NOTE.as_str()));
+        assert!(d.functional.contains(LOCATED_IN.as_str()));
+        assert!(!d.functional.contains(GOAL.as_str()));
+        assert!(d.individuals.contains(&format!("{NS}Teen")));
+    }
+
+    #[test]
+    fn every_constant_is_declared() {
+        let d = declared();
+        for term in [
+            PRODUCTION, GRAPH, EXTENDS, RATING, PREMISE, ALIAS, PERSONA, STATEMENT, KNOWN_BY,
+            SINCE, STRENGTH,
+        ] {
+            assert!(
+                d.classes.contains(term.as_str()) || d.properties.contains(term.as_str()),
+                "{term} is not declared in lore.ttl"
+            );
+        }
+    }
+}

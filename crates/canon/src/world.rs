@@ -1,0 +1,579 @@
+//! One production's canon, layered over the shared graphs it extends, held in memory.
+
+use std::collections::HashMap;
+
+use oxigraph::model::{GraphNameRef, NamedNodeRef, NamedOrBlankNode, Term};
+
+use crate::error::CanonError;
+use crate::resolve::{self, Resolved};
+use crate::store::CanonStore;
+use crate::vocab;
+
+/// Index of an [`Entity`] in [`World::entities`].
+pub type EntityId = usize;
+/// Index of a [`Fact`] in [`World::facts`].
+pub type FactId = usize;
+
+/// A production, as its canon describes it.
+#[derive(Debug, Clone)]
+pub struct Production {
+    /// Its IRI.
+    pub iri: String,
+    /// Its title.
+    pub title: String,
+    /// The IRI of its rating, if it has one (`lore check` reports those without).
+    pub rating: Option<String>,
+    /// The rating's label, for prompts.
+    pub rating_label: Option<String>,
+    /// A sentence or two that set the scene.
+    pub premise: Option<String>,
+    /// Its own named graph.
+    pub graph: String,
+    /// The shared graphs it extends, lowest priority first.
+    pub extends: Vec<String>,
+}
+
+/// What sort of thing an entity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    /// `lore:Character`
+    Character,
+    /// `lore:Place`
+    Place,
+    /// `lore:Object`
+    Object,
+    /// `lore:Faction`
+    Faction,
+    /// `lore:Event`
+    Event,
+}
+
+/// A named thing of the story.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    /// Its IRI.
+    pub iri: String,
+    /// What it is.
+    pub kind: EntityKind,
+    /// Its main name (`rdfs:label`).
+    pub name: String,
+    /// Other names players may use.
+    pub aliases: Vec<String>,
+    /// For characters: who they are, for the model.
+    pub persona: Option<String>,
+    /// For characters: how they speak.
+    pub speech_style: Option<String>,
+    /// For characters: what they want.
+    pub goals: Vec<String>,
+    /// For characters: lines in their voice.
+    pub sample_lines: Vec<String>,
+    /// Productions it is declared to appear in.
+    pub appears_in: Vec<String>,
+}
+
+/// A span of story time, in beat numbers: `[from, until)`; `None` is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    /// First beat it holds at.
+    pub from: Option<i64>,
+    /// First beat it no longer holds at.
+    pub until: Option<i64>,
+}
+
+impl Span {
+    /// Whether the span holds at `beat`; with no beat (timeless session), everything holds.
+    pub fn holds_at(&self, beat: Option<i64>) -> bool {
+        let Some(beat) = beat else { return true };
+        self.from.is_none_or(|f| f <= beat) && self.until.is_none_or(|u| beat < u)
+    }
+
+    /// Whether two spans share at least one beat.
+    pub fn overlaps(&self, other: &Span) -> bool {
+        let starts_before_other_ends = match (self.from, other.until) {
+            (Some(f), Some(u)) => f < u,
+            _ => true,
+        };
+        let other_starts_before_self_ends = match (other.from, self.until) {
+            (Some(f), Some(u)) => f < u,
+            _ => true,
+        };
+        starts_before_other_ends && other_starts_before_self_ends
+    }
+}
+
+/// A structured claim a fact makes: `subject property value`, checkable for contradictions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The entity's IRI.
+    pub subject: String,
+    /// The property's IRI.
+    pub property: String,
+    /// The value: an IRI or a literal's lexical form.
+    pub value: String,
+}
+
+/// A statement of canon over a span of story time, and who knows it.
+#[derive(Debug, Clone)]
+pub struct Fact {
+    /// Its IRI.
+    pub iri: String,
+    /// The sentence that may be put to the model.
+    pub statement: String,
+    /// Entities it is about.
+    pub about: Vec<EntityId>,
+    /// When it holds.
+    pub span: Span,
+    /// Known to every character while it holds.
+    pub common: bool,
+    /// Marked secret: only its knowers know it.
+    pub secret: bool,
+    /// Characters who know it, and from which beat (`None`: from when it holds).
+    pub knowers: Vec<(EntityId, Option<i64>)>,
+    /// The structured claim, when the fact has one.
+    pub claim: Option<Claim>,
+}
+
+impl Fact {
+    /// Whether `character` knows this fact at `beat`.
+    pub fn known_by(&self, character: EntityId, beat: Option<i64>) -> bool {
+        if self.common {
+            return true;
+        }
+        self.knowers.iter().any(|&(who, since)| {
+            who == character
+                && match (since, beat) {
+                    (Some(since), Some(beat)) => since <= beat,
+                    _ => true,
+                }
+        })
+    }
+}
+
+/// How a character stands towards another entity.
+#[derive(Debug, Clone)]
+pub struct Relationship {
+    /// Its IRI.
+    pub iri: String,
+    /// The character it belongs to.
+    pub source: EntityId,
+    /// Whom or what it is towards.
+    pub target: EntityId,
+    /// A word for it: mentor, rival, sister.
+    pub kind: String,
+    /// From -1 to 1.
+    pub strength: Option<f64>,
+    /// A sentence about it.
+    pub description: Option<String>,
+    /// When it holds.
+    pub span: Span,
+}
+
+/// A named point of story time.
+#[derive(Debug, Clone)]
+pub struct Beat {
+    /// Its IRI.
+    pub iri: String,
+    /// Its name.
+    pub name: String,
+    /// Its place on the timeline.
+    pub order: i64,
+}
+
+/// One production's canon: its own graph layered over the shared graphs it extends.
+///
+/// Layering is per property: when the production's graph states a property of a node, its
+/// values replace those of the shared graphs for that property; other properties stay shared.
+/// A production's fact can also drop a shared fact with `lore:supersedes`.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The production.
+    pub production: Production,
+    /// Its entities.
+    pub entities: Vec<Entity>,
+    /// Its facts.
+    pub facts: Vec<Fact>,
+    /// Its relationships.
+    pub relationships: Vec<Relationship>,
+    /// Its beats, in story order.
+    pub beats: Vec<Beat>,
+    entity_by_iri: HashMap<String, EntityId>,
+}
+
+/// Values of one property of one node, from the highest-priority graph that states it.
+struct Layered {
+    priority: usize,
+    values: Vec<Term>,
+}
+
+type Description = HashMap<String, Layered>;
+
+impl World {
+    /// Reads the production named `production` (an IRI, its local name, or its title).
+    pub fn load(store: &CanonStore, production: &str) -> Result<World, CanonError> {
+        let production = resolve::production(store, production)?;
+        let mut graphs = production.extends.clone();
+        graphs.push(production.graph.clone());
+
+        let mut nodes: HashMap<NamedOrBlankNode, Description> = HashMap::new();
+        for (priority, graph) in graphs.iter().enumerate() {
+            let graph = NamedNodeRef::new(graph).map_err(|e| CanonError::Malformed {
+                subject: production.iri.clone(),
+                message: format!("lore:graph is not an IRI: {e}"),
+            })?;
+            for quad in store.oxigraph().quads_for_pattern(
+                None,
+                None,
+                None,
+                Some(GraphNameRef::NamedNode(graph)),
+            ) {
+                let quad = quad?;
+                // Writer-only notes are never read into a world, so no prompt can contain them.
+                if quad.predicate == vocab::WRITER_NOTE {
+                    continue;
+                }
+                let property = nodes
+                    .entry(quad.subject)
+                    .or_default()
+                    .entry(quad.predicate.into_string())
+                    .or_insert(Layered {
+                        priority,
+                        values: Vec::new(),
+                    });
+                if priority > property.priority {
+                    property.priority = priority;
+                    property.values.clear();
+                }
+                if priority == property.priority {
+                    property.values.push(quad.object);
+                }
+            }
+        }
+        Ok(Self::from_nodes(production, &nodes))
+    }
+
+    fn from_nodes(production: Production, nodes: &HashMap<NamedOrBlankNode, Description>) -> World {
+        let mut world = World {
+            production,
+            entities: Vec::new(),
+            facts: Vec::new(),
+            relationships: Vec::new(),
+            beats: Vec::new(),
+            entity_by_iri: HashMap::new(),
+        };
+        let mut facts = Vec::new();
+        let mut relationships = Vec::new();
+        let mut knowledge = Vec::new();
+        for (node, description) in nodes {
+            let iri = node_key(node);
+            for class in iris(description, vocab::RDF_TYPE) {
+                let kind = match class {
+                    c if c == vocab::CHARACTER.as_str() => Some(EntityKind::Character),
+                    c if c == vocab::PLACE.as_str() => Some(EntityKind::Place),
+                    c if c == vocab::OBJECT.as_str() => Some(EntityKind::Object),
+                    c if c == vocab::FACTION.as_str() => Some(EntityKind::Faction),
+                    c if c == vocab::EVENT.as_str() => Some(EntityKind::Event),
+                    c if c == vocab::FACT.as_str() => {
+                        facts.push((iri.clone(), description));
+                        None
+                    }
+                    c if c == vocab::RELATIONSHIP.as_str() => {
+                        relationships.push((iri.clone(), description));
+                        None
+                    }
+                    c if c == vocab::KNOWLEDGE.as_str() => {
+                        knowledge.push(description);
+                        None
+                    }
+                    c if c == vocab::BEAT.as_str() => {
+                        if let Some(order) = integer(description, vocab::ORDER) {
+                            world.beats.push(Beat {
+                                iri: iri.clone(),
+                                name: text(description, vocab::RDFS_LABEL)
+                                    .unwrap_or_else(|| local_name(&iri).to_owned()),
+                                order,
+                            });
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    let appears_in: Vec<String> = iris(description, vocab::APPEARS_IN)
+                        .map(str::to_owned)
+                        .collect();
+                    if !appears_in.is_empty() && !appears_in.contains(&world.production.iri) {
+                        continue;
+                    }
+                    world
+                        .entity_by_iri
+                        .insert(iri.clone(), world.entities.len());
+                    world.entities.push(Entity {
+                        name: text(description, vocab::RDFS_LABEL)
+                            .unwrap_or_else(|| local_name(&iri).to_owned()),
+                        iri: iri.clone(),
+                        kind,
+                        aliases: texts(description, vocab::ALIAS),
+                        persona: text(description, vocab::PERSONA),
+                        speech_style: text(description, vocab::SPEECH_STYLE),
+                        goals: texts(description, vocab::GOAL),
+                        sample_lines: texts(description, vocab::SAMPLE_LINE),
+                        appears_in,
+                    });
+                    break;
+                }
+            }
+        }
+        // HashMap order is arbitrary; sort so that prompts and outputs are reproducible.
+        world.entities.sort_by(|a, b| a.iri.cmp(&b.iri));
+        world.entity_by_iri = world
+            .entities
+            .iter()
+            .enumerate()
+            .map(|(id, e)| (e.iri.clone(), id))
+            .collect();
+        world.beats.sort_by_key(|b| b.order);
+
+        let superseded: std::collections::HashSet<&str> = facts
+            .iter()
+            .flat_map(|(_, d)| iris(d, vocab::SUPERSEDES))
+            .collect();
+        let mut fact_by_iri = HashMap::new();
+        facts.sort_by(|a, b| a.0.cmp(&b.0));
+        for (iri, description) in facts {
+            if superseded.contains(iri.as_str()) {
+                continue;
+            }
+            let Some(statement) = text(description, vocab::STATEMENT) else {
+                continue;
+            };
+            let knowers = iris(description, vocab::KNOWN_BY)
+                .filter_map(|c| world.entity_by_iri.get(c))
+                .map(|&c| (c, None))
+                .collect();
+            let claim = match (
+                iris(description, vocab::SUBJECT).next(),
+                iris(description, vocab::PROPERTY).next(),
+                first(description, vocab::VALUE),
+            ) {
+                (Some(subject), Some(property), Some(value)) => Some(Claim {
+                    subject: subject.to_owned(),
+                    property: property.to_owned(),
+                    value: term_text(value),
+                }),
+                _ => None,
+            };
+            fact_by_iri.insert(iri.clone(), world.facts.len());
+            world.facts.push(Fact {
+                about: iris(description, vocab::ABOUT)
+                    .filter_map(|e| world.entity_by_iri.get(e).copied())
+                    .collect(),
+                span: span(description),
+                common: boolean(description, vocab::COMMON_KNOWLEDGE),
+                secret: boolean(description, vocab::SECRET),
+                knowers,
+                claim,
+                statement,
+                iri,
+            });
+        }
+        for description in knowledge {
+            let fact = iris(description, vocab::KNOWS)
+                .next()
+                .and_then(|f| fact_by_iri.get(f));
+            let knower = iris(description, vocab::KNOWER)
+                .next()
+                .and_then(|c| world.entity_by_iri.get(c));
+            if let (Some(&fact), Some(&knower)) = (fact, knower) {
+                world.facts[fact]
+                    .knowers
+                    .push((knower, integer(description, vocab::SINCE)));
+            }
+        }
+
+        relationships.sort_by(|a, b| a.0.cmp(&b.0));
+        for (iri, description) in relationships {
+            let endpoint = |p| {
+                iris(description, p)
+                    .next()
+                    .and_then(|e| world.entity_by_iri.get(e).copied())
+            };
+            let (Some(source), Some(target)) = (endpoint(vocab::SOURCE), endpoint(vocab::TARGET))
+            else {
+                continue;
+            };
+            world.relationships.push(Relationship {
+                kind: text(description, vocab::KIND).unwrap_or_else(|| "acquaintance".into()),
+                strength: first(description, vocab::STRENGTH)
+                    .and_then(|t| term_text(t).parse().ok()),
+                description: text(description, vocab::DESCRIPTION),
+                span: span(description),
+                source,
+                target,
+                iri,
+            });
+        }
+        world
+    }
+
+    /// The entity with this IRI, if it is part of this production.
+    pub fn entity(&self, iri: &str) -> Option<EntityId> {
+        self.entity_by_iri.get(iri).copied()
+    }
+
+    /// Resolves a character by IRI, local name, name or alias.
+    pub fn character(&self, name: &str) -> Option<EntityId> {
+        self.entities.iter().position(|e| {
+            e.kind == EntityKind::Character
+                && (e.iri == name
+                    || resolve::matches_name(local_name(&e.iri), name)
+                    || resolve::matches_name(&e.name, name)
+                    || e.aliases.iter().any(|a| resolve::matches_name(a, name)))
+        })
+    }
+
+    /// Resolves a beat by number, IRI, local name or name.
+    pub fn beat(&self, name: &str) -> Option<i64> {
+        if let Ok(order) = name.parse() {
+            return Some(order);
+        }
+        self.beats
+            .iter()
+            .find(|b| {
+                b.iri == name
+                    || resolve::matches_name(local_name(&b.iri), name)
+                    || resolve::matches_name(&b.name, name)
+            })
+            .map(|b| b.order)
+    }
+
+    /// Resolves the session's speaker and beat, with errors that list what exists.
+    pub fn resolve(
+        &self,
+        store: &CanonStore,
+        character: &str,
+        beat: Option<&str>,
+    ) -> Result<Resolved, CanonError> {
+        resolve::session(self, store, character, beat)
+    }
+}
+
+fn node_key(node: &NamedOrBlankNode) -> String {
+    match node {
+        NamedOrBlankNode::NamedNode(n) => n.as_str().to_owned(),
+        NamedOrBlankNode::BlankNode(b) => format!("_:{}", b.as_str()),
+    }
+}
+
+/// The part of an IRI after its last `#` or `/`.
+pub(crate) fn local_name(iri: &str) -> &str {
+    iri.rsplit(['#', '/']).next().unwrap_or(iri)
+}
+
+fn values<'a>(d: &'a Description, p: NamedNodeRef<'_>) -> &'a [Term] {
+    d.get(p.as_str()).map_or(&[], |l| l.values.as_slice())
+}
+
+fn first<'a>(d: &'a Description, p: NamedNodeRef<'_>) -> Option<&'a Term> {
+    values(d, p).first()
+}
+
+fn iris<'a>(d: &'a Description, p: NamedNodeRef<'_>) -> impl Iterator<Item = &'a str> {
+    values(d, p).iter().filter_map(|t| match t {
+        Term::NamedNode(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+fn term_text(t: &Term) -> String {
+    match t {
+        Term::NamedNode(n) => n.as_str().to_owned(),
+        Term::Literal(l) => l.value().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A literal value; with several (one per language), the English or untagged one wins.
+fn text(d: &Description, p: NamedNodeRef<'_>) -> Option<String> {
+    let literals = values(d, p).iter().filter_map(|t| match t {
+        Term::Literal(l) => Some(l),
+        _ => None,
+    });
+    let mut best = None;
+    for l in literals {
+        match l.language() {
+            None | Some("en") => return Some(l.value().to_owned()),
+            Some(_) => best = best.or(Some(l.value().to_owned())),
+        }
+    }
+    best
+}
+
+fn texts(d: &Description, p: NamedNodeRef<'_>) -> Vec<String> {
+    values(d, p)
+        .iter()
+        .filter_map(|t| match t {
+            Term::Literal(l) => Some(l.value().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn integer(d: &Description, p: NamedNodeRef<'_>) -> Option<i64> {
+    first(d, p).and_then(|t| term_text(t).parse().ok())
+}
+
+fn boolean(d: &Description, p: NamedNodeRef<'_>) -> bool {
+    first(d, p).is_some_and(|t| matches!(term_text(t).as_str(), "true" | "1"))
+}
+
+fn span(d: &Description) -> Span {
+    Span {
+        from: integer(d, vocab::VALID_FROM),
+        until: integer(d, vocab::VALID_UNTIL),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_holds_half_open() {
+        let s = Span {
+            from: Some(2),
+            until: Some(4),
+        };
+        assert!(!s.holds_at(Some(1)));
+        assert!(s.holds_at(Some(2)));
+        assert!(s.holds_at(Some(3)));
+        assert!(!s.holds_at(Some(4)));
+        assert!(s.holds_at(None));
+        assert!(Span::default().holds_at(Some(-7)));
+    }
+
+    #[test]
+    fn spans_overlap_only_when_sharing_a_beat() {
+        let a = Span {
+            from: Some(1),
+            until: Some(3),
+        };
+        let b = Span {
+            from: Some(3),
+            until: None,
+        };
+        let c = Span {
+            from: None,
+            until: Some(2),
+        };
+        assert!(!a.overlaps(&b));
+        assert!(a.overlaps(&c));
+        assert!(!b.overlaps(&c));
+        assert!(Span::default().overlaps(&a));
+    }
+
+    #[test]
+    fn local_names() {
+        assert_eq!(local_name("https://x.org/w#odile"), "odile");
+        assert_eq!(local_name("https://x.org/w/odile"), "odile");
+    }
+}

@@ -1,0 +1,123 @@
+//! `lore check`'s findings, on the sample world (clean) and on files with each kind of fault.
+
+use std::path::{Path, PathBuf};
+
+use lore_canon::lint::{self, Finding, Severity};
+
+fn sample_world() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world/brindlemoor.trig")
+}
+
+#[test]
+fn the_sample_world_is_clean() {
+    let (store, positions) = lint::load_files(&[sample_world()]).unwrap();
+    let findings = lint::check(&store, &positions).unwrap();
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+const BROKEN: &str = r#"@prefix lore: <https://lorekeeper.dev/ns/lore#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+@prefix : <urn:t:> .
+:g {
+  :prod a lore:Production ; rdfs:label "Untitled" ; lore:graph :g .
+  :ann a lore:Character ; rdfs:label "Ann" .
+  :bob a lore:Character ; rdfs:label "Bob" ; lore:persna "Bob is a baker." ; lore:persona "Bob bakes." .
+  :f1 a lore:Fact ; lore:statement "Ann is in the mill." ; lore:about :ann ;
+      lore:subject :ann ; lore:property lore:locatedIn ; lore:value :mill ; lore:validFrom 1 ; lore:validUntil 5 ; lore:commonKnowledge true .
+  :f2 a lore:Fact ; lore:statement "Ann is at sea." ; lore:about :ann, :ghost ;
+      lore:subject :ann ; lore:property lore:locatedIn ; lore:value :sea ; lore:validFrom 4 ; lore:commonKnowledge true .
+  :f3 a lore:Fact ; lore:statement "Fine." ; lore:about :ann ;
+      lore:subject :ann ; lore:property lore:locatedIn ; lore:value :sea ; lore:validFrom 5 ; lore:commonKnowledge true .
+  :f4 a lore:Fakt ; lore:about :ann .
+  :f5 a lore:Fact ; lore:statement "A secret told to all." ; lore:about :ann ; lore:secret true ; lore:commonKnowledge true .
+  :f6 a lore:Fact ; lore:about :ann .
+  :mill a lore:Place ; rdfs:label "the mill" .
+  :sea a lore:Place ; rdfs:label "the sea" .
+}
+"#;
+
+fn findings_for(text: &str) -> (Vec<Finding>, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.trig");
+    std::fs::write(&file, text).unwrap();
+    let (store, positions) = lint::load_files(std::slice::from_ref(&file)).unwrap();
+    (lint::check(&store, &positions).unwrap(), file, dir)
+}
+
+fn find<'a>(findings: &'a [Finding], code: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code} in {findings:#?}"))
+}
+
+fn line_of(f: &Finding, file: &Path) -> u64 {
+    let (path, line) = f
+        .location
+        .as_ref()
+        .unwrap_or_else(|| panic!("{f:?} has no location"));
+    assert_eq!(path, file);
+    *line
+}
+
+#[test]
+fn each_fault_is_found_with_its_place_and_a_fix() {
+    let (findings, file, _dir) = findings_for(BROKEN);
+
+    let rating = find(&findings, "production-without-rating");
+    assert_eq!(line_of(rating, &file), 5);
+    assert!(rating.fix.contains("lore:rating"));
+
+    let persona = find(&findings, "character-without-persona");
+    assert_eq!(persona.subject, "urn:t:ann");
+    assert_eq!(line_of(persona, &file), 6);
+
+    let unknown_property = find(&findings, "unknown-property");
+    assert!(unknown_property.message.contains("persna"));
+    assert_eq!(unknown_property.fix, "did you mean lore:persona?");
+    assert_eq!(line_of(unknown_property, &file), 7);
+
+    let unknown_class = find(&findings, "unknown-class");
+    assert!(unknown_class.message.contains("Fakt"));
+    assert_eq!(unknown_class.fix, "did you mean lore:Fact?");
+
+    let dangling = find(&findings, "dangling-reference");
+    assert!(dangling.message.contains("urn:t:ghost"));
+    assert_eq!(line_of(dangling, &file), 10);
+
+    let contradictions: Vec<_> = findings
+        .iter()
+        .filter(|f| f.code == "contradiction")
+        .collect();
+    assert_eq!(
+        contradictions.len(),
+        1,
+        "f1 [1,5) overlaps f2 [4,..); f3 [5,..) agrees with f2: {contradictions:#?}"
+    );
+    assert!(
+        contradictions[0].message.contains("urn:t:f1")
+            && contradictions[0].message.contains("urn:t:f2")
+    );
+
+    find(&findings, "secret-common-knowledge");
+    find(&findings, "fact-without-statement");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.severity == Severity::Error || f.code == "secret-known-by-none")
+    );
+}
+
+#[test]
+fn a_syntax_error_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.ttl");
+    std::fs::write(
+        &file,
+        "@prefix : <urn:x:> .\n:a :b :c .\n:a :b \"unterminated .\n",
+    )
+    .unwrap();
+    let err = lint::load_files(&[file]).err().unwrap();
+    let text = err.to_string();
+    assert!(text.contains("bad.ttl:3:"), "{text}");
+}

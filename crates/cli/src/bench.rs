@@ -1,0 +1,175 @@
+//! `lore bench`: runs the measurements of `lore-bench` and prints them with their baselines.
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Subcommand;
+use lore_bench::{generation, peak_rss_mib, retrieval, synth};
+use lore_canon::CanonStore;
+
+use crate::config::Config;
+use crate::query::open_store;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Write a synthetic world of about N quads as N-Quads.
+    Synth {
+        /// Quads to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        quads: u64,
+        /// Output file (.nq).
+        out: PathBuf,
+    },
+    /// Import files into a new store and report time and peak memory.
+    Import {
+        /// Where to create the store (must not exist).
+        #[arg(long)]
+        into: PathBuf,
+        /// Files to import.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Per-turn retrieval and prompt assembly on the store.
+    Context {
+        /// Production to use (default: the sample world's Lanterns of Brindlemoor).
+        #[arg(long, default_value = "lanterns")]
+        production: String,
+        /// Character (default: Odile Marrow).
+        #[arg(long, default_value = "odile")]
+        character: String,
+        /// Story time.
+        #[arg(long)]
+        at: Option<String>,
+        /// Use player lines for town 0 of a synthetic world instead of the sample world's.
+        #[arg(long)]
+        synthetic: bool,
+        /// Turns to time.
+        #[arg(long, default_value_t = 5000)]
+        iterations: usize,
+    },
+    /// The embedded backend against a bare llama.cpp loop on the same model and threads.
+    Generation {
+        /// GGUF file (default: the configured model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Threads for both loops.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Tokens to generate per run.
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Runs of each loop, interleaved.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+}
+
+pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
+    match what {
+        BenchCommand::Synth { quads, out } => {
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let s = synth::write(&mut BufWriter::new(file), quads)?;
+            println!(
+                "wrote {}: {} quads, {} towns, {} characters, {} facts; production <{}>, character <{}>",
+                out.display(),
+                s.quads,
+                s.towns,
+                s.characters,
+                s.facts,
+                synth::production(),
+                synth::character(0, 0)
+            );
+        }
+        BenchCommand::Import { into, files } => {
+            anyhow::ensure!(
+                !into.exists(),
+                "{} exists; benchmark imports go into a new store",
+                into.display()
+            );
+            let store = CanonStore::open(&into)?;
+            let started = Instant::now();
+            let report = store.import(&files, |_| ())?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "import: {} quads in {secs:.2} s ({:.0} quads/s); peak RSS {:.0} MiB",
+                report.store_len,
+                report.store_len as f64 / secs,
+                peak_rss_mib().unwrap_or(f64::NAN)
+            );
+        }
+        BenchCommand::Context {
+            production,
+            character,
+            at,
+            synthetic,
+            iterations,
+        } => {
+            let store = open_store(config)?;
+            let inputs = if synthetic {
+                retrieval::synthetic_inputs(0)
+            } else {
+                retrieval::sample_world_inputs()
+            };
+            let r = retrieval::run(
+                &store,
+                &production,
+                &character,
+                at.as_deref(),
+                &inputs,
+                iterations,
+            )?;
+            println!(
+                "context: store {} quads, world {} facts; world load {:.1} ms, session open {:.2} ms",
+                r.store_quads,
+                r.world_facts,
+                r.world_load.as_secs_f64() * 1e3,
+                r.session_open.as_secs_f64() * 1e3
+            );
+            println!(
+                "context per turn (retrieval + prompt assembly + render), n={}: p50 {:.1} us, p99 {:.1} us, max {:.1} us; {:.1} facts/turn (goal: p50 <= 1000 us, p99 <= 5000 us)",
+                r.per_turn.n, r.per_turn.p50, r.per_turn.p99, r.per_turn.max, r.mean_facts
+            );
+        }
+        BenchCommand::Generation {
+            model,
+            threads,
+            tokens,
+            runs,
+        } => {
+            let model = model.unwrap_or_else(|| config.model.clone());
+            let r = generation::run(&model, threads, tokens, runs)?;
+            println!(
+                "generation on {} with {threads} threads, {tokens} tokens x {runs} runs:",
+                model.display()
+            );
+            for (name, s) in [
+                ("bare llama.cpp loop", r.bare),
+                ("engine (embedded)", r.engine),
+            ] {
+                println!(
+                    "  {name:<20} prompt {:>4} tok at {:>7.1} tok/s; generation {:>4} tok at {:>6.1} tok/s",
+                    s.prompt_tokens / runs.max(1),
+                    s.prompt_tps(),
+                    s.generated / runs.max(1),
+                    s.generation_tps()
+                );
+            }
+            println!(
+                "  ratio engine/bare: prompt {:.3}x, generation {:.3}x (goal >= 0.95x)",
+                r.engine.prompt_tps() / r.bare.prompt_tps(),
+                r.engine.generation_tps() / r.bare.generation_tps()
+            );
+            println!(
+                "  turn 2: {} new tokens; engine time to first token {:.1} ms vs bare eval of the new tokens {:.1} ms: {:.2}x (goal <= 1.2x)",
+                r.turn2_new_tokens,
+                r.turn2_ttft.as_secs_f64() * 1e3,
+                r.turn2_bare.as_secs_f64() * 1e3,
+                r.turn2_ttft.as_secs_f64() / r.turn2_bare.as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! `lore context` and `lore chat`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use lore_canon::{CanonStore, Retrieved, World};
+use lore_engine::{CharacterSession, SessionOptions, TurnContext, TurnPlanner};
+use lore_gen::{
+    Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, SamplerConfig,
+};
+use serde_json::json;
+
+use crate::SessionArgs;
+use crate::config::{BackendKind, Config};
+use crate::query::open_store;
+
+fn load(
+    config: &Config,
+    args: &SessionArgs,
+) -> anyhow::Result<(Arc<World>, lore_canon::Resolved, CanonStore)> {
+    let store = open_store(config)?;
+    let world = World::load(&store, &args.production)?;
+    let resolved = world.resolve(&store, &args.character, args.at.as_deref())?;
+    Ok((Arc::new(world), resolved, store))
+}
+
+fn facts_json(facts: &[Retrieved]) -> serde_json::Value {
+    facts
+        .iter()
+        .map(|f| json!({ "id": f.iri, "text": f.text, "reason": f.reason.to_string() }))
+        .collect()
+}
+
+fn print_context(out: &mut impl Write, context: &TurnContext) -> std::io::Result<()> {
+    writeln!(out, "standing ({}):", context.standing.name)?;
+    for f in &context.standing.facts {
+        writeln!(out, "  <{}> [{}]\n    {}", f.iri, f.reason, f.text)?;
+    }
+    writeln!(out, "retrieved for this line:")?;
+    if context.retrieved.is_empty() {
+        writeln!(
+            out,
+            "  (nothing: the line names no entity this character knows about)"
+        )?;
+    }
+    for f in &context.retrieved {
+        writeln!(out, "  <{}> [{}]\n    {}", f.iri, f.reason, f.text)?;
+    }
+    Ok(())
+}
+
+pub fn context(config: &Config, args: &SessionArgs, text: &str) -> anyhow::Result<ExitCode> {
+    let (world, resolved, _store) = load(config, args)?;
+    let started = Instant::now();
+    let context = TurnPlanner::new(world, resolved, SessionOptions::default()).context(text);
+    let micros = started.elapsed().as_micros();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            json!({
+                "character": context.standing.name,
+                "beat": resolved.beat,
+                "scene": context.standing.scene,
+                "standing": facts_json(&context.standing.facts),
+                "retrieved": facts_json(&context.retrieved),
+                "micros": micros,
+            })
+        )?;
+    } else {
+        print_context(&mut out, &context)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
+    Ok(match config.backend {
+        BackendKind::Embedded => {
+            let mut embedded = EmbeddedConfig::new(config.model.clone());
+            embedded.threads = config.threads;
+            embedded.n_ctx = config.n_ctx;
+            Box::new(EmbeddedBackend::load(embedded)?)
+        }
+        BackendKind::Openai => {
+            let mut openai =
+                OpenAiConfig::new(config.openai_url.clone(), config.openai_model.clone());
+            openai.api_key = std::env::var(&config.openai_key_env).ok();
+            openai.connect_timeout = std::time::Duration::from_secs(config.openai_timeout_secs);
+            openai.read_timeout = std::time::Duration::from_secs(config.openai_timeout_secs);
+            Box::new(OpenAiBackend::new(openai))
+        }
+    })
+}
+
+pub fn chat(config: &Config, args: &SessionArgs, show_context: bool) -> anyhow::Result<ExitCode> {
+    let (world, resolved, _store) = load(config, args)?;
+    let backend = backend(config)?;
+    let options = SessionOptions {
+        generation: GenParams {
+            max_tokens: config.max_tokens,
+            sampler: SamplerConfig {
+                temperature: config.temperature,
+                seed: config.seed,
+                ..SamplerConfig::default()
+            },
+            stop_rules: true,
+        },
+        ..SessionOptions::default()
+    };
+    let player = options.player_label.clone();
+    let mut session = CharacterSession::open(world, resolved, backend.as_ref(), options)?;
+    let name = session.planner().character_name().to_owned();
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal() && !args.json;
+    let stdout = std::io::stdout();
+    if interactive {
+        eprintln!("Talking with {name}. An empty line or Ctrl-D ends the conversation.");
+    }
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("{player}> ");
+            std::io::stderr().flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.context("cannot read standard input")?;
+        if line.trim().is_empty() {
+            if interactive {
+                break;
+            }
+            continue;
+        }
+        let context = show_context.then(|| session.planner().context(&line));
+        let mut out = stdout.lock();
+        if let (Some(context), false) = (&context, args.json) {
+            print_context(&mut out, context)?;
+        }
+        if !args.json {
+            write!(out, "{name}: ")?;
+            out.flush()?;
+        }
+        let result = session.turn(&line, &mut |text| {
+            if !args.json {
+                // A closed stdout cancels generation instead of wasting it.
+                return write!(out, "{text}").and_then(|()| out.flush()).is_ok();
+            }
+            true
+        })?;
+        if args.json {
+            let g = &result.generation;
+            let mut object = json!({
+                "input": line,
+                "reply": result.reply,
+                "facts": result.facts_used,
+                "prompt_tokens": g.prompt_tokens,
+                "evaluated_prompt_tokens": g.evaluated_tokens,
+                "generated_tokens": g.generated_tokens,
+                "time_to_first_token_ms": g.time_to_first_token.as_secs_f64() * 1000.0,
+                "tokens_per_second": g.tokens_per_second(),
+                "prepare_us": result.prepare_micros,
+                "stop": format!("{:?}", g.stop).to_lowercase(),
+            });
+            if let Some(context) = &context {
+                object["context"] = json!({
+                    "standing": facts_json(&context.standing.facts),
+                    "retrieved": facts_json(&context.retrieved),
+                });
+            }
+            writeln!(out, "{object}")?;
+        } else {
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

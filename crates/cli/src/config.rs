@@ -1,0 +1,180 @@
+//! One typed configuration, from defaults, then `lore.toml`, then the environment, then flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Which generation backend a session uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The GGUF model in-process (llama.cpp).
+    Embedded,
+    /// An OpenAI-compatible server.
+    Openai,
+}
+
+/// Everything the `lore` command can be configured with.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The canon store directory.
+    pub store: PathBuf,
+    /// Which backend generates.
+    pub backend: BackendKind,
+    /// The GGUF file of the embedded backend.
+    pub model: PathBuf,
+    /// Threads of the embedded backend.
+    pub threads: usize,
+    /// Context window of the embedded backend.
+    pub n_ctx: u32,
+    /// Base URL of the OpenAI-compatible backend (up to `/v1`).
+    pub openai_url: String,
+    /// Model name the OpenAI-compatible backend expects.
+    pub openai_model: String,
+    /// Name of the environment variable holding the OpenAI-compatible backend's key.
+    pub openai_key_env: String,
+    /// Seconds to wait on the OpenAI-compatible backend (to connect, and between reads).
+    pub openai_timeout_secs: u64,
+    /// Most tokens per reply.
+    pub max_tokens: usize,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Sampling seed.
+    pub seed: u64,
+}
+
+/// `$LORE_HOME`, else `$XDG_DATA_HOME/lorekeeper`, else `~/.local/share/lorekeeper`.
+pub fn lore_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("LORE_HOME") {
+        return home.into();
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME") {
+        return Path::new(&data).join("lorekeeper");
+    }
+    home_dir().join(".local/share/lorekeeper")
+}
+
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Where `scripts/fetch-model.sh` puts the embedded model.
+fn default_model() -> PathBuf {
+    let cache = std::env::var_os("LORE_CACHE")
+        .map_or_else(|| home_dir().join(".cache/lorekeeper"), PathBuf::from);
+    cache.join("models/gemma-3-270m-q4_k_m.gguf")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: lore_home().join("store"),
+            backend: BackendKind::Embedded,
+            model: default_model(),
+            threads: 2,
+            n_ctx: 4096,
+            openai_url: "http://127.0.0.1:8080/v1".into(),
+            openai_model: "default".into(),
+            openai_key_env: "OPENAI_API_KEY".into(),
+            openai_timeout_secs: 60,
+            max_tokens: 96,
+            temperature: 0.7,
+            seed: 0x5eed,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the config file (`--config`, else `$LORE_HOME/lore.toml` if it
+    /// exists), then by `LORE_*` environment variables. Flags are applied by the caller.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let implicit = lore_home().join("lore.toml");
+        let path = match file {
+            Some(path) => Some(path.to_owned()),
+            None => implicit.exists().then_some(implicit),
+        };
+        let mut config = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, value: String) -> anyhow::Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value
+                .parse()
+                .map_err(|e| anyhow::anyhow!("environment variable {name}={value:?}: {e}"))
+        }
+        if let Some(v) = var("LORE_STORE") {
+            self.store = v.into();
+        }
+        if let Some(v) = var("LORE_MODEL") {
+            self.model = v.into();
+        }
+        if let Some(v) = var("LORE_BACKEND") {
+            self.backend = match v.as_str() {
+                "embedded" => BackendKind::Embedded,
+                "openai" => BackendKind::Openai,
+                other => bail!(
+                    "environment variable LORE_BACKEND={other:?}: expected embedded or openai"
+                ),
+            };
+        }
+        if let Some(v) = var("LORE_THREADS") {
+            self.threads = parse("LORE_THREADS", v)?;
+        }
+        if let Some(v) = var("LORE_OPENAI_URL") {
+            self.openai_url = v;
+        }
+        if let Some(v) = var("LORE_OPENAI_MODEL") {
+            self.openai_model = v;
+        }
+        if let Some(v) = var("LORE_SEED") {
+            self.seed = parse("LORE_SEED", v)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let mut config: Config = toml::from_str("threads = 4\nmax_tokens = 10\n").unwrap();
+        assert_eq!(config.threads, 4);
+        assert_eq!(config.n_ctx, Config::default().n_ctx);
+        config
+            .apply_env(|n| (n == "LORE_THREADS").then(|| "3".to_owned()))
+            .unwrap();
+        assert_eq!(config.threads, 3);
+        assert_eq!(config.max_tokens, 10);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(
+            toml::from_str::<Config>("thread = 4\n")
+                .unwrap_err()
+                .to_string()
+                .contains("thread")
+        );
+        let err = Config::default()
+            .apply_env(|n| (n == "LORE_THREADS").then(|| "many".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("LORE_THREADS"));
+    }
+}

@@ -1,0 +1,221 @@
+//! `lore`: the Lorekeeper command line. It wires canon, generation and the engine to the
+//! terminal; all domain logic lives in the library crates.
+//!
+//! Exit codes: 0 success; 1 an error, or `lore check` found errors; 2 bad usage.
+
+mod bench;
+mod chat;
+mod check;
+mod config;
+mod import;
+mod query;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{BackendKind, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "lore",
+    version,
+    about = "Lorekeeper: canon-grounded AI characters on your own machines"
+)]
+struct Cli {
+    /// Config file (default: $LORE_HOME/lore.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Canon store directory (default: $LORE_HOME/store; LORE_HOME defaults to ~/.local/share/lorekeeper).
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which character a session speaks as, and when.
+#[derive(clap::Args, Clone)]
+struct SessionArgs {
+    /// Production: IRI, local name or title.
+    #[arg(long, short)]
+    production: String,
+    /// Character: IRI, local name, name or alias.
+    #[arg(long, short)]
+    character: String,
+    /// Story time: a beat's number or name (default: timeless, every fact holds).
+    #[arg(long, value_name = "BEAT")]
+    at: Option<String>,
+    /// One JSON object per result.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Generation settings; each overrides the config file and environment.
+#[derive(clap::Args, Clone)]
+struct GenArgs {
+    /// Backend: embedded (GGUF via llama.cpp) or openai (an OpenAI-compatible server).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// GGUF model file for the embedded backend.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// CPU threads for the embedded backend.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Base URL of the OpenAI-compatible server, up to /v1.
+    #[arg(long, value_name = "URL")]
+    openai_url: Option<String>,
+    /// Model name on the OpenAI-compatible server.
+    #[arg(long, value_name = "NAME")]
+    openai_model: Option<String>,
+    /// Seconds to wait on the OpenAI-compatible server (to connect, and between reads).
+    #[arg(long, value_name = "SECS")]
+    openai_timeout: Option<u64>,
+    /// Most tokens per reply.
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    /// Sampling temperature (0: greedy).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Sampling seed.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl GenArgs {
+    fn apply(&self, config: &mut Config) {
+        if let Some(v) = self.backend {
+            config.backend = v;
+        }
+        if let Some(v) = &self.model {
+            config.model = v.clone();
+        }
+        if let Some(v) = self.threads {
+            config.threads = v;
+        }
+        if let Some(v) = &self.openai_url {
+            config.openai_url = v.clone();
+        }
+        if let Some(v) = &self.openai_model {
+            config.openai_model = v.clone();
+        }
+        if let Some(v) = self.openai_timeout {
+            config.openai_timeout_secs = v;
+        }
+        if let Some(v) = self.max_tokens {
+            config.max_tokens = v;
+        }
+        if let Some(v) = self.temperature {
+            config.temperature = v;
+        }
+        if let Some(v) = self.seed {
+            config.seed = v;
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load canon (Turtle, TriG, N-Triples, N-Quads, JSON-LD) into the store, atomically.
+    Import {
+        /// Files to load; all or none are imported.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Lint canon: the given files, or the store when none are given.
+    Check {
+        /// Files to lint together (default: the store).
+        files: Vec<PathBuf>,
+        /// One JSON object per finding.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a read-only SPARQL query against the store.
+    Query {
+        /// The query text, or @FILE to read it from a file.
+        query: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = query::Format::Table)]
+        format: query::Format,
+    },
+    /// Show what a turn would retrieve for a player line, without generating.
+    Context {
+        #[command(flatten)]
+        session: SessionArgs,
+        /// The player's line.
+        text: String,
+    },
+    /// Talk to a character in the terminal (or one line per turn from a pipe).
+    Chat {
+        #[command(flatten)]
+        session: SessionArgs,
+        #[command(flatten)]
+        generation: GenArgs,
+        /// Show the retrieved facts before each reply.
+        #[arg(long)]
+        show_context: bool,
+    },
+    /// Measure what the issues ask for; `scripts/bench.sh` runs them all.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
+        )
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            // A closed pipe (`lore query ... | head`) is not an error worth reporting.
+            if error.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(store) = cli.store {
+        config.store = store;
+    }
+    match cli.command {
+        Command::Import { files } => import::run(&config, &files),
+        Command::Check { files, json } => check::run(&config, &files, json),
+        Command::Query { query, format } => query::run(&config, &query, format),
+        Command::Context { session, text } => chat::context(&config, &session, &text),
+        Command::Chat {
+            session,
+            generation,
+            show_context,
+        } => {
+            generation.apply(&mut config);
+            chat::chat(&config, &session, show_context)
+        }
+        Command::Bench { what } => {
+            bench::run(&config, what)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

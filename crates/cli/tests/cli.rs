@@ -1,0 +1,445 @@
+//! The `lore` binary end to end: real store, real model, and every bad input the foundation
+//! issue lists, each with a clear message and a non-zero exit.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn lore(args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lore"))
+        .args(args)
+        .env_remove("LORE_HOME")
+        .env("HOME", std::env::temp_dir().join("lore-cli-test-home"))
+        .env("LORE_MODEL", model_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+fn model_path() -> PathBuf {
+    std::env::var_os("LORE_MODEL").map_or_else(
+        || {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/lorekeeper/models/gemma-3-270m-q4_k_m.gguf")
+        },
+        PathBuf::from,
+    )
+}
+
+fn sample_world() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../world/brindlemoor.trig")
+        .display()
+        .to_string()
+}
+
+/// A temp store with the sample world imported.
+fn sample_store() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let run = lore(&["import", "--store", &store, &sample_world()], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("quads"), "{}", run.stdout);
+    (dir, store)
+}
+
+fn fails_with(run: &Run, needles: &[&str]) {
+    assert_eq!(
+        run.code, 1,
+        "expected failure; stdout: {} stderr: {}",
+        run.stdout, run.stderr
+    );
+    for needle in needles {
+        assert!(
+            run.stderr.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn import_check_query_and_context() {
+    let (_dir, store) = sample_store();
+    let check = lore(&["check", "--store", &store], "");
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("0 errors"));
+
+    let table = lore(
+        &[
+            "query",
+            "--store",
+            &store,
+            "SELECT ?name WHERE { GRAPH ?g { ?c a <https://lorekeeper.dev/ns/lore#Character> ; <http://www.w3.org/2000/01/rdf-schema#label> ?name } } ORDER BY ?name",
+        ],
+        "",
+    );
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("Odile Marrow") && table.stdout.contains("(9 rows)"),
+        "{}",
+        table.stdout
+    );
+
+    let json = lore(
+        &[
+            "query",
+            "--store",
+            &store,
+            "--format",
+            "json",
+            "ASK { GRAPH ?g { ?s ?p ?o } }",
+        ],
+        "",
+    );
+    assert_eq!(json.stdout.trim(), r#"{"head":{},"boolean":true}"#);
+    let csv = lore(
+        &[
+            "query",
+            "--store",
+            &store,
+            "--format",
+            "csv",
+            "SELECT (1 AS ?one) WHERE {}",
+        ],
+        "",
+    );
+    assert_eq!(csv.stdout.replace('\r', ""), "one\n1\n");
+
+    let context = lore(
+        &[
+            "context",
+            "--store",
+            &store,
+            "-p",
+            "lanterns",
+            "-c",
+            "pip",
+            "--at",
+            "4",
+            "--json",
+            "Where is the Everlight?",
+        ],
+        "",
+    );
+    assert_eq!(context.code, 0, "{}", context.stderr);
+    let value: serde_json::Value = serde_json::from_str(&context.stdout).unwrap();
+    assert_eq!(value["character"], "Pip Tallow");
+    assert_eq!(value["beat"], 4);
+    let retrieved: Vec<&str> = value["retrieved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        retrieved
+            .iter()
+            .any(|id| id.ends_with("#fact-everlight-hidden")),
+        "{retrieved:?}"
+    );
+    assert!(
+        value["retrieved"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("mentioned")
+    );
+
+    let text = lore(
+        &[
+            "context",
+            "--store",
+            &store,
+            "-p",
+            "lanterns",
+            "-c",
+            "odile",
+            "Have you seen Pip?",
+        ],
+        "",
+    );
+    assert!(
+        text.stdout.contains("relationship with Pip Tallow"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn an_update_is_refused_and_garbage_is_not_sparql() {
+    let (_dir, store) = sample_store();
+    fails_with(
+        &lore(
+            &["query", "--store", &store, "DELETE WHERE { ?s ?p ?o }"],
+            "",
+        ),
+        &["updates are refused"],
+    );
+    fails_with(
+        &lore(&["query", "--store", &store, "SHOW ME EVERYTHING"], ""),
+        &["not a SPARQL query"],
+    );
+    let still = lore(
+        &["query", "--store", &store, "ASK { GRAPH ?g { ?s ?p ?o } }"],
+        "",
+    );
+    assert!(still.stdout.contains("true"));
+}
+
+#[test]
+fn malformed_turtle_names_line_and_column_and_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let bad = dir.path().join("bad.ttl");
+    std::fs::write(&bad, "@prefix : <urn:x:> .\n:a :b :c .\n:a :b :c :d .\n").unwrap();
+    let run = lore(
+        &[
+            "import",
+            "--store",
+            &store,
+            &sample_world(),
+            &bad.display().to_string(),
+        ],
+        "",
+    );
+    fails_with(&run, &["bad.ttl:3:", "nothing was imported"]);
+    let count = lore(
+        &[
+            "query",
+            "--store",
+            &store,
+            "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }",
+        ],
+        "",
+    );
+    assert_eq!(
+        count.stdout.lines().nth(2).map(str::trim),
+        Some("0"),
+        "{}",
+        count.stdout
+    );
+}
+
+#[test]
+fn unknown_names_are_errors_that_list_what_exists() {
+    let (_dir, store) = sample_store();
+    fails_with(
+        &lore(
+            &[
+                "context", "--store", &store, "-p", "atlantis", "-c", "odile", "hi",
+            ],
+            "",
+        ),
+        &["no production named 'atlantis'", "lanterns", "nocturne"],
+    );
+    fails_with(
+        &lore(
+            &[
+                "context", "--store", &store, "-p", "lanterns", "-c", "gandalf", "hi",
+            ],
+            "",
+        ),
+        &["no character named 'gandalf'", "pip"],
+    );
+    fails_with(
+        &lore(
+            &[
+                "context", "--store", &store, "-p", "lanterns", "-c", "tamsin", "hi",
+            ],
+            "",
+        ),
+        &["does not appear in production", "nocturne"],
+    );
+    fails_with(
+        &lore(
+            &[
+                "context", "--store", &store, "-p", "lanterns", "-c", "pip", "--at", "teatime",
+                "hi",
+            ],
+            "",
+        ),
+        &["no beat named 'teatime'", "The Relighting"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    fails_with(
+        &lore(
+            &[
+                "context",
+                "--store",
+                &dir.path().join("none").display().to_string(),
+                "-p",
+                "x",
+                "-c",
+                "y",
+                "hi",
+            ],
+            "",
+        ),
+        &["no canon store", "lore import"],
+    );
+}
+
+#[test]
+fn bad_model_files_are_named() {
+    let (dir, store) = sample_store();
+    let chat = |model: &str| {
+        lore(
+            &[
+                "chat", "--store", &store, "-p", "lanterns", "-c", "odile", "--model", model,
+            ],
+            "hello\n",
+        )
+    };
+    fails_with(
+        &chat("/nonexistent/model.gguf"),
+        &["/nonexistent/model.gguf", "not found"],
+    );
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, "not a model").unwrap();
+    fails_with(
+        &chat(&text.display().to_string()),
+        &["notes.gguf", "not a GGUF model"],
+    );
+}
+
+#[test]
+fn remote_backend_failures_are_clear() {
+    let (_dir, store) = sample_store();
+    let chat = |url: &str| {
+        lore(
+            &[
+                "chat",
+                "--store",
+                &store,
+                "-p",
+                "lanterns",
+                "-c",
+                "odile",
+                "--backend",
+                "openai",
+                "--openai-url",
+                url,
+                "--openai-timeout",
+                "1",
+            ],
+            "hello\n",
+        )
+    };
+
+    // Refused: a port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fails_with(
+        &chat(&format!("http://127.0.0.1:{port}/v1")),
+        &["remote backend", &port.to_string()],
+    );
+
+    // Times out: accepts, reads, never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", silent.local_addr().unwrap());
+    let hold = std::thread::spawn(move || {
+        let (stream, _) = silent.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(stream);
+    });
+    fails_with(&chat(&url), &["remote backend", "/v1/chat/completions"]);
+    hold.join().unwrap();
+
+    // Streams garbage.
+    let liar = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", liar.local_addr().unwrap());
+    let serve = std::thread::spawn(move || {
+        let (mut stream, _) = liar.accept().unwrap();
+        let mut buf = [0u8; 8192];
+        let _ = stream.read(&mut buf);
+        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n<html>oops</html>\n").unwrap();
+    });
+    fails_with(&chat(&url), &["sent invalid data", "line 1"]);
+    serve.join().unwrap();
+}
+
+#[test]
+fn chat_from_a_pipe_prints_one_json_object_per_turn() {
+    let (_dir, store) = sample_store();
+    let run = lore(
+        &[
+            "chat",
+            "--store",
+            &store,
+            "-p",
+            "lanterns",
+            "-c",
+            "odile",
+            "--at",
+            "2",
+            "--json",
+            "--max-tokens",
+            "24",
+            "--seed",
+            "11",
+        ],
+        "Evening! Have you seen Pip?\n\nWhat is the Everlight?\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let turns: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(turns.len(), 2, "{}", run.stdout);
+    for turn in &turns {
+        let reply = turn["reply"].as_str().unwrap();
+        assert!(
+            !reply.contains('\n') && !reply.contains("Visitor:"),
+            "{reply}"
+        );
+        assert!(turn["generated_tokens"].as_u64().unwrap() >= 1);
+        assert!(turn["time_to_first_token_ms"].as_f64().unwrap() > 0.0);
+        assert!(!turn["facts"].as_array().unwrap().is_empty());
+    }
+    let facts: Vec<&str> = turns[1]["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        facts.iter().any(|f| f.ends_with("#fact-everlight")),
+        "{facts:?}"
+    );
+    let prompt = turns[1]["prompt_tokens"].as_u64().unwrap();
+    let evaluated = turns[1]["evaluated_prompt_tokens"].as_u64().unwrap();
+    assert!(
+        evaluated * 3 < prompt,
+        "turn 2 re-evaluated {evaluated} of {prompt} tokens"
+    );
+}

@@ -1,0 +1,17 @@
+//! Engine: one character session, from the player's words to a streamed, grounded reply.
+//!
+//! A [`CharacterSession`] binds a production's [`World`], a speaking character and a beat of
+//! story time to a generation [`Session`](lore_gen::Session). Each turn it retrieves what the
+//! character knows about what the player said, assembles the prompt (the persona prefix stays
+//! byte-identical between turns so the backend reuses its evaluation), and streams the reply.
+//!
+//! The engine knows neither terminals nor HTTP: the CLI and the server drive it.
+
+mod preamble;
+mod session;
+
+pub use lore_canon::World;
+pub use preamble::preamble;
+pub use session::{
+    CharacterSession, EngineError, SessionOptions, TurnContext, TurnPlanner, TurnResult,
+};

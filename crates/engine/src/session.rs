@@ -1,0 +1,324 @@
+//! A conversation with one character: planning a turn's prompt, then generating it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lore_canon::{CanonError, EntityKind, Resolved, Retrieved, Retriever, StandingContext, World};
+use lore_gen::{
+    Backend, Conversation, GenError, GenParams, Generation, Role, Session, StopReason, Turn,
+};
+
+use crate::preamble::preamble;
+
+/// What a session may do per turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionOptions {
+    /// Most facts retrieved for one player line.
+    pub facts_per_turn: usize,
+    /// Most earlier lines kept in the prompt (player and character lines both count).
+    pub history_lines: usize,
+    /// The label the player's lines go under.
+    pub player_label: String,
+    /// Generation settings.
+    pub generation: GenParams,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            facts_per_turn: 6,
+            history_lines: 16,
+            player_label: "Visitor".into(),
+            generation: GenParams::default(),
+        }
+    }
+}
+
+/// What went wrong in a turn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Canon could not be read or resolved.
+    #[error(transparent)]
+    Canon(#[from] CanonError),
+    /// The backend failed.
+    #[error(transparent)]
+    Gen(#[from] GenError),
+    /// The player sent nothing to answer.
+    #[error("the player's line is empty")]
+    EmptyInput,
+}
+
+/// What a turn draws on: the deterministic half of a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnContext {
+    /// Persona, scene and standing facts (the cached prefix).
+    pub standing: StandingContext,
+    /// Facts retrieved for this player line, with reasons.
+    pub retrieved: Vec<Retrieved>,
+}
+
+/// One finished turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnResult {
+    /// The character's reply.
+    pub reply: String,
+    /// IRIs of every fact in the prompt this turn: standing facts, then retrieved ones.
+    pub facts_used: Vec<String>,
+    /// Retrieval and prompt assembly time, in microseconds.
+    pub prepare_micros: u128,
+    /// What generation cost.
+    pub generation: Generation,
+}
+
+/// Plans prompts for one character at one beat: retrieval plus prompt assembly, no model.
+pub struct TurnPlanner {
+    retriever: Retriever,
+    standing: StandingContext,
+    preamble: String,
+    others: Vec<String>,
+    options: SessionOptions,
+}
+
+impl TurnPlanner {
+    /// Indexes `world` for `resolved`'s character and beat and writes its preamble.
+    pub fn new(world: Arc<World>, resolved: Resolved, options: SessionOptions) -> TurnPlanner {
+        let others = world
+            .entities
+            .iter()
+            .enumerate()
+            .filter(|(id, e)| e.kind == EntityKind::Character && *id != resolved.character)
+            .map(|(_, e)| e.name.clone())
+            .collect();
+        let retriever = Retriever::new(world, resolved);
+        let standing = retriever.standing();
+        let preamble = preamble(retriever.world(), &standing);
+        TurnPlanner {
+            retriever,
+            standing,
+            preamble,
+            others,
+            options,
+        }
+    }
+
+    /// The speaking character's name.
+    pub fn character_name(&self) -> &str {
+        &self.standing.name
+    }
+
+    /// The prompt prefix shared by every turn.
+    pub fn preamble(&self) -> &str {
+        &self.preamble
+    }
+
+    /// What a turn for `input` draws on.
+    pub fn context(&self, input: &str) -> TurnContext {
+        TurnContext {
+            standing: self.standing.clone(),
+            retrieved: self.retriever.retrieve(input, self.options.facts_per_turn),
+        }
+    }
+
+    /// The conversation the backend gets for `input` after `history`, and the facts
+    /// retrieved for it. Facts in `recalled` are not repeated: they are in the history.
+    pub fn plan(
+        &self,
+        input: &str,
+        history: &[Turn],
+        recalled: &HashSet<String>,
+    ) -> (Conversation, Vec<Retrieved>) {
+        let retrieved: Vec<Retrieved> = self
+            .retriever
+            .retrieve(input, self.options.facts_per_turn)
+            .into_iter()
+            .filter(|r| !recalled.contains(&r.iri))
+            .collect();
+        let start = history.len().saturating_sub(self.options.history_lines);
+        let mut turns = history[start..].to_vec();
+        turns.push(Turn {
+            role: Role::Player,
+            text: input.trim().to_owned(),
+            recalled: retrieved.iter().map(|r| r.text.clone()).collect(),
+        });
+        let conversation = Conversation {
+            character: self.standing.name.clone(),
+            player: self.options.player_label.clone(),
+            others: self.others.clone(),
+            preamble: self.preamble.clone(),
+            turns,
+        };
+        (conversation, retrieved)
+    }
+}
+
+/// A conversation between a player and one character at one beat of story time.
+pub struct CharacterSession {
+    planner: TurnPlanner,
+    history: Vec<Turn>,
+    recalled: HashSet<String>,
+    backend_session: Box<dyn Session>,
+}
+
+impl CharacterSession {
+    /// Opens a session with `resolved`'s character at its beat.
+    pub fn open(
+        world: Arc<World>,
+        resolved: Resolved,
+        backend: &dyn Backend,
+        options: SessionOptions,
+    ) -> Result<CharacterSession, EngineError> {
+        let backend_session = backend.open_session()?;
+        Ok(CharacterSession {
+            planner: TurnPlanner::new(world, resolved, options),
+            history: Vec::new(),
+            recalled: HashSet::new(),
+            backend_session,
+        })
+    }
+
+    /// The planner behind this session.
+    pub fn planner(&self) -> &TurnPlanner {
+        &self.planner
+    }
+
+    /// Plays one turn: `on_text` receives the reply as it streams and may return `false`
+    /// to cancel. The turn joins the session's history only if it completes.
+    pub fn turn(
+        &mut self,
+        input: &str,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<TurnResult, EngineError> {
+        if input.trim().is_empty() {
+            return Err(EngineError::EmptyInput);
+        }
+        let started = Instant::now();
+        let (mut conversation, retrieved) = self.planner.plan(input, &self.history, &self.recalled);
+        let prepare_micros = started.elapsed().as_micros();
+        let params = &self.planner.options.generation;
+        let generation = self
+            .backend_session
+            .generate(&conversation, params, on_text)?;
+        let mut facts_used: Vec<String> = self
+            .planner
+            .standing
+            .facts
+            .iter()
+            .map(|f| f.iri.clone())
+            .collect();
+        facts_used.extend(retrieved.iter().map(|r| r.iri.clone()));
+        if generation.stop != StopReason::Cancelled {
+            if let Some(player_turn) = conversation.turns.pop() {
+                self.history.push(player_turn);
+            }
+            self.history.push(Turn {
+                role: Role::Character,
+                text: generation.text.clone(),
+                recalled: Vec::new(),
+            });
+            self.recalled.extend(retrieved.into_iter().map(|r| r.iri));
+        }
+        Ok(TurnResult {
+            reply: generation.text.clone(),
+            facts_used,
+            prepare_micros,
+            generation,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records prompts and replies with a fixed line: tests the session's bookkeeping only.
+    struct Recorder(Arc<std::sync::Mutex<Vec<Conversation>>>);
+
+    impl Backend for Recorder {
+        fn info(&self) -> lore_gen::BackendInfo {
+            lore_gen::BackendInfo {
+                kind: "test",
+                model: String::new(),
+                chat_template: false,
+            }
+        }
+        fn open_session(&self) -> Result<Box<dyn Session>, GenError> {
+            Ok(Box::new(Recorder(self.0.clone())))
+        }
+    }
+
+    impl Session for Recorder {
+        fn generate(
+            &mut self,
+            c: &Conversation,
+            _: &GenParams,
+            on_text: &mut dyn FnMut(&str) -> bool,
+        ) -> Result<Generation, GenError> {
+            self.0.lock().unwrap().push(c.clone());
+            on_text("Aye.");
+            Ok(Generation {
+                text: "Aye.".into(),
+                prompt_tokens: 1,
+                evaluated_tokens: 1,
+                generated_tokens: 1,
+                time_to_first_token: Default::default(),
+                prompt_time: Default::default(),
+                generation_time: Default::default(),
+                stop: StopReason::Stop,
+            })
+        }
+    }
+
+    fn session() -> (CharacterSession, Arc<std::sync::Mutex<Vec<Conversation>>>) {
+        let store = lore_canon::CanonStore::in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.trig");
+        std::fs::write(&file, r#"
+            @prefix lore: <https://lorekeeper.dev/ns/lore#> .
+            @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+            @prefix : <urn:w:> .
+            :g { :p a lore:Production ; rdfs:label "P" ; lore:graph :g ; lore:rating lore:Everyone .
+                 :a a lore:Character ; rdfs:label "Ada Quill" ; lore:persona "Ada keeps bees." .
+                 :b a lore:Character ; rdfs:label "Bram Stone" ; lore:persona "Bram bakes." .
+                 :f1 a lore:Fact ; lore:about :b ; lore:statement "Bram bakes at dawn." ; lore:commonKnowledge true . }
+        "#).unwrap();
+        store.import(&[file], |_| ()).unwrap();
+        let world = Arc::new(World::load(&store, "P").unwrap());
+        let resolved = world.resolve(&store, "Ada", None).unwrap();
+        let prompts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let session = CharacterSession::open(
+            world,
+            resolved,
+            &Recorder(prompts.clone()),
+            SessionOptions::default(),
+        )
+        .unwrap();
+        (session, prompts)
+    }
+
+    #[test]
+    fn a_recalled_fact_is_not_repeated_and_history_grows() {
+        let (mut session, prompts) = session();
+        let first = session.turn("Have you seen Bram?", &mut |_| true).unwrap();
+        assert!(first.facts_used.iter().any(|f| f == "urn:w:f1"));
+        session.turn("Bram again?", &mut |_| true).unwrap();
+        let prompts = prompts.lock().unwrap();
+        assert_eq!(
+            prompts[0].turns.last().unwrap().recalled,
+            ["Bram bakes at dawn."]
+        );
+        assert!(prompts[1].turns.last().unwrap().recalled.is_empty());
+        assert_eq!(prompts[1].turns.len(), 3);
+        assert_eq!(prompts[1].others, ["Bram Stone"]);
+    }
+
+    #[test]
+    fn empty_input_is_refused() {
+        let (mut session, _) = session();
+        assert!(matches!(
+            session.turn("  ", &mut |_| true),
+            Err(EngineError::EmptyInput)
+        ));
+    }
+}

@@ -1,0 +1,489 @@
+//! The embedded backend: any GGUF model run in-process by llama.cpp.
+//!
+//! llama.cpp contexts borrow their model, so the model and every session's context live on
+//! one worker thread that owns them; sessions are handles that send it jobs. This also
+//! serialises generation, which on a few cores is what we want: one turn at a time gets
+//! all the threads.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::token::LlamaToken;
+
+use crate::prompt::Conversation;
+use crate::{
+    Backend, BackendInfo, GenError, GenParams, Generation, Sampler, Session, StopReason,
+    StopScanner,
+};
+
+/// How the embedded model runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedConfig {
+    /// The GGUF file.
+    pub model: PathBuf,
+    /// CPU threads for generation and prompt evaluation.
+    pub threads: usize,
+    /// Context window per session, in tokens.
+    pub n_ctx: u32,
+    /// Sessions whose evaluated prefix is kept in memory; the least recently used beyond
+    /// this re-evaluate their prompt on their next turn.
+    pub max_live_sessions: usize,
+    /// Use the model's chat template when it has one (otherwise: transcript).
+    pub use_chat_template: bool,
+}
+
+impl EmbeddedConfig {
+    /// Defaults for `model`: 2 threads, 4096 tokens of context, 8 live sessions.
+    pub fn new(model: PathBuf) -> EmbeddedConfig {
+        EmbeddedConfig {
+            model,
+            threads: 2,
+            n_ctx: 4096,
+            max_live_sessions: 8,
+            use_chat_template: true,
+        }
+    }
+}
+
+enum Job {
+    Generate {
+        session: u64,
+        conversation: Conversation,
+        params: GenParams,
+        events: SyncSender<Event>,
+    },
+    Close {
+        session: u64,
+    },
+}
+
+enum Event {
+    Text(String),
+    Done(Result<Generation, GenError>),
+}
+
+/// A GGUF model served by a worker thread.
+pub struct EmbeddedBackend {
+    jobs: Mutex<Sender<Job>>,
+    info: BackendInfo,
+    next_session: std::sync::atomic::AtomicU64,
+}
+
+/// The process-wide llama.cpp state (it may be initialised only once per process); public
+/// so that benchmarks can run a bare llama.cpp loop beside the engine in one process.
+pub fn llama_backend() -> Result<&'static LlamaBackend, GenError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| GenError::Runtime(e.clone()))
+}
+
+/// Checks the file before llama.cpp sees it, so the common mistakes get a clear message.
+fn check_model_file(path: &Path) -> Result<(), GenError> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|_| GenError::ModelMissing {
+        path: path.to_owned(),
+    })?;
+    if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(GenError::NotGguf {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl EmbeddedBackend {
+    /// Loads the model on a new worker thread; returns once it is loaded or has failed.
+    pub fn load(config: EmbeddedConfig) -> Result<EmbeddedBackend, GenError> {
+        check_model_file(&config.model)?;
+        let (jobs, receiver) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let model_name = config.model.display().to_string();
+        thread::Builder::new()
+            .name("lore-llama".into())
+            .spawn(move || worker(config, receiver, ready_tx))
+            .map_err(|e| GenError::Runtime(format!("cannot start the model thread: {e}")))?;
+        let chat_template = ready_rx.recv().map_err(|_| GenError::WorkerGone)??;
+        Ok(EmbeddedBackend {
+            jobs: Mutex::new(jobs),
+            info: BackendInfo {
+                kind: "embedded",
+                model: model_name,
+                chat_template,
+            },
+            next_session: std::sync::atomic::AtomicU64::new(1),
+        })
+    }
+}
+
+impl Backend for EmbeddedBackend {
+    fn info(&self) -> BackendInfo {
+        self.info.clone()
+    }
+
+    fn open_session(&self) -> Result<Box<dyn Session>, GenError> {
+        let id = self
+            .next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let jobs = self.jobs.lock().map_err(|_| GenError::WorkerGone)?.clone();
+        Ok(Box::new(EmbeddedSession { id, jobs }))
+    }
+}
+
+struct EmbeddedSession {
+    id: u64,
+    jobs: Sender<Job>,
+}
+
+impl Session for EmbeddedSession {
+    fn generate(
+        &mut self,
+        conversation: &Conversation,
+        params: &GenParams,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, GenError> {
+        // Bounded, so a slow reader slows the worker rather than growing a buffer.
+        let (events, receiver) = mpsc::sync_channel(64);
+        self.jobs
+            .send(Job::Generate {
+                session: self.id,
+                conversation: conversation.clone(),
+                params: params.clone(),
+                events,
+            })
+            .map_err(|_| GenError::WorkerGone)?;
+        drain(receiver, on_text)
+    }
+}
+
+/// Forwards streamed text; dropping the receiver (on cancel) tells the worker to stop.
+fn drain(
+    receiver: Receiver<Event>,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<Generation, GenError> {
+    loop {
+        match receiver.recv().map_err(|_| GenError::WorkerGone)? {
+            Event::Text(text) => {
+                if !on_text(&text) {
+                    drop(receiver);
+                    return Ok(cancelled());
+                }
+            }
+            Event::Done(result) => return result,
+        }
+    }
+}
+
+fn cancelled() -> Generation {
+    Generation {
+        text: String::new(),
+        prompt_tokens: 0,
+        evaluated_tokens: 0,
+        generated_tokens: 0,
+        time_to_first_token: Default::default(),
+        prompt_time: Default::default(),
+        generation_time: Default::default(),
+        stop: StopReason::Cancelled,
+    }
+}
+
+impl Drop for EmbeddedSession {
+    fn drop(&mut self) {
+        // The worker may already be gone at shutdown; nothing to free then.
+        let _ = self.jobs.send(Job::Close { session: self.id });
+    }
+}
+
+struct Live<'m> {
+    context: LlamaContext<'m>,
+    /// Tokens whose keys and values are in the context's cache, in order.
+    tokens: Vec<LlamaToken>,
+    last_used: u64,
+}
+
+fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool, GenError>>) {
+    let loaded = llama_backend().and_then(|backend| {
+        LlamaModel::load_from_file(backend, &config.model, &LlamaModelParams::default())
+            .map(|model| (backend, model))
+            .map_err(|e| GenError::ModelLoad {
+                path: config.model.clone(),
+                reason: e.to_string(),
+            })
+    });
+    let (backend, model) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let template = if config.use_chat_template {
+        model.chat_template(None).ok()
+    } else {
+        None
+    };
+    if ready.send(Ok(template.is_some())).is_err() {
+        return;
+    }
+    let mut live: HashMap<u64, Live<'_>> = HashMap::new();
+    let mut clock = 0u64;
+    for job in jobs {
+        match job {
+            Job::Close { session } => {
+                live.remove(&session);
+            }
+            Job::Generate {
+                session,
+                conversation,
+                params,
+                events,
+            } => {
+                clock += 1;
+                if !live.contains_key(&session) {
+                    if live.len() >= config.max_live_sessions.max(1) {
+                        if let Some(oldest) = live
+                            .iter()
+                            .min_by_key(|(_, l)| l.last_used)
+                            .map(|(id, _)| *id)
+                        {
+                            live.remove(&oldest);
+                        }
+                    }
+                    match new_context(&model, backend, &config) {
+                        Ok(context) => {
+                            live.insert(
+                                session,
+                                Live {
+                                    context,
+                                    tokens: Vec::new(),
+                                    last_used: clock,
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            let _ = events.send(Event::Done(Err(e)));
+                            continue;
+                        }
+                    }
+                }
+                let Some(state) = live.get_mut(&session) else {
+                    continue;
+                };
+                state.last_used = clock;
+                let result = generate(
+                    &model,
+                    template.as_ref(),
+                    state,
+                    &conversation,
+                    &params,
+                    &events,
+                );
+                if result.is_err() {
+                    // A failed turn may leave the cache out of step with `tokens`: start afresh.
+                    live.remove(&session);
+                }
+                let _ = events.send(Event::Done(result));
+            }
+        }
+    }
+}
+
+fn new_context<'m>(
+    model: &'m LlamaModel,
+    backend: &LlamaBackend,
+    config: &EmbeddedConfig,
+) -> Result<LlamaContext<'m>, GenError> {
+    let threads = i32::try_from(config.threads.max(1)).unwrap_or(i32::MAX);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.n_ctx))
+        .with_n_batch(512)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    model
+        .new_context(backend, params)
+        .map_err(|e| GenError::Runtime(format!("cannot create a context: {e}")))
+}
+
+/// Renders the conversation the way this model expects, with its stop strings.
+fn render(
+    model: &LlamaModel,
+    template: Option<&LlamaChatTemplate>,
+    conversation: &Conversation,
+) -> Result<(String, Vec<String>), GenError> {
+    let Some(template) = template else {
+        return Ok((conversation.transcript(), conversation.stop_strings()));
+    };
+    let messages = conversation
+        .messages()
+        .into_iter()
+        .map(|(role, content)| LlamaChatMessage::new(role.to_owned(), content))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| GenError::Runtime(format!("chat message: {e}")))?;
+    let prompt = model
+        .apply_chat_template(template, &messages, true)
+        .map_err(|e| GenError::Runtime(format!("chat template: {e}")))?;
+    // Chat models end their turn with an end-of-generation token; speaker labels still stop
+    // a model that starts writing the player's side.
+    let mut stops = conversation.stop_strings();
+    stops.retain(|s| s != "\n");
+    Ok((prompt, stops))
+}
+
+fn generate(
+    model: &LlamaModel,
+    template: Option<&LlamaChatTemplate>,
+    state: &mut Live<'_>,
+    conversation: &Conversation,
+    params: &GenParams,
+    events: &SyncSender<Event>,
+) -> Result<Generation, GenError> {
+    let started = Instant::now();
+    let (prompt, stops) = render(model, template, conversation)?;
+    let vocab = model.vocab();
+    let tokens = vocab.tokenize(prompt.as_bytes(), true, template.is_some());
+    let n_ctx = state.context.n_ctx() as usize;
+    if tokens.is_empty() {
+        return Err(GenError::Runtime("the prompt is empty".into()));
+    }
+    if tokens.len() + params.max_tokens > n_ctx {
+        return Err(GenError::ContextFull {
+            needed: tokens.len() + params.max_tokens,
+            n_ctx,
+        });
+    }
+
+    // Keep the longest cached prefix; always evaluate at least the last token for its logits.
+    let mut keep = state
+        .tokens
+        .iter()
+        .zip(&tokens)
+        .take_while(|(a, b)| a == b)
+        .count();
+    keep = keep.min(tokens.len() - 1);
+    state
+        .context
+        .kv_cache_seq_rm(0, Some(keep as u32), None)
+        .map_err(|e| GenError::Runtime(format!("cache: {e}")))?;
+    state.tokens.truncate(keep);
+
+    let mut sampler = Sampler::new(params.sampler.clone());
+    for token in &tokens {
+        sampler.accept(token.0 as u32);
+    }
+    let n_batch = state.context.n_batch() as usize;
+    let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+    for (chunk_index, chunk) in tokens[keep..].chunks(n_batch.max(1)).enumerate() {
+        batch.clear();
+        let base = keep + chunk_index * n_batch;
+        for (i, token) in chunk.iter().enumerate() {
+            let pos = base + i;
+            batch
+                .add(*token, pos as i32, &[0], pos == tokens.len() - 1)
+                .map_err(|e| GenError::Runtime(format!("batch: {e}")))?;
+        }
+        state
+            .context
+            .decode(&mut batch)
+            .map_err(|e| GenError::Runtime(format!("decode: {e}")))?;
+        state.tokens.extend_from_slice(chunk);
+    }
+    let prompt_time = started.elapsed();
+
+    let mut scanner = StopScanner::new(if params.stop_rules { stops } else { Vec::new() });
+    let mut utf8 = Vec::new();
+    let mut generated = 0;
+    let mut first_token_at = None;
+    let mut logits_index = batch.n_tokens() - 1;
+    let stop = loop {
+        if generated >= params.max_tokens {
+            break StopReason::Length;
+        }
+        let token = LlamaToken(sampler.sample(state.context.get_logits_ith(logits_index)) as i32);
+        generated += 1;
+        first_token_at.get_or_insert_with(|| started.elapsed());
+        if params.stop_rules && vocab.is_eog(token) {
+            break StopReason::EndOfTurn;
+        }
+        vocab.token_to_piece_into(token, &mut utf8, false, None);
+        let valid = match std::str::from_utf8(&utf8) {
+            Ok(s) => s.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        let piece: String = String::from_utf8_lossy(&utf8[..valid]).into_owned();
+        utf8.drain(..valid);
+        let shown = scanner.push(&piece);
+        if !shown.is_empty() && events.send(Event::Text(shown)).is_err() {
+            break StopReason::Cancelled;
+        }
+        if scanner.stopped() {
+            break StopReason::Stop;
+        }
+        batch.clear();
+        let pos = state.tokens.len();
+        batch
+            .add(token, pos as i32, &[0], true)
+            .map_err(|e| GenError::Runtime(format!("batch: {e}")))?;
+        state
+            .context
+            .decode(&mut batch)
+            .map_err(|e| GenError::Runtime(format!("decode: {e}")))?;
+        state.tokens.push(token);
+        logits_index = 0;
+    };
+    let rest = scanner.finish();
+    if !rest.is_empty() {
+        let _ = events.send(Event::Text(rest));
+    }
+    let time_to_first_token = first_token_at.unwrap_or_else(|| started.elapsed());
+    Ok(Generation {
+        text: scanner.text().trim_end().to_owned(),
+        prompt_tokens: tokens.len(),
+        evaluated_tokens: tokens.len() - keep,
+        generated_tokens: generated,
+        time_to_first_token,
+        prompt_time,
+        generation_time: started.elapsed().saturating_sub(time_to_first_token),
+        stop,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_non_gguf_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("lore-gen-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("nope.gguf");
+        let err = EmbeddedBackend::load(EmbeddedConfig::new(missing.clone()))
+            .err()
+            .unwrap();
+        assert!(matches!(err, GenError::ModelMissing { .. }), "{err}");
+        assert!(err.to_string().contains("nope.gguf"));
+
+        let text = dir.join("notes.gguf");
+        std::fs::write(&text, "hello, not a model").unwrap();
+        let err = EmbeddedBackend::load(EmbeddedConfig::new(text))
+            .err()
+            .unwrap();
+        assert!(matches!(err, GenError::NotGguf { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

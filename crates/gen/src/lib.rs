@@ -1,0 +1,130 @@
+//! Generation: turning a conversation into a character's next line, token by token.
+//!
+//! One trait, [`Backend`], with two implementations beside it: [`EmbeddedBackend`] runs any
+//! GGUF file in-process through llama.cpp, and [`OpenAiBackend`] talks to any
+//! OpenAI-compatible server. The engine only sees the trait.
+//!
+//! The crate also owns the parts of generation that must be ours rather than the runtime's:
+//! - [`Sampler`]: token choice from raw logits (where the watermark will be applied);
+//! - [`StopScanner`]: the stop rules that keep a base model from speaking for anyone else,
+//!   applied to the stream so that no held-back text is ever shown and then retracted;
+//! - [`prompt`]: one [`Conversation`] rendered either as a transcript for base models or as
+//!   chat messages for models with a chat template.
+//!
+//! Sessions keep their evaluated tokens: a turn re-evaluates only what differs from the
+//! previous prompt, so turn n>1 pays for its new tokens, not for the persona.
+
+mod embedded;
+mod error;
+mod openai;
+pub mod prompt;
+mod sampler;
+mod stop;
+
+use std::time::Duration;
+
+pub use embedded::{EmbeddedBackend, EmbeddedConfig, llama_backend};
+pub use error::GenError;
+pub use openai::{OpenAiBackend, OpenAiConfig};
+pub use prompt::{Conversation, Role, Turn};
+pub use sampler::{Sampler, SamplerConfig};
+pub use stop::StopScanner;
+
+/// What a generation may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenParams {
+    /// Most tokens to generate for one reply.
+    pub max_tokens: usize,
+    /// Token choice.
+    pub sampler: SamplerConfig,
+    /// Apply stop strings and end-of-turn tokens. Off only for benchmarks that must
+    /// generate exactly `max_tokens`.
+    pub stop_rules: bool,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        GenParams {
+            max_tokens: 96,
+            sampler: SamplerConfig::default(),
+            stop_rules: true,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A stop rule fired (another speaker, end of the paragraph).
+    Stop,
+    /// The model ended its turn.
+    EndOfTurn,
+    /// `max_tokens` was reached.
+    Length,
+    /// The caller asked to stop.
+    Cancelled,
+}
+
+/// One finished reply and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The reply, with stop text removed.
+    pub text: String,
+    /// Tokens in the whole prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens actually evaluated this turn (the rest came from the session's cache).
+    pub evaluated_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// From the call to the first token of the reply.
+    pub time_to_first_token: Duration,
+    /// Time spent evaluating the prompt.
+    pub prompt_time: Duration,
+    /// Time spent generating after the first token.
+    pub generation_time: Duration,
+    /// Why it ended.
+    pub stop: StopReason,
+}
+
+impl Generation {
+    /// Generated tokens per second, after the first.
+    pub fn tokens_per_second(&self) -> f64 {
+        let secs = self.generation_time.as_secs_f64();
+        if self.generated_tokens > 1 && secs > 0.0 {
+            (self.generated_tokens - 1) as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What a backend runs, for provenance and for `lore chat --json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// `embedded` or `openai`.
+    pub kind: &'static str,
+    /// The model's name or path.
+    pub model: String,
+    /// Whether prompts are rendered with the model's chat template.
+    pub chat_template: bool,
+}
+
+/// A source of generated text.
+pub trait Backend: Send + Sync {
+    /// What this backend runs.
+    fn info(&self) -> BackendInfo;
+    /// Starts a session: a conversation whose evaluated prefix is kept between turns.
+    fn open_session(&self) -> Result<Box<dyn Session>, GenError>;
+}
+
+/// One conversation with a backend.
+pub trait Session: Send {
+    /// Generates the next line of `conversation`'s character. `on_text` receives the reply
+    /// as it streams (stop text never reaches it) and returns `false` to cancel.
+    fn generate(
+        &mut self,
+        conversation: &Conversation,
+        params: &GenParams,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, GenError>;
+}

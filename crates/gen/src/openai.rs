@@ -1,0 +1,318 @@
+//! The OpenAI-compatible backend: any server speaking `POST /v1/chat/completions` with SSE
+//! streaming (llama.cpp's server, vLLM, hosted APIs).
+
+use std::io::{BufRead, BufReader, Read};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::prompt::Conversation;
+use crate::{
+    Backend, BackendInfo, GenError, GenParams, Generation, Session, StopReason, StopScanner,
+};
+
+/// Where and how to reach the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAiConfig {
+    /// Base URL up to and including `/v1`, e.g. `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    /// The model name the server expects.
+    pub model: String,
+    /// Bearer token, if the server needs one (read from the environment by the caller).
+    pub api_key: Option<String>,
+    /// Longest wait for the connection.
+    pub connect_timeout: Duration,
+    /// Longest silence between two parts of the response.
+    pub read_timeout: Duration,
+}
+
+impl OpenAiConfig {
+    /// Defaults: 5 s to connect, 60 s between reads.
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> OpenAiConfig {
+        OpenAiConfig {
+            base_url: base_url.into(),
+            model: model.into(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A backend that forwards each turn to an OpenAI-compatible server.
+pub struct OpenAiBackend {
+    config: OpenAiConfig,
+    agent: ureq::Agent,
+}
+
+impl OpenAiBackend {
+    /// A backend for `config`; nothing is sent until the first turn.
+    pub fn new(config: OpenAiConfig) -> OpenAiBackend {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(config.connect_timeout))
+                .timeout_recv_response(Some(config.read_timeout))
+                .timeout_recv_body(Some(config.read_timeout))
+                .build(),
+        );
+        OpenAiBackend { config, agent }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        )
+    }
+}
+
+impl Backend for OpenAiBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: "openai",
+            model: self.config.model.clone(),
+            chat_template: true,
+        }
+    }
+
+    fn open_session(&self) -> Result<Box<dyn Session>, GenError> {
+        Ok(Box::new(OpenAiSession {
+            backend: OpenAiBackend {
+                config: self.config.clone(),
+                agent: self.agent.clone(),
+            },
+        }))
+    }
+}
+
+struct OpenAiSession {
+    backend: OpenAiBackend,
+}
+
+impl Session for OpenAiSession {
+    fn generate(
+        &mut self,
+        conversation: &Conversation,
+        params: &GenParams,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, GenError> {
+        let url = self.backend.url();
+        let remote = |reason: String| GenError::Remote {
+            url: url.clone(),
+            reason,
+        };
+        let messages: Vec<Value> = conversation
+            .messages()
+            .into_iter()
+            .map(|(role, content)| json!({ "role": role, "content": content }))
+            .collect();
+        let mut stops = conversation.stop_strings();
+        stops.retain(|s| s != "\n");
+        // The OpenAI API accepts at most four stop strings; ours are also applied locally.
+        let server_stops: Vec<&String> = stops.iter().take(4).collect();
+        let body = json!({
+            "model": self.backend.config.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+            "max_tokens": params.max_tokens,
+            "temperature": params.sampler.temperature,
+            "top_p": params.sampler.top_p,
+            "seed": params.sampler.seed,
+            "stop": server_stops,
+        });
+        let started = Instant::now();
+        let mut request = self
+            .backend
+            .agent
+            .post(&url)
+            .header("Accept", "text/event-stream");
+        if let Some(key) = &self.backend.config.api_key {
+            request = request.header("Authorization", &format!("Bearer {key}"));
+        }
+        let response = request
+            .send_json(&body)
+            .map_err(|e| remote(e.to_string()))?;
+        let status = response.status();
+        let reader = response.into_body().into_reader();
+        if !status.is_success() {
+            let mut text = String::new();
+            let _ = reader.take(1024).read_to_string(&mut text);
+            return Err(remote(format!("HTTP {status}: {}", text.trim())));
+        }
+        let stream =
+            read_stream(BufReader::new(reader), stops, on_text, started).map_err(|e| match e {
+                StreamError::Io(e) => remote(e.to_string()),
+                StreamError::Protocol(reason) => GenError::RemoteProtocol {
+                    url: url.clone(),
+                    reason,
+                },
+            })?;
+        Ok(stream)
+    }
+}
+
+enum StreamError {
+    Io(std::io::Error),
+    Protocol(String),
+}
+
+/// Reads an SSE stream of chat completion chunks.
+fn read_stream(
+    reader: impl BufRead,
+    stops: Vec<String>,
+    on_text: &mut dyn FnMut(&str) -> bool,
+    started: Instant,
+) -> Result<Generation, StreamError> {
+    let mut scanner = StopScanner::new(stops);
+    let mut generated = 0;
+    let mut prompt_tokens = 0;
+    let mut first = None;
+    let mut finish: Option<StopReason> = None;
+    let mut done = false;
+    for (number, line) in reader.lines().enumerate() {
+        let line = line.map_err(StreamError::Io)?;
+        let line = line.trim_end();
+        if line.is_empty()
+            || line.starts_with(':')
+            || line.starts_with("event:")
+            || line.starts_with("id:")
+            || line.starts_with("retry:")
+        {
+            continue;
+        }
+        let Some(data) = line.strip_prefix("data:").map(str::trim_start) else {
+            return Err(StreamError::Protocol(format!(
+                "line {}: expected 'data:', got {:?}",
+                number + 1,
+                truncate(line)
+            )));
+        };
+        if data == "[DONE]" {
+            done = true;
+            break;
+        }
+        let chunk: Value = serde_json::from_str(data).map_err(|e| {
+            StreamError::Protocol(format!(
+                "line {}: not JSON ({e}): {:?}",
+                number + 1,
+                truncate(data)
+            ))
+        })?;
+        if let Some(error) = chunk.get("error") {
+            return Err(StreamError::Protocol(format!(
+                "the server reported an error: {error}"
+            )));
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+            prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0) as usize;
+            if let Some(n) = usage["completion_tokens"].as_u64() {
+                generated = n as usize;
+            }
+        }
+        let Some(choice) = chunk["choices"].get(0) else {
+            continue;
+        };
+        if let Some(text) = choice["delta"]["content"].as_str() {
+            if !text.is_empty() {
+                generated += 1;
+                first.get_or_insert_with(|| started.elapsed());
+                let shown = scanner.push(text);
+                if !shown.is_empty() && !on_text(&shown) {
+                    finish = Some(StopReason::Cancelled);
+                    break;
+                }
+                if scanner.stopped() {
+                    finish = Some(StopReason::Stop);
+                    break;
+                }
+            }
+        }
+        match choice["finish_reason"].as_str() {
+            Some("length") => finish = Some(StopReason::Length),
+            Some(_) => finish = finish.or(Some(StopReason::EndOfTurn)),
+            None => {}
+        }
+    }
+    if !done && finish.is_none() {
+        return Err(StreamError::Protocol(
+            "the stream ended before [DONE] or a finish_reason".into(),
+        ));
+    }
+    let rest = scanner.finish();
+    if !rest.is_empty() {
+        on_text(&rest);
+    }
+    let time_to_first_token = first.unwrap_or_else(|| started.elapsed());
+    Ok(Generation {
+        text: scanner.text().trim_end().to_owned(),
+        prompt_tokens,
+        evaluated_tokens: prompt_tokens,
+        generated_tokens: generated,
+        time_to_first_token,
+        prompt_time: time_to_first_token,
+        generation_time: started.elapsed().saturating_sub(time_to_first_token),
+        stop: finish.unwrap_or(StopReason::EndOfTurn),
+    })
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(stream: &str) -> Result<(Generation, String), String> {
+        let mut shown = String::new();
+        read_stream(
+            stream.as_bytes(),
+            vec!["Player:".into()],
+            &mut |t| {
+                shown.push_str(t);
+                true
+            },
+            Instant::now(),
+        )
+        .map(|g| (g, shown))
+        .map_err(|e| match e {
+            StreamError::Io(e) => e.to_string(),
+            StreamError::Protocol(p) => p,
+        })
+    }
+
+    #[test]
+    fn reads_deltas_until_done() {
+        let stream = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
+                      data: {\"choices\":[{\"delta\":{\"content\":\"Evening\"}}]}\n\n\
+                      data: {\"choices\":[{\"delta\":{\"content\":\", love.\"},\"finish_reason\":\"stop\"}]}\n\n\
+                      data: {\"choices\":[],\"usage\":{\"prompt_tokens\":42,\"completion_tokens\":3}}\n\n\
+                      data: [DONE]\n\n";
+        let (g, shown) = parse(stream).unwrap();
+        assert_eq!(g.text, "Evening, love.");
+        assert_eq!(shown, g.text);
+        assert_eq!(g.prompt_tokens, 42);
+        assert_eq!(g.generated_tokens, 3);
+    }
+
+    #[test]
+    fn applies_stop_rules_locally() {
+        let stream =
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Aye. Player: no\"}}]}\n\ndata: [DONE]\n";
+        let (g, _) = parse(stream).unwrap();
+        assert_eq!(g.text, "Aye.");
+        assert_eq!(g.stop, StopReason::Stop);
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error_with_its_line() {
+        let err = parse("<html>502 Bad Gateway</html>\n").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+        let err = parse("data: {not json\n").unwrap_err();
+        assert!(err.contains("not JSON"), "{err}");
+        let err = parse("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n").unwrap_err();
+        assert!(err.contains("ended before"), "{err}");
+    }
+}

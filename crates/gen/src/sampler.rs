@@ -1,0 +1,222 @@
+//! Our token sampler: temperature, top-k, top-p and a repetition penalty over raw logits.
+//!
+//! It is ours rather than llama.cpp's because the watermark (a keyed bias on a green list)
+//! must be applied at exactly this point, for every backend that exposes logits.
+
+use std::collections::VecDeque;
+
+/// Logits further than this many temperatures below the best cannot be sampled in practice
+/// (their probability is under e^-20 of the best one's), so they are never sorted. With a
+/// 262k-token vocabulary this keeps sampling to two linear passes.
+const CUTOFF_TEMPERATURES: f32 = 20.0;
+
+/// How tokens are chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerConfig {
+    /// 0 picks the most likely token.
+    pub temperature: f32,
+    /// Keep at most this many candidates (0: no limit).
+    pub top_k: usize,
+    /// Keep the smallest set of candidates whose probability reaches this.
+    pub top_p: f32,
+    /// Divide positive logits (multiply negative ones) of recent tokens by this.
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    pub repeat_last_n: usize,
+    /// Seed of the random stream; the same seed and logits give the same tokens.
+    pub seed: u64,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig {
+            temperature: 0.7,
+            top_k: 40,
+            top_p: 0.9,
+            repeat_penalty: 1.15,
+            repeat_last_n: 64,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// A sampler with its random state and recent tokens.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    config: SamplerConfig,
+    rng: u64,
+    recent: VecDeque<u32>,
+    candidates: Vec<(u32, f32)>,
+}
+
+impl Sampler {
+    /// A fresh sampler.
+    pub fn new(config: SamplerConfig) -> Sampler {
+        Sampler {
+            rng: config.seed,
+            recent: VecDeque::with_capacity(config.repeat_last_n),
+            candidates: Vec::new(),
+            config,
+        }
+    }
+
+    /// Records a token as recent, for the repetition penalty (prompt tokens included).
+    pub fn accept(&mut self, token: u32) {
+        if self.config.repeat_last_n == 0 {
+            return;
+        }
+        if self.recent.len() == self.config.repeat_last_n {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(token);
+    }
+
+    fn penalised(&self, token: u32, logit: f32) -> f32 {
+        if self.config.repeat_penalty == 1.0 || !self.recent.contains(&token) {
+            logit
+        } else if logit > 0.0 {
+            logit / self.config.repeat_penalty
+        } else {
+            logit * self.config.repeat_penalty
+        }
+    }
+
+    /// Picks the next token from `logits` (one per vocabulary entry) and records it.
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        let token = self.choose(logits);
+        self.accept(token);
+        token
+    }
+
+    fn choose(&mut self, logits: &[f32]) -> u32 {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let temperature = self.config.temperature.max(0.0);
+        // Penalties only lower logits, so a token below the cutoff before them stays below.
+        let floor = max - CUTOFF_TEMPERATURES * temperature.max(0.05);
+        self.candidates.clear();
+        for (token, &logit) in logits.iter().enumerate() {
+            if logit >= floor {
+                self.candidates.push((token as u32, logit));
+            }
+        }
+        let mut candidates = std::mem::take(&mut self.candidates);
+        if candidates.is_empty() {
+            // Only NaN logits get here; any token is as good as another.
+            candidates.push((0, 0.0));
+        }
+        for c in &mut candidates {
+            c.1 = self.penalised(c.0, c.1);
+        }
+        candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let chosen = if temperature == 0.0 || candidates.len() == 1 {
+            candidates[0].0
+        } else {
+            if self.config.top_k > 0 {
+                candidates.truncate(self.config.top_k);
+            }
+            let best = candidates[0].1;
+            let mut total = 0.0f64;
+            let mut probs: Vec<f64> = candidates
+                .iter()
+                .map(|c| {
+                    let p = f64::from((c.1 - best) / temperature).exp();
+                    total += p;
+                    p
+                })
+                .collect();
+            let mut cumulative = 0.0;
+            let mut keep = probs.len();
+            for (i, p) in probs.iter_mut().enumerate() {
+                *p /= total;
+                cumulative += *p;
+                if cumulative >= f64::from(self.config.top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            let kept_mass: f64 = probs[..keep].iter().sum();
+            let mut r = self.next_f64() * kept_mass;
+            let mut chosen = candidates[keep - 1].0;
+            for (c, p) in candidates.iter().zip(&probs[..keep]) {
+                if r < *p {
+                    chosen = c.0;
+                    break;
+                }
+                r -= p;
+            }
+            chosen
+        };
+        self.candidates = candidates;
+        chosen
+    }
+
+    /// SplitMix64: small, fast, and reproducible across platforms.
+    fn next_f64(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_temperature_is_argmax() {
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 0.0,
+            ..SamplerConfig::default()
+        });
+        assert_eq!(s.sample(&[0.1, 3.0, 2.9, -1.0]), 1);
+    }
+
+    #[test]
+    fn repetition_penalty_changes_the_argmax() {
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 2.0,
+            ..SamplerConfig::default()
+        });
+        s.accept(1);
+        assert_eq!(s.sample(&[0.1, 3.0, 2.9, -1.0]), 2);
+    }
+
+    #[test]
+    fn same_seed_same_tokens_and_distribution_roughly_right() {
+        let logits = [1.0f32, 1.0, 0.0, -50.0];
+        let config = SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            repeat_penalty: 1.0,
+            ..SamplerConfig::default()
+        };
+        let run = || {
+            let mut s = Sampler::new(config.clone());
+            (0..4000).map(|_| s.sample(&logits)).collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let count = |t| a.iter().filter(|&&x| x == t).count() as f64 / a.len() as f64;
+        // Softmax of [1, 1, 0]: 0.42, 0.42, 0.16.
+        assert!((count(0) - 0.42).abs() < 0.04, "{}", count(0));
+        assert!((count(2) - 0.16).abs() < 0.03, "{}", count(2));
+        assert_eq!(count(3), 0.0);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy() {
+        let mut s = Sampler::new(SamplerConfig {
+            top_k: 1,
+            repeat_penalty: 1.0,
+            ..SamplerConfig::default()
+        });
+        for _ in 0..50 {
+            assert_eq!(s.sample(&[0.0, 0.5, 0.4]), 1);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The embedded backend on the real model (`scripts/test.sh` fetches it; `LORE_MODEL` points
+//! elsewhere). Short greedy generations; assertions on structure, not on exact words.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use lore_gen::{
+    Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenError, GenParams, Role,
+    SamplerConfig, StopReason, Turn,
+};
+
+fn model_path() -> PathBuf {
+    std::env::var_os("LORE_MODEL").map_or_else(
+        || {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/lorekeeper/models/gemma-3-270m-q4_k_m.gguf")
+        },
+        PathBuf::from,
+    )
+}
+
+/// One model for all tests in this binary: loading is the slow part.
+fn backend() -> &'static EmbeddedBackend {
+    static BACKEND: OnceLock<EmbeddedBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        let path = model_path();
+        assert!(
+            path.exists(),
+            "the embedded model is missing at {}: run scripts/fetch-model.sh",
+            path.display()
+        );
+        let mut config = EmbeddedConfig::new(path);
+        config.n_ctx = 2048;
+        EmbeddedBackend::load(config).unwrap()
+    })
+}
+
+fn conversation(line: &str) -> Conversation {
+    Conversation {
+        character: "Odile Marrow".into(),
+        player: "Visitor".into(),
+        others: vec!["Pip Tallow".into()],
+        preamble: "A scene from \"Lanterns of Brindlemoor\".\n\nOdile Marrow is the Harbour Warden of Brindlemoor, a weathered woman who knows every boat on the river.\nHow Odile Marrow speaks: Short, salty sentences; calls people 'love'.\n\nOdile Marrow: Mind the ropes, love.".into(),
+        turns: vec![Turn { role: Role::Player, text: line.into(), recalled: vec!["Pip sleeps in the apprentices' loft of the Guildhall.".into()] }],
+    }
+}
+
+fn params(seed: u64) -> GenParams {
+    GenParams {
+        max_tokens: 40,
+        sampler: SamplerConfig {
+            seed,
+            ..SamplerConfig::default()
+        },
+        stop_rules: true,
+    }
+}
+
+#[test]
+fn replies_stream_and_stay_one_speakers_paragraph() {
+    let mut session = backend().open_session().unwrap();
+    let mut streamed = String::new();
+    let g = session
+        .generate(
+            &conversation("Evening! Have you seen Pip?"),
+            &params(7),
+            &mut |t| {
+                streamed.push_str(t);
+                true
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        streamed.trim_end(),
+        g.text,
+        "the stream and the final text differ"
+    );
+    assert!(!g.text.contains('\n'));
+    assert!(
+        !g.text.contains("Visitor:") && !g.text.contains("Pip Tallow:"),
+        "{}",
+        g.text
+    );
+    assert!(g.generated_tokens >= 1 && g.generated_tokens <= 40);
+    assert!(g.prompt_tokens > 50);
+    assert_eq!(
+        g.evaluated_tokens, g.prompt_tokens,
+        "a new session evaluates its whole prompt"
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_reply() {
+    let a = backend()
+        .open_session()
+        .unwrap()
+        .generate(
+            &conversation("Any news from the river?"),
+            &params(42),
+            &mut |_| true,
+        )
+        .unwrap();
+    let b = backend()
+        .open_session()
+        .unwrap()
+        .generate(
+            &conversation("Any news from the river?"),
+            &params(42),
+            &mut |_| true,
+        )
+        .unwrap();
+    assert_eq!(a.text, b.text);
+}
+
+#[test]
+fn turn_two_evaluates_only_its_new_tokens() {
+    let mut session = backend().open_session().unwrap();
+    let mut c = conversation("Evening! Have you seen Pip?");
+    let first = session.generate(&c, &params(3), &mut |_| true).unwrap();
+    c.turns.push(Turn {
+        role: Role::Character,
+        text: first.text.clone(),
+        recalled: vec![],
+    });
+    c.turns.push(Turn {
+        role: Role::Player,
+        text: "Thanks, love.".into(),
+        recalled: vec![],
+    });
+    let second = session.generate(&c, &params(3), &mut |_| true).unwrap();
+    assert!(second.prompt_tokens > first.prompt_tokens);
+    // The persona and turn 1 come from the cache; only the new lines (and at most a few
+    // tokens where the reply re-tokenizes differently) are evaluated.
+    assert!(
+        second.evaluated_tokens < 40 && second.evaluated_tokens < second.prompt_tokens / 3,
+        "evaluated {} of {}",
+        second.evaluated_tokens,
+        second.prompt_tokens
+    );
+}
+
+#[test]
+fn cancelling_stops_generation() {
+    let mut session = backend().open_session().unwrap();
+    let mut calls = 0;
+    let g = session
+        .generate(
+            &conversation("Tell me a long story about the river."),
+            &GenParams {
+                stop_rules: false,
+                ..params(1)
+            },
+            &mut |_| {
+                calls += 1;
+                false
+            },
+        )
+        .unwrap();
+    assert_eq!(g.stop, StopReason::Cancelled);
+    assert_eq!(calls, 1);
+    // The session is still usable afterwards.
+    let again = session
+        .generate(&conversation("Hello?"), &params(1), &mut |_| true)
+        .unwrap();
+    assert_ne!(again.stop, StopReason::Cancelled);
+}
+
+#[test]
+fn a_truncated_model_is_a_load_error_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("lore-truncated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let truncated = dir.join("truncated.gguf");
+    let bytes = std::fs::read(model_path()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let err = EmbeddedBackend::load(EmbeddedConfig::new(truncated))
+        .err()
+        .unwrap();
+    assert!(matches!(err, GenError::ModelLoad { .. }), "{err}");
+    assert!(err.to_string().contains("truncated.gguf"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The second command of README.md: set up, then run the whole test suite (unit and
+# integration tests on the real Oxigraph store and the real embedded model).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh >/dev/null
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lorekeeper/target}"
+export LORE_MODEL="${LORE_MODEL:-$(scripts/fetch-model.sh)}"
+# Release profile: tests then share the one build of llama.cpp and RocksDB with `lore`,
+# and the model runs at full speed.
+cargo test --release --locked --workspace "$@"
