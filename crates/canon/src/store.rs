@@ -184,17 +184,19 @@ fn collect(results: QueryResults<'_>) -> Result<QueryOutput, CanonError> {
 
 /// The RDF format a file's extension names.
 pub(crate) fn format_of(path: &Path) -> Result<RdfFormat, CanonError> {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .and_then(|e| match e {
-            "jsonld" | "json" => Some(RdfFormat::JsonLd {
-                profile: oxigraph::io::JsonLdProfileSet::empty(),
-            }),
-            other => RdfFormat::from_extension(other),
-        })
-        .ok_or_else(|| CanonError::UnknownFormat {
+    // An explicit list: Oxigraph also maps loose extensions such as `.txt` to a format.
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("ttl") => Ok(RdfFormat::Turtle),
+        Some("trig") => Ok(RdfFormat::TriG),
+        Some("nt") => Ok(RdfFormat::NTriples),
+        Some("nq") => Ok(RdfFormat::NQuads),
+        Some("jsonld" | "json") => Ok(RdfFormat::JsonLd {
+            profile: oxigraph::io::JsonLdProfileSet::empty(),
+        }),
+        _ => Err(CanonError::UnknownFormat {
             path: path.to_owned(),
-        })
+        }),
+    }
 }
 
 fn parser(format: RdfFormat, path: &Path) -> Result<RdfParser, CanonError> {

@@ -420,15 +420,34 @@ impl World {
         self.entity_by_iri.get(iri).copied()
     }
 
-    /// Resolves a character by IRI, local name, name or alias.
+    /// Resolves a character by IRI, local name, name or alias; failing those, by a first
+    /// name that only one character has.
     pub fn character(&self, name: &str) -> Option<EntityId> {
-        self.entities.iter().position(|e| {
-            e.kind == EntityKind::Character
-                && (e.iri == name
-                    || resolve::matches_name(local_name(&e.iri), name)
-                    || resolve::matches_name(&e.name, name)
-                    || e.aliases.iter().any(|a| resolve::matches_name(a, name)))
-        })
+        let characters = || {
+            self.entities
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.kind == EntityKind::Character)
+        };
+        let exact = characters().find(|(_, e)| {
+            e.iri == name
+                || resolve::matches_name(local_name(&e.iri), name)
+                || resolve::matches_name(&e.name, name)
+                || e.aliases.iter().any(|a| resolve::matches_name(a, name))
+        });
+        if let Some((id, _)) = exact {
+            return Some(id);
+        }
+        let mut by_first_name = characters().filter(|(_, e)| {
+            e.name
+                .split_whitespace()
+                .next()
+                .is_some_and(|first| resolve::matches_name(first, name))
+        });
+        match (by_first_name.next(), by_first_name.next()) {
+            (Some((id, _)), None) => Some(id),
+            _ => None,
+        }
     }
 
     /// Resolves a beat by number, IRI, local name or name.

@@ -169,7 +169,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.verbose {
-        0 => "warn",
+        // llama.cpp warns about model quirks users cannot act on; show them from -v.
+        0 => "warn,llama-cpp-2=error",
         1 => "info",
         _ => "debug",
     };

@@ -64,7 +64,8 @@ pub struct TurnContext {
 pub struct TurnResult {
     /// The character's reply.
     pub reply: String,
-    /// IRIs of every fact in the prompt this turn: standing facts, then retrieved ones.
+    /// IRIs of the facts this reply is grounded in: standing facts, then those retrieved for
+    /// the player's line (whether written into this turn's prompt or an earlier one).
     pub facts_used: Vec<String>,
     /// Retrieval and prompt assembly time, in microseconds.
     pub prepare_micros: u128,
@@ -113,34 +114,45 @@ impl TurnPlanner {
         &self.preamble
     }
 
-    /// What a turn for `input` draws on.
+    /// What a turn for `input` draws on: facts already in the standing context are not
+    /// retrieved again, since every prompt of the session carries them.
     pub fn context(&self, input: &str) -> TurnContext {
+        let retrieved = self
+            .retriever
+            .retrieve(
+                input,
+                self.options.facts_per_turn + self.standing.facts.len(),
+            )
+            .into_iter()
+            .filter(|r| !self.standing.facts.iter().any(|s| s.iri == r.iri))
+            .take(self.options.facts_per_turn)
+            .collect();
         TurnContext {
             standing: self.standing.clone(),
-            retrieved: self.retriever.retrieve(input, self.options.facts_per_turn),
+            retrieved,
         }
     }
 
-    /// The conversation the backend gets for `input` after `history`, and the facts
-    /// retrieved for it. Facts in `recalled` are not repeated: they are in the history.
+    /// The conversation the backend gets for `input` after `history`, and the facts this
+    /// turn is grounded in (standing ones, then those retrieved for `input`). Retrieved facts
+    /// in `recalled` are not written into the prompt again: the history already has them.
     pub fn plan(
         &self,
         input: &str,
         history: &[Turn],
         recalled: &HashSet<String>,
     ) -> (Conversation, Vec<Retrieved>) {
-        let retrieved: Vec<Retrieved> = self
-            .retriever
-            .retrieve(input, self.options.facts_per_turn)
-            .into_iter()
-            .filter(|r| !recalled.contains(&r.iri))
-            .collect();
+        let retrieved = self.context(input).retrieved;
         let start = history.len().saturating_sub(self.options.history_lines);
         let mut turns = history[start..].to_vec();
         turns.push(Turn {
             role: Role::Player,
             text: input.trim().to_owned(),
-            recalled: retrieved.iter().map(|r| r.text.clone()).collect(),
+            recalled: retrieved
+                .iter()
+                .filter(|r| !recalled.contains(&r.iri))
+                .map(|r| r.text.clone())
+                .collect(),
         });
         let conversation = Conversation {
             character: self.standing.name.clone(),
@@ -149,7 +161,14 @@ impl TurnPlanner {
             preamble: self.preamble.clone(),
             turns,
         };
-        (conversation, retrieved)
+        let grounding = self
+            .standing
+            .facts
+            .iter()
+            .cloned()
+            .chain(retrieved)
+            .collect();
+        (conversation, grounding)
     }
 }
 
@@ -194,20 +213,13 @@ impl CharacterSession {
             return Err(EngineError::EmptyInput);
         }
         let started = Instant::now();
-        let (mut conversation, retrieved) = self.planner.plan(input, &self.history, &self.recalled);
+        let (mut conversation, grounding) = self.planner.plan(input, &self.history, &self.recalled);
         let prepare_micros = started.elapsed().as_micros();
         let params = &self.planner.options.generation;
         let generation = self
             .backend_session
             .generate(&conversation, params, on_text)?;
-        let mut facts_used: Vec<String> = self
-            .planner
-            .standing
-            .facts
-            .iter()
-            .map(|f| f.iri.clone())
-            .collect();
-        facts_used.extend(retrieved.iter().map(|r| r.iri.clone()));
+        let facts_used: Vec<String> = grounding.iter().map(|f| f.iri.clone()).collect();
         if generation.stop != StopReason::Cancelled {
             if let Some(player_turn) = conversation.turns.pop() {
                 self.history.push(player_turn);
@@ -217,7 +229,7 @@ impl CharacterSession {
                 text: generation.text.clone(),
                 recalled: Vec::new(),
             });
-            self.recalled.extend(retrieved.into_iter().map(|r| r.iri));
+            self.recalled.extend(facts_used.iter().cloned());
         }
         Ok(TurnResult {
             reply: generation.text.clone(),
@@ -302,13 +314,17 @@ mod tests {
         let (mut session, prompts) = session();
         let first = session.turn("Have you seen Bram?", &mut |_| true).unwrap();
         assert!(first.facts_used.iter().any(|f| f == "urn:w:f1"));
-        session.turn("Bram again?", &mut |_| true).unwrap();
+        let second = session.turn("Bram again?", &mut |_| true).unwrap();
         let prompts = prompts.lock().unwrap();
         assert_eq!(
             prompts[0].turns.last().unwrap().recalled,
             ["Bram bakes at dawn."]
         );
         assert!(prompts[1].turns.last().unwrap().recalled.is_empty());
+        assert!(
+            second.facts_used.iter().any(|f| f == "urn:w:f1"),
+            "still grounded in f1"
+        );
         assert_eq!(prompts[1].turns.len(), 3);
         assert_eq!(prompts[1].others, ["Bram Stone"]);
     }
