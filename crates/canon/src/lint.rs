@@ -109,14 +109,13 @@ fn subject_lines(file: &Path, positions: &mut Positions) -> Result<(), CanonErro
             }
             _ => {
                 // N-Triples and N-Quads: one statement a line, subject first.
-                if let Some(iri) = line
+                if let Some((iri, _)) = line
                     .trim_start()
                     .strip_prefix('<')
                     .and_then(|l| l.split_once('>'))
+                    && let Ok(n) = oxigraph::model::NamedNode::new(iri)
                 {
-                    if let Ok(n) = oxigraph::model::NamedNode::new(iri.0) {
-                        record(&NamedOrBlankNode::NamedNode(n), number);
-                    }
+                    record(&NamedOrBlankNode::NamedNode(n), number);
                 }
             }
         }
@@ -313,13 +312,13 @@ fn lint_world(
                 "add lore:knownBy for the characters who keep it".into(),
             );
         }
-        if let Some(claim) = &fact.claim {
-            if functional.contains(&claim.property) {
-                by_claim
-                    .entry((&claim.subject, &claim.property))
-                    .or_default()
-                    .push(id);
-            }
+        if let Some(claim) = &fact.claim
+            && functional.contains(&claim.property)
+        {
+            by_claim
+                .entry((&claim.subject, &claim.property))
+                .or_default()
+                .push(id);
         }
     }
     for ((subject, property), facts) in by_claim {

@@ -114,12 +114,11 @@ impl Retriever {
                 continue;
             }
             // Where the speaker is does not depend on whether canon says they know it.
-            if let Some(claim) = &fact.claim {
-                if claim.property == vocab::LOCATED_IN.as_str()
-                    && world.entity(&claim.subject) == Some(speaker)
-                {
-                    scene = world.entity(&claim.value).or(scene);
-                }
+            if let Some(claim) = &fact.claim
+                && claim.property == vocab::LOCATED_IN.as_str()
+                && world.entity(&claim.subject) == Some(speaker)
+            {
+                scene = world.entity(&claim.value).or(scene);
             }
             if !fact.known_by(speaker, beat) {
                 continue;
@@ -335,15 +334,14 @@ impl Retriever {
 fn name_index(world: &World) -> (AhoCorasick, Vec<EntityId>) {
     let mut first_names: HashMap<String, Option<EntityId>> = HashMap::new();
     for (id, e) in world.entities.iter().enumerate() {
-        if e.kind == EntityKind::Character {
-            if let Some((first, _)) = e.name.split_once(' ') {
-                if first.chars().count() >= 3 {
-                    first_names
-                        .entry(first.to_lowercase())
-                        .and_modify(|owner| *owner = None)
-                        .or_insert(Some(id));
-                }
-            }
+        if e.kind == EntityKind::Character
+            && let Some((first, _)) = e.name.split_once(' ')
+            && first.chars().count() >= 3
+        {
+            first_names
+                .entry(first.to_lowercase())
+                .and_modify(|owner| *owner = None)
+                .or_insert(Some(id));
         }
     }
     let mut patterns = Vec::new();

@@ -251,7 +251,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CanonStore::open(&dir.path().join("store")).unwrap();
         let good = write(dir.path(), "good.ttl", "<urn:a> <urn:b> <urn:c> .\n");
-        store.import(&[good.clone()], |_| ()).unwrap();
+        store.import(&[good], |_| ()).unwrap();
         assert_eq!(store.oxigraph().len().unwrap(), 1);
 
         let more = write(dir.path(), "more.ttl", "<urn:d> <urn:e> <urn:f> .\n");

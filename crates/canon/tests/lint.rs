@@ -1,4 +1,8 @@
 //! `lore check`'s findings, on the sample world (clean) and on files with each kind of fault.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on the first unexpected error"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,9 @@
 //! The `lore` binary end to end: real store, real model, and every bad input the foundation
 //! issue lists, each with a clear message and a non-zero exit.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on the first unexpected error"
+)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -1,6 +1,10 @@
 //! No assembled prompt contains a writer-only note or a fact its speaker does not know at
 //! the session's beat: checked for every character of the sample world, at every beat, for
 //! player lines naming every entity.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on the first unexpected error"
+)]
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -256,14 +256,13 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
             } => {
                 clock += 1;
                 if !live.contains_key(&session) {
-                    if live.len() >= config.max_live_sessions.max(1) {
-                        if let Some(oldest) = live
+                    if live.len() >= config.max_live_sessions.max(1)
+                        && let Some(oldest) = live
                             .iter()
                             .min_by_key(|(_, l)| l.last_used)
                             .map(|(id, _)| *id)
-                        {
-                            live.remove(&oldest);
-                        }
+                    {
+                        live.remove(&oldest);
                     }
                     match new_context(&model, backend, &config) {
                         Ok(context) => {

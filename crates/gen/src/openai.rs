@@ -214,19 +214,19 @@ fn read_stream(
         let Some(choice) = chunk["choices"].get(0) else {
             continue;
         };
-        if let Some(text) = choice["delta"]["content"].as_str() {
-            if !text.is_empty() {
-                generated += 1;
-                first.get_or_insert_with(|| started.elapsed());
-                let shown = scanner.push(text);
-                if !shown.is_empty() && !on_text(&shown) {
-                    finish = Some(StopReason::Cancelled);
-                    break;
-                }
-                if scanner.stopped() {
-                    finish = Some(StopReason::Stop);
-                    break;
-                }
+        if let Some(text) = choice["delta"]["content"].as_str()
+            && !text.is_empty()
+        {
+            generated += 1;
+            first.get_or_insert_with(|| started.elapsed());
+            let shown = scanner.push(text);
+            if !shown.is_empty() && !on_text(&shown) {
+                finish = Some(StopReason::Cancelled);
+                break;
+            }
+            if scanner.stopped() {
+                finish = Some(StopReason::Stop);
+                break;
             }
         }
         match choice["finish_reason"].as_str() {

@@ -1,5 +1,9 @@
 //! The embedded backend on the real model (`scripts/test.sh` fetches it; `LORE_MODEL` points
 //! elsewhere). Short greedy generations; assertions on structure, not on exact words.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on the first unexpected error"
+)]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
