@@ -9,13 +9,15 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use lore_gen::{
     Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenError, GenParams, Role,
     SamplerConfig, Turn,
 };
 
 const N_CTX: u32 = 4096;
+/// Pause before each timed phase.
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// Prompt and generation speed of one loop.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -56,11 +58,11 @@ pub struct GenerationReport {
     pub engine: Speed,
     /// The bare llama.cpp loop, summed over runs.
     pub bare: Speed,
-    /// Turn 2: new tokens the engine evaluated.
+    /// Turn 2 (median over sessions): new tokens the engine evaluated.
     pub turn2_new_tokens: usize,
-    /// Turn 2: the engine's time to first token.
+    /// Turn 2 (median): the engine's time to first token.
     pub turn2_ttft: Duration,
-    /// Turn 2: the bare loop's time to evaluate just those new tokens and pick one.
+    /// Turn 2 (median): the bare loop's time to evaluate just those new tokens and pick one.
     pub turn2_bare: Duration,
 }
 
@@ -140,49 +142,76 @@ pub fn run(
 
     let mut engine_speed = Speed::default();
     let mut bare_speed = Speed::default();
-    // Interleave the two so that load on the machine affects both alike.
-    for _ in 0..runs.max(1) {
-        let mut session = engine.open_session()?;
-        let g = session.generate(&conversation, &greedy(tokens, false), &mut |_| true)?;
-        engine_speed.add(Speed {
-            prompt_tokens: g.prompt_tokens,
-            prompt_secs: g.prompt_time.as_secs_f64(),
-            generated: g.generated_tokens,
-            generation_secs: g.generation_time.as_secs_f64(),
-        });
-        let mut context = bare_context(&bare_model, threads)?;
-        bare_speed.add(bare_generate(&bare_model, &mut context, &prompt, tokens)?);
+    // Interleave the two, alternating which goes first, so that load on the machine affects
+    // both alike; pause before each so the other's idle worker threads (OpenMP spins for a
+    // while after a parallel region) have stopped competing for the cores.
+    for run in 0..runs.max(1) {
+        for engine_turn in [run % 2 == 0, run % 2 == 1] {
+            std::thread::sleep(SETTLE);
+            if engine_turn {
+                let mut session = engine.open_session()?;
+                let g = session.generate(&conversation, &greedy(tokens, false), &mut |_| true)?;
+                engine_speed.add(Speed {
+                    prompt_tokens: g.prompt_tokens,
+                    prompt_secs: g.prompt_time.as_secs_f64(),
+                    generated: g.generated_tokens,
+                    generation_secs: g.generation_time.as_secs_f64(),
+                });
+            } else {
+                let mut context = bare_context(&bare_model, threads)?;
+                bare_speed.add(bare_generate(&bare_model, &mut context, &prompt, tokens)?);
+            }
+        }
     }
 
     // Turn 2: the engine reuses turn 1's cache; the baseline evaluates only the new tokens
-    // on top of an already evaluated prefix.
-    let mut session = engine.open_session()?;
-    let mut conversation = conversation;
-    let first = session.generate(&conversation, &greedy(32, true), &mut |_| true)?;
-    conversation.turns.push(Turn {
-        role: Role::Character,
-        text: first.text,
-        recalled: vec![],
-    });
-    conversation.turns.push(Turn {
-        role: Role::Player,
-        text: "And where might I find the Everlight?".into(),
-        recalled: vec!["The Everlight hangs in the Guildhall above the great stair.".into()],
-    });
-    let second = session.generate(&conversation, &greedy(8, true), &mut |_| true)?;
-    let turn2_bare = bare_new_tokens(
-        &bare_model,
-        threads,
-        &conversation.transcript(),
-        second.evaluated_tokens,
-    )?;
+    // on top of an already evaluated prefix. Several sessions, medians, to tame noise.
+    let follow_ups = [
+        "And where might I find the Everlight?",
+        "Is the Fogmarsh safe tonight?",
+        "Who keeps the Drowned Chapel?",
+        "Thank you, love. Good night.",
+        "What did the Mayor say about the lamps?",
+    ];
+    let mut ttft = Vec::new();
+    let mut bare = Vec::new();
+    let mut new_tokens = Vec::new();
+    for follow_up in follow_ups.iter().cycle().take(runs.max(1) * 2) {
+        let mut session = engine.open_session()?;
+        let mut conversation = conversation.clone();
+        let first = session.generate(&conversation, &greedy(32, true), &mut |_| true)?;
+        conversation.turns.push(Turn {
+            role: Role::Character,
+            text: first.text,
+            recalled: vec![],
+        });
+        conversation.turns.push(Turn {
+            role: Role::Player,
+            text: (*follow_up).into(),
+            recalled: vec![],
+        });
+        let second = session.generate(&conversation, &greedy(8, true), &mut |_| true)?;
+        ttft.push(second.time_to_first_token);
+        new_tokens.push(second.evaluated_tokens);
+        bare.push(bare_new_tokens(
+            &bare_model,
+            threads,
+            &conversation.transcript(),
+            second.evaluated_tokens,
+        )?);
+    }
     Ok(GenerationReport {
         engine: engine_speed,
         bare: bare_speed,
-        turn2_new_tokens: second.evaluated_tokens,
-        turn2_ttft: second.time_to_first_token,
-        turn2_bare,
+        turn2_new_tokens: median(&mut new_tokens),
+        turn2_ttft: median(&mut ttft),
+        turn2_bare: median(&mut bare),
     })
+}
+
+fn median<T: Ord + Copy>(values: &mut [T]) -> T {
+    values.sort_unstable();
+    values[values.len() / 2]
 }
 
 fn runtime(e: impl std::fmt::Display) -> GenError {
@@ -226,7 +255,7 @@ fn decode(
     Ok(last)
 }
 
-/// The bare loop: tokenize, decode the prompt, then greedy-sample and decode `n` tokens.
+/// The bare loop: tokenize, decode the prompt, then pick the argmax and decode, `n` times.
 fn bare_generate(
     model: &LlamaModel,
     context: &mut LlamaContext<'_>,
@@ -237,11 +266,10 @@ fn bare_generate(
     let tokens = model.vocab().tokenize(prompt.as_bytes(), true, false);
     let mut index = decode(context, &tokens, 0)?;
     let prompt_secs = started.elapsed().as_secs_f64();
-    let mut sampler = LlamaSampler::greedy();
     let mut first = None;
     let mut batch = LlamaBatch::new(1, 1);
     for i in 0..n {
-        let token = sampler.sample(context, index);
+        let token = argmax(context.get_logits_ith(index));
         first.get_or_insert_with(Instant::now);
         batch.clear();
         batch
@@ -270,8 +298,20 @@ fn bare_new_tokens(
     let tokens = model.vocab().tokenize(prompt.as_bytes(), true, false);
     let split = tokens.len().saturating_sub(new.max(1));
     decode(&mut context, &tokens[..split], 0)?;
+    std::thread::sleep(SETTLE);
     let started = Instant::now();
     let index = decode(&mut context, &tokens[split..], split)?;
-    std::hint::black_box(LlamaSampler::greedy().sample(&context, index));
+    std::hint::black_box(argmax(context.get_logits_ith(index)));
     Ok(started.elapsed())
+}
+
+/// The cheapest possible token choice, so the baseline is the bare runtime.
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let best = logits
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &l)| {
+            if l > best.1 { (i, l) } else { best }
+        });
+    LlamaToken(best.0 as i32)
 }

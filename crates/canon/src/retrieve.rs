@@ -167,6 +167,21 @@ impl Retriever {
         self.speaker
     }
 
+    /// Characters the speaker has a relationship with or shares a known fact with, in id
+    /// order: the people most likely to turn up in the speaker's conversations.
+    pub fn acquaintances(&self) -> Vec<EntityId> {
+        let mut out: Vec<EntityId> = self
+            .relationship_with
+            .keys()
+            .chain(self.neighbours.get(&self.speaker).into_iter().flatten())
+            .copied()
+            .filter(|&e| e != self.speaker && self.world.entities[e].kind == EntityKind::Character)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The session's beat.
     pub fn beat(&self) -> Option<i64> {
         self.beat

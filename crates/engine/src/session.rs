@@ -4,12 +4,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lore_canon::{CanonError, EntityKind, Resolved, Retrieved, Retriever, StandingContext, World};
+use lore_canon::{CanonError, Resolved, Retrieved, Retriever, StandingContext, World};
 use lore_gen::{
     Backend, Conversation, GenError, GenParams, Generation, Role, Session, StopReason, Turn,
 };
 
 use crate::preamble::preamble;
+
+/// Most other characters' names used as stop labels.
+const MAX_STOP_NAMES: usize = 32;
 
 /// What a session may do per turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,14 +88,16 @@ pub struct TurnPlanner {
 impl TurnPlanner {
     /// Indexes `world` for `resolved`'s character and beat and writes its preamble.
     pub fn new(world: Arc<World>, resolved: Resolved, options: SessionOptions) -> TurnPlanner {
-        let others = world
-            .entities
-            .iter()
-            .enumerate()
-            .filter(|(id, e)| e.kind == EntityKind::Character && *id != resolved.character)
-            .map(|(_, e)| e.name.clone())
-            .collect();
         let retriever = Retriever::new(world, resolved);
+        // Speaker labels that end a reply. A transcript reply also ends at a line break, so
+        // the names that matter are those the model is likely to write: the speaker's
+        // acquaintances. Listing every character of a large world would slow every token.
+        let others = retriever
+            .acquaintances()
+            .into_iter()
+            .take(MAX_STOP_NAMES)
+            .map(|e| retriever.world().entities[e].name.clone())
+            .collect();
         let standing = retriever.standing();
         let preamble = preamble(retriever.world(), &standing);
         TurnPlanner {
@@ -293,7 +298,8 @@ mod tests {
             :g { :p a lore:Production ; rdfs:label "P" ; lore:graph :g ; lore:rating lore:Everyone .
                  :a a lore:Character ; rdfs:label "Ada Quill" ; lore:persona "Ada keeps bees." .
                  :b a lore:Character ; rdfs:label "Bram Stone" ; lore:persona "Bram bakes." .
-                 :f1 a lore:Fact ; lore:about :b ; lore:statement "Bram bakes at dawn." ; lore:commonKnowledge true . }
+                 :f1 a lore:Fact ; lore:about :b ; lore:statement "Bram bakes at dawn." ; lore:commonKnowledge true .
+                 :r a lore:Relationship ; lore:source :a ; lore:target :b ; lore:kind "neighbour" . }
         "#).unwrap();
         store.import(&[file], |_| ()).unwrap();
         let world = Arc::new(World::load(&store, "P").unwrap());
