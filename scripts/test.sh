@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lorekeeper/target}"
 export LORE_MODEL="${LORE_MODEL:-$(scripts/fetch-model.sh)}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 # Release profile: tests then share the one build of llama.cpp and RocksDB with `lore`,
 # and the model runs at full speed.
-cargo test --release --locked --workspace "$@"
+status=0
+cargo test --release --locked --workspace "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -293,6 +293,25 @@ mod tests {
     }
 
     #[test]
+    fn json_ld_imports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CanonStore::open(&dir.path().join("store")).unwrap();
+        let file = write(
+            dir.path(),
+            "w.jsonld",
+            r#"{"@context": {"lore": "https://lorekeeper.dev/ns/lore#"},
+                "@id": "urn:w:odile", "@type": "lore:Character", "lore:persona": "A warden."}"#,
+        );
+        assert_eq!(store.import(&[file], |_| ()).unwrap().files[0].1, 2);
+        let QueryOutput::Boolean(true) = store
+            .query("ASK { <urn:w:odile> <https://lorekeeper.dev/ns/lore#persona> \"A warden.\" }")
+            .unwrap()
+        else {
+            panic!("JSON-LD persona not imported")
+        };
+    }
+
+    #[test]
     fn unknown_extension_is_named() {
         let err = format_of(Path::new("world.txt")).unwrap_err();
         assert!(err.to_string().contains("world.txt"));

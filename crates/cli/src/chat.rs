@@ -119,7 +119,16 @@ pub fn chat(config: &Config, args: &SessionArgs, show_context: bool) -> anyhow::
     let interactive = stdin.is_terminal() && !args.json;
     let stdout = std::io::stdout();
     if interactive {
-        eprintln!("Talking with {name}. An empty line or Ctrl-D ends the conversation.");
+        let info = backend.info();
+        let prompting = if info.chat_template {
+            "chat template"
+        } else {
+            "transcript"
+        };
+        eprintln!(
+            "Talking with {name} ({} backend, {}, {prompting} prompts). An empty line or Ctrl-D ends the conversation.",
+            info.kind, info.model
+        );
     }
     let mut lines = stdin.lock().lines();
     loop {
