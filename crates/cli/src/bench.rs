@@ -63,6 +63,10 @@ pub enum BenchCommand {
         /// Runs of each loop, interleaved.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Also write the benchmark's prompt to this file (for outside baselines such as
+        /// scripts/bench_llama_cpp_python.py).
+        #[arg(long, value_name = "FILE")]
+        prompt_out: Option<PathBuf>,
     },
 }
 
