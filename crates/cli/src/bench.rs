@@ -142,8 +142,13 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
             threads,
             tokens,
             runs,
+            prompt_out,
         } => {
             let model = model.unwrap_or_else(|| config.model.clone());
+            if let Some(path) = prompt_out {
+                std::fs::write(&path, generation::bench_conversation().transcript())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
             let r = generation::run(&model, threads, tokens, runs)?;
             println!(
                 "generation on {} with {threads} threads, {tokens} tokens x {runs} runs:",
