@@ -10,6 +10,7 @@ use oxigraph::sparql::{QueryResults, SparqlEvaluator};
 use oxigraph::store::{LoaderError, Store};
 
 use crate::error::{CanonError, SyntaxError};
+use crate::vocab;
 
 /// Memory the bulk loader may use per import, in megabytes; keeps large imports bounded.
 const BULK_LOADER_MEMORY_MB: usize = 512;
@@ -128,11 +129,43 @@ impl CanonStore {
                     },
                 })?;
         }
+        // A revision marker, committed with the data: caches keyed on the revision can never
+        // outlive the canon they were built from.
+        let marker = format!(
+            "<{}> <{}> \"{}\" <{}> .\n",
+            vocab::CANON.as_str(),
+            vocab::REVISION.as_str(),
+            revision_token(),
+            vocab::SYSTEM_GRAPH.as_str()
+        );
+        loader
+            .load_from_slice(RdfFormat::NQuads, marker.as_bytes())
+            .map_err(|e| CanonError::Malformed {
+                subject: vocab::CANON.as_str().to_owned(),
+                message: e.to_string(),
+            })?;
         loader.commit()?;
         Ok(ImportReport {
             files: counts,
             store_len: self.store.len()?,
         })
+    }
+
+    /// A fingerprint of the canon in the store: it changes with every import (each commits a
+    /// revision marker in the system graph) and with the number of quads.
+    pub fn revision(&self) -> Result<String, CanonError> {
+        let mut markers: Vec<String> = self
+            .store
+            .quads_for_pattern(
+                Some(vocab::CANON.into()),
+                Some(vocab::REVISION),
+                None,
+                Some(vocab::SYSTEM_GRAPH.into()),
+            )
+            .map(|q| q.map(|q| q.object.to_string()))
+            .collect::<Result<_, _>>()?;
+        markers.sort();
+        Ok(format!("{} {}", self.store.len()?, markers.join(" ")))
     }
 
     /// Runs a read-only SPARQL query. Updates are refused with [`CanonError::UpdateRefused`].
@@ -152,6 +185,14 @@ impl CanonStore {
             .map_err(|e| CanonError::Query(e.to_string()))?;
         collect(results)
     }
+}
+
+/// Unique per import: the time in nanoseconds and the process id.
+fn revision_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos}-{}", std::process::id())
 }
 
 fn collect(results: QueryResults<'_>) -> Result<QueryOutput, CanonError> {
@@ -252,7 +293,9 @@ mod tests {
         let store = CanonStore::open(&dir.path().join("store")).unwrap();
         let good = write(dir.path(), "good.ttl", "<urn:a> <urn:b> <urn:c> .\n");
         store.import(&[good], |_| ()).unwrap();
-        assert_eq!(store.oxigraph().len().unwrap(), 1);
+        // One quad of canon, one revision marker.
+        assert_eq!(store.oxigraph().len().unwrap(), 2);
+        let revision = store.revision().unwrap();
 
         let more = write(dir.path(), "more.ttl", "<urn:d> <urn:e> <urn:f> .\n");
         let bad = write(
@@ -268,9 +311,10 @@ mod tests {
         assert!(syntax.column.is_some());
         assert_eq!(
             store.oxigraph().len().unwrap(),
-            1,
+            2,
             "a failed import wrote something"
         );
+        assert_eq!(store.revision().unwrap(), revision);
     }
 
     #[test]

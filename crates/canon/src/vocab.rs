@@ -107,6 +107,12 @@ terms! {
     DESCRIPTION = "description";
     /// `lore:writerNote`: never read by retrieval.
     WRITER_NOTE = "writerNote";
+    /// `lore:revision`: a marker each import commits in the system graph.
+    REVISION = "revision";
+    /// `lore:canon`: the subject of revision markers.
+    CANON = "canon";
+    /// `lore:system`: the named graph of the engine's own bookkeeping.
+    SYSTEM_GRAPH = "system";
 }
 
 /// `rdf:type`

@@ -1,6 +1,7 @@
 //! One production's canon, layered over the shared graphs it extends, held in memory.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use oxigraph::model::{GraphNameRef, NamedNodeRef, NamedOrBlankNode, Term};
 
@@ -15,7 +16,7 @@ pub type EntityId = usize;
 pub type FactId = usize;
 
 /// A production, as its canon describes it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Production {
     /// Its IRI.
     pub iri: String,
@@ -34,7 +35,7 @@ pub struct Production {
 }
 
 /// What sort of thing an entity is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EntityKind {
     /// `lore:Character`
     Character,
@@ -49,7 +50,7 @@ pub enum EntityKind {
 }
 
 /// A named thing of the story.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Entity {
     /// Its IRI.
     pub iri: String,
@@ -72,7 +73,7 @@ pub struct Entity {
 }
 
 /// A span of story time, in beat numbers: `[from, until)`; `None` is unbounded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     /// First beat it holds at.
     pub from: Option<i64>,
@@ -102,7 +103,7 @@ impl Span {
 }
 
 /// A structured claim a fact makes: `subject property value`, checkable for contradictions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Claim {
     /// The entity's IRI.
     pub subject: String,
@@ -113,7 +114,7 @@ pub struct Claim {
 }
 
 /// A statement of canon over a span of story time, and who knows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Fact {
     /// Its IRI.
     pub iri: String,
@@ -150,7 +151,7 @@ impl Fact {
 }
 
 /// How a character stands towards another entity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Relationship {
     /// Its IRI.
     pub iri: String,
@@ -169,7 +170,7 @@ pub struct Relationship {
 }
 
 /// A named point of story time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Beat {
     /// Its IRI.
     pub iri: String,
@@ -184,7 +185,7 @@ pub struct Beat {
 /// Layering is per property: when the production's graph states a property of a node, its
 /// values replace those of the shared graphs for that property; other properties stay shared.
 /// A production's fact can also drop a shared fact with `lore:supersedes`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct World {
     /// The production.
     pub production: Production,
@@ -196,6 +197,8 @@ pub struct World {
     pub relationships: Vec<Relationship>,
     /// Its beats, in story order.
     pub beats: Vec<Beat>,
+    /// Rebuilt from `entities` after reading a snapshot.
+    #[serde(skip)]
     entity_by_iri: HashMap<String, EntityId>,
 }
 
@@ -210,7 +213,47 @@ type Description = HashMap<String, Layered>;
 impl World {
     /// Reads the production named `production` (an IRI, its local name, or its title).
     pub fn load(store: &CanonStore, production: &str) -> Result<World, CanonError> {
+        Self::read(store, resolve::production(store, production)?)
+    }
+
+    /// Like [`World::load`], but through a snapshot in `cache_dir` keyed by the store's canon
+    /// revision, so only the first session after a change pays for reading the store. A
+    /// missing, stale or unreadable snapshot is rebuilt; failing to write one only warns.
+    pub fn load_cached(
+        store: &CanonStore,
+        production: &str,
+        cache_dir: &Path,
+    ) -> Result<World, CanonError> {
         let production = resolve::production(store, production)?;
+        if store.path().as_os_str().is_empty() {
+            return Self::read(store, production);
+        }
+        let key = snapshot_key(store, &production)?;
+        let file = cache_dir.join(format!("{key:016x}.world"));
+        if let Some(world) = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| postcard::from_bytes::<World>(&bytes).ok())
+        {
+            return Ok(world.indexed());
+        }
+        let world = Self::read(store, production)?;
+        if let Err(e) = write_snapshot(&world, cache_dir, &file) {
+            tracing::warn!("cannot write the world snapshot {}: {e}", file.display());
+        }
+        Ok(world)
+    }
+
+    fn indexed(mut self) -> World {
+        self.entity_by_iri = self
+            .entities
+            .iter()
+            .enumerate()
+            .map(|(id, e)| (e.iri.clone(), id))
+            .collect();
+        self
+    }
+
+    fn read(store: &CanonStore, production: Production) -> Result<World, CanonError> {
         let mut graphs = production.extends.clone();
         graphs.push(production.graph.clone());
 
@@ -474,6 +517,35 @@ impl World {
     ) -> Result<Resolved, CanonError> {
         resolve::session(self, store, character, beat)
     }
+}
+
+/// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
+const SNAPSHOT_FORMAT: u64 = 1;
+
+/// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
+fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn snapshot_key(store: &CanonStore, production: &Production) -> Result<u64, CanonError> {
+    let path = std::fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_owned());
+    let mut key = fnv(0xcbf2_9ce4_8422_2325, &SNAPSHOT_FORMAT.to_le_bytes());
+    key = fnv(key, env!("CARGO_PKG_VERSION").as_bytes());
+    key = fnv(key, path.as_os_str().as_encoded_bytes());
+    key = fnv(key, production.iri.as_bytes());
+    key = fnv(key, store.revision()?.as_bytes());
+    Ok(key)
+}
+
+fn write_snapshot(world: &World, dir: &Path, file: &Path) -> std::io::Result<()> {
+    let bytes = postcard::to_stdvec(world).map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(dir)?;
+    // Write then rename, so a reader never sees half a snapshot.
+    let partial = file.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, file)
 }
 
 fn node_key(node: &NamedOrBlankNode) -> String {

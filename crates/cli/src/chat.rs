@@ -22,7 +22,7 @@ fn load(
     args: &SessionArgs,
 ) -> anyhow::Result<(Arc<World>, lore_canon::Resolved, CanonStore)> {
     let store = open_store(config)?;
-    let world = World::load(&store, &args.production)?;
+    let world = World::load_cached(&store, &args.production, &config.cache.join("worlds"))?;
     let resolved = world.resolve(&store, &args.character, args.at.as_deref())?;
     Ok((Arc::new(world), resolved, store))
 }

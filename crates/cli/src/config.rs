@@ -21,6 +21,8 @@ pub enum BackendKind {
 pub struct Config {
     /// The canon store directory.
     pub store: PathBuf,
+    /// Where derived files go: world snapshots (`worlds/`) and, by default, the model.
+    pub cache: PathBuf,
     /// Which backend generates.
     pub backend: BackendKind,
     /// The GGUF file of the embedded backend.
@@ -60,19 +62,19 @@ fn home_dir() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
-/// Where `scripts/fetch-model.sh` puts the embedded model.
-fn default_model() -> PathBuf {
-    let cache = std::env::var_os("LORE_CACHE")
-        .map_or_else(|| home_dir().join(".cache/lorekeeper"), PathBuf::from);
-    cache.join("models/gemma-3-270m-q4_k_m.gguf")
+/// `$LORE_CACHE`, else `~/.cache/lorekeeper` (where `scripts/fetch-model.sh` puts the model).
+fn default_cache() -> PathBuf {
+    std::env::var_os("LORE_CACHE")
+        .map_or_else(|| home_dir().join(".cache/lorekeeper"), PathBuf::from)
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             store: lore_home().join("store"),
+            cache: default_cache(),
             backend: BackendKind::Embedded,
-            model: default_model(),
+            model: default_cache().join("models/gemma-3-270m-q4_k_m.gguf"),
             threads: 2,
             n_ctx: 4096,
             openai_url: "http://127.0.0.1:8080/v1".into(),
