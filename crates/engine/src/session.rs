@@ -148,7 +148,12 @@ impl TurnPlanner {
         recalled: &HashSet<String>,
     ) -> (Conversation, Vec<Retrieved>) {
         let retrieved = self.context(input).retrieved;
-        let start = history.len().saturating_sub(self.options.history_lines);
+        // Old lines leave the prompt in blocks of half the window, not one by one: each drop
+        // changes the prompt right after the preamble and costs a re-evaluation of the rest,
+        // so it should happen every few turns, not every turn.
+        let excess = history.len().saturating_sub(self.options.history_lines);
+        let step = (self.options.history_lines / 2).max(1);
+        let start = excess.div_ceil(step) * step;
         let mut turns = history[start..].to_vec();
         turns.push(Turn {
             role: Role::Player,
@@ -333,6 +338,33 @@ mod tests {
         );
         assert_eq!(prompts[1].turns.len(), 3);
         assert_eq!(prompts[1].others, ["Bram Stone"]);
+    }
+
+    #[test]
+    fn history_leaves_the_prompt_in_blocks() {
+        let (session, _) = session();
+        let line = |i: usize| Turn {
+            role: Role::Player,
+            text: format!("line {i}"),
+            recalled: vec![],
+        };
+        let window = SessionOptions::default().history_lines;
+        let first_kept = |len: usize| {
+            let history: Vec<Turn> = (0..len).map(line).collect();
+            let (c, _) = session.planner().plan("hi", &history, &HashSet::new());
+            c.turns[0].text.clone()
+        };
+        assert_eq!(first_kept(window), "line 0");
+        // One line over drops half the window at once; the start then stays put for a while.
+        assert_eq!(first_kept(window + 1), format!("line {}", window / 2));
+        assert_eq!(
+            first_kept(window + window / 2),
+            format!("line {}", window / 2)
+        );
+        assert_eq!(
+            first_kept(window + window / 2 + 1),
+            format!("line {window}")
+        );
     }
 
     #[test]
