@@ -23,4 +23,13 @@ rm -rf "$dir/synthetic"
   --character https://lorekeeper.dev/worlds/synthetic#c0_0 --at 3
 
 echo "== generation"
-"$lore" bench generation --threads "${BENCH_THREADS:-2}"
+"$lore" bench generation --threads "${BENCH_THREADS:-2}" --prompt-out "$dir/prompt.txt"
+
+# Outside baseline, when a Python with llama-cpp-python (built from PyPI) is given:
+#   python3 -m venv /tmp/llpy && /tmp/llpy/bin/pip install llama-cpp-python numpy
+#   LLAMA_CPP_PYTHON=/tmp/llpy/bin/python scripts/bench.sh
+if [ -n "${LLAMA_CPP_PYTHON:-}" ]; then
+  "$LLAMA_CPP_PYTHON" scripts/bench_llama_cpp_python.py "$(scripts/fetch-model.sh)" "$dir/prompt.txt" \
+    "${BENCH_THREADS:-2}" 64 7 2>/dev/null
+  echo "  (compare with the engine line above; run twice and alternate for a fair figure)"
+fi

@@ -58,6 +58,10 @@ pub struct GenerationReport {
     pub engine: Speed,
     /// The bare llama.cpp loop, summed over runs.
     pub bare: Speed,
+    /// Median over runs of engine/bare prompt speed, each run paired with the adjacent one.
+    pub prompt_ratio: f64,
+    /// Median over runs of engine/bare generation speed.
+    pub generation_ratio: f64,
     /// Turn 2 (median over sessions): new tokens the engine evaluated.
     pub turn2_new_tokens: usize,
     /// Turn 2 (median): the engine's time to first token.
@@ -142,26 +146,34 @@ pub fn run(
 
     let mut engine_speed = Speed::default();
     let mut bare_speed = Speed::default();
+    let mut prompt_ratios = Vec::new();
+    let mut generation_ratios = Vec::new();
     // Interleave the two, alternating which goes first, so that load on the machine affects
     // both alike; pause before each so the other's idle worker threads (OpenMP spins for a
     // while after a parallel region) have stopped competing for the cores.
     for run in 0..runs.max(1) {
+        let (mut engine_run, mut bare_run) = (Speed::default(), Speed::default());
         for engine_turn in [run % 2 == 0, run % 2 == 1] {
             std::thread::sleep(SETTLE);
             if engine_turn {
                 let mut session = engine.open_session()?;
                 let g = session.generate(&conversation, &greedy(tokens, false), &mut |_| true)?;
-                engine_speed.add(Speed {
+                engine_run = Speed {
                     prompt_tokens: g.prompt_tokens,
                     prompt_secs: g.prompt_time.as_secs_f64(),
                     generated: g.generated_tokens,
                     generation_secs: g.generation_time.as_secs_f64(),
-                });
+                };
             } else {
                 let mut context = bare_context(&bare_model, threads)?;
-                bare_speed.add(bare_generate(&bare_model, &mut context, &prompt, tokens)?);
+                bare_run = bare_generate(&bare_model, &mut context, &prompt, tokens)?;
             }
         }
+        // Ratios of adjacent runs: a burst of load elsewhere skews one pair, not the median.
+        prompt_ratios.push(engine_run.prompt_tps() / bare_run.prompt_tps());
+        generation_ratios.push(engine_run.generation_tps() / bare_run.generation_tps());
+        engine_speed.add(engine_run);
+        bare_speed.add(bare_run);
     }
 
     // Turn 2: the engine reuses turn 1's cache; the baseline evaluates only the new tokens
@@ -203,10 +215,17 @@ pub fn run(
     Ok(GenerationReport {
         engine: engine_speed,
         bare: bare_speed,
+        prompt_ratio: median_f64(&mut prompt_ratios),
+        generation_ratio: median_f64(&mut generation_ratios),
         turn2_new_tokens: median(&mut new_tokens),
         turn2_ttft: median(&mut ttft),
         turn2_bare: median(&mut bare),
     })
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn median<T: Ord + Copy>(values: &mut [T]) -> T {
