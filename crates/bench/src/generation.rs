@@ -133,7 +133,7 @@ pub fn run(
     let mut config = EmbeddedConfig::new(model.to_owned());
     config.threads = threads;
     config.n_ctx = N_CTX;
-    config.use_chat_template = false;
+    config.prompt_style = lore_gen::PromptStyle::Transcript;
     let engine = EmbeddedBackend::load(config)?;
     let backend = lore_gen::llama_backend()?;
     let bare_model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())

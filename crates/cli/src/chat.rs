@@ -9,7 +9,8 @@ use anyhow::Context;
 use lore_canon::{CanonStore, Retrieved, World};
 use lore_engine::{CharacterSession, SessionOptions, TurnContext, TurnPlanner};
 use lore_gen::{
-    Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, SamplerConfig,
+    Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, PromptStyle,
+    SamplerConfig,
 };
 use serde_json::json;
 
@@ -84,6 +85,11 @@ fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
             let mut embedded = EmbeddedConfig::new(config.model.clone());
             embedded.threads = config.threads;
             embedded.n_ctx = config.n_ctx;
+            embedded.prompt_style = match config.prompt_style.as_str() {
+                "auto" => PromptStyle::Auto,
+                "transcript" => PromptStyle::Transcript,
+                name => PromptStyle::Named(name.to_owned()),
+            };
             Box::new(EmbeddedBackend::load(embedded)?)
         }
         BackendKind::Openai => {

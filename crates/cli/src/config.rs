@@ -31,6 +31,9 @@ pub struct Config {
     pub threads: usize,
     /// Context window of the embedded backend.
     pub n_ctx: u32,
+    /// Prompt rendering of the embedded backend: `auto` (the GGUF's chat template if it has
+    /// one, else a transcript), `transcript`, or the name of a llama.cpp built-in template.
+    pub prompt_style: String,
     /// Base URL of the OpenAI-compatible backend (up to `/v1`).
     pub openai_url: String,
     /// Model name the OpenAI-compatible backend expects.
@@ -77,6 +80,7 @@ impl Default for Config {
             model: default_cache().join("models/gemma-3-270m-q4_k_m.gguf"),
             threads: 2,
             n_ctx: 4096,
+            prompt_style: "auto".into(),
             openai_url: "http://127.0.0.1:8080/v1".into(),
             openai_model: "default".into(),
             openai_key_env: "OPENAI_API_KEY".into(),

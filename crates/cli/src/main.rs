@@ -66,6 +66,9 @@ struct GenArgs {
     /// CPU threads for the embedded backend.
     #[arg(long)]
     threads: Option<usize>,
+    /// Embedded prompts: auto, transcript, or a llama.cpp chat template name (chatml, gemma, ...).
+    #[arg(long, value_name = "STYLE")]
+    prompt_style: Option<String>,
     /// Base URL of the OpenAI-compatible server, up to /v1.
     #[arg(long, value_name = "URL")]
     openai_url: Option<String>,
@@ -96,6 +99,9 @@ impl GenArgs {
         }
         if let Some(v) = self.threads {
             config.threads = v;
+        }
+        if let Some(v) = &self.prompt_style {
+            config.prompt_style = v.clone();
         }
         if let Some(v) = &self.openai_url {
             config.openai_url = v.clone();

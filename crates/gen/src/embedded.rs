@@ -40,8 +40,20 @@ pub struct EmbeddedConfig {
     /// Sessions whose evaluated prefix is kept in memory; the least recently used beyond
     /// this re-evaluate their prompt on their next turn.
     pub max_live_sessions: usize,
-    /// Use the model's chat template when it has one (otherwise: transcript).
-    pub use_chat_template: bool,
+    /// How prompts are rendered.
+    pub prompt_style: PromptStyle,
+}
+
+/// How the embedded backend renders a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptStyle {
+    /// The model's own chat template if the GGUF has one, else a transcript.
+    Auto,
+    /// Always a transcript with stop rules (for base models).
+    Transcript,
+    /// A chat template built into llama.cpp, by name (`chatml`, `gemma`, `llama3`, ...),
+    /// for GGUF files that lack one.
+    Named(String),
 }
 
 impl EmbeddedConfig {
@@ -52,7 +64,7 @@ impl EmbeddedConfig {
             threads: 2,
             n_ctx: 4096,
             max_live_sessions: 8,
-            use_chat_template: true,
+            prompt_style: PromptStyle::Auto,
         }
     }
 }
@@ -233,10 +245,27 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
             return;
         }
     };
-    let template = if config.use_chat_template {
-        model.chat_template(None).ok()
-    } else {
-        None
+    let template = match &config.prompt_style {
+        PromptStyle::Auto => model.chat_template(None).ok(),
+        PromptStyle::Transcript => None,
+        PromptStyle::Named(name) => {
+            // Try the template once now, so an unknown name fails at start, not mid-session.
+            let probe = LlamaChatMessage::new("user".into(), "hello".into());
+            let template = LlamaChatTemplate::new(name).ok().filter(|t| {
+                probe.as_ref().is_ok_and(|m| {
+                    model
+                        .apply_chat_template(t, std::slice::from_ref(m), true)
+                        .is_ok()
+                })
+            });
+            if template.is_none() {
+                let _ = ready.send(Err(GenError::Runtime(format!(
+                    "llama.cpp has no chat template named {name:?} (try chatml, gemma, llama3)"
+                ))));
+                return;
+            }
+            template
+        }
     };
     if ready.send(Ok(template.is_some())).is_err() {
         return;

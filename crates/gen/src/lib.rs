@@ -23,7 +23,7 @@ mod stop;
 
 use std::time::Duration;
 
-pub use embedded::{EmbeddedBackend, EmbeddedConfig, llama_backend};
+pub use embedded::{EmbeddedBackend, EmbeddedConfig, PromptStyle, llama_backend};
 pub use error::GenError;
 pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use prompt::{Conversation, Role, Turn};

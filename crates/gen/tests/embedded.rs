@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use lore_gen::{
-    Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenError, GenParams, Role,
+    Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenError, GenParams, PromptStyle, Role,
     SamplerConfig, StopReason, Turn,
 };
 
@@ -167,6 +167,51 @@ fn cancelling_stops_generation() {
         .generate(&conversation("Hello?"), &params(1), &mut |_| true)
         .unwrap();
     assert_ne!(again.stop, StopReason::Cancelled);
+}
+
+#[test]
+fn a_chat_template_renders_messages_and_the_reply_ends_at_end_of_turn() {
+    // The base GGUF has no template of its own; llama.cpp's built-in Gemma one exercises the
+    // chat path (messages, special tokens, end-of-turn) on the same weights.
+    let mut config = EmbeddedConfig::new(model_path());
+    config.n_ctx = 2048;
+    config.prompt_style = PromptStyle::Named("gemma".into());
+    let chat = EmbeddedBackend::load(config).unwrap();
+    assert!(chat.info().chat_template);
+    let mut session = chat.open_session().unwrap();
+    let mut c = conversation("Evening! Have you seen Pip?");
+    let first = session.generate(&c, &params(5), &mut |_| true).unwrap();
+    assert!(
+        !first.text.contains("<start_of_turn>") && !first.text.contains("<end_of_turn>"),
+        "{}",
+        first.text
+    );
+    assert!(!first.text.contains("Visitor:"), "{}", first.text);
+    c.turns.push(Turn {
+        role: Role::Character,
+        text: first.text.clone(),
+        recalled: vec![],
+    });
+    c.turns.push(Turn {
+        role: Role::Player,
+        text: "Thanks.".into(),
+        recalled: vec![],
+    });
+    let second = session.generate(&c, &params(5), &mut |_| true).unwrap();
+    assert!(
+        second.evaluated_tokens < second.prompt_tokens / 2,
+        "{} of {}",
+        second.evaluated_tokens,
+        second.prompt_tokens
+    );
+}
+
+#[test]
+fn an_unknown_template_name_is_an_error() {
+    let mut config = EmbeddedConfig::new(model_path());
+    config.prompt_style = PromptStyle::Named("no-such-template".into());
+    let err = EmbeddedBackend::load(config).err().unwrap();
+    assert!(err.to_string().contains("no-such-template"), "{err}");
 }
 
 #[test]
