@@ -141,14 +141,20 @@ impl Session for OpenAiSession {
             let _ = reader.take(1024).read_to_string(&mut text);
             return Err(remote(format!("HTTP {status}: {}", text.trim())));
         }
-        let stream =
-            read_stream(BufReader::new(reader), stops, on_text, started).map_err(|e| match e {
-                StreamError::Io(e) => remote(e.to_string()),
-                StreamError::Protocol(reason) => GenError::RemoteProtocol {
-                    url: url.clone(),
-                    reason,
-                },
-            })?;
+        let stream = read_stream(
+            BufReader::new(reader),
+            stops,
+            params.max_tokens,
+            on_text,
+            started,
+        )
+        .map_err(|e| match e {
+            StreamError::Io(e) => remote(e.to_string()),
+            StreamError::Protocol(reason) => GenError::RemoteProtocol {
+                url: url.clone(),
+                reason,
+            },
+        })?;
         Ok(stream)
     }
 }
@@ -162,6 +168,7 @@ enum StreamError {
 fn read_stream(
     reader: impl BufRead,
     stops: Vec<String>,
+    max_tokens: usize,
     on_text: &mut dyn FnMut(&str) -> bool,
     started: Instant,
 ) -> Result<Generation, StreamError> {
@@ -228,6 +235,11 @@ fn read_stream(
                 finish = Some(StopReason::Stop);
                 break;
             }
+            // A server that ignores max_tokens must not keep a turn going for ever.
+            if generated >= max_tokens {
+                finish = Some(StopReason::Length);
+                break;
+            }
         }
         match choice["finish_reason"].as_str() {
             Some("length") => finish = Some(StopReason::Length),
@@ -270,6 +282,7 @@ mod tests {
         read_stream(
             stream.as_bytes(),
             vec!["Player:".into()],
+            8,
             &mut |t| {
                 shown.push_str(t);
                 true
@@ -304,6 +317,14 @@ mod tests {
         let (g, _) = parse(stream).unwrap();
         assert_eq!(g.text, "Aye.");
         assert_eq!(g.stop, StopReason::Stop);
+    }
+
+    #[test]
+    fn a_server_that_ignores_max_tokens_is_cut_off() {
+        let chunk = "data: {\"choices\":[{\"delta\":{\"content\":\" on\"}}]}\n\n";
+        let (g, _) = parse(&chunk.repeat(100)).unwrap();
+        assert_eq!(g.stop, StopReason::Length);
+        assert_eq!(g.generated_tokens, 8);
     }
 
     #[test]
