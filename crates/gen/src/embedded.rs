@@ -69,6 +69,9 @@ impl EmbeddedConfig {
     }
 }
 
+/// Tokens a reply may run past `max_tokens` to finish its sentence.
+const SENTENCE_GRACE: usize = 24;
+
 enum Job {
     Generate {
         session: u64,
@@ -440,7 +443,18 @@ fn generate(
     let mut logits_index = batch.n_tokens() - 1;
     let stop = loop {
         if generated >= params.max_tokens {
-            break StopReason::Length;
+            // With stop rules, a reply may run a little past the limit to end its sentence
+            // rather than stop mid-word in front of the player.
+            let ends_sentence = scanner
+                .text()
+                .trim_end()
+                .ends_with(['.', '!', '?', '"', '\u{2026}']);
+            if !params.stop_rules
+                || ends_sentence
+                || generated >= params.max_tokens + SENTENCE_GRACE
+            {
+                break StopReason::Length;
+            }
         }
         let token = LlamaToken(sampler.sample(state.context.get_logits_ith(logits_index)) as i32);
         generated += 1;

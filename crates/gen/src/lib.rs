@@ -33,7 +33,8 @@ pub use stop::StopScanner;
 /// What a generation may do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenParams {
-    /// Most tokens to generate for one reply.
+    /// Most tokens to generate for one reply. With stop rules on, the embedded backend lets a
+    /// reply that is mid-sentence run up to 24 tokens further to finish it.
     pub max_tokens: usize,
     /// Token choice.
     pub sampler: SamplerConfig,

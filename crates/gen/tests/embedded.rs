@@ -85,12 +85,37 @@ fn replies_stream_and_stay_one_speakers_paragraph() {
         "{}",
         g.text
     );
-    assert!(g.generated_tokens >= 1 && g.generated_tokens <= 40);
+    assert!(g.generated_tokens >= 1 && g.generated_tokens <= 40 + 24);
     assert!(g.prompt_tokens > 50);
     assert_eq!(
         g.evaluated_tokens, g.prompt_tokens,
         "a new session evaluates its whole prompt"
     );
+}
+
+#[test]
+fn a_reply_at_its_token_limit_finishes_its_sentence_or_hits_the_grace_cap() {
+    let mut session = backend().open_session().unwrap();
+    let params = GenParams {
+        max_tokens: 5,
+        ..params(9)
+    };
+    let g = session
+        .generate(
+            &conversation("Tell me about the river, love."),
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+    if g.stop == StopReason::Length {
+        assert!(
+            g.text.ends_with(['.', '!', '?', '"', '\u{2026}']) || g.generated_tokens == 5 + 24,
+            "{} tokens: {:?}",
+            g.generated_tokens,
+            g.text
+        );
+    }
+    assert!(g.generated_tokens <= 5 + 24);
 }
 
 #[test]
