@@ -1,6 +1,5 @@
 //! Per-turn retrieval and prompt assembly (`lore context`'s work), as percentiles.
 
-use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,13 +52,12 @@ pub fn run(
     let planner = TurnPlanner::new(world, resolved, SessionOptions::default());
     let session_open = started.elapsed();
 
-    let recalled = HashSet::new();
     let mut samples = Vec::with_capacity(iterations);
     let mut facts = 0usize;
     for i in 0..iterations.max(1) {
         let input = &inputs[i % inputs.len().max(1)];
         let started = Instant::now();
-        let (conversation, retrieved) = planner.plan(input, &[], &recalled);
+        let (conversation, retrieved) = planner.plan(input, &[]);
         let prompt = conversation.transcript();
         samples.push(started.elapsed().as_secs_f64() * 1e6);
         facts += retrieved.len();

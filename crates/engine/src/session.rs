@@ -1,6 +1,5 @@
 //! A conversation with one character: planning a turn's prompt, then generating it.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -122,8 +121,14 @@ impl TurnPlanner {
     /// What a turn for `input` draws on: facts already in the standing context are not
     /// retrieved again, since every prompt of the session carries them.
     pub fn context(&self, input: &str) -> TurnContext {
-        let retrieved = self
-            .retriever
+        TurnContext {
+            standing: self.standing.clone(),
+            retrieved: self.retrieve(input),
+        }
+    }
+
+    fn retrieve(&self, input: &str) -> Vec<Retrieved> {
+        self.retriever
             .retrieve(
                 input,
                 self.options.facts_per_turn + self.standing.facts.len(),
@@ -131,23 +136,14 @@ impl TurnPlanner {
             .into_iter()
             .filter(|r| !self.standing.facts.iter().any(|s| s.iri == r.iri))
             .take(self.options.facts_per_turn)
-            .collect();
-        TurnContext {
-            standing: self.standing.clone(),
-            retrieved,
-        }
+            .collect()
     }
 
     /// The conversation the backend gets for `input` after `history`, and the facts this
-    /// turn is grounded in (standing ones, then those retrieved for `input`). Retrieved facts
-    /// in `recalled` are not written into the prompt again: the history already has them.
-    pub fn plan(
-        &self,
-        input: &str,
-        history: &[Turn],
-        recalled: &HashSet<String>,
-    ) -> (Conversation, Vec<Retrieved>) {
-        let retrieved = self.context(input).retrieved;
+    /// turn is grounded in (standing ones, then those retrieved for `input`). A retrieved fact
+    /// already recalled in the lines the prompt keeps is not written again.
+    pub fn plan(&self, input: &str, history: &[Turn]) -> (Conversation, Vec<Retrieved>) {
+        let retrieved = self.retrieve(input);
         // Old lines leave the prompt in blocks of half the window, not one by one: each drop
         // changes the prompt right after the preamble and costs a re-evaluation of the rest,
         // so it should happen every few turns, not every turn.
@@ -155,14 +151,16 @@ impl TurnPlanner {
         let step = (self.options.history_lines / 2).max(1);
         let start = excess.div_ceil(step) * step;
         let mut turns = history[start..].to_vec();
+        let in_prompt = |text: &str| turns.iter().any(|t| t.recalled.iter().any(|r| r == text));
+        let recalled = retrieved
+            .iter()
+            .filter(|r| !in_prompt(&r.text))
+            .map(|r| r.text.clone())
+            .collect();
         turns.push(Turn {
             role: Role::Player,
             text: input.trim().to_owned(),
-            recalled: retrieved
-                .iter()
-                .filter(|r| !recalled.contains(&r.iri))
-                .map(|r| r.text.clone())
-                .collect(),
+            recalled,
         });
         let conversation = Conversation {
             character: self.standing.name.clone(),
@@ -186,7 +184,6 @@ impl TurnPlanner {
 pub struct CharacterSession {
     planner: TurnPlanner,
     history: Vec<Turn>,
-    recalled: HashSet<String>,
     backend_session: Box<dyn Session>,
 }
 
@@ -202,7 +199,6 @@ impl CharacterSession {
         Ok(CharacterSession {
             planner: TurnPlanner::new(world, resolved, options),
             history: Vec::new(),
-            recalled: HashSet::new(),
             backend_session,
         })
     }
@@ -223,7 +219,7 @@ impl CharacterSession {
             return Err(EngineError::EmptyInput);
         }
         let started = Instant::now();
-        let (mut conversation, grounding) = self.planner.plan(input, &self.history, &self.recalled);
+        let (mut conversation, grounding) = self.planner.plan(input, &self.history);
         let prepare_micros = started.elapsed().as_micros();
         let params = &self.planner.options.generation;
         let generation = self
@@ -239,7 +235,6 @@ impl CharacterSession {
                 text: generation.text.clone(),
                 recalled: Vec::new(),
             });
-            self.recalled.extend(facts_used.iter().cloned());
         }
         Ok(TurnResult {
             reply: generation.text.clone(),
@@ -351,7 +346,7 @@ mod tests {
         let window = SessionOptions::default().history_lines;
         let first_kept = |len: usize| {
             let history: Vec<Turn> = (0..len).map(line).collect();
-            let (c, _) = session.planner().plan("hi", &history, &HashSet::new());
+            let (c, _) = session.planner().plan("hi", &history);
             c.turns[0].text.clone()
         };
         assert_eq!(first_kept(window), "line 0");
@@ -365,6 +360,36 @@ mod tests {
             first_kept(window + window / 2 + 1),
             format!("line {window}")
         );
+    }
+
+    #[test]
+    fn a_fact_is_recalled_again_once_its_line_left_the_prompt() {
+        let (session, _) = session();
+        let window = SessionOptions::default().history_lines;
+        let mut history: Vec<Turn> = (0..2)
+            .map(|i| Turn {
+                role: Role::Player,
+                text: format!("line {i}"),
+                recalled: vec![],
+            })
+            .collect();
+        history[0].recalled = vec!["Bram bakes at dawn.".into()];
+        let (kept, _) = session.planner().plan("Bram?", &history);
+        assert!(
+            kept.turns.last().unwrap().recalled.is_empty(),
+            "still in the prompt"
+        );
+        history.extend((2..=window).map(|i| Turn {
+            role: Role::Player,
+            text: format!("line {i}"),
+            recalled: vec![],
+        }));
+        let (dropped, grounding) = session.planner().plan("Bram?", &history);
+        assert_eq!(
+            dropped.turns.last().unwrap().recalled,
+            ["Bram bakes at dawn."]
+        );
+        assert!(grounding.iter().any(|f| f.iri == "urn:w:f1"));
     }
 
     #[test]

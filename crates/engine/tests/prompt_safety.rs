@@ -6,7 +6,6 @@
     reason = "a test should fail loudly on the first unexpected error"
 )]
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -78,7 +77,7 @@ fn no_prompt_leaks_notes_or_unknown_facts() {
                     },
                 );
                 for input in everyone.iter().chain([&everyone.join(" ")]) {
-                    let (conversation, _) = planner.plan(input, &[], &HashSet::new());
+                    let (conversation, _) = planner.plan(input, &[]);
                     let prompts = [
                         conversation.transcript(),
                         format!("{:?}", conversation.messages()),
