@@ -49,6 +49,17 @@ fn conversation(line: &str) -> Conversation {
     }
 }
 
+/// Appends the character's reply and the player's next line.
+fn next_turn(c: &mut Conversation, reply: &str, line: &str) {
+    for (role, text) in [(Role::Character, reply), (Role::Player, line)] {
+        c.turns.push(Turn {
+            role,
+            text: text.into(),
+            recalled: vec![],
+        });
+    }
+}
+
 fn params(seed: u64) -> GenParams {
     GenParams {
         max_tokens: 40,
@@ -146,16 +157,7 @@ fn turn_two_evaluates_only_its_new_tokens() {
     let mut session = backend().open_session().unwrap();
     let mut c = conversation("Evening! Have you seen Pip?");
     let first = session.generate(&c, &params(3), &mut |_| true).unwrap();
-    c.turns.push(Turn {
-        role: Role::Character,
-        text: first.text.clone(),
-        recalled: vec![],
-    });
-    c.turns.push(Turn {
-        role: Role::Player,
-        text: "Thanks, love.".into(),
-        recalled: vec![],
-    });
+    next_turn(&mut c, &first.text, "Thanks, love.");
     let second = session.generate(&c, &params(3), &mut |_| true).unwrap();
     assert!(second.prompt_tokens > first.prompt_tokens);
     // The persona and turn 1 come from the cache; only the new lines (and at most a few
@@ -212,16 +214,7 @@ fn a_chat_template_renders_messages_and_the_reply_ends_at_end_of_turn() {
         first.text
     );
     assert!(!first.text.contains("Visitor:"), "{}", first.text);
-    c.turns.push(Turn {
-        role: Role::Character,
-        text: first.text.clone(),
-        recalled: vec![],
-    });
-    c.turns.push(Turn {
-        role: Role::Player,
-        text: "Thanks.".into(),
-        recalled: vec![],
-    });
+    next_turn(&mut c, &first.text, "Thanks.");
     let second = session.generate(&c, &params(5), &mut |_| true).unwrap();
     assert!(
         second.evaluated_tokens < second.prompt_tokens / 2,
