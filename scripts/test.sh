@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The second command of README.md: set up, then run the whole test suite (unit and
-# integration tests on the real Oxigraph store and the real embedded model).
+# integration tests on the real Oxigraph store, the real embedded model, the real server
+# driven by the official openai Python client, and a real PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lorekeeper/target}"
 export LORE_MODEL="${LORE_MODEL:-$(scripts/fetch-model.sh)}"
+eval "$(scripts/test-services.sh start)"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; scripts/test-services.sh stop' EXIT
 # Release profile: tests then share the one build of llama.cpp and RocksDB with `lore`,
 # and the model runs at full speed.
 status=0

@@ -57,7 +57,7 @@ pub fn run(
     for i in 0..iterations.max(1) {
         let input = &inputs[i % inputs.len().max(1)];
         let started = Instant::now();
-        let (conversation, retrieved) = planner.plan(input, &[]);
+        let (conversation, retrieved) = planner.plan(input, &Default::default());
         let prompt = conversation.transcript();
         samples.push(started.elapsed().as_secs_f64() * 1e6);
         facts += retrieved.len();

@@ -277,6 +277,18 @@ fn lint_world(
             "add lore:rating lore:Everyone (or Everyone10, Teen, Mature, AdultsOnly)".into(),
         );
     }
+    if production.tenant.is_none() {
+        report(
+            Severity::Warning,
+            "production-without-tenant",
+            &production.iri,
+            format!(
+                "production '{}' has no tenant, so `lore serve` shows it to no API key",
+                production.title
+            ),
+            "add lore:tenant \"your-studio\"".into(),
+        );
+    }
     for entity in &world.entities {
         if entity.kind == EntityKind::Character && entity.persona.is_none() {
             report(

@@ -90,6 +90,7 @@ pub fn productions(store: &CanonStore) -> Result<Vec<Production>, CanonError> {
             rating,
             rating_label,
             premise: literal(store, iri, vocab::PREMISE),
+            tenant: literal(store, iri, vocab::TENANT),
             graph: object(store, iri, vocab::GRAPH)
                 .and_then(iri_of)
                 .unwrap_or(declared_in),

@@ -39,6 +39,11 @@ pub enum Reason {
         /// The named entity it is linked to.
         via: String,
     },
+    /// It is something the session remembers (its own graph, not canon).
+    Memory {
+        /// The transcript line it came from.
+        line: usize,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -49,6 +54,7 @@ impl std::fmt::Display for Reason {
             Reason::Mentioned { entity } => write!(f, "mentioned: {entity}"),
             Reason::Relationship { with } => write!(f, "relationship with {with}"),
             Reason::Neighbourhood { via } => write!(f, "neighbourhood of {via}"),
+            Reason::Memory { line } => write!(f, "remembered from line {line}"),
         }
     }
 }

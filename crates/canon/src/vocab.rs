@@ -33,6 +33,8 @@ terms! {
     RATING = "rating";
     /// `lore:premise`
     PREMISE = "premise";
+    /// `lore:tenant`
+    TENANT = "tenant";
     /// `lore:Character`
     CHARACTER = "Character";
     /// `lore:Place`
@@ -208,8 +210,8 @@ mod tests {
     fn every_constant_is_declared() {
         let d = declared();
         for term in [
-            PRODUCTION, GRAPH, EXTENDS, RATING, PREMISE, ALIAS, PERSONA, STATEMENT, KNOWN_BY,
-            SINCE, STRENGTH,
+            PRODUCTION, GRAPH, EXTENDS, RATING, PREMISE, TENANT, ALIAS, PERSONA, STATEMENT,
+            KNOWN_BY, SINCE, STRENGTH,
         ] {
             assert!(
                 d.classes.contains(term.as_str()) || d.properties.contains(term.as_str()),

@@ -28,6 +28,8 @@ pub struct Production {
     pub rating_label: Option<String>,
     /// A sentence or two that set the scene.
     pub premise: Option<String>,
+    /// The studio that owns it; the server shows it only to that tenant's keys.
+    pub tenant: Option<String>,
     /// Its own named graph.
     pub graph: String,
     /// The shared graphs it extends, lowest priority first.
@@ -520,7 +522,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 1;
+const SNAPSHOT_FORMAT: u64 = 2;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {

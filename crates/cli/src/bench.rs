@@ -2,11 +2,11 @@
 
 use std::io::BufWriter;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Subcommand;
-use lore_bench::{generation, peak_rss_mib, retrieval, synth};
+use lore_bench::{generation, peak_rss_mib, retrieval, serve, synth};
 use lore_canon::CanonStore;
 
 use crate::config::Config;
@@ -67,6 +67,21 @@ pub enum BenchCommand {
         /// scripts/bench_llama_cpp_python.py).
         #[arg(long, value_name = "FILE")]
         prompt_out: Option<PathBuf>,
+    },
+    /// The HTTP server over a stub model on loopback, driven by wrk, against the stub alone.
+    Serve {
+        /// Sessions to create, play once and keep warm.
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        /// Connections of the throughput run.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of the throughput run.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Seconds of each single-connection latency run.
+        #[arg(long, default_value_t = 10)]
+        latency_duration: u64,
     },
 }
 
@@ -177,6 +192,59 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
                 r.turn2_ttft.as_secs_f64() * 1e3,
                 r.turn2_bare.as_secs_f64() * 1e3,
                 r.turn2_ttft.as_secs_f64() / r.turn2_bare.as_secs_f64()
+            );
+        }
+        BenchCommand::Serve {
+            sessions,
+            connections,
+            duration,
+            latency_duration,
+        } => {
+            let store = std::sync::Arc::new(open_store(config)?);
+            let work = tempfile::tempdir()?;
+            let bench = serve::ServeBench {
+                sessions,
+                connections,
+                duration: Duration::from_secs(duration),
+                latency_duration: Duration::from_secs(latency_duration),
+                stub_tokens: 16,
+                work_dir: work.path().to_owned(),
+            };
+            let r = serve::run(store, &bench, &|step| eprintln!("bench serve: {step}"))?;
+            let show = |name: &str, w: &serve::WrkRun| {
+                println!(
+                    "  {name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p75 {:>7.3} ms  p90 {:>7.3} ms  p99 {:>7.3} ms  ({} requests, {} errors)",
+                    w.per_second,
+                    w.latency_ms[0],
+                    w.latency_ms[1],
+                    w.latency_ms[2],
+                    w.latency_ms[3],
+                    w.requests,
+                    w.errors
+                );
+            };
+            println!("serve: {sessions} warm sessions, stub model streaming 16 tokens per reply");
+            show("stub alone, 1 connection", &r.stub_latency);
+            show("turns, 1 connection", &r.server_latency);
+            show(
+                &format!("stub alone, {connections} conns"),
+                &r.stub_throughput,
+            );
+            show(&format!("turns, {connections} conns"), &r.server_throughput);
+            println!(
+                "  server adds at 1 connection: p50 {:.3} ms, p99 {:.3} ms",
+                r.server_latency.latency_ms[0] - r.stub_latency.latency_ms[0],
+                r.server_latency.latency_ms[3] - r.stub_latency.latency_ms[3]
+            );
+            println!(
+                "  turns/s {:.0} (goal >= 5000); turns/stub-requests ratio {:.3}",
+                r.server_throughput.per_second,
+                r.server_throughput.per_second / r.stub_throughput.per_second
+            );
+            println!(
+                "  memory per warm idle session {:.1} KiB (goal <= 64 KiB); database {:.1} KiB per session",
+                r.bytes_per_idle_session / 1024.0,
+                r.db_bytes_per_session / 1024.0
             );
         }
     }

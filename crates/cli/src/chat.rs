@@ -79,7 +79,7 @@ pub fn context(config: &Config, args: &SessionArgs, text: &str) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
+pub(crate) fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
     Ok(match config.backend {
         BackendKind::Embedded => {
             let mut embedded = EmbeddedConfig::new(config.model.clone());
@@ -103,10 +103,9 @@ fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
     })
 }
 
-pub fn chat(config: &Config, args: &SessionArgs, show_context: bool) -> anyhow::Result<ExitCode> {
-    let (world, resolved, _store) = load(config, args)?;
-    let backend = backend(config)?;
-    let options = SessionOptions {
+/// Per-turn settings from the configuration.
+pub(crate) fn session_options(config: &Config) -> SessionOptions {
+    SessionOptions {
         generation: GenParams {
             max_tokens: config.max_tokens,
             sampler: SamplerConfig {
@@ -117,7 +116,13 @@ pub fn chat(config: &Config, args: &SessionArgs, show_context: bool) -> anyhow::
             stop_rules: true,
         },
         ..SessionOptions::default()
-    };
+    }
+}
+
+pub fn chat(config: &Config, args: &SessionArgs, show_context: bool) -> anyhow::Result<ExitCode> {
+    let (world, resolved, _store) = load(config, args)?;
+    let backend = backend(config)?;
+    let options = session_options(config);
     let player = options.player_label.clone();
     let mut session = CharacterSession::open(world, resolved, backend.as_ref(), options)?;
     let name = session.planner().character_name().to_owned();

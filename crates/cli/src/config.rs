@@ -48,6 +48,20 @@ pub struct Config {
     pub temperature: f32,
     /// Sampling seed.
     pub seed: u64,
+    /// Address `lore serve` listens on.
+    pub listen: String,
+    /// Session database: `sqlite://PATH?mode=rwc` or `postgres://...`.
+    pub database: String,
+    /// Turns `lore serve` admits at once (generating plus queued); more get 503.
+    pub max_in_flight: usize,
+    /// Turns generating at once (the embedded model runs one at a time regardless).
+    pub generation_slots: usize,
+    /// Sessions kept warm in memory.
+    pub max_hot_sessions: usize,
+    /// Largest request body, in KiB.
+    pub body_limit_kib: usize,
+    /// Seconds shutdown waits for turns in flight before aborting them.
+    pub shutdown_grace_secs: u64,
 }
 
 /// `$LORE_HOME`, else `$XDG_DATA_HOME/lorekeeper`, else `~/.local/share/lorekeeper`.
@@ -88,6 +102,16 @@ impl Default for Config {
             max_tokens: 96,
             temperature: 0.7,
             seed: 0x5eed,
+            listen: "127.0.0.1:8787".into(),
+            database: format!(
+                "sqlite://{}?mode=rwc",
+                lore_home().join("lore.db").display()
+            ),
+            max_in_flight: 256,
+            generation_slots: 64,
+            max_hot_sessions: 100_000,
+            body_limit_kib: 64,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -146,6 +170,12 @@ impl Config {
         }
         if let Some(v) = var("LORE_OPENAI_MODEL") {
             self.openai_model = v;
+        }
+        if let Some(v) = var("LORE_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = var("LORE_DATABASE_URL") {
+            self.database = v;
         }
         if let Some(v) = var("LORE_SEED") {
             self.seed = parse("LORE_SEED", v)?;

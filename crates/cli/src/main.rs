@@ -9,6 +9,7 @@ mod check;
 mod config;
 mod import;
 mod query;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -165,6 +166,25 @@ enum Command {
         #[arg(long)]
         show_context: bool,
     },
+    /// Serve characters over HTTP: sessions, streaming turns, OpenAI-compatible, SPARQL.
+    Serve {
+        #[command(flatten)]
+        generation: GenArgs,
+        /// Address to listen on (default 127.0.0.1:8787).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Session database URL: sqlite://PATH?mode=rwc (default: $LORE_HOME/lore.db) or postgres://...
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
+    /// Manage API keys (stored hashed in the session database).
+    Keys {
+        /// Session database URL (default as for `serve`).
+        #[arg(long, value_name = "URL", global = true)]
+        database: Option<String>,
+        #[command(subcommand)]
+        what: serve::KeysCommand,
+    },
     /// Measure what the issues ask for; `scripts/bench.sh` runs them all.
     Bench {
         #[command(subcommand)]
@@ -219,6 +239,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             generation.apply(&mut config);
             chat::chat(&config, &session, show_context)
+        }
+        Command::Serve {
+            generation,
+            listen,
+            database,
+        } => {
+            generation.apply(&mut config);
+            if let Some(v) = listen {
+                config.listen = v;
+            }
+            if let Some(v) = database {
+                config.database = v;
+            }
+            serve::serve(&config)
+        }
+        Command::Keys { database, what } => {
+            if let Some(v) = database {
+                config.database = v;
+            }
+            serve::keys(&config, what)
         }
         Command::Bench { what } => {
             bench::run(&config, what)?;

@@ -7,11 +7,13 @@
 //!
 //! The engine knows neither terminals nor HTTP: the CLI and the server drive it.
 
+mod memory;
 mod preamble;
 mod session;
 
 pub use lore_canon::World;
+pub use memory::{MemoryFact, MemoryKind};
 pub use preamble::preamble;
 pub use session::{
-    CharacterSession, EngineError, SessionOptions, TurnContext, TurnPlanner, TurnResult,
+    CharacterSession, EngineError, History, SessionOptions, TurnContext, TurnPlanner, TurnResult,
 };

@@ -8,10 +8,31 @@ use lore_gen::{
     Backend, Conversation, GenError, GenParams, Generation, Role, Session, StopReason, Turn,
 };
 
+use crate::memory::{self, MemoryFact};
 use crate::preamble::preamble;
 
 /// Most other characters' names used as stop labels.
 const MAX_STOP_NAMES: usize = 32;
+/// Most memories recalled for one player line.
+const MEMORIES_PER_TURN: usize = 3;
+
+/// A session's past, as the planner needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct History<'a> {
+    /// How many earlier lines are not in `lines`: a caller that keeps only the tail passes
+    /// lines from [`TurnPlanner::window_start`] on.
+    pub offset: usize,
+    /// Transcript lines from `offset` on.
+    pub lines: &'a [Turn],
+    /// The session's memory.
+    pub memory: &'a [MemoryFact],
+}
+
+impl History<'_> {
+    fn total(&self) -> usize {
+        self.offset + self.lines.len()
+    }
+}
 
 /// What a session may do per turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +134,11 @@ impl TurnPlanner {
         &self.standing.name
     }
 
+    /// What this planner's sessions may do per turn.
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
     /// The prompt prefix shared by every turn.
     pub fn preamble(&self) -> &str {
         &self.preamble
@@ -139,18 +165,35 @@ impl TurnPlanner {
             .collect()
     }
 
-    /// The conversation the backend gets for `input` after `history`, and the facts this
-    /// turn is grounded in (standing ones, then those retrieved for `input`). A retrieved fact
-    /// already recalled in the lines the prompt keeps is not written again.
-    pub fn plan(&self, input: &str, history: &[Turn]) -> (Conversation, Vec<Retrieved>) {
-        let retrieved = self.retrieve(input);
-        // Old lines leave the prompt in blocks of half the window, not one by one: each drop
-        // changes the prompt right after the preamble and costs a re-evaluation of the rest,
-        // so it should happen every few turns, not every turn.
-        let excess = history.len().saturating_sub(self.options.history_lines);
+    /// The index of the first transcript line a prompt keeps after `total` lines.
+    ///
+    /// Old lines leave the prompt in blocks of half the window, not one by one: each drop
+    /// changes the prompt right after the preamble and costs a re-evaluation of the rest, so
+    /// it should happen every few turns, not every turn. The start never moves back.
+    pub fn window_start(&self, total: usize) -> usize {
+        let excess = total.saturating_sub(self.options.history_lines);
         let step = (self.options.history_lines / 2).max(1);
-        let start = excess.div_ceil(step) * step;
-        let mut turns = history[start..].to_vec();
+        excess.div_ceil(step) * step
+    }
+
+    /// The conversation the backend gets for `input` after `history`, and what this turn is
+    /// grounded in: standing facts, facts retrieved for `input`, then memories recalled for
+    /// it. A fact already recalled in the lines the prompt keeps is not written again.
+    pub fn plan(&self, input: &str, history: &History<'_>) -> (Conversation, Vec<Retrieved>) {
+        let mut retrieved = self.retrieve(input);
+        let start = self.window_start(history.total());
+        let mentioned = self.mentioned_iris(input);
+        retrieved.extend(memory::recall(
+            history.memory,
+            input,
+            &mentioned,
+            start,
+            MEMORIES_PER_TURN,
+        ));
+        let kept = start
+            .saturating_sub(history.offset)
+            .min(history.lines.len());
+        let mut turns = history.lines[kept..].to_vec();
         let in_prompt = |text: &str| turns.iter().any(|t| t.recalled.iter().any(|r| r == text));
         let recalled = retrieved
             .iter()
@@ -178,12 +221,44 @@ impl TurnPlanner {
             .collect();
         (conversation, grounding)
     }
+
+    /// What line `line` of a session, the player's `input`, leaves in the session's graph
+    /// `graph`; `first_seq` numbers the new facts.
+    pub fn remember(
+        &self,
+        graph: &str,
+        line: usize,
+        first_seq: usize,
+        input: &str,
+    ) -> Vec<MemoryFact> {
+        memory::remember(
+            graph,
+            &self.options.player_label,
+            line,
+            first_seq,
+            input,
+            self.mentioned_iris(input),
+        )
+    }
+
+    fn mentioned_iris(&self, input: &str) -> Vec<String> {
+        let world = self.retriever.world();
+        self.retriever
+            .mentions(input)
+            .into_iter()
+            .map(|e| world.entities[e].iri.clone())
+            .collect()
+    }
 }
+
+/// The graph of a terminal session: it lives as long as the process.
+const LOCAL_SESSION_GRAPH: &str = "urn:lore:session:local";
 
 /// A conversation between a player and one character at one beat of story time.
 pub struct CharacterSession {
     planner: TurnPlanner,
     history: Vec<Turn>,
+    memory: Vec<MemoryFact>,
     backend_session: Box<dyn Session>,
 }
 
@@ -199,6 +274,7 @@ impl CharacterSession {
         Ok(CharacterSession {
             planner: TurnPlanner::new(world, resolved, options),
             history: Vec::new(),
+            memory: Vec::new(),
             backend_session,
         })
     }
@@ -219,7 +295,12 @@ impl CharacterSession {
             return Err(EngineError::EmptyInput);
         }
         let started = Instant::now();
-        let (mut conversation, grounding) = self.planner.plan(input, &self.history);
+        let history = History {
+            offset: 0,
+            lines: &self.history,
+            memory: &self.memory,
+        };
+        let (mut conversation, grounding) = self.planner.plan(input, &history);
         let prepare_micros = started.elapsed().as_micros();
         let params = &self.planner.options.generation;
         let generation = self
@@ -227,6 +308,13 @@ impl CharacterSession {
             .generate(&conversation, params, on_text)?;
         let facts_used: Vec<String> = grounding.iter().map(|f| f.iri.clone()).collect();
         if generation.stop != StopReason::Cancelled {
+            let learned = self.planner.remember(
+                LOCAL_SESSION_GRAPH,
+                self.history.len(),
+                self.memory.len(),
+                input,
+            );
+            self.memory.extend(learned);
             if let Some(player_turn) = conversation.turns.pop() {
                 self.history.push(player_turn);
             }
@@ -335,6 +423,13 @@ mod tests {
         assert_eq!(prompts[1].others, ["Bram Stone"]);
     }
 
+    fn lines(lines: &[Turn]) -> History<'_> {
+        History {
+            lines,
+            ..History::default()
+        }
+    }
+
     #[test]
     fn history_leaves_the_prompt_in_blocks() {
         let (session, _) = session();
@@ -346,7 +441,7 @@ mod tests {
         let window = SessionOptions::default().history_lines;
         let first_kept = |len: usize| {
             let history: Vec<Turn> = (0..len).map(line).collect();
-            let (c, _) = session.planner().plan("hi", &history);
+            let (c, _) = session.planner().plan("hi", &lines(&history));
             c.turns[0].text.clone()
         };
         assert_eq!(first_kept(window), "line 0");
@@ -374,7 +469,7 @@ mod tests {
             })
             .collect();
         history[0].recalled = vec!["Bram bakes at dawn.".into()];
-        let (kept, _) = session.planner().plan("Bram?", &history);
+        let (kept, _) = session.planner().plan("Bram?", &lines(&history));
         assert!(
             kept.turns.last().unwrap().recalled.is_empty(),
             "still in the prompt"
@@ -384,12 +479,50 @@ mod tests {
             text: format!("line {i}"),
             recalled: vec![],
         }));
-        let (dropped, grounding) = session.planner().plan("Bram?", &history);
+        let (dropped, grounding) = session.planner().plan("Bram?", &lines(&history));
         assert_eq!(
             dropped.turns.last().unwrap().recalled,
             ["Bram bakes at dawn."]
         );
         assert!(grounding.iter().any(|f| f.iri == "urn:w:f1"));
+    }
+
+    #[test]
+    fn a_line_that_left_the_prompt_is_remembered() {
+        let (mut session, prompts) = session();
+        session
+            .turn(
+                "My name is Wren. I buried the silver key by the old mill.",
+                &mut |_| true,
+            )
+            .unwrap();
+        let window = SessionOptions::default().history_lines;
+        for i in 0..window {
+            session
+                .turn(&format!("Small talk {i}."), &mut |_| true)
+                .unwrap();
+        }
+        let result = session
+            .turn("Where did I bury the key?", &mut |_| true)
+            .unwrap();
+        let prompts = prompts.lock().unwrap();
+        let last = prompts.last().unwrap();
+        assert!(
+            !last.turns.iter().any(|t| t.text.contains("old mill")),
+            "the line itself has left the prompt"
+        );
+        let recalled = &last.turns.last().unwrap().recalled;
+        assert!(
+            recalled.iter().any(|r| r.contains("old mill")),
+            "{recalled:?}"
+        );
+        assert!(recalled.iter().any(|r| r == "The visitor's name is Wren."));
+        assert!(
+            result
+                .facts_used
+                .iter()
+                .any(|f| f.starts_with(LOCAL_SESSION_GRAPH))
+        );
     }
 
     #[test]

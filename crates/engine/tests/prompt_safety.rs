@@ -77,7 +77,7 @@ fn no_prompt_leaks_notes_or_unknown_facts() {
                     },
                 );
                 for input in everyone.iter().chain([&everyone.join(" ")]) {
-                    let (conversation, _) = planner.plan(input, &[]);
+                    let (conversation, _) = planner.plan(input, &Default::default());
                     let prompts = [
                         conversation.transcript(),
                         format!("{:?}", conversation.messages()),

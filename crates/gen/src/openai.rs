@@ -24,10 +24,14 @@ pub struct OpenAiConfig {
     pub connect_timeout: Duration,
     /// Longest silence between two parts of the response.
     pub read_timeout: Duration,
+    /// Retries after a failed connection, a 429 or a 5xx, before anything streamed.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff: Duration,
 }
 
 impl OpenAiConfig {
-    /// Defaults: 5 s to connect, 60 s between reads.
+    /// Defaults: 5 s to connect, 60 s between reads, 2 retries from 200 ms.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> OpenAiConfig {
         OpenAiConfig {
             base_url: base_url.into(),
@@ -35,6 +39,8 @@ impl OpenAiConfig {
             api_key: None,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
+            retries: 2,
+            retry_backoff: Duration::from_millis(200),
         }
     }
 }
@@ -123,24 +129,45 @@ impl Session for OpenAiSession {
             "stop": server_stops,
         });
         let started = Instant::now();
-        let mut request = self
-            .backend
-            .agent
-            .post(&url)
-            .header("Accept", "text/event-stream");
-        if let Some(key) = &self.backend.config.api_key {
-            request = request.header("Authorization", &format!("Bearer {key}"));
-        }
-        let response = request
-            .send_json(&body)
-            .map_err(|e| remote(e.to_string()))?;
-        let status = response.status();
-        let reader = response.into_body().into_reader();
-        if !status.is_success() {
-            let mut text = String::new();
-            let _ = reader.take(1024).read_to_string(&mut text);
-            return Err(remote(format!("HTTP {status}: {}", text.trim())));
-        }
+        // Nothing has streamed before the response arrives, so a failed connection, a 429 or
+        // a 5xx can be retried without the player seeing anything twice.
+        let mut attempt = 0;
+        let reader = loop {
+            let mut request = self
+                .backend
+                .agent
+                .post(&url)
+                .header("Accept", "text/event-stream");
+            if let Some(key) = &self.backend.config.api_key {
+                request = request.header("Authorization", &format!("Bearer {key}"));
+            }
+            let failure = match request.send_json(&body) {
+                Ok(response) => {
+                    let status = response.status();
+                    let reader = response.into_body().into_reader();
+                    if status.is_success() {
+                        break reader;
+                    }
+                    let mut text = String::new();
+                    let _ = reader.take(1024).read_to_string(&mut text);
+                    let failure = format!("HTTP {status}: {}", text.trim());
+                    if !(status.is_server_error() || status.as_u16() == 429) {
+                        return Err(remote(failure));
+                    }
+                    failure
+                }
+                Err(e) => e.to_string(),
+            };
+            if attempt >= self.backend.config.retries {
+                return Err(remote(if attempt == 0 {
+                    failure
+                } else {
+                    format!("{failure} (after {} attempts)", attempt + 1)
+                }));
+            }
+            std::thread::sleep(self.backend.config.retry_backoff * 2u32.pow(attempt));
+            attempt += 1;
+        };
         let stream = read_stream(
             BufReader::new(reader),
             stops,
@@ -335,5 +362,95 @@ mod tests {
         assert!(err.contains("not JSON"), "{err}");
         let err = parse("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n").unwrap_err();
         assert!(err.contains("ended before"), "{err}");
+    }
+
+    /// Serves one canned HTTP response per connection, in order, and counts requests.
+    fn serve(
+        responses: Vec<&'static str>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for response in responses {
+                let (mut socket, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(socket.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                socket.write_all(response.as_bytes()).unwrap();
+            }
+        });
+        (url, count)
+    }
+
+    fn conversation() -> Conversation {
+        Conversation {
+            character: "Ada".into(),
+            player: "Visitor".into(),
+            others: vec![],
+            preamble: "Ada keeps bees.".into(),
+            turns: vec![crate::Turn {
+                role: crate::Role::Player,
+                text: "Hello".into(),
+                recalled: vec![],
+            }],
+        }
+    }
+
+    const UNAVAILABLE: &str =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy";
+
+    #[test]
+    fn an_unavailable_server_is_retried_with_backoff() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n\
+                  data: {\"choices\":[{\"delta\":{\"content\":\"Hm.\"},\"finish_reason\":\"stop\"}]}\n\n\
+                  data: [DONE]\n\n";
+        let (url, count) = serve(vec![UNAVAILABLE, UNAVAILABLE, ok]);
+        let mut config = OpenAiConfig::new(url, "m");
+        config.retry_backoff = Duration::from_millis(1);
+        let mut session = OpenAiBackend::new(config).open_session().unwrap();
+        let g = session
+            .generate(&conversation(), &GenParams::default(), &mut |_| true)
+            .unwrap();
+        assert_eq!(g.text, "Hm.");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_client_error_is_not_retried_and_retries_give_up() {
+        let bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad";
+        let (url, count) = serve(vec![bad]);
+        let mut config = OpenAiConfig::new(url, "m");
+        config.retry_backoff = Duration::from_millis(1);
+        let mut session = OpenAiBackend::new(config).open_session().unwrap();
+        let err = session
+            .generate(&conversation(), &GenParams::default(), &mut |_| true)
+            .unwrap_err();
+        assert!(err.to_string().contains("400"), "{err}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let (url, count) = serve(vec![UNAVAILABLE, UNAVAILABLE, UNAVAILABLE]);
+        let mut config = OpenAiConfig::new(url, "m");
+        config.retry_backoff = Duration::from_millis(1);
+        let mut session = OpenAiBackend::new(config).open_session().unwrap();
+        let err = session
+            .generate(&conversation(), &GenParams::default(), &mut |_| true)
+            .unwrap_err();
+        assert!(err.to_string().contains("after 3 attempts"), "{err}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

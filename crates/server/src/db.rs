@@ -1,0 +1,588 @@
+//! The session database: API keys, sessions, their transcripts and their memory.
+//!
+//! One code path for SQLite (the embedded default) and PostgreSQL (scale-out): sqlx's `Any`
+//! driver, portable SQL with `$n` parameters, and one set of migrations. Every value reaches
+//! the database as a bound parameter, never as SQL text.
+//!
+//! Turns are written by a single writer task that commits whatever turns are waiting in one
+//! transaction (group commit): each turn is durable before its final event is sent, and the
+//! cost of a commit (an fsync) is shared by every turn that arrived meanwhile.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Most turns one group commit writes.
+const MAX_BATCH: usize = 256;
+
+/// What went wrong with the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The database cannot be reached (down, or every connection busy).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A write lost a race (another turn of the same session, from another replica).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database URL is not one we can use.
+    #[error("database URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Migrations failed.
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database error.
+    #[error("database: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> DbError {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbError::Unavailable(e.to_string())
+            }
+            other => DbError::Other(other.to_string()),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A stored API key (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// The public part of the key.
+    pub id: String,
+    /// SHA-256 of the secret part, hex.
+    pub secret_sha256: String,
+    /// The studio it acts for.
+    pub tenant: String,
+    /// `player`, `writer` or `admin`.
+    pub role: String,
+    /// A note for people.
+    pub label: String,
+    /// When it was made.
+    pub created_ms: i64,
+    /// When it stops working.
+    pub expires_ms: Option<i64>,
+    /// When it was revoked.
+    pub revoked_ms: Option<i64>,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Its id.
+    pub id: String,
+    /// The tenant it belongs to.
+    pub tenant: String,
+    /// The key that created it (its owner).
+    pub owner_key: String,
+    /// The integrator's id for the player.
+    pub player: String,
+    /// The production's IRI.
+    pub production: String,
+    /// The speaking character's IRI.
+    pub character: String,
+    /// Story time: the beat's order.
+    pub beat: Option<i64>,
+    /// Story time as the client named it.
+    pub at: Option<String>,
+    /// For OpenAI-compatible clients: the conversation this session stands for.
+    pub conversation: Option<String>,
+    /// Completed turns.
+    pub turns: i64,
+    /// Facts in the session's graph.
+    pub memory_facts: i64,
+    /// The player's state (JSON object), for the player model.
+    pub player_state: String,
+    /// Created at.
+    pub created_ms: i64,
+    /// Last changed at.
+    pub updated_ms: i64,
+}
+
+/// A stored turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnRow {
+    /// Its index in the session, from 0.
+    pub turn: i64,
+    /// What the player said.
+    pub input: String,
+    /// The reply.
+    pub reply: String,
+    /// Facts written into the player's line of the prompt (JSON array of strings).
+    pub recalled: String,
+    /// IRIs of the facts the reply is grounded in (JSON array of strings).
+    pub facts_used: String,
+    /// When it was recorded.
+    pub created_ms: i64,
+}
+
+/// A stored fact of a session's graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryRow {
+    /// Its number in the session's graph.
+    pub seq: i64,
+    /// The transcript line it came from.
+    pub line: i64,
+    /// `said`, `name` or `event`.
+    pub kind: String,
+    /// The sentence.
+    pub text: String,
+    /// IRIs of the canon entities it names, space-separated.
+    pub entities: String,
+}
+
+/// One turn to record, with what it adds to the session's graph.
+#[derive(Debug, Clone)]
+pub struct TurnRecord {
+    /// The session.
+    pub session_id: String,
+    /// The turn row; its `turn` must equal the session's count of turns so far.
+    pub turn: TurnRow,
+    /// New facts of the session's graph.
+    pub memory: Vec<MemoryRow>,
+}
+
+type Ack = oneshot::Sender<Result<(), DbError>>;
+
+/// A handle on the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    writer: mpsc::Sender<(TurnRecord, Ack)>,
+}
+
+const SESSION_COLUMNS: &str = "id, tenant, owner_key, player, production, character_iri, beat, \
+     at_label, conversation, turns, memory_facts, player_state, created_ms, updated_ms";
+
+fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        id: row.try_get(0)?,
+        tenant: row.try_get(1)?,
+        owner_key: row.try_get(2)?,
+        player: row.try_get(3)?,
+        production: row.try_get(4)?,
+        character: row.try_get(5)?,
+        beat: row.try_get(6)?,
+        at: row.try_get(7)?,
+        conversation: row.try_get(8)?,
+        turns: row.try_get(9)?,
+        memory_facts: row.try_get(10)?,
+        player_state: row.try_get(11)?,
+        created_ms: row.try_get(12)?,
+        updated_ms: row.try_get(13)?,
+    })
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`), brings the schema
+    /// up to date and starts the turn writer. Must be called inside a Tokio runtime.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        if !sqlite && !url.starts_with("postgres:") && !url.starts_with("postgresql:") {
+            return Err(DbError::BadUrl {
+                url: url.to_owned(),
+                reason: "expected sqlite://PATH or postgres://...".into(),
+            });
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .and_then(|p| p.split('?').next())
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| DbError::BadUrl {
+                url: url.to_owned(),
+                reason: format!("cannot create {}: {e}", parent.display()),
+            })?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers proceed during the writer's commit; FULL keeps every
+                        // acknowledged turn across a power cut.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(reason) => DbError::BadUrl {
+                    url: url.to_owned(),
+                    reason: reason.to_string(),
+                },
+                other => DbError::from(other),
+            })?;
+        MIGRATOR.run(&pool).await?;
+        let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write_turns(pool.clone(), jobs));
+        Ok(Db { pool, writer })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection (after the writer has drained).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Stores a new key.
+    pub async fn insert_key(&self, key: &KeyRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, secret_sha256, tenant, role, label, created_ms, \
+             expires_ms, revoked_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&key.id)
+        .bind(&key.secret_sha256)
+        .bind(&key.tenant)
+        .bind(&key.role)
+        .bind(&key.label)
+        .bind(key.created_ms)
+        .bind(key.expires_ms)
+        .bind(key.revoked_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The key with public id `id`.
+    pub async fn key(&self, id: &str) -> Result<Option<KeyRow>, DbError> {
+        let row = sqlx::query(
+            "SELECT id, secret_sha256, tenant, role, label, created_ms, expires_ms, revoked_ms \
+             FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| key_row(&r)).transpose().map_err(DbError::from)
+    }
+
+    /// Keys of `tenant`, or of every tenant, oldest first.
+    pub async fn keys(&self, tenant: Option<&str>) -> Result<Vec<KeyRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, secret_sha256, tenant, role, label, created_ms, expires_ms, revoked_ms \
+             FROM api_keys WHERE $1 IS NULL OR tenant = $1 ORDER BY created_ms, id",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(key_row)
+            .collect::<Result<_, _>>()
+            .map_err(DbError::from)
+    }
+
+    /// Revokes key `id` of `tenant` (any tenant when `None`); false if there is no such key.
+    pub async fn revoke_key(&self, id: &str, tenant: Option<&str>) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_ms = $1 WHERE id = $2 AND ($3 IS NULL OR tenant = $3) \
+             AND revoked_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(tenant)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a new session.
+    pub async fn insert_session(&self, s: &SessionRow) -> Result<(), DbError> {
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(&s.id)
+        .bind(&s.tenant)
+        .bind(&s.owner_key)
+        .bind(&s.player)
+        .bind(&s.production)
+        .bind(&s.character)
+        .bind(s.beat)
+        .bind(&s.at)
+        .bind(&s.conversation)
+        .bind(s.turns)
+        .bind(s.memory_facts)
+        .bind(&s.player_state)
+        .bind(s.created_ms)
+        .bind(s.updated_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                DbError::Conflict(format!("session {} already exists", s.id))
+            }
+            other => other.into(),
+        })?;
+        Ok(())
+    }
+
+    /// The session `id`.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| session_row(&r))
+            .transpose()
+            .map_err(DbError::from)
+    }
+
+    /// The session that key `owner` opened for OpenAI-compatible `conversation`.
+    pub async fn session_for_conversation(
+        &self,
+        owner: &str,
+        conversation: &str,
+    ) -> Result<Option<SessionRow>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE owner_key = $1 AND conversation = $2"
+        ))
+        .bind(owner)
+        .bind(conversation)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| session_row(&r))
+            .transpose()
+            .map_err(DbError::from)
+    }
+
+    /// Sessions of `tenant`, only those `owner` opened when given, only `player`'s when
+    /// given; newest first, at most `limit`.
+    pub async fn sessions(
+        &self,
+        tenant: &str,
+        owner: Option<&str>,
+        player: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = $1 \
+             AND ($2 IS NULL OR owner_key = $2) AND ($3 IS NULL OR player = $3) \
+             ORDER BY created_ms DESC, id LIMIT $4"
+        ))
+        .bind(tenant)
+        .bind(owner)
+        .bind(player)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(session_row)
+            .collect::<Result<_, _>>()
+            .map_err(DbError::from)
+    }
+
+    /// Deletes session `id` with its turns and memory, in one transaction.
+    pub async fn delete_session(&self, id: &str) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM turns WHERE session_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM memory WHERE session_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Turns of session `id` from turn `from` on, in order.
+    pub async fn turns(&self, id: &str, from: i64) -> Result<Vec<TurnRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT turn, input, reply, recalled, facts_used, created_ms FROM turns \
+             WHERE session_id = $1 AND turn >= $2 ORDER BY turn",
+        )
+        .bind(id)
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TurnRow {
+                    turn: r.try_get(0)?,
+                    input: r.try_get(1)?,
+                    reply: r.try_get(2)?,
+                    recalled: r.try_get(3)?,
+                    facts_used: r.try_get(4)?,
+                    created_ms: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// The facts of session `id`'s graph, in order.
+    pub async fn memory(&self, id: &str) -> Result<Vec<MemoryRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT seq, line, kind, text, entities FROM memory WHERE session_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MemoryRow {
+                    seq: r.try_get(0)?,
+                    line: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    text: r.try_get(3)?,
+                    entities: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// Records a turn whole or not at all; returns once it is committed.
+    pub async fn record_turn(&self, record: TurnRecord) -> Result<(), DbError> {
+        let (ack, done) = oneshot::channel();
+        self.writer
+            .send((record, ack))
+            .await
+            .map_err(|_| DbError::Unavailable("the turn writer has stopped".into()))?;
+        done.await
+            .map_err(|_| DbError::Unavailable("the turn writer has stopped".into()))?
+    }
+}
+
+fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, sqlx::Error> {
+    Ok(KeyRow {
+        id: r.try_get(0)?,
+        secret_sha256: r.try_get(1)?,
+        tenant: r.try_get(2)?,
+        role: r.try_get(3)?,
+        label: r.try_get(4)?,
+        created_ms: r.try_get(5)?,
+        expires_ms: r.try_get(6)?,
+        revoked_ms: r.try_get(7)?,
+    })
+}
+
+/// The group-commit loop: takes every turn waiting, writes them in one transaction.
+async fn write_turns(pool: AnyPool, mut jobs: mpsc::Receiver<(TurnRecord, Ack)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let outcome = commit(&pool, &batch).await;
+        match outcome {
+            Ok(results) => {
+                for ((_, ack), result) in batch.drain(..).zip(results) {
+                    let _ = ack.send(result);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let unavailable = matches!(e, DbError::Unavailable(_));
+                for (_, ack) in batch.drain(..) {
+                    let _ = ack.send(Err(if unavailable {
+                        DbError::Unavailable(message.clone())
+                    } else {
+                        DbError::Other(message.clone())
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Writes `batch` in one transaction. A turn whose session moved on (or vanished) since it
+/// was planned is skipped with a conflict; the others commit.
+async fn commit(
+    pool: &AnyPool,
+    batch: &[(TurnRecord, Ack)],
+) -> Result<Vec<Result<(), DbError>>, DbError> {
+    let mut tx = pool.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (record, _) in batch {
+        let turn = &record.turn;
+        let moved = sqlx::query(
+            "UPDATE sessions SET turns = turns + 1, memory_facts = memory_facts + $1, \
+             updated_ms = $2 WHERE id = $3 AND turns = $4",
+        )
+        .bind(i64::try_from(record.memory.len()).unwrap_or(i64::MAX))
+        .bind(turn.created_ms)
+        .bind(&record.session_id)
+        .bind(turn.turn)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            results.push(Err(DbError::Conflict(format!(
+                "session {} changed while turn {} was generated (deleted, or another turn \
+                 was recorded first); the turn was not recorded",
+                record.session_id, turn.turn
+            ))));
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO turns (session_id, turn, input, reply, recalled, facts_used, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&record.session_id)
+        .bind(turn.turn)
+        .bind(&turn.input)
+        .bind(&turn.reply)
+        .bind(&turn.recalled)
+        .bind(&turn.facts_used)
+        .bind(turn.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        for m in &record.memory {
+            sqlx::query(
+                "INSERT INTO memory (session_id, seq, line, kind, text, entities) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&record.session_id)
+            .bind(m.seq)
+            .bind(m.line)
+            .bind(&m.kind)
+            .bind(&m.text)
+            .bind(&m.entities)
+            .execute(&mut *tx)
+            .await?;
+        }
+        results.push(Ok(()));
+    }
+    tx.commit().await?;
+    Ok(results)
+}

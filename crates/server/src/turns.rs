@@ -1,0 +1,526 @@
+//! Running turns: admission, the per-session state kept warm, generation off the async
+//! threads, durable recording, and the events a client receives.
+//!
+//! A turn is admitted only while fewer than `max_in_flight` turns are admitted (else 503 with
+//! Retry-After), then waits for its session (turns of one session run in order) and for a
+//! generation slot. Generation runs on a blocking thread and streams deltas through a bounded
+//! channel; when the client goes away the channel closes and generation stops at the next
+//! token. A turn is recorded (transcript line pair and new memories, one transaction) before
+//! its final event is sent; a cancelled or failed turn records nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use lore_engine::{History, MemoryFact, MemoryKind, TurnPlanner};
+use lore_gen::{Backend, Role as LineRole, Session, StopReason, Turn};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::auth::Caller;
+use crate::db::{MemoryRow, SessionRow, TurnRecord, TurnRow, now_ms};
+use crate::error::ApiError;
+use crate::state::App;
+use crate::wire::{Timing, TurnOut, Usage};
+
+/// Longest player line, in bytes.
+pub const MAX_INPUT_BYTES: usize = 4096;
+
+/// What a client receives during a turn.
+#[derive(Debug)]
+pub enum TurnEvent {
+    /// A piece of the reply.
+    Delta(String),
+    /// The finished, recorded turn.
+    Final(Box<TurnOut>),
+    /// The turn failed after it started streaming.
+    Error(ApiError),
+}
+
+/// A session kept in memory between turns: the tail of its transcript, its memory and its
+/// backend session (which holds the evaluated prompt prefix).
+struct Hot {
+    row: SessionRow,
+    planner: Arc<TurnPlanner>,
+    offset: usize,
+    lines: Vec<Turn>,
+    memory: Vec<MemoryFact>,
+    backend: Option<Box<dyn Session>>,
+}
+
+struct HotEntry {
+    session: Arc<tokio::sync::Mutex<Option<Hot>>>,
+    used: u64,
+}
+
+/// Limits and settings of the turn runner.
+#[derive(Debug, Clone)]
+pub struct TurnLimits {
+    /// Turns admitted at once (generating plus waiting); more get 503.
+    pub max_in_flight: usize,
+    /// Turns generating at once.
+    pub generation_slots: usize,
+    /// Sessions kept warm in memory.
+    pub max_hot_sessions: usize,
+}
+
+/// Runs turns for every session.
+pub struct Turns {
+    backend: Arc<dyn Backend>,
+    limits: TurnLimits,
+    hot: Mutex<HashMap<String, HotEntry>>,
+    clock: AtomicU64,
+    in_flight: Arc<AtomicUsize>,
+    slots: Arc<Semaphore>,
+    closing: AtomicBool,
+    abort: Arc<AtomicBool>,
+}
+
+/// Releases an admission when the turn ends, however it ends.
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The IRI of a session's own graph.
+pub fn session_graph(id: &str) -> String {
+    format!("urn:lore:session:{id}")
+}
+
+impl Turns {
+    /// A runner over `backend`.
+    pub fn new(backend: Arc<dyn Backend>, limits: TurnLimits) -> Turns {
+        Turns {
+            backend,
+            slots: Arc::new(Semaphore::new(limits.generation_slots.max(1))),
+            limits,
+            hot: Mutex::new(HashMap::new()),
+            clock: AtomicU64::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            closing: AtomicBool::new(false),
+            abort: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// What the backend runs.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Turns admitted now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Sessions kept warm now.
+    pub fn hot_sessions(&self) -> usize {
+        self.hot.lock().map_or(0, |h| h.len())
+    }
+
+    /// Refuses new turns from now on (shutdown has begun).
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Stops turns in flight at their next token; they record nothing.
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::Release);
+    }
+
+    /// Forgets a session's warm state (after it was deleted).
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut hot) = self.hot.lock() {
+            hot.remove(id);
+        }
+    }
+
+    fn entry(&self, id: &str) -> Arc<tokio::sync::Mutex<Option<Hot>>> {
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut hot = self.hot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = hot.get_mut(id) {
+            entry.used = tick;
+            return entry.session.clone();
+        }
+        if hot.len() >= self.limits.max_hot_sessions.max(1) {
+            evict(&mut hot, self.limits.max_hot_sessions * 9 / 10);
+        }
+        let session = Arc::new(tokio::sync::Mutex::new(None));
+        hot.insert(
+            id.to_owned(),
+            HotEntry {
+                session: session.clone(),
+                used: tick,
+            },
+        );
+        session
+    }
+
+    /// Starts a turn of session `id` for `caller`. Errors found before anything streams
+    /// (unknown session, bad input, full queue) come back here, as a status code.
+    pub async fn start(
+        app: &Arc<App>,
+        caller: &Caller,
+        id: &str,
+        input: String,
+    ) -> Result<mpsc::Receiver<TurnEvent>, ApiError> {
+        let turns = &app.turns;
+        if input.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "field `input`: the player's line is empty",
+            ));
+        }
+        if input.len() > MAX_INPUT_BYTES {
+            return Err(ApiError::invalid(format!(
+                "field `input`: {} bytes, over the limit of {MAX_INPUT_BYTES}",
+                input.len()
+            )));
+        }
+        if turns.closing.load(Ordering::Acquire) {
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the server is shutting down; retry on another replica or after restart",
+                5,
+            ));
+        }
+        if turns.in_flight.fetch_add(1, Ordering::AcqRel) >= turns.limits.max_in_flight {
+            turns.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::unavailable(
+                "busy",
+                format!(
+                    "{} turns are already in flight; retry shortly",
+                    turns.limits.max_in_flight
+                ),
+                1,
+            ));
+        }
+        let admitted = Admitted(turns.in_flight.clone());
+        app.metrics.queue_depth.inc();
+        let queued = QueueSlot(app.clone());
+        let started = Instant::now();
+        let hot = turns.entry(id);
+        let mut guard = hot.clone().lock_owned().await;
+        if guard.is_none() {
+            *guard = Some(load(app, id).await?);
+        }
+        let Some(session) = guard.as_ref() else {
+            return Err(ApiError::internal("a warm session vanished"));
+        };
+        if session.row.tenant != caller.tenant || session.row.owner_key != caller.key_id {
+            return Err(unknown_session(id));
+        }
+        app.metrics.stage("load", started.elapsed().as_secs_f64());
+        let (events, receiver) = mpsc::channel(64);
+        let app = app.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let _admitted = admitted;
+            let outcome = run(&app, &id, guard, queued, &input, &events).await;
+            match outcome {
+                Ok(out) => {
+                    let _ = events.send(TurnEvent::Final(Box::new(out))).await;
+                }
+                Err(error) => {
+                    if error.status == StatusCode::CONFLICT {
+                        app.turns.forget(&id);
+                    }
+                    let _ = events.send(TurnEvent::Error(error)).await;
+                }
+            }
+        });
+        Ok(receiver)
+    }
+}
+
+/// Counts a turn in the queue-depth gauge until it gets a generation slot (or ends).
+struct QueueSlot(Arc<App>);
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.metrics.queue_depth.dec();
+    }
+}
+
+fn unknown_session(id: &str) -> ApiError {
+    ApiError::not_found("unknown_session", format!("no session '{id}' for this key"))
+}
+
+fn evict(hot: &mut HashMap<String, HotEntry>, keep: usize) {
+    // Only idle sessions go: one whose lock is held is mid-turn.
+    let mut idle: Vec<(u64, String)> = hot
+        .iter()
+        .filter(|(_, e)| Arc::strong_count(&e.session) == 1)
+        .map(|(id, e)| (e.used, id.clone()))
+        .collect();
+    idle.sort_unstable();
+    let excess = hot.len().saturating_sub(keep);
+    for (_, id) in idle.into_iter().take(excess) {
+        hot.remove(&id);
+    }
+}
+
+/// Reads a session into memory: its row, the transcript lines its prompt still keeps, and
+/// its whole memory.
+async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
+    let row = app
+        .db
+        .session(id)
+        .await?
+        .ok_or_else(|| unknown_session(id))?;
+    let served = app
+        .catalog
+        .production_by_iri(&row.tenant, &row.production)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::GONE,
+                "production_gone",
+                format!("session '{id}' belongs to a production that is no longer served"),
+            )
+        })?;
+    let character = served.world.entity(&row.character).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::GONE,
+            "character_gone",
+            format!("session '{id}' speaks as a character no longer in canon"),
+        )
+    })?;
+    let planner = app.catalog.planner(
+        served,
+        lore_canon::Resolved {
+            character,
+            beat: row.beat,
+        },
+    );
+    let total_lines = usize::try_from(row.turns).unwrap_or(0) * 2;
+    let first_turn = planner.window_start(total_lines) / 2;
+    let mut lines = Vec::new();
+    for turn in app
+        .db
+        .turns(id, i64::try_from(first_turn).unwrap_or(0))
+        .await?
+    {
+        let recalled: Vec<String> = serde_json::from_str(&turn.recalled).unwrap_or_default();
+        lines.push(Turn {
+            role: LineRole::Player,
+            text: turn.input,
+            recalled,
+        });
+        lines.push(Turn {
+            role: LineRole::Character,
+            text: turn.reply,
+            recalled: Vec::new(),
+        });
+    }
+    let memory = app
+        .db
+        .memory(id)
+        .await?
+        .into_iter()
+        .map(|m| MemoryFact {
+            iri: format!("{}#m{}", session_graph(id), m.seq),
+            line: usize::try_from(m.line).unwrap_or(0),
+            kind: MemoryKind::parse(&m.kind).unwrap_or(MemoryKind::Said),
+            text: m.text,
+            entities: m.entities.split_whitespace().map(str::to_owned).collect(),
+        })
+        .collect();
+    Ok(Hot {
+        row,
+        planner,
+        offset: first_turn * 2,
+        lines,
+        memory,
+        backend: None,
+    })
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn run(
+    app: &Arc<App>,
+    id: &str,
+    mut guard: tokio::sync::OwnedMutexGuard<Option<Hot>>,
+    queued: QueueSlot,
+    input: &str,
+    events: &mpsc::Sender<TurnEvent>,
+) -> Result<TurnOut, ApiError> {
+    let turns = &app.turns;
+    let metrics = &app.metrics;
+    let queue_started = Instant::now();
+    let _slot = turns
+        .slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("generation slots closed"))?;
+    drop(queued);
+    let queue_time = queue_started.elapsed();
+    metrics.stage("queue", queue_time.as_secs_f64());
+    let Some(hot) = guard.as_mut() else {
+        return Err(ApiError::internal("a warm session vanished"));
+    };
+    if events.is_closed() {
+        metrics.turn("cancelled");
+        return Err(cancelled());
+    }
+    let plan_started = Instant::now();
+    let history = History {
+        offset: hot.offset,
+        lines: &hot.lines,
+        memory: &hot.memory,
+    };
+    let (conversation, grounding) = hot.planner.plan(input, &history);
+    let plan_time = plan_started.elapsed();
+    metrics.stage("plan", plan_time.as_secs_f64());
+    let mut backend = match hot.backend.take() {
+        Some(b) => b,
+        None => turns.backend.open_session().map_err(ApiError::internal)?,
+    };
+    let params = hot.planner.options().generation.clone();
+    let sender = events.clone();
+    let abort = turns.abort.clone();
+    metrics.generating.inc();
+    let generated = tokio::task::spawn_blocking(move || {
+        let mut on_text = |text: &str| {
+            !abort.load(Ordering::Acquire)
+                && sender
+                    .blocking_send(TurnEvent::Delta(text.to_owned()))
+                    .is_ok()
+        };
+        let result = backend.generate(&conversation, &params, &mut on_text);
+        (backend, conversation, result)
+    })
+    .await;
+    metrics.generating.dec();
+    let (backend, mut conversation, result) =
+        generated.map_err(|e| ApiError::internal(format!("generation thread: {e}")))?;
+    hot.backend = Some(backend);
+    let generation = match result {
+        Ok(generation) => generation,
+        Err(e) => {
+            metrics.turn("failed");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "generation_failed",
+                e.to_string(),
+            ));
+        }
+    };
+    if generation.stop == StopReason::Cancelled {
+        metrics.turn("cancelled");
+        return Err(cancelled());
+    }
+    metrics.stage("first_token", generation.time_to_first_token.as_secs_f64());
+    let generate_time = generation.prompt_time + generation.generation_time;
+    metrics.stage("generate", generate_time.as_secs_f64());
+    metrics.tokens.inc_by(generation.generated_tokens as u64);
+    if generation.tokens_per_second() > 0.0 {
+        metrics
+            .tokens_per_second
+            .observe(generation.tokens_per_second());
+    }
+
+    let commit_started = Instant::now();
+    let line = hot.offset + hot.lines.len();
+    let graph = session_graph(id);
+    let first_seq = usize::try_from(hot.row.memory_facts).unwrap_or(0);
+    let learned = hot.planner.remember(&graph, line, first_seq, input);
+    let facts_used: Vec<String> = grounding.iter().map(|f| f.iri.clone()).collect();
+    let player_line = conversation.turns.pop().unwrap_or(Turn {
+        role: LineRole::Player,
+        text: input.trim().to_owned(),
+        recalled: Vec::new(),
+    });
+    let record = TurnRecord {
+        session_id: id.to_owned(),
+        turn: TurnRow {
+            turn: hot.row.turns,
+            input: player_line.text.clone(),
+            reply: generation.text.clone(),
+            recalled: serde_json::to_string(&player_line.recalled).map_err(ApiError::internal)?,
+            facts_used: serde_json::to_string(&facts_used).map_err(ApiError::internal)?,
+            created_ms: now_ms(),
+        },
+        memory: learned
+            .iter()
+            .zip(first_seq..)
+            .map(|(m, seq)| MemoryRow {
+                seq: i64::try_from(seq).unwrap_or(i64::MAX),
+                line: i64::try_from(m.line).unwrap_or(i64::MAX),
+                kind: m.kind.as_str().to_owned(),
+                text: m.text.clone(),
+                entities: m.entities.join(" "),
+            })
+            .collect(),
+    };
+    let turn_index = record.turn.turn;
+    if let Err(e) = app.db.record_turn(record).await {
+        metrics.turn(if matches!(e, crate::db::DbError::Conflict(_)) {
+            "conflict"
+        } else {
+            "failed"
+        });
+        // The warm copy may be ahead of or behind the database now: reload next time.
+        *guard = None;
+        return Err(e.into());
+    }
+    let commit_time = commit_started.elapsed();
+    metrics.stage("commit", commit_time.as_secs_f64());
+    hot.row.turns += 1;
+    hot.row.memory_facts += i64::try_from(learned.len()).unwrap_or(0);
+    hot.row.updated_ms = now_ms();
+    hot.memory.extend(learned);
+    hot.lines.push(player_line);
+    hot.lines.push(Turn {
+        role: LineRole::Character,
+        text: generation.text.clone(),
+        recalled: Vec::new(),
+    });
+    // Keep only what later prompts can still show.
+    let start = hot.planner.window_start(hot.offset + hot.lines.len());
+    if start > hot.offset {
+        hot.lines.drain(..start - hot.offset);
+        hot.offset = start;
+    }
+    metrics.turn("completed");
+    Ok(TurnOut {
+        session: id.to_owned(),
+        turn: turn_index,
+        reply: generation.text.clone(),
+        facts_used,
+        rails: Vec::new(),
+        provenance: None,
+        finish_reason: match generation.stop {
+            StopReason::Stop => "stop",
+            StopReason::EndOfTurn => "end_of_turn",
+            StopReason::Length => "length",
+            StopReason::Cancelled => "cancelled",
+        }
+        .to_owned(),
+        usage: Usage {
+            prompt_tokens: generation.prompt_tokens,
+            evaluated_tokens: generation.evaluated_tokens,
+            completion_tokens: generation.generated_tokens,
+        },
+        timing: Timing {
+            queue_ms: ms(queue_time),
+            plan_ms: ms(plan_time),
+            first_token_ms: ms(generation.time_to_first_token),
+            generate_ms: ms(generate_time),
+            commit_ms: ms(commit_time),
+        },
+    })
+}
+
+fn cancelled() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cancelled",
+        "the turn was cancelled (client gone or server shutting down); nothing was recorded",
+    )
+}

@@ -1,0 +1,241 @@
+//! The JSON the API speaks. Engine types never go on the wire directly: these are the
+//! contract, documented in `/openapi.json`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A production the caller's tenant owns.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductionOut {
+    /// Short id used in URLs and model names.
+    pub id: String,
+    /// Its IRI in canon.
+    pub iri: String,
+    /// Its title.
+    pub title: String,
+    /// Its audience rating.
+    pub rating: Option<String>,
+    /// What it is about.
+    pub premise: Option<String>,
+    /// How many characters it has.
+    pub characters: usize,
+}
+
+/// A character of a production.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CharacterOut {
+    /// Short id used in URLs and model names.
+    pub id: String,
+    /// Its IRI in canon.
+    pub iri: String,
+    /// Its name.
+    pub name: String,
+    /// Other names players may use.
+    pub aliases: Vec<String>,
+    /// Who it is.
+    pub persona: Option<String>,
+    /// The OpenAI-compatible model id that talks to it.
+    pub model: String,
+}
+
+/// Opens a session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// Production id, IRI or title.
+    pub production: String,
+    /// Character id, IRI, name or alias.
+    pub character: String,
+    /// The integrator's id for the player.
+    pub player: String,
+    /// Story time: a beat's number or name; absent means timeless.
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+/// A session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionOut {
+    /// Its id.
+    pub id: String,
+    /// The player's id.
+    pub player: String,
+    /// The production's id.
+    pub production: String,
+    /// The character's id.
+    pub character: String,
+    /// Story time as given.
+    pub at: Option<String>,
+    /// Story time as a beat number.
+    pub beat: Option<i64>,
+    /// Completed turns.
+    pub turns: i64,
+    /// Facts in the session's own graph.
+    pub memory_facts: i64,
+    /// Created at (Unix ms).
+    pub created_ms: i64,
+    /// Last turn at (Unix ms).
+    pub updated_ms: i64,
+}
+
+/// One recorded turn.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranscriptTurn {
+    /// Its index, from 0.
+    pub turn: i64,
+    /// What the player said.
+    pub input: String,
+    /// The character's reply.
+    pub reply: String,
+    /// IRIs of the facts the reply was grounded in.
+    pub facts_used: Vec<String>,
+    /// Recorded at (Unix ms).
+    pub created_ms: i64,
+}
+
+/// One fact of the session's own graph.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemoryOut {
+    /// Its IRI.
+    pub iri: String,
+    /// `said`, `name` or `event`.
+    pub kind: String,
+    /// The sentence.
+    pub text: String,
+    /// The transcript line it came from.
+    pub line: i64,
+    /// IRIs of the canon entities it names.
+    pub entities: Vec<String>,
+}
+
+/// A session with its transcript and memory.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDetail {
+    /// The session.
+    pub session: SessionOut,
+    /// Every turn, in order.
+    pub transcript: Vec<TranscriptTurn>,
+    /// The session's graph.
+    pub memory: Vec<MemoryOut>,
+}
+
+/// A player's line.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TurnIn {
+    /// What the player says.
+    pub input: String,
+    /// Stream the reply as Server-Sent Events (also chosen by `Accept: text/event-stream`).
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// Token counts of a turn.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens evaluated this turn (the rest were reused from the session's cache).
+    pub evaluated_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+}
+
+/// Where a turn's time went, in milliseconds.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Timing {
+    /// Waiting for a generation slot.
+    pub queue_ms: f64,
+    /// Retrieval and prompt assembly.
+    pub plan_ms: f64,
+    /// From the start of generation to the first token.
+    pub first_token_ms: f64,
+    /// Generation as a whole.
+    pub generate_ms: f64,
+    /// Recording the turn durably.
+    pub commit_ms: f64,
+}
+
+/// A finished turn: the final SSE event, or the non-streaming response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TurnOut {
+    /// The session.
+    pub session: String,
+    /// The turn's index, from 0.
+    pub turn: i64,
+    /// The whole reply.
+    pub reply: String,
+    /// IRIs of the canon facts and session memories the reply is grounded in.
+    pub facts_used: Vec<String>,
+    /// Rail decisions (filled by the rails).
+    #[schema(value_type = Vec<Object>)]
+    pub rails: Vec<serde_json::Value>,
+    /// The signed provenance record (filled by authenticity).
+    #[schema(value_type = Option<Object>)]
+    pub provenance: Option<serde_json::Value>,
+    /// Why generation stopped: `stop`, `end_of_turn` or `length`.
+    pub finish_reason: String,
+    /// Token counts.
+    pub usage: Usage,
+    /// Where the time went.
+    pub timing: Timing,
+}
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyOut {
+    /// Public id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// `player`, `writer` or `admin`.
+    pub role: String,
+    /// A note for people.
+    pub label: String,
+    /// Created at (Unix ms).
+    pub created_ms: i64,
+    /// Expires at (Unix ms).
+    pub expires_ms: Option<i64>,
+    /// Revoked at (Unix ms).
+    pub revoked_ms: Option<i64>,
+}
+
+/// Makes a key for the caller's tenant.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// `player`, `writer` or `admin`.
+    pub role: String,
+    /// A note for people.
+    #[serde(default)]
+    pub label: String,
+    /// Days until it expires; absent: never.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A new key: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// `lk_<id>_<secret>`.
+    pub key: String,
+    /// The stored key.
+    #[serde(flatten)]
+    pub info: KeyOut,
+}
+
+/// Every error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `unknown_session`, `invalid_json`, `busy`.
+    pub code: String,
+    /// Message for people.
+    pub message: String,
+}
