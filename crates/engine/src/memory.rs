@@ -58,6 +58,35 @@ pub struct MemoryFact {
     pub text: String,
     /// IRIs of the canon entities it names.
     pub entities: Vec<String>,
+    /// Its distinct content words, lowercased: recall runs every turn over the whole memory,
+    /// so they are found once, here.
+    keywords: Vec<String>,
+}
+
+impl MemoryFact {
+    /// A memory with its keywords.
+    pub fn new(
+        iri: String,
+        line: usize,
+        kind: MemoryKind,
+        text: String,
+        entities: Vec<String>,
+    ) -> MemoryFact {
+        let lower = text.to_lowercase();
+        let mut keywords: Vec<String> = content_words(&lower)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        keywords.sort_unstable();
+        MemoryFact {
+            iri,
+            line,
+            kind,
+            text,
+            entities,
+            keywords,
+        }
+    }
 }
 
 /// The memories one player line leaves: the line itself and, if the player introduced
@@ -73,24 +102,24 @@ pub(crate) fn remember(
     let said: String = input.trim().chars().take(MAX_MEMORY_CHARS).collect();
     let mut out = Vec::new();
     if let Some(name) = introduced_name(&said) {
-        out.push(MemoryFact {
-            iri: format!("{graph}#m{}", first_seq + out.len()),
+        out.push(MemoryFact::new(
+            format!("{graph}#m{}", first_seq + out.len()),
             line,
-            kind: MemoryKind::Name,
-            text: format!("The {}'s name is {name}.", player_label.to_lowercase()),
-            entities: Vec::new(),
-        });
+            MemoryKind::Name,
+            format!("The {}'s name is {name}.", player_label.to_lowercase()),
+            Vec::new(),
+        ));
     }
-    out.push(MemoryFact {
-        iri: format!("{graph}#m{}", first_seq + out.len()),
+    out.push(MemoryFact::new(
+        format!("{graph}#m{}", first_seq + out.len()),
         line,
-        kind: MemoryKind::Said,
-        text: format!(
+        MemoryKind::Said,
+        format!(
             "Earlier the {} said: \"{said}\"",
             player_label.to_lowercase()
         ),
         entities,
-    });
+    ));
     out
 }
 
@@ -130,11 +159,11 @@ const STOPWORDS: &[&str] = &[
     "where", "which", "who", "why", "will", "with", "you", "your", "said", "earlier", "visitor",
 ];
 
-fn content_words(text: &str) -> HashSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 3)
-        .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+/// The distinct content words of already-lowercased `text`.
+fn content_words(lowercase: &str) -> HashSet<&str> {
+    lowercase
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3 && !STOPWORDS.contains(w))
         .collect()
 }
 
@@ -148,7 +177,8 @@ pub(crate) fn recall(
     window_start: usize,
     limit: usize,
 ) -> Vec<Retrieved> {
-    let words = content_words(input);
+    let input = input.to_lowercase();
+    let words = content_words(&input);
     let mut scored: Vec<(usize, &MemoryFact)> = memory
         .iter()
         .filter(|m| m.line < window_start || m.kind == MemoryKind::Name)
@@ -157,7 +187,11 @@ pub(crate) fn recall(
                 return Some((usize::MAX, m));
             }
             let shared_entities = m.entities.iter().filter(|e| mentioned.contains(e)).count();
-            let shared_words = content_words(&m.text).intersection(&words).count();
+            let shared_words = m
+                .keywords
+                .iter()
+                .filter(|k| words.contains(k.as_str()))
+                .count();
             let score = 2 * shared_entities + shared_words;
             (score > 0).then_some((score, m))
         })

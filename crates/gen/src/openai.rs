@@ -1,6 +1,7 @@
 //! The OpenAI-compatible backend: any server speaking `POST /v1/chat/completions` with SSE
 //! streaming (llama.cpp's server, vLLM, hosted APIs).
 
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,10 @@ impl OpenAiBackend {
                 .timeout_connect(Some(config.connect_timeout))
                 .timeout_recv_response(Some(config.read_timeout))
                 .timeout_recv_body(Some(config.read_timeout))
+                // A server runs many turns at once against one model server: keep a
+                // connection per concurrent turn instead of reconnecting (ureq keeps 3).
+                .max_idle_connections(256)
+                .max_idle_connections_per_host(256)
                 .build(),
         );
         OpenAiBackend { config, agent }
@@ -128,6 +133,8 @@ impl Session for OpenAiSession {
             "seed": params.sampler.seed,
             "stop": server_stops,
         });
+        // Serialised once, not once per attempt.
+        let body = serde_json::to_vec(&body).map_err(|e| remote(e.to_string()))?;
         let started = Instant::now();
         // Nothing has streamed before the response arrives, so a failed connection, a 429 or
         // a 5xx can be retried without the player seeing anything twice.
@@ -137,11 +144,12 @@ impl Session for OpenAiSession {
                 .backend
                 .agent
                 .post(&url)
-                .header("Accept", "text/event-stream");
+                .header("Accept", "text/event-stream")
+                .header("Content-Type", "application/json");
             if let Some(key) = &self.backend.config.api_key {
                 request = request.header("Authorization", &format!("Bearer {key}"));
             }
-            let failure = match request.send_json(&body) {
+            let failure = match request.send(&body[..]) {
                 Ok(response) => {
                     let status = response.status();
                     let reader = response.into_body().into_reader();
@@ -168,20 +176,20 @@ impl Session for OpenAiSession {
             std::thread::sleep(self.backend.config.retry_backoff * 2u32.pow(attempt));
             attempt += 1;
         };
-        let stream = read_stream(
-            BufReader::new(reader),
-            stops,
-            params.max_tokens,
-            on_text,
-            started,
-        )
-        .map_err(|e| match e {
-            StreamError::Io(e) => remote(e.to_string()),
-            StreamError::Protocol(reason) => GenError::RemoteProtocol {
-                url: url.clone(),
-                reason,
-            },
-        })?;
+        let mut reader = BufReader::new(reader);
+        let stream =
+            read_stream(&mut reader, stops, params.max_tokens, on_text, started).map_err(|e| {
+                match e {
+                    StreamError::Io(e) => remote(e.to_string()),
+                    StreamError::Protocol(reason) => GenError::RemoteProtocol {
+                        url: url.clone(),
+                        reason,
+                    },
+                }
+            })?;
+        // The connection goes back to the agent's pool only once its body has been read to
+        // the end; without this every turn would open a new connection.
+        let _ = std::io::copy(&mut reader.take(64 * 1024), &mut std::io::sink());
         Ok(stream)
     }
 }
@@ -189,6 +197,39 @@ impl Session for OpenAiSession {
 enum StreamError {
     Io(std::io::Error),
     Protocol(String),
+}
+
+/// The parts of a chat completion chunk we read; text borrows from the line when it can.
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Delta<'a>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: usize,
+    #[serde(default)]
+    completion_tokens: Option<usize>,
 }
 
 /// Reads an SSE stream of chat completion chunks.
@@ -227,28 +268,28 @@ fn read_stream(
             done = true;
             break;
         }
-        let chunk: Value = serde_json::from_str(data).map_err(|e| {
+        let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|e| {
             StreamError::Protocol(format!(
                 "line {}: not JSON ({e}): {:?}",
                 number + 1,
                 truncate(data)
             ))
         })?;
-        if let Some(error) = chunk.get("error") {
+        if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
             return Err(StreamError::Protocol(format!(
                 "the server reported an error: {error}"
             )));
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
-            prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0) as usize;
-            if let Some(n) = usage["completion_tokens"].as_u64() {
-                generated = n as usize;
+        if let Some(usage) = chunk.usage {
+            prompt_tokens = usage.prompt_tokens;
+            if let Some(n) = usage.completion_tokens {
+                generated = n;
             }
         }
-        let Some(choice) = chunk["choices"].get(0) else {
+        let Some(choice) = chunk.choices.into_iter().next() else {
             continue;
         };
-        if let Some(text) = choice["delta"]["content"].as_str()
+        if let Some(text) = choice.delta.content.as_deref()
             && !text.is_empty()
         {
             generated += 1;
@@ -268,7 +309,7 @@ fn read_stream(
                 break;
             }
         }
-        match choice["finish_reason"].as_str() {
+        match choice.finish_reason.as_deref() {
             Some("length") => finish = Some(StopReason::Length),
             Some(_) => finish = finish.or(Some(StopReason::EndOfTurn)),
             None => {}

@@ -319,12 +319,14 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
         .memory(id)
         .await?
         .into_iter()
-        .map(|m| MemoryFact {
-            iri: format!("{}#m{}", session_graph(id), m.seq),
-            line: usize::try_from(m.line).unwrap_or(0),
-            kind: MemoryKind::parse(&m.kind).unwrap_or(MemoryKind::Said),
-            text: m.text,
-            entities: m.entities.split_whitespace().map(str::to_owned).collect(),
+        .map(|m| {
+            MemoryFact::new(
+                format!("{}#m{}", session_graph(id), m.seq),
+                usize::try_from(m.line).unwrap_or(0),
+                MemoryKind::parse(&m.kind).unwrap_or(MemoryKind::Said),
+                m.text,
+                m.entities.split_whitespace().map(str::to_owned).collect(),
+            )
         })
         .collect();
     Ok(Hot {
