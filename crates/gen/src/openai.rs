@@ -452,6 +452,12 @@ mod tests {
         }
     }
 
+    fn quick_retrying_session(url: String) -> Box<dyn Session> {
+        let mut config = OpenAiConfig::new(url, "m");
+        config.retry_backoff = Duration::from_millis(1);
+        OpenAiBackend::new(config).open_session().unwrap()
+    }
+
     const UNAVAILABLE: &str =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy";
 
@@ -461,9 +467,7 @@ mod tests {
                   data: {\"choices\":[{\"delta\":{\"content\":\"Hm.\"},\"finish_reason\":\"stop\"}]}\n\n\
                   data: [DONE]\n\n";
         let (url, count) = serve(vec![UNAVAILABLE, UNAVAILABLE, ok]);
-        let mut config = OpenAiConfig::new(url, "m");
-        config.retry_backoff = Duration::from_millis(1);
-        let mut session = OpenAiBackend::new(config).open_session().unwrap();
+        let mut session = quick_retrying_session(url);
         let g = session
             .generate(&conversation(), &GenParams::default(), &mut |_| true)
             .unwrap();
@@ -475,9 +479,7 @@ mod tests {
     fn a_client_error_is_not_retried_and_retries_give_up() {
         let bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad";
         let (url, count) = serve(vec![bad]);
-        let mut config = OpenAiConfig::new(url, "m");
-        config.retry_backoff = Duration::from_millis(1);
-        let mut session = OpenAiBackend::new(config).open_session().unwrap();
+        let mut session = quick_retrying_session(url);
         let err = session
             .generate(&conversation(), &GenParams::default(), &mut |_| true)
             .unwrap_err();
@@ -485,9 +487,7 @@ mod tests {
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
 
         let (url, count) = serve(vec![UNAVAILABLE, UNAVAILABLE, UNAVAILABLE]);
-        let mut config = OpenAiConfig::new(url, "m");
-        config.retry_backoff = Duration::from_millis(1);
-        let mut session = OpenAiBackend::new(config).open_session().unwrap();
+        let mut session = quick_retrying_session(url);
         let err = session
             .generate(&conversation(), &GenParams::default(), &mut |_| true)
             .unwrap_err();

@@ -27,7 +27,7 @@ use crate::db::{SessionRow, now_ms};
 use crate::error::{ApiError, ApiJson};
 use crate::routes::{finish, open_session, receiver_stream, wants_stream};
 use crate::state::App;
-use crate::turns::{TurnEvent, Turns};
+use crate::turns::{TurnEvent, Turns, unknown_session};
 use crate::wire::{CreateSession, ErrorBody};
 
 /// Header naming the session a chat completion plays in.
@@ -120,8 +120,7 @@ async fn session_for(
         let id = id
             .to_str()
             .map_err(|_| ApiError::invalid(format!("header {SESSION_HEADER}: not text")))?;
-        let unknown =
-            || ApiError::not_found("unknown_session", format!("no session '{id}' for this key"));
+        let unknown = || unknown_session(id);
         let row = app.db.session(id).await?.ok_or_else(unknown)?;
         if row.tenant != caller.tenant || row.owner_key != caller.key_id {
             return Err(unknown());

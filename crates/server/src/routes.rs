@@ -19,7 +19,7 @@ use crate::catalog::{Served, characters, local_id};
 use crate::db::{KeyRow, SessionRow, now_ms};
 use crate::error::{ApiError, ApiJson};
 use crate::state::App;
-use crate::turns::{TurnEvent, Turns, session_graph};
+use crate::turns::{TurnEvent, Turns, session_graph, unknown_session};
 use crate::wire::{
     CharacterOut, CreateKey, CreateSession, CreatedKey, ErrorBody, KeyOut, MemoryOut,
     ProductionOut, SessionDetail, SessionOut, TranscriptTurn, TurnIn, TurnOut,
@@ -215,8 +215,7 @@ pub async fn list_sessions(
 
 /// The session `id` if the caller may see it: its owner, or an admin of its tenant.
 async fn visible_session(app: &App, caller: &Caller, id: &str) -> Result<SessionRow, ApiError> {
-    let unknown =
-        || ApiError::not_found("unknown_session", format!("no session '{id}' for this key"));
+    let unknown = || unknown_session(id);
     let row = app.db.session(id).await?.ok_or_else(unknown)?;
     let visible = row.tenant == caller.tenant
         && (row.owner_key == caller.key_id || caller.role == Role::Admin);

@@ -120,6 +120,14 @@ fn graph_iri(iri: &str, what: &str) -> Result<NamedNode, ApiError> {
     NamedNode::new(iri).map_err(|e| ApiError::invalid(format!("{what} <{iri}>: {e}")))
 }
 
+fn update_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "update_refused",
+        "SPARQL updates are refused: canon changes go through `lore import` and review",
+    )
+}
+
 fn outside(graph: &str) -> ApiError {
     ApiError::forbidden(format!(
         "graph <{graph}> is not one of this tenant's canon graphs"
@@ -133,11 +141,7 @@ async fn run(
     params: Params,
 ) -> Result<Response, ApiError> {
     if params.update {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "update_refused",
-            "SPARQL updates are refused: canon changes go through `lore import` and review",
-        ));
+        return Err(update_refused());
     }
     let text = params
         .query
@@ -150,11 +154,7 @@ async fn run(
         .parse_query(&text)
         .map_err(|e| {
             if SparqlEvaluator::new().parse_update(&text).is_ok() {
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "update_refused",
-                    "SPARQL updates are refused: canon changes go through `lore import` and review",
-                )
+                update_refused()
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
             }

@@ -244,7 +244,8 @@ impl Drop for QueueSlot {
     }
 }
 
-fn unknown_session(id: &str) -> ApiError {
+/// A session the caller cannot see, whether or not it exists.
+pub(crate) fn unknown_session(id: &str) -> ApiError {
     ApiError::not_found("unknown_session", format!("no session '{id}' for this key"))
 }
 
