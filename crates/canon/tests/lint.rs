@@ -103,12 +103,18 @@ fn each_fault_is_found_with_its_place_and_a_fix() {
             && contradictions[0].message.contains("urn:t:f2")
     );
 
+    let tenant = find(&findings, "production-without-tenant");
+    assert_eq!(line_of(tenant, &file), 5);
+    assert!(tenant.fix.contains("lore:tenant"));
+
     find(&findings, "secret-common-knowledge");
     find(&findings, "fact-without-statement");
+    let warnings = ["secret-known-by-none", "production-without-tenant"];
     assert!(
         findings
             .iter()
-            .all(|f| f.severity == Severity::Error || f.code == "secret-known-by-none")
+            .all(|f| f.severity == Severity::Error || warnings.contains(&f.code)),
+        "{findings:#?}"
     );
 }
 
