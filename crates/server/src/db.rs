@@ -8,6 +8,7 @@
 //! transaction (group commit): each turn is durable before its final event is sent, and the
 //! cost of a commit (an fsync) is shared by every turn that arrived meanwhile.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -526,63 +527,262 @@ async fn write_turns(pool: AnyPool, mut jobs: mpsc::Receiver<(TurnRecord, Ack)>)
     }
 }
 
-/// Writes `batch` in one transaction. A turn whose session moved on (or vanished) since it
-/// was planned is skipped with a conflict; the others commit.
+/// Writes `batch` in one transaction: one statement advances every session, one inserts
+/// every turn, one inserts every memory fact (a few more for a very large batch). A turn whose
+/// session moved on (or vanished) since it was planned is skipped with a conflict; the others
+/// commit.
 async fn commit(
     pool: &AnyPool,
     batch: &[(TurnRecord, Ack)],
 ) -> Result<Vec<Result<(), DbError>>, DbError> {
+    let records: Vec<&TurnRecord> = batch.iter().map(|(record, _)| record).collect();
     let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (record, _) in batch {
-        let turn = &record.turn;
-        let moved = sqlx::query(
-            "UPDATE sessions SET turns = turns + 1, memory_facts = memory_facts + $1, \
-             updated_ms = $2 WHERE id = $3 AND turns = $4",
-        )
-        .bind(i64::try_from(record.memory.len()).unwrap_or(i64::MAX))
-        .bind(turn.created_ms)
-        .bind(&record.session_id)
-        .bind(turn.turn)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
-            results.push(Err(DbError::Conflict(format!(
-                "session {} changed while turn {} was generated (deleted, or another turn \
-                 was recorded first); the turn was not recorded",
-                record.session_id, turn.turn
-            ))));
-            continue;
+    let mut advanced = vec![false; records.len()];
+    // A session twice in one batch (two replicas racing) is advanced once per round, so each
+    // turn's guard is checked against the count its predecessor left.
+    let mut pending: Vec<usize> = (0..records.len()).collect();
+    while !pending.is_empty() {
+        let mut seen = HashSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) = pending
+            .into_iter()
+            .partition(|&i| seen.insert(records[i].session_id.as_str()));
+        let moved = advance_sessions(&mut tx, &round, &records).await?;
+        for i in round {
+            advanced[i] = moved.contains(&(records[i].session_id.clone(), records[i].turn.turn));
         }
-        sqlx::query(
-            "INSERT INTO turns (session_id, turn, input, reply, recalled, facts_used, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&record.session_id)
-        .bind(turn.turn)
-        .bind(&turn.input)
-        .bind(&turn.reply)
-        .bind(&turn.recalled)
-        .bind(&turn.facts_used)
-        .bind(turn.created_ms)
-        .execute(&mut *tx)
-        .await?;
-        for m in &record.memory {
-            sqlx::query(
-                "INSERT INTO memory (session_id, seq, line, kind, text, entities) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&record.session_id)
-            .bind(m.seq)
-            .bind(m.line)
-            .bind(&m.kind)
-            .bind(&m.text)
-            .bind(&m.entities)
-            .execute(&mut *tx)
-            .await?;
-        }
-        results.push(Ok(()));
+        pending = later;
     }
+    let kept: Vec<&TurnRecord> = records
+        .iter()
+        .zip(&advanced)
+        .filter_map(|(record, &ok)| ok.then_some(*record))
+        .collect();
+    insert_turns(&mut tx, &kept).await?;
+    insert_memory(&mut tx, &kept).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok(records
+        .iter()
+        .zip(advanced)
+        .map(|(record, ok)| {
+            if ok {
+                Ok(())
+            } else {
+                Err(DbError::Conflict(format!(
+                    "session {} changed while turn {} was generated (deleted, or another turn \
+                     was recorded first); the turn was not recorded",
+                    record.session_id, record.turn.turn
+                )))
+            }
+        })
+        .collect())
+}
+
+/// Most bound parameters in one statement: under SQLite's (32,766) and PostgreSQL's (65,535).
+const MAX_PARAMETERS: usize = 30_000;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Counts one more turn in each session of `round` whose count still equals the turn's index;
+/// returns the (session, turn index) pairs that moved.
+async fn advance_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    round: &[usize],
+    records: &[&TurnRecord],
+) -> Result<HashSet<(String, i64)>, DbError> {
+    let mut moved = HashSet::new();
+    for chunk in round.chunks(MAX_PARAMETERS / 4) {
+        // VALUES columns are column1.. in both SQLite and PostgreSQL.
+        let sql = format!(
+            "UPDATE sessions SET turns = sessions.turns + 1, \
+             memory_facts = sessions.memory_facts + v.column3, updated_ms = v.column4 \
+             FROM (VALUES {}) AS v \
+             WHERE sessions.id = v.column1 AND sessions.turns = v.column2 \
+             RETURNING sessions.id, sessions.turns",
+            placeholders(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for &i in chunk {
+            let record = records[i];
+            query = query
+                .bind(&record.session_id)
+                .bind(record.turn.turn)
+                .bind(i64::try_from(record.memory.len()).unwrap_or(i64::MAX))
+                .bind(record.turn.created_ms);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let id: String = row.try_get(0)?;
+            let turns: i64 = row.try_get(1)?;
+            moved.insert((id, turns - 1));
+        }
+    }
+    Ok(moved)
+}
+
+async fn insert_turns(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    records: &[&TurnRecord],
+) -> Result<(), DbError> {
+    for chunk in records.chunks(MAX_PARAMETERS / 7) {
+        let sql = format!(
+            "INSERT INTO turns (session_id, turn, input, reply, recalled, facts_used, created_ms) \
+             VALUES {}",
+            placeholders(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for record in chunk {
+            let turn = &record.turn;
+            query = query
+                .bind(&record.session_id)
+                .bind(turn.turn)
+                .bind(&turn.input)
+                .bind(&turn.reply)
+                .bind(&turn.recalled)
+                .bind(&turn.facts_used)
+                .bind(turn.created_ms);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_memory(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    records: &[&TurnRecord],
+) -> Result<(), DbError> {
+    let facts: Vec<(&str, &MemoryRow)> = records
+        .iter()
+        .flat_map(|r| r.memory.iter().map(|m| (r.session_id.as_str(), m)))
+        .collect();
+    for chunk in facts.chunks(MAX_PARAMETERS / 6) {
+        let sql = format!(
+            "INSERT INTO memory (session_id, seq, line, kind, text, entities) VALUES {}",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (session_id, m) in chunk {
+            query = query
+                .bind(*session_id)
+                .bind(m.seq)
+                .bind(m.line)
+                .bind(&m.kind)
+                .bind(&m.text)
+                .bind(&m.entities);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test should fail loudly")]
+
+    use super::*;
+
+    fn session(id: &str) -> SessionRow {
+        SessionRow {
+            id: id.into(),
+            tenant: "t".into(),
+            owner_key: "k".into(),
+            player: "p".into(),
+            production: "urn:p".into(),
+            character: "urn:c".into(),
+            beat: None,
+            at: None,
+            conversation: None,
+            turns: 0,
+            memory_facts: 0,
+            player_state: "{}".into(),
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    fn record(session_id: &str, turn: i64, facts: i64) -> (TurnRecord, Ack) {
+        let memory = (0..facts)
+            .map(|seq| MemoryRow {
+                seq: turn * 10 + seq,
+                line: turn * 2,
+                kind: "said".into(),
+                text: format!("line {turn} fact {seq}"),
+                entities: String::new(),
+            })
+            .collect();
+        let turn = TurnRow {
+            turn,
+            input: format!("input {turn}"),
+            reply: format!("reply {turn}"),
+            recalled: "[]".into(),
+            facts_used: "[]".into(),
+            created_ms: 1,
+        };
+        let (ack, _) = oneshot::channel();
+        let session_id = session_id.into();
+        (
+            TurnRecord {
+                session_id,
+                turn,
+                memory,
+            },
+            ack,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_batch_records_in_order_and_refuses_stale_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.insert_session(&session("a")).await.unwrap();
+        db.insert_session(&session("b")).await.unwrap();
+
+        // a's turns 0 and 1 in one batch (two rounds); b's turn 3 is stale (b has 0 turns);
+        // "gone" does not exist.
+        let batch = vec![
+            record("a", 0, 2),
+            record("b", 3, 1),
+            record("a", 1, 1),
+            record("gone", 0, 1),
+        ];
+        let results = commit(&db.pool, &batch).await.unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(DbError::Conflict(_))));
+        assert!(matches!(results[3], Err(DbError::Conflict(_))));
+
+        let a = db.session("a").await.unwrap().unwrap();
+        assert_eq!((a.turns, a.memory_facts), (2, 3));
+        let turns = db.turns("a", 0).await.unwrap();
+        assert_eq!(turns.iter().map(|t| t.turn).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(db.memory("a").await.unwrap().len(), 3);
+        let b = db.session("b").await.unwrap().unwrap();
+        assert_eq!(
+            (b.turns, b.memory_facts),
+            (0, 0),
+            "nothing of a refused turn is kept"
+        );
+        assert!(db.turns("b", 0).await.unwrap().is_empty());
+        assert!(db.memory("b").await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }

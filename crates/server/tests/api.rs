@@ -177,7 +177,9 @@ fn bad_requests_get_stable_codes_and_never_touch_the_session() {
     assert_eq!((r.status, r.code().as_str()), (401, "missing_key"));
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     assert_eq!(get(&url, Some("nonsense")).code(), "invalid_key");
-    let wrong = format!("{}0", &key[..key.len() - 1]);
+    // Change the secret's last character (to one it is not already).
+    let last = if key.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
     assert_eq!(get(&url, Some(&wrong)).status, 401);
     let expired = server
         .runtime
