@@ -33,3 +33,9 @@ if [ -n "${LLAMA_CPP_PYTHON:-}" ]; then
     "${BENCH_THREADS:-2}" 64 7 2>/dev/null
   echo "  (compare with the engine line above; run twice and alternate for a fair figure)"
 fi
+
+echo "== server (stub model on loopback, wrk; BENCH_SERVE_SECONDS per run, default 20)"
+if ! command -v wrk >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+"$lore" bench serve --store "$dir/sample" --duration "${BENCH_SERVE_SECONDS:-20}"
