@@ -1,0 +1,8 @@
+//! Guard: the rails around a turn.
+//!
+//! Player text and replies are first normalised into [`normalize::View`]s, so that spelling a
+//! word with homoglyphs, zero-width characters, leetspeak, spaced letters, base64 or rot13 does
+//! not hide it; then every view is checked against the policy's terms ([`lexicon::Lexicon`]).
+
+pub mod lexicon;
+pub mod normalize;
