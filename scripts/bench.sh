@@ -11,7 +11,7 @@ quads="${BENCH_QUADS:-1000000}"
 
 echo "== sample world"
 rm -rf "$dir/sample"
-"$lore" import --store "$dir/sample" world/brindlemoor.trig >/dev/null
+"$lore" import --store "$dir/sample" world/policy.trig world/brindlemoor.trig >/dev/null
 "$lore" bench --store "$dir/sample" context --production lanterns --character odile --at 2
 
 echo "== synthetic world of $quads quads"

@@ -9,6 +9,6 @@ lore="$(scripts/setup.sh | tail -n 1)"
 store="${LORE_HOME:-$HOME/.local/share/lorekeeper}/demo-store"
 # The demo store is rebuilt each time so that it always matches world/.
 rm -rf "$store"
-"$lore" import --store "$store" world/brindlemoor.trig
+"$lore" import --store "$store" world/policy.trig world/brindlemoor.trig
 "$lore" check --store "$store"
 exec "$lore" chat --store "$store" --production lanterns --character odile --at 2 "$@"

@@ -10,6 +10,7 @@
 //! - [`Retriever`]: what one character may use at one beat of story time, and the
 //!   per-turn lookup of facts for a player's words (the deterministic half of a turn).
 //! - [`lint`]: `lore check`'s findings, each with a place and a fix.
+//! - [`policy`]: the moral knowledge graph of a production (read into its [`World`]).
 //!
 //! Secrets and writer-only notes are kept out of prompts by construction: [`World`]
 //! never reads `lore:writerNote`, and [`Retriever`] only hands out facts the speaking
@@ -17,6 +18,7 @@
 
 mod error;
 pub mod lint;
+pub mod policy;
 mod resolve;
 mod retrieve;
 mod store;

@@ -8,6 +8,7 @@ use oxigraph::model::{NamedOrBlankNode, Term};
 use oxttl::TriGParser;
 
 use crate::error::CanonError;
+use crate::policy::PolicyKind;
 use crate::resolve;
 use crate::store::{self, CanonStore};
 use crate::vocab::{self, NS};
@@ -289,6 +290,7 @@ fn lint_world(
             "add lore:tenant \"your-studio\"".into(),
         );
     }
+    lint_policy(world, report);
     for entity in &world.entities {
         if entity.kind == EntityKind::Character && entity.persona.is_none() {
             report(
@@ -354,6 +356,154 @@ fn lint_world(
                     );
                 }
             }
+        }
+    }
+}
+
+/// The policy as this production reads it: cycles, references to nodes or ratings that do
+/// not exist, and rules that contradict each other.
+fn lint_policy(
+    world: &World,
+    report: &mut impl FnMut(Severity, &'static str, &str, String, String),
+) {
+    let policy = &world.policy;
+    let title = &world.production.title;
+    let node_iris: HashSet<String> = policy.nodes.iter().map(|n| n.iri.clone()).collect();
+    let mut unknown_node = |subject: &str, property: &str, iri: &str| {
+        if !node_iris.contains(iri) {
+            report(
+                Severity::Error,
+                "unknown-policy-node",
+                subject,
+                format!(
+                    "{property} names <{iri}>, which production '{title}' knows as no \
+                     lore:Hazard, lore:ContentDescriptor or lore:Topic"
+                ),
+                suggestion(
+                    local_name(iri),
+                    &node_iris,
+                    "define it (the default policy is world/policy.trig, graph lore:policy) \
+                     or correct the IRI",
+                ),
+            );
+        }
+    };
+    for iri in &policy.production_off_limits {
+        unknown_node(&world.production.iri, "lore:offLimits", iri);
+    }
+    for (character, nodes) in &policy.character_off_limits {
+        for iri in nodes {
+            unknown_node(character, "lore:offLimits", iri);
+        }
+    }
+    for node in &policy.nodes {
+        for iri in &node.broader {
+            unknown_node(&node.iri, "lore:broader", iri);
+        }
+    }
+    for cycle in policy.cycles() {
+        report(
+            Severity::Error,
+            "policy-cycle",
+            &cycle[0],
+            format!("lore:broader goes round in a circle: {}", cycle.join(" → ")),
+            "remove one lore:broader link of the circle".into(),
+        );
+    }
+
+    let rating_iris: HashSet<&str> = policy.ratings.iter().map(|r| r.iri.as_str()).collect();
+    let rated = world
+        .production
+        .rating
+        .as_deref()
+        .map(|r| (world.production.iri.as_str(), r))
+        .into_iter()
+        .chain(
+            policy
+                .nodes
+                .iter()
+                .filter_map(|n| Some((n.iri.as_str(), n.minimum_rating.as_deref()?))),
+        );
+    for (subject, iri) in rated {
+        if !rating_iris.contains(iri) {
+            report(
+                Severity::Error,
+                "unknown-rating",
+                subject,
+                format!("rating <{iri}> has no lore:minimumAge in production '{title}'s policy"),
+                "import the policy that defines it (world/policy.trig) or give it \
+                 lore:minimumAge"
+                    .into(),
+            );
+        }
+    }
+    for node in &policy.nodes {
+        let Some(rating) = &node.minimum_rating else {
+            continue;
+        };
+        let lineage = policy.lineage(&node.iri);
+        let above: Vec<_> = lineage
+            .iter()
+            .skip(1)
+            .filter_map(|i| policy.node(i))
+            .collect();
+        if let Some(hazard) = above
+            .iter()
+            .copied()
+            .chain(std::iter::once(node))
+            .find(|n| n.kind == PolicyKind::Hazard)
+        {
+            report(
+                Severity::Error,
+                "contradictory-rule",
+                &node.iri,
+                format!(
+                    "'{}' falls under the hazard '{}', which no rating allows, yet \
+                     lore:minimumRating allows it from <{rating}>",
+                    node.label, hazard.label
+                ),
+                "remove lore:minimumRating, or move the topic out from under the hazard".into(),
+            );
+        }
+        let age = |iri: &str| policy.rating(iri).map(|r| r.minimum_age);
+        for broader in above {
+            if let Some(broader_rating) = &broader.minimum_rating
+                && age(broader_rating) > age(rating)
+            {
+                report(
+                    Severity::Error,
+                    "contradictory-rule",
+                    &node.iri,
+                    format!(
+                        "'{}' is allowed from <{rating}> but the broader '{}' only from \
+                         <{broader_rating}>, and a rule on the broader topic covers it",
+                        node.label, broader.label
+                    ),
+                    format!("raise its lore:minimumRating to <{broader_rating}> or drop it"),
+                );
+            }
+        }
+    }
+    // A descriptor fires through its narrower topics; a node with neither words nor narrower
+    // nodes never fires.
+    let broader: HashSet<&str> = policy
+        .nodes
+        .iter()
+        .flat_map(|n| n.broader.iter().map(String::as_str))
+        .collect();
+    for node in &policy.nodes {
+        if node.terms.is_empty() && node.examples.is_empty() && !broader.contains(node.iri.as_str())
+        {
+            report(
+                Severity::Warning,
+                "policy-node-never-fires",
+                &node.iri,
+                format!(
+                    "policy node '{}' has no lore:term, no lore:example and no narrower node",
+                    node.label
+                ),
+                "add lore:term \"...\" (words that name it) or lore:example \"...\"".into(),
+            );
         }
     }
 }

@@ -115,6 +115,38 @@ terms! {
     CANON = "canon";
     /// `lore:system`: the named graph of the engine's own bookkeeping.
     SYSTEM_GRAPH = "system";
+    /// `lore:policy`: the named graph of the studio-wide policy, beneath every production.
+    POLICY_GRAPH = "policy";
+    /// `lore:Rating`
+    RATING_CLASS = "Rating";
+    /// `lore:minimumAge`
+    MINIMUM_AGE = "minimumAge";
+    /// `lore:Hazard`
+    HAZARD = "Hazard";
+    /// `lore:ContentDescriptor`
+    CONTENT_DESCRIPTOR = "ContentDescriptor";
+    /// `lore:Topic`
+    TOPIC = "Topic";
+    /// `lore:broader`
+    BROADER = "broader";
+    /// `lore:hazardCode`
+    HAZARD_CODE = "hazardCode";
+    /// `lore:term`
+    TERM = "term";
+    /// `lore:example`
+    EXAMPLE = "example";
+    /// `lore:minimumRating`
+    MINIMUM_RATING = "minimumRating";
+    /// `lore:offLimits`
+    OFF_LIMITS = "offLimits";
+    /// `lore:railAction`
+    RAIL_ACTION = "railAction";
+    /// `lore:Deflect`
+    DEFLECT = "Deflect";
+    /// `lore:Refuse`
+    REFUSE = "Refuse";
+    /// `lore:EndSession`
+    END_SESSION = "EndSession";
 }
 
 /// `rdf:type`
@@ -210,8 +242,30 @@ mod tests {
     fn every_constant_is_declared() {
         let d = declared();
         for term in [
-            PRODUCTION, GRAPH, EXTENDS, RATING, PREMISE, TENANT, ALIAS, PERSONA, STATEMENT,
-            KNOWN_BY, SINCE, STRENGTH,
+            PRODUCTION,
+            GRAPH,
+            EXTENDS,
+            RATING,
+            PREMISE,
+            TENANT,
+            ALIAS,
+            PERSONA,
+            STATEMENT,
+            KNOWN_BY,
+            SINCE,
+            STRENGTH,
+            RATING_CLASS,
+            MINIMUM_AGE,
+            HAZARD,
+            CONTENT_DESCRIPTOR,
+            TOPIC,
+            BROADER,
+            HAZARD_CODE,
+            TERM,
+            EXAMPLE,
+            MINIMUM_RATING,
+            OFF_LIMITS,
+            RAIL_ACTION,
         ] {
             assert!(
                 d.classes.contains(term.as_str()) || d.properties.contains(term.as_str()),

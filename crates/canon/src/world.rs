@@ -6,6 +6,7 @@ use std::path::Path;
 use oxigraph::model::{GraphNameRef, NamedNodeRef, NamedOrBlankNode, Term};
 
 use crate::error::CanonError;
+use crate::policy::{Policy, PolicyKind, PolicyNode, RailAction, Rating};
 use crate::resolve::{self, Resolved};
 use crate::store::CanonStore;
 use crate::vocab;
@@ -199,6 +200,8 @@ pub struct World {
     pub relationships: Vec<Relationship>,
     /// Its beats, in story order.
     pub beats: Vec<Beat>,
+    /// Its moral policy: the studio-wide graph `lore:policy` beneath its own rules.
+    pub policy: Policy,
     /// Rebuilt from `entities` after reading a snapshot.
     #[serde(skip)]
     entity_by_iri: HashMap<String, EntityId>,
@@ -256,7 +259,8 @@ impl World {
     }
 
     fn read(store: &CanonStore, production: Production) -> Result<World, CanonError> {
-        let mut graphs = production.extends.clone();
+        let mut graphs = vec![vocab::POLICY_GRAPH.as_str().to_owned()];
+        graphs.extend(production.extends.iter().cloned());
         graphs.push(production.graph.clone());
 
         let mut nodes: HashMap<NamedOrBlankNode, Description> = HashMap::new();
@@ -303,11 +307,13 @@ impl World {
             facts: Vec::new(),
             relationships: Vec::new(),
             beats: Vec::new(),
+            policy: Policy::default(),
             entity_by_iri: HashMap::new(),
         };
         let mut facts = Vec::new();
         let mut relationships = Vec::new();
         let mut knowledge = Vec::new();
+        let mut policy_nodes = Vec::new();
         for (node, description) in nodes {
             let iri = node_key(node);
             for class in iris(description, vocab::RDF_TYPE) {
@@ -327,6 +333,29 @@ impl World {
                     }
                     c if c == vocab::KNOWLEDGE.as_str() => {
                         knowledge.push(description);
+                        None
+                    }
+                    c if c == vocab::HAZARD.as_str() => {
+                        policy_nodes.push((iri.clone(), PolicyKind::Hazard, description));
+                        None
+                    }
+                    c if c == vocab::CONTENT_DESCRIPTOR.as_str() => {
+                        policy_nodes.push((iri.clone(), PolicyKind::Descriptor, description));
+                        None
+                    }
+                    c if c == vocab::TOPIC.as_str() => {
+                        policy_nodes.push((iri.clone(), PolicyKind::Topic, description));
+                        None
+                    }
+                    c if c == vocab::RATING_CLASS.as_str() => {
+                        if let Some(minimum_age) = integer(description, vocab::MINIMUM_AGE) {
+                            world.policy.ratings.push(Rating {
+                                label: text(description, vocab::RDFS_LABEL)
+                                    .unwrap_or_else(|| local_name(&iri).to_owned()),
+                                iri: iri.clone(),
+                                minimum_age,
+                            });
+                        }
                         None
                     }
                     c if c == vocab::BEAT.as_str() => {
@@ -349,6 +378,15 @@ impl World {
                     if !appears_in.is_empty() && !appears_in.contains(&world.production.iri) {
                         continue;
                     }
+                    let off_limits: Vec<String> = iris(description, vocab::OFF_LIMITS)
+                        .map(str::to_owned)
+                        .collect();
+                    if !off_limits.is_empty() {
+                        world
+                            .policy
+                            .character_off_limits
+                            .push((iri.clone(), off_limits));
+                    }
                     world
                         .entity_by_iri
                         .insert(iri.clone(), world.entities.len());
@@ -370,6 +408,22 @@ impl World {
         }
         // HashMap order is arbitrary; sort so that prompts and outputs are reproducible.
         world.entities.sort_by(|a, b| a.iri.cmp(&b.iri));
+        world.policy.nodes = policy_nodes
+            .into_iter()
+            .map(|(iri, kind, d)| policy_node(iri, kind, d))
+            .collect();
+        world.policy.nodes.sort_by(|a, b| a.iri.cmp(&b.iri));
+        world.policy.ratings.sort_by_key(|r| r.minimum_age);
+        world.policy.character_off_limits.sort();
+        if let Some(production) = nodes
+            .iter()
+            .find(|(node, _)| node_key(node) == world.production.iri)
+        {
+            world.policy.production_off_limits = iris(production.1, vocab::OFF_LIMITS)
+                .map(str::to_owned)
+                .collect();
+            world.policy.production_off_limits.sort();
+        }
         world.entity_by_iri = world
             .entities
             .iter()
@@ -522,7 +576,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 2;
+const SNAPSHOT_FORMAT: u64 = 3;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {
@@ -548,6 +602,26 @@ fn write_snapshot(world: &World, dir: &Path, file: &Path) -> std::io::Result<()>
     let partial = file.with_extension(format!("partial-{}", std::process::id()));
     std::fs::write(&partial, bytes)?;
     std::fs::rename(&partial, file)
+}
+
+fn policy_node(iri: String, kind: PolicyKind, d: &Description) -> PolicyNode {
+    let action = iris(d, vocab::RAIL_ACTION).find_map(|a| match a {
+        a if a == vocab::DEFLECT.as_str() => Some(RailAction::Deflect),
+        a if a == vocab::REFUSE.as_str() => Some(RailAction::Refuse),
+        a if a == vocab::END_SESSION.as_str() => Some(RailAction::EndSession),
+        _ => None,
+    });
+    PolicyNode {
+        label: text(d, vocab::RDFS_LABEL).unwrap_or_else(|| local_name(&iri).to_owned()),
+        kind,
+        code: text(d, vocab::HAZARD_CODE),
+        broader: iris(d, vocab::BROADER).map(str::to_owned).collect(),
+        terms: texts(d, vocab::TERM),
+        examples: texts(d, vocab::EXAMPLE),
+        minimum_rating: iris(d, vocab::MINIMUM_RATING).next().map(str::to_owned),
+        action,
+        iri,
+    }
 }
 
 fn node_key(node: &NamedOrBlankNode) -> String {

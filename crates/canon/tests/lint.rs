@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 
 use lore_canon::lint::{self, Finding, Severity};
 
-fn sample_world() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world/brindlemoor.trig")
+fn world_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../world")
+        .join(name)
 }
 
 #[test]
-fn the_sample_world_is_clean() {
-    let (store, positions) = lint::load_files(&[sample_world()]).unwrap();
+fn the_sample_world_and_the_default_policy_are_clean() {
+    let files = [world_file("policy.trig"), world_file("brindlemoor.trig")];
+    let (store, positions) = lint::load_files(&files).unwrap();
     let findings = lint::check(&store, &positions).unwrap();
     assert!(findings.is_empty(), "{findings:#?}");
 }
@@ -130,4 +133,80 @@ fn a_syntax_error_names_file_line_and_column() {
     let err = lint::load_files(&[file]).err().unwrap();
     let text = err.to_string();
     assert!(text.contains("bad.ttl:3:"), "{text}");
+}
+
+const BAD_POLICY: &str = r#"@prefix lore: <https://lorekeeper.dev/ns/lore#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+@prefix : <urn:t:> .
+lore:policy {
+  lore:Teen a lore:Rating ; lore:minimumAge 13 .
+  lore:Mature a lore:Rating ; lore:minimumAge 17 .
+  :dice a lore:Topic ; rdfs:label "dice" ; lore:minimumRating lore:Casino ; lore:term "dice" .
+  lore:Mature a lore:Rating ; lore:minimumAge 17 .
+  :dice a lore:Topic ; rdfs:label "dice" ; lore:minimumRating lore:Casino ; lore:term "dice" .
+  :a a lore:Topic ; rdfs:label "a" ; lore:broader :b ; lore:term "a" .
+  :b a lore:Topic ; rdfs:label "b" ; lore:broader :a ; lore:term "b" .
+  :weapons a lore:Hazard ; rdfs:label "weapons" ; lore:term "bomb" .
+  :fireworks a lore:Topic ; rdfs:label "fireworks" ; lore:broader :weapons ;
+      lore:minimumRating lore:Teen ; lore:term "firework" .
+  :drink a lore:Topic ; rdfs:label "drink" ; lore:minimumRating lore:Mature ; lore:term "ale" .
+  :sip a lore:Topic ; rdfs:label "sip" ; lore:broader :drink ; lore:minimumRating lore:Teen ;
+      lore:term "sip" .
+  :silent a lore:Topic ; rdfs:label "silent" .
+}
+:g {
+  :prod a lore:Production ; rdfs:label "P" ; lore:graph :g ; lore:tenant "t" ;
+      lore:rating lore:Teen ; lore:offLimits :romanse .
+  :ann a lore:Character ; rdfs:label "Ann" ; lore:persona "Ann." ; lore:offLimits :nowhere .
+}
+"#;
+
+#[test]
+fn policy_faults_are_found() {
+    let (findings, _file, _dir) = findings_for(BAD_POLICY);
+    let by_code =
+        |code: &str| -> Vec<&Finding> { findings.iter().filter(|f| f.code == code).collect() };
+
+    let unknown = by_code("unknown-policy-node");
+    assert_eq!(unknown.len(), 2, "{unknown:#?}");
+    assert!(
+        unknown
+            .iter()
+            .any(|f| f.subject == "urn:t:prod" && f.message.contains("romanse"))
+    );
+    assert!(
+        unknown
+            .iter()
+            .any(|f| f.subject == "urn:t:ann" && f.message.contains("nowhere"))
+    );
+
+    let cycles = by_code("policy-cycle");
+    assert_eq!(cycles.len(), 1, "one report per circle: {cycles:#?}");
+    assert!(cycles[0].message.contains("urn:t:a") && cycles[0].message.contains("urn:t:b"));
+
+    let contradictions = by_code("contradictory-rule");
+    assert_eq!(contradictions.len(), 2, "{contradictions:#?}");
+    assert!(
+        contradictions
+            .iter()
+            .any(|f| f.subject == "urn:t:fireworks" && f.message.contains("hazard"))
+    );
+    assert!(
+        contradictions
+            .iter()
+            .any(|f| f.subject == "urn:t:sip" && f.message.contains("drink"))
+    );
+
+    let unknown_rating = by_code("unknown-rating");
+    assert_eq!(
+        unknown_rating.len(),
+        1,
+        "only Casino is undefined: {unknown_rating:#?}"
+    );
+    assert_eq!(unknown_rating[0].subject, "urn:t:dice");
+
+    assert_eq!(
+        find(&findings, "policy-node-never-fires").subject,
+        "urn:t:silent"
+    );
 }

@@ -66,7 +66,11 @@ fn sample_world() -> String {
 fn sample_store() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store").display().to_string();
-    let run = lore(&["import", "--store", &store, &sample_world()], "");
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../world/policy.trig")
+        .display()
+        .to_string();
+    let run = lore(&["import", "--store", &store, &policy, &sample_world()], "");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("quads"), "{}", run.stdout);
     (dir, store)

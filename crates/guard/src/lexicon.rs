@@ -46,7 +46,10 @@ pub enum LexiconError {
 /// Every term of a policy, ready to match.
 #[derive(Debug, Clone)]
 pub struct Lexicon<N> {
+    /// The folded terms, for views with word boundaries.
     matcher: AhoCorasick,
+    /// The folded terms with their spaces taken out, for joined letter runs.
+    joined: AhoCorasick,
     terms: Vec<Term<N>>,
 }
 
@@ -61,10 +64,17 @@ impl<N: Clone + PartialEq> Lexicon<N> {
             }
             patterns.push(folded);
         }
-        let matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&patterns)?;
-        Ok(Lexicon { matcher, terms })
+        let joined: Vec<String> = patterns.iter().map(|p| p.replace(' ', "")).collect();
+        let build = |patterns: &[String]| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(patterns)
+        };
+        Ok(Lexicon {
+            matcher: build(&patterns)?,
+            joined: build(&joined)?,
+            terms,
+        })
     }
 
     /// The terms found in `views`, each node once per term (the first view it is found in).
@@ -72,7 +82,12 @@ impl<N: Clone + PartialEq> Lexicon<N> {
         let mut hits: Vec<Hit<N>> = Vec::new();
         for view in views {
             let text = view.text.as_bytes();
-            for m in self.matcher.find_overlapping_iter(text) {
+            let matcher = if view.whole_words {
+                &self.matcher
+            } else {
+                &self.joined
+            };
+            for m in matcher.find_overlapping_iter(text) {
                 if view.whole_words && !whole_word(text, m.start(), m.end()) {
                     continue;
                 }

@@ -2,7 +2,11 @@
 //!
 //! Player text and replies are first normalised into [`normalize::View`]s, so that spelling a
 //! word with homoglyphs, zero-width characters, leetspeak, spaced letters, base64 or rot13 does
-//! not hide it; then every view is checked against the policy's terms ([`lexicon::Lexicon`]).
+//! not hide it; then every view is checked against the policy's terms ([`lexicon::Lexicon`]),
+//! and [`Rails`] turns what was found into a [`Decision`] that cites the policy nodes.
 
 pub mod lexicon;
 pub mod normalize;
+pub mod rails;
+
+pub use rails::{Action, Decision, Fired, GuardError, Rails, Rule};

@@ -54,9 +54,18 @@ pub fn canon() -> Canon {
     let dir = tempfile::tempdir().unwrap();
     let rival = dir.path().join("rival.trig");
     std::fs::write(&rival, RIVAL).unwrap();
-    let world = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../world/brindlemoor.trig");
+    let world = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../world");
     let store = CanonStore::open(&dir.path().join("store")).unwrap();
-    store.import(&[world, rival], |_| ()).unwrap();
+    store
+        .import(
+            &[
+                world.join("policy.trig"),
+                world.join("brindlemoor.trig"),
+                rival,
+            ],
+            |_| (),
+        )
+        .unwrap();
     Canon {
         dir,
         store: Arc::new(store),
