@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lore_canon::{CanonError, CanonStore, World};
-use lore_engine::{SessionOptions, TurnPlanner};
+use lore_engine::{EngineError, SessionOptions, TurnPlanner};
 
 use crate::Percentiles;
 
@@ -36,7 +36,7 @@ pub fn run(
     beat: Option<&str>,
     inputs: &[String],
     iterations: usize,
-) -> Result<RetrievalReport, CanonError> {
+) -> Result<RetrievalReport, EngineError> {
     let cache = std::env::temp_dir().join(format!("lore-bench-worlds-{}", std::process::id()));
     let started = Instant::now();
     World::load_cached(store, production, &cache)?;
@@ -49,7 +49,7 @@ pub fn run(
     let resolved = world.resolve(store, character, beat)?;
     let world_facts = world.facts.len();
     let started = Instant::now();
-    let planner = TurnPlanner::new(world, resolved, SessionOptions::default());
+    let planner = TurnPlanner::new(world, resolved, SessionOptions::default())?;
     let session_open = started.elapsed();
 
     let mut samples = Vec::with_capacity(iterations);
@@ -67,7 +67,7 @@ pub fn run(
         world_load,
         world_snapshot_load,
         session_open,
-        store_quads: store.oxigraph().len()?,
+        store_quads: store.oxigraph().len().map_err(CanonError::from)?,
         world_facts,
         mean_facts: facts as f64 / samples.len() as f64,
         per_turn: Percentiles::of(&mut samples),

@@ -57,6 +57,8 @@ terms! {
     GOAL = "goal";
     /// `lore:sampleLine`
     SAMPLE_LINE = "sampleLine";
+    /// `lore:deflection`
+    DEFLECTION = "deflection";
     /// `lore:locatedIn`
     LOCATED_IN = "locatedIn";
     /// `lore:Beat`

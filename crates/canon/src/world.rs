@@ -71,6 +71,8 @@ pub struct Entity {
     pub goals: Vec<String>,
     /// For characters: lines in their voice.
     pub sample_lines: Vec<String>,
+    /// For characters: lines in their voice that steer away from an off-limits subject.
+    pub deflections: Vec<String>,
     /// Productions it is declared to appear in.
     pub appears_in: Vec<String>,
 }
@@ -400,6 +402,7 @@ impl World {
                         speech_style: text(description, vocab::SPEECH_STYLE),
                         goals: texts(description, vocab::GOAL),
                         sample_lines: texts(description, vocab::SAMPLE_LINE),
+                        deflections: texts(description, vocab::DEFLECTION),
                         appears_in,
                     });
                     break;
@@ -576,7 +579,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 3;
+const SNAPSHOT_FORMAT: u64 = 4;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {

@@ -56,7 +56,7 @@ fn print_context(out: &mut impl Write, context: &TurnContext) -> std::io::Result
 pub fn context(config: &Config, args: &SessionArgs, text: &str) -> anyhow::Result<ExitCode> {
     let (world, resolved, _store) = load(config, args)?;
     let started = Instant::now();
-    let context = TurnPlanner::new(world, resolved, SessionOptions::default()).context(text);
+    let context = TurnPlanner::new(world, resolved, SessionOptions::default())?.context(text);
     let micros = started.elapsed().as_micros();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -1,12 +1,14 @@
 //! A conversation with one character: planning a turn's prompt, then generating it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lore_canon::{CanonError, Resolved, Retrieved, Retriever, StandingContext, World};
 use lore_gen::{
     Backend, Conversation, GenError, GenParams, Generation, Role, Session, StopReason, Turn,
 };
+
+use lore_guard::{Action, Decision, GuardError, Rails};
 
 use crate::memory::{self, MemoryFact};
 use crate::preamble::preamble;
@@ -68,6 +70,9 @@ pub enum EngineError {
     /// The backend failed.
     #[error(transparent)]
     Gen(#[from] GenError),
+    /// The policy cannot be enforced as written.
+    #[error(transparent)]
+    Policy(#[from] GuardError),
     /// The player sent nothing to answer.
     #[error("the player's line is empty")]
     EmptyInput,
@@ -92,8 +97,10 @@ pub struct TurnResult {
     pub facts_used: Vec<String>,
     /// Retrieval and prompt assembly time, in microseconds.
     pub prepare_micros: u128,
-    /// What generation cost.
+    /// What generation cost (nothing, when the input rail answered instead).
     pub generation: Generation,
+    /// The input rail's decision.
+    pub rails: Decision,
 }
 
 /// Plans prompts for one character at one beat: retrieval plus prompt assembly, no model.
@@ -103,11 +110,21 @@ pub struct TurnPlanner {
     preamble: String,
     others: Vec<String>,
     options: SessionOptions,
+    rails: Rails,
+    deflections: Vec<String>,
 }
 
 impl TurnPlanner {
-    /// Indexes `world` for `resolved`'s character and beat and writes its preamble.
-    pub fn new(world: Arc<World>, resolved: Resolved, options: SessionOptions) -> TurnPlanner {
+    /// Indexes `world` for `resolved`'s character and beat, writes its preamble and settles
+    /// which policy nodes are off limits for the character.
+    pub fn new(
+        world: Arc<World>,
+        resolved: Resolved,
+        options: SessionOptions,
+    ) -> Result<TurnPlanner, EngineError> {
+        let speaker = &world.entities[resolved.character];
+        let rails = Rails::new(&world, &speaker.iri)?;
+        let deflections = speaker.deflections.clone();
         let retriever = Retriever::new(world, resolved);
         // Speaker labels that end a reply. A transcript reply also ends at a line break, so
         // the names that matter are those the model is likely to write: the speaker's
@@ -120,13 +137,43 @@ impl TurnPlanner {
             .collect();
         let standing = retriever.standing();
         let preamble = preamble(retriever.world(), &standing);
-        TurnPlanner {
+        Ok(TurnPlanner {
             retriever,
             standing,
             preamble,
             others,
             options,
+            rails,
+            deflections,
+        })
+    }
+
+    /// The input rail: what the policy says about a player's line.
+    pub fn check_input(&self, input: &str) -> Decision {
+        self.rails.check(input)
+    }
+
+    /// What the character says instead of generating when the input rail blocks a line: one
+    /// of its `lore:deflection` lines (chosen by the input, so a retry does not cycle), or a
+    /// plain line when it has none or the rails refuse.
+    pub fn rail_reply(&self, decision: &Decision, input: &str) -> String {
+        match decision.action {
+            Action::Allow | Action::Deflect if !self.deflections.is_empty() => {
+                let pick = input.bytes().fold(0usize, |h, b| {
+                    h.wrapping_mul(31).wrapping_add(usize::from(b))
+                });
+                self.deflections[pick % self.deflections.len()].clone()
+            }
+            Action::Allow | Action::Deflect => "Let's talk about something else.".into(),
+            Action::Refuse => "No. I won't help with that.".into(),
+            Action::EndSession => "I won't go on with this conversation.".into(),
         }
+    }
+
+    /// What later prompts show in place of a player's line that the input rail blocked, so
+    /// the off-limits text never reaches the model.
+    pub fn withheld_line(&self) -> String {
+        format!("(something {} will not talk about)", self.standing.name)
     }
 
     /// The speaking character's name.
@@ -272,7 +319,7 @@ impl CharacterSession {
     ) -> Result<CharacterSession, EngineError> {
         let backend_session = backend.open_session()?;
         Ok(CharacterSession {
-            planner: TurnPlanner::new(world, resolved, options),
+            planner: TurnPlanner::new(world, resolved, options)?,
             history: Vec::new(),
             memory: Vec::new(),
             backend_session,
@@ -295,6 +342,39 @@ impl CharacterSession {
             return Err(EngineError::EmptyInput);
         }
         let started = Instant::now();
+        let rails = self.planner.check_input(input);
+        if rails.action != Action::Allow {
+            let reply = self.planner.rail_reply(&rails, input);
+            let prepare_micros = started.elapsed().as_micros();
+            on_text(&reply);
+            // Neither the line nor anything learned from it reaches a later prompt.
+            self.history.push(Turn {
+                role: Role::Player,
+                text: self.planner.withheld_line(),
+                recalled: Vec::new(),
+            });
+            self.history.push(Turn {
+                role: Role::Character,
+                text: reply.clone(),
+                recalled: Vec::new(),
+            });
+            return Ok(TurnResult {
+                generation: Generation {
+                    text: reply.clone(),
+                    prompt_tokens: 0,
+                    evaluated_tokens: 0,
+                    generated_tokens: 0,
+                    time_to_first_token: Duration::ZERO,
+                    prompt_time: Duration::ZERO,
+                    generation_time: Duration::ZERO,
+                    stop: StopReason::Stop,
+                },
+                reply,
+                facts_used: Vec::new(),
+                prepare_micros,
+                rails,
+            });
+        }
         let history = History {
             offset: 0,
             lines: &self.history,
@@ -329,6 +409,7 @@ impl CharacterSession {
             facts_used,
             prepare_micros,
             generation,
+            rails,
         })
     }
 }

@@ -75,7 +75,8 @@ fn no_prompt_leaks_notes_or_unknown_facts() {
                         facts_per_turn: 100,
                         ..SessionOptions::default()
                     },
-                );
+                )
+                .unwrap();
                 for input in everyone.iter().chain([&everyone.join(" ")]) {
                     let (conversation, _) = planner.plan(input, &Default::default());
                     let prompts = [
@@ -118,7 +119,7 @@ fn context(
 ) -> Vec<String> {
     let world = Arc::new(World::load(store, production).unwrap());
     let resolved = world.resolve(store, character, beat).unwrap();
-    let planner = TurnPlanner::new(world, resolved, SessionOptions::default());
+    let planner = TurnPlanner::new(world, resolved, SessionOptions::default()).unwrap();
     let context = planner.context(input);
     context
         .standing

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use lore_canon::{CanonError, CanonStore, EntityKind, Resolved, World, productions};
-use lore_engine::{SessionOptions, TurnPlanner};
+use lore_engine::{EngineError, SessionOptions, TurnPlanner};
 
 use crate::error::ApiError;
 
@@ -160,23 +160,27 @@ impl Catalog {
     }
 
     /// The planner for a character at a beat, built on first use and then shared.
-    pub fn planner(&self, served: &Served, resolved: Resolved) -> Arc<TurnPlanner> {
+    pub fn planner(
+        &self,
+        served: &Served,
+        resolved: Resolved,
+    ) -> Result<Arc<TurnPlanner>, EngineError> {
         let key = (
             served.world.production.iri.clone(),
             resolved.character,
             resolved.beat,
         );
         let mut planners = self.planners.lock().unwrap_or_else(|e| e.into_inner());
-        planners
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(TurnPlanner::new(
-                    served.world.clone(),
-                    resolved,
-                    self.options.clone(),
-                ))
-            })
-            .clone()
+        if let Some(planner) = planners.get(&key) {
+            return Ok(planner.clone());
+        }
+        let planner = Arc::new(TurnPlanner::new(
+            served.world.clone(),
+            resolved,
+            self.options.clone(),
+        )?);
+        planners.insert(key, planner.clone());
+        Ok(planner)
     }
 }
 

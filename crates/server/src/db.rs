@@ -116,6 +116,8 @@ pub struct SessionRow {
     pub created_ms: i64,
     /// Last changed at.
     pub updated_ms: i64,
+    /// When the rails ended it; no turn is accepted after.
+    pub ended_ms: Option<i64>,
 }
 
 /// A stored turn.
@@ -133,6 +135,8 @@ pub struct TurnRow {
     pub facts_used: String,
     /// When it was recorded.
     pub created_ms: i64,
+    /// The input rail's decisions (JSON array; empty when the line was allowed).
+    pub rails: String,
 }
 
 /// A stored fact of a session's graph.
@@ -159,6 +163,8 @@ pub struct TurnRecord {
     pub turn: TurnRow,
     /// New facts of the session's graph.
     pub memory: Vec<MemoryRow>,
+    /// Whether this turn ends the session.
+    pub ends_session: bool,
 }
 
 type Ack = oneshot::Sender<Result<(), DbError>>;
@@ -171,7 +177,7 @@ pub struct Db {
 }
 
 const SESSION_COLUMNS: &str = "id, tenant, owner_key, player, production, character_iri, beat, \
-     at_label, conversation, turns, memory_facts, player_state, created_ms, updated_ms";
+     at_label, conversation, turns, memory_facts, player_state, created_ms, updated_ms, ended_ms";
 
 fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
     Ok(SessionRow {
@@ -189,6 +195,7 @@ fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
         player_state: row.try_get(11)?,
         created_ms: row.try_get(12)?,
         updated_ms: row.try_get(13)?,
+        ended_ms: row.try_get(14)?,
     })
 }
 
@@ -326,7 +333,7 @@ impl Db {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), DbError> {
         sqlx::query(&format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&s.id)
         .bind(&s.tenant)
@@ -342,6 +349,7 @@ impl Db {
         .bind(&s.player_state)
         .bind(s.created_ms)
         .bind(s.updated_ms)
+        .bind(s.ended_ms)
         .execute(&self.pool)
         .await
         .map_err(|e| match e {
@@ -432,7 +440,7 @@ impl Db {
     /// Turns of session `id` from turn `from` on, in order.
     pub async fn turns(&self, id: &str, from: i64) -> Result<Vec<TurnRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT turn, input, reply, recalled, facts_used, created_ms FROM turns \
+            "SELECT turn, input, reply, recalled, facts_used, created_ms, rails FROM turns \
              WHERE session_id = $1 AND turn >= $2 ORDER BY turn",
         )
         .bind(id)
@@ -448,6 +456,7 @@ impl Db {
                     recalled: r.try_get(3)?,
                     facts_used: r.try_get(4)?,
                     created_ms: r.try_get(5)?,
+                    rails: r.try_get(6)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -607,15 +616,16 @@ async fn advance_sessions(
     records: &[&TurnRecord],
 ) -> Result<HashSet<(String, i64)>, DbError> {
     let mut moved = HashSet::new();
-    for chunk in round.chunks(MAX_PARAMETERS / 4) {
+    for chunk in round.chunks(MAX_PARAMETERS / 5) {
         // VALUES columns are column1.. in both SQLite and PostgreSQL.
         let sql = format!(
             "UPDATE sessions SET turns = sessions.turns + 1, \
-             memory_facts = sessions.memory_facts + v.column3, updated_ms = v.column4 \
+             memory_facts = sessions.memory_facts + v.column3, updated_ms = v.column4, \
+             ended_ms = CASE WHEN v.column5 = 1 THEN v.column4 ELSE sessions.ended_ms END \
              FROM (VALUES {}) AS v \
              WHERE sessions.id = v.column1 AND sessions.turns = v.column2 \
              RETURNING sessions.id, sessions.turns",
-            placeholders(chunk.len(), 4)
+            placeholders(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for &i in chunk {
@@ -624,7 +634,8 @@ async fn advance_sessions(
                 .bind(&record.session_id)
                 .bind(record.turn.turn)
                 .bind(i64::try_from(record.memory.len()).unwrap_or(i64::MAX))
-                .bind(record.turn.created_ms);
+                .bind(record.turn.created_ms)
+                .bind(i64::from(record.ends_session));
         }
         for row in query.fetch_all(&mut **tx).await? {
             let id: String = row.try_get(0)?;
@@ -639,11 +650,11 @@ async fn insert_turns(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     records: &[&TurnRecord],
 ) -> Result<(), DbError> {
-    for chunk in records.chunks(MAX_PARAMETERS / 7) {
+    for chunk in records.chunks(MAX_PARAMETERS / 8) {
         let sql = format!(
-            "INSERT INTO turns (session_id, turn, input, reply, recalled, facts_used, created_ms) \
-             VALUES {}",
-            placeholders(chunk.len(), 7)
+            "INSERT INTO turns (session_id, turn, input, reply, recalled, facts_used, created_ms, \
+             rails) VALUES {}",
+            placeholders(chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
         for record in chunk {
@@ -655,7 +666,8 @@ async fn insert_turns(
                 .bind(&turn.reply)
                 .bind(&turn.recalled)
                 .bind(&turn.facts_used)
-                .bind(turn.created_ms);
+                .bind(turn.created_ms)
+                .bind(&turn.rails);
         }
         query.execute(&mut **tx).await?;
     }
@@ -712,6 +724,7 @@ mod tests {
             player_state: "{}".into(),
             created_ms: 0,
             updated_ms: 0,
+            ended_ms: None,
         }
     }
 
@@ -732,6 +745,7 @@ mod tests {
             recalled: "[]".into(),
             facts_used: "[]".into(),
             created_ms: 1,
+            rails: "[]".into(),
         };
         let (ack, _) = oneshot::channel();
         let session_id = session_id.into();
@@ -740,6 +754,7 @@ mod tests {
                 session_id,
                 turn,
                 memory,
+                ends_session: false,
             },
             ack,
         )

@@ -165,6 +165,7 @@ pub(crate) async fn open_session(
         player_state: "{}".into(),
         created_ms: now,
         updated_ms: now,
+        ended_ms: None,
     };
     app.db.insert_session(&row).await?;
     Ok(row)

@@ -16,13 +16,14 @@ use std::time::Instant;
 use axum::http::StatusCode;
 use lore_engine::{History, MemoryFact, MemoryKind, TurnPlanner};
 use lore_gen::{Backend, Role as LineRole, Session, StopReason, Turn};
+use lore_guard::Action;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::Caller;
 use crate::db::{MemoryRow, SessionRow, TurnRecord, TurnRow, now_ms};
 use crate::error::ApiError;
 use crate::state::App;
-use crate::wire::{Timing, TurnOut, Usage};
+use crate::wire::{RailOut, Timing, TurnOut, Usage};
 
 /// Longest player line, in bytes.
 pub const MAX_INPUT_BYTES: usize = 4096;
@@ -288,13 +289,22 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
             format!("session '{id}' speaks as a character no longer in canon"),
         )
     })?;
-    let planner = app.catalog.planner(
-        served,
-        lore_canon::Resolved {
-            character,
-            beat: row.beat,
-        },
-    );
+    let planner = app
+        .catalog
+        .planner(
+            served,
+            lore_canon::Resolved {
+                character,
+                beat: row.beat,
+            },
+        )
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy_invalid",
+                e.to_string(),
+            )
+        })?;
     let total_lines = usize::try_from(row.turns).unwrap_or(0) * 2;
     let first_turn = planner.window_start(total_lines) / 2;
     let mut lines = Vec::new();
@@ -304,9 +314,15 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
         .await?
     {
         let recalled: Vec<String> = serde_json::from_str(&turn.recalled).unwrap_or_default();
+        // A line the input rail blocked never reaches a prompt.
+        let blocked = turn.rails != "[]";
         lines.push(Turn {
             role: LineRole::Player,
-            text: turn.input,
+            text: if blocked {
+                planner.withheld_line()
+            } else {
+                turn.input
+            },
             recalled,
         });
         lines.push(Turn {
@@ -371,7 +387,72 @@ async fn run(
         metrics.turn("cancelled");
         return Err(cancelled());
     }
+    if hot.row.ended_ms.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "session_ended",
+            format!("session '{id}' was ended by the rails; start a new session"),
+        ));
+    }
     let plan_started = Instant::now();
+    let input_rail = hot.planner.check_input(input);
+    if input_rail.action != Action::Allow {
+        let reply = hot.planner.rail_reply(&input_rail, input);
+        let rails = RailOut::from_decision("input", &input_rail);
+        let plan_time = plan_started.elapsed();
+        metrics.stage("plan", plan_time.as_secs_f64());
+        let _ = events.send(TurnEvent::Delta(reply.clone())).await;
+        let record = TurnRecord {
+            session_id: id.to_owned(),
+            turn: TurnRow {
+                turn: hot.row.turns,
+                // Kept verbatim for audit; later prompts see the withheld line instead.
+                input: input.trim().to_owned(),
+                reply: reply.clone(),
+                recalled: "[]".into(),
+                facts_used: "[]".into(),
+                created_ms: now_ms(),
+                rails: serde_json::to_string(&rails).map_err(ApiError::internal)?,
+            },
+            memory: Vec::new(),
+            ends_session: input_rail.action == Action::EndSession,
+        };
+        let withheld = Turn {
+            role: LineRole::Player,
+            text: hot.planner.withheld_line(),
+            recalled: Vec::new(),
+        };
+        let turn_index = record.turn.turn;
+        let commit_time = match commit_turn(app, hot, record, withheld, Vec::new()).await {
+            Ok(t) => t,
+            Err(e) => {
+                *guard = None;
+                return Err(e);
+            }
+        };
+        metrics.turn(input_rail.action.name());
+        return Ok(TurnOut {
+            session: id.to_owned(),
+            turn: turn_index,
+            reply,
+            facts_used: Vec::new(),
+            rails,
+            provenance: None,
+            finish_reason: "rails".into(),
+            usage: Usage {
+                prompt_tokens: 0,
+                evaluated_tokens: 0,
+                completion_tokens: 0,
+            },
+            timing: Timing {
+                queue_ms: ms(queue_time),
+                plan_ms: ms(plan_time),
+                first_token_ms: 0.0,
+                generate_ms: 0.0,
+                commit_ms: ms(commit_time),
+            },
+        });
+    }
     let history = History {
         offset: hot.offset,
         lines: &hot.lines,
@@ -448,6 +529,7 @@ async fn run(
             recalled: serde_json::to_string(&player_line.recalled).map_err(ApiError::internal)?,
             facts_used: serde_json::to_string(&facts_used).map_err(ApiError::internal)?,
             created_ms: now_ms(),
+            rails: "[]".into(),
         },
         memory: learned
             .iter()
@@ -460,36 +542,14 @@ async fn run(
                 entities: m.entities.join(" "),
             })
             .collect(),
+        ends_session: false,
     };
     let turn_index = record.turn.turn;
-    if let Err(e) = app.db.record_turn(record).await {
-        metrics.turn(if matches!(e, crate::db::DbError::Conflict(_)) {
-            "conflict"
-        } else {
-            "failed"
-        });
-        // The warm copy may be ahead of or behind the database now: reload next time.
+    if let Err(e) = commit_turn(app, hot, record, player_line, learned).await {
         *guard = None;
-        return Err(e.into());
+        return Err(e);
     }
     let commit_time = commit_started.elapsed();
-    metrics.stage("commit", commit_time.as_secs_f64());
-    hot.row.turns += 1;
-    hot.row.memory_facts += i64::try_from(learned.len()).unwrap_or(0);
-    hot.row.updated_ms = now_ms();
-    hot.memory.extend(learned);
-    hot.lines.push(player_line);
-    hot.lines.push(Turn {
-        role: LineRole::Character,
-        text: generation.text.clone(),
-        recalled: Vec::new(),
-    });
-    // Keep only what later prompts can still show.
-    let start = hot.planner.window_start(hot.offset + hot.lines.len());
-    if start > hot.offset {
-        hot.lines.drain(..start - hot.offset);
-        hot.offset = start;
-    }
     metrics.turn("completed");
     Ok(TurnOut {
         session: id.to_owned(),
@@ -518,6 +578,53 @@ async fn run(
             commit_ms: ms(commit_time),
         },
     })
+}
+
+/// Records a turn durably, then moves the warm session on; returns the time the commit took.
+/// On failure the warm copy may be ahead of or behind the database, so the caller drops it
+/// (it is reloaded next time).
+async fn commit_turn(
+    app: &App,
+    hot: &mut Hot,
+    record: TurnRecord,
+    player_line: Turn,
+    learned: Vec<MemoryFact>,
+) -> Result<std::time::Duration, ApiError> {
+    let started = Instant::now();
+    let reply = record.turn.reply.clone();
+    let ends = record.ends_session;
+    if let Err(e) = app.db.record_turn(record).await {
+        app.metrics
+            .turn(if matches!(e, crate::db::DbError::Conflict(_)) {
+                "conflict"
+            } else {
+                "failed"
+            });
+        return Err(e.into());
+    }
+    let took = started.elapsed();
+    app.metrics.stage("commit", took.as_secs_f64());
+    let now = now_ms();
+    hot.row.turns += 1;
+    hot.row.memory_facts += i64::try_from(learned.len()).unwrap_or(0);
+    hot.row.updated_ms = now;
+    if ends {
+        hot.row.ended_ms = Some(now);
+    }
+    hot.memory.extend(learned);
+    hot.lines.push(player_line);
+    hot.lines.push(Turn {
+        role: LineRole::Character,
+        text: reply,
+        recalled: Vec::new(),
+    });
+    // Keep only what later prompts can still show.
+    let start = hot.planner.window_start(hot.offset + hot.lines.len());
+    if start > hot.offset {
+        hot.lines.drain(..start - hot.offset);
+        hot.offset = start;
+    }
+    Ok(took)
 }
 
 fn cancelled() -> ApiError {

@@ -156,6 +156,58 @@ pub struct Timing {
     pub commit_ms: f64,
 }
 
+/// One policy node that fired on a turn.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RailOut {
+    /// Which rail: `input` (the player's line) or `output` (the reply).
+    pub rail: String,
+    /// `deflect`, `refuse` or `end_session`: what the rails did about the whole line.
+    pub action: String,
+    /// The policy node's IRI.
+    pub node: String,
+    /// The node's name.
+    pub label: String,
+    /// Why it is off limits here: `hazard`, `production`, `character` or `rating`.
+    pub rule: String,
+    /// The node the rule is stated on (the hazard, the off-limits node, or the rating).
+    pub rule_node: String,
+    /// The term found.
+    pub term: String,
+    /// The reading it was found in: `folded`, `leetspeak`, `spaced`, `base64`, `rot13`.
+    pub view: String,
+    /// How sure the layer is, 0..1.
+    pub score: f32,
+}
+
+impl RailOut {
+    /// The wire form of `decision`'s nodes.
+    pub fn from_decision(rail: &str, decision: &lore_guard::Decision) -> Vec<RailOut> {
+        decision
+            .fired
+            .iter()
+            .map(|f| {
+                let (rule, rule_node) = match &f.rule {
+                    lore_guard::Rule::Hazard(n) => ("hazard", n),
+                    lore_guard::Rule::Production(n) => ("production", n),
+                    lore_guard::Rule::Character(n) => ("character", n),
+                    lore_guard::Rule::Rating(n) => ("rating", n),
+                };
+                RailOut {
+                    rail: rail.to_owned(),
+                    action: decision.action.name().to_owned(),
+                    node: f.node.clone(),
+                    label: f.label.clone(),
+                    rule: rule.to_owned(),
+                    rule_node: rule_node.clone(),
+                    term: f.term.clone(),
+                    view: f.view.name().to_owned(),
+                    score: f.score,
+                }
+            })
+            .collect()
+    }
+}
+
 /// A finished turn: the final SSE event, or the non-streaming response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TurnOut {
@@ -167,13 +219,14 @@ pub struct TurnOut {
     pub reply: String,
     /// IRIs of the canon facts and session memories the reply is grounded in.
     pub facts_used: Vec<String>,
-    /// Rail decisions (filled by the rails).
-    #[schema(value_type = Vec<Object>)]
-    pub rails: Vec<serde_json::Value>,
+    /// The rails' decisions on this turn, each citing the policy node that fired (empty when
+    /// nothing did).
+    pub rails: Vec<RailOut>,
     /// The signed provenance record (filled by authenticity).
     #[schema(value_type = Option<Object>)]
     pub provenance: Option<serde_json::Value>,
-    /// Why generation stopped: `stop`, `end_of_turn` or `length`.
+    /// Why the reply ended: `stop`, `end_of_turn` or `length`, or `rails` when the input rail
+    /// answered instead of the model.
     pub finish_reason: String,
     /// Token counts.
     pub usage: Usage,
