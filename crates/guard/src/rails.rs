@@ -134,18 +134,18 @@ impl Rails {
         let mut blocked = Vec::new();
         let mut terms = Vec::new();
         for node in &policy.nodes {
+            let lineage = policy.lineage(&node.iri);
             let Some(rule) = rule_for(
                 policy,
-                &node.iri,
+                &lineage,
                 &world.policy.production_off_limits,
                 policy.off_limits_for(character),
                 production_age,
             ) else {
                 continue;
             };
-            let action = policy
-                .lineage(&node.iri)
-                .into_iter()
+            let action = lineage
+                .iter()
                 .filter_map(|iri| policy.node(iri))
                 .filter_map(|n| n.action)
                 .max()
@@ -227,16 +227,15 @@ fn default_action(rule: &Rule) -> Action {
     }
 }
 
-/// Why `iri` is off limits here, if it is: the first of hazard, character rule, production
-/// rule, rating, looking at the node and every broader node.
+/// Why a node is off limits here, if it is: the first of hazard, character rule, production
+/// rule, rating, looking at the node and every broader node (its `lineage`).
 fn rule_for(
     policy: &Policy,
-    iri: &str,
+    lineage: &[&str],
     production_off_limits: &[String],
     character_off_limits: &[String],
     production_age: i64,
 ) -> Option<Rule> {
-    let lineage = policy.lineage(iri);
     let nodes = || lineage.iter().filter_map(|i| policy.node(i));
     if let Some(hazard) = nodes().find(|n| n.kind == PolicyKind::Hazard) {
         return Some(Rule::Hazard(hazard.iri.clone()));

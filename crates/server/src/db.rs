@@ -8,7 +8,7 @@
 //! transaction (group commit): each turn is durable before its final event is sent, and the
 //! cost of a commit (an fsync) is shared by every turn that arrived meanwhile.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -557,7 +557,8 @@ async fn commit(
             .partition(|&i| seen.insert(records[i].session_id.as_str()));
         let moved = advance_sessions(&mut tx, &round, &records).await?;
         for i in round {
-            advanced[i] = moved.contains(&(records[i].session_id.clone(), records[i].turn.turn));
+            let record = records[i];
+            advanced[i] = moved.get(record.session_id.as_str()) == Some(&record.turn.turn);
         }
         pending = later;
     }
@@ -608,14 +609,14 @@ fn placeholders(rows: usize, columns: usize) -> String {
     sql
 }
 
-/// Counts one more turn in each session of `round` whose count still equals the turn's index;
-/// returns the (session, turn index) pairs that moved.
+/// Counts one more turn in each session of `round` (each session at most once) whose count
+/// still equals the turn's index; returns, for each session that moved, the index recorded.
 async fn advance_sessions(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     round: &[usize],
     records: &[&TurnRecord],
-) -> Result<HashSet<(String, i64)>, DbError> {
-    let mut moved = HashSet::new();
+) -> Result<HashMap<String, i64>, DbError> {
+    let mut moved = HashMap::new();
     for chunk in round.chunks(MAX_PARAMETERS / 5) {
         // VALUES columns are column1.. in both SQLite and PostgreSQL.
         let sql = format!(
@@ -640,7 +641,7 @@ async fn advance_sessions(
         for row in query.fetch_all(&mut **tx).await? {
             let id: String = row.try_get(0)?;
             let turns: i64 = row.try_get(1)?;
-            moved.insert((id, turns - 1));
+            moved.insert(id, turns - 1);
         }
     }
     Ok(moved)

@@ -593,6 +593,8 @@ async fn commit_turn(
     let started = Instant::now();
     let reply = record.turn.reply.clone();
     let ends = record.ends_session;
+    // The database stamps the session with the turn's time; the warm copy agrees.
+    let at = record.turn.created_ms;
     if let Err(e) = app.db.record_turn(record).await {
         app.metrics
             .turn(if matches!(e, crate::db::DbError::Conflict(_)) {
@@ -604,12 +606,11 @@ async fn commit_turn(
     }
     let took = started.elapsed();
     app.metrics.stage("commit", took.as_secs_f64());
-    let now = now_ms();
     hot.row.turns += 1;
     hot.row.memory_facts += i64::try_from(learned.len()).unwrap_or(0);
-    hot.row.updated_ms = now;
+    hot.row.updated_ms = at;
     if ends {
-        hot.row.ended_ms = Some(now);
+        hot.row.ended_ms = Some(at);
     }
     hot.memory.extend(learned);
     hot.lines.push(player_line);
