@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lorekeeper/target}"
 export LORE_MODEL="${LORE_MODEL:-$(scripts/fetch-model.sh)}"
+export LORE_ENCODER="${LORE_ENCODER:-${LORE_CACHE:-$HOME/.cache/lorekeeper}/models/all-minilm-l6-v2}"
 eval "$(scripts/test-services.sh start)"
 log="$(mktemp)"
 trap 'rm -f "$log"; scripts/test-services.sh stop' EXIT

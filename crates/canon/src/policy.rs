@@ -48,6 +48,8 @@ pub struct PolicyNode {
     pub terms: Vec<String>,
     /// Sentences that fall under it.
     pub examples: Vec<String>,
+    /// How similar a text must be to an example to fire it (the rails' default when `None`).
+    pub threshold: Option<f32>,
     /// The lowest rating (IRI) at which it may be discussed.
     pub minimum_rating: Option<String>,
     /// What the rails do when it fires, when the policy says.

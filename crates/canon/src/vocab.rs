@@ -137,6 +137,8 @@ terms! {
     TERM = "term";
     /// `lore:example`
     EXAMPLE = "example";
+    /// `lore:threshold`
+    THRESHOLD = "threshold";
     /// `lore:minimumRating`
     MINIMUM_RATING = "minimumRating";
     /// `lore:offLimits`
@@ -265,6 +267,7 @@ mod tests {
             HAZARD_CODE,
             TERM,
             EXAMPLE,
+            THRESHOLD,
             MINIMUM_RATING,
             OFF_LIMITS,
             RAIL_ACTION,

@@ -579,7 +579,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 4;
+const SNAPSHOT_FORMAT: u64 = 5;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {
@@ -621,6 +621,7 @@ fn policy_node(iri: String, kind: PolicyKind, d: &Description) -> PolicyNode {
         broader: iris(d, vocab::BROADER).map(str::to_owned).collect(),
         terms: texts(d, vocab::TERM),
         examples: texts(d, vocab::EXAMPLE),
+        threshold: first(d, vocab::THRESHOLD).and_then(|t| term_text(t).parse().ok()),
         minimum_rating: iris(d, vocab::MINIMUM_RATING).next().map(str::to_owned),
         action,
         iri,

@@ -12,6 +12,7 @@ use lore_gen::{
     Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, PromptStyle,
     SamplerConfig,
 };
+use lore_guard::{HazardHead, Semantic};
 use serde_json::json;
 
 use crate::SessionArgs;
@@ -103,9 +104,9 @@ pub(crate) fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
     })
 }
 
-/// Per-turn settings from the configuration.
-pub(crate) fn session_options(config: &Config) -> SessionOptions {
-    SessionOptions {
+/// Per-turn settings from the configuration, with the rails' embedding layer loaded.
+pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions> {
+    Ok(SessionOptions {
         generation: GenParams {
             max_tokens: config.max_tokens,
             sampler: SamplerConfig {
@@ -115,14 +116,35 @@ pub(crate) fn session_options(config: &Config) -> SessionOptions {
             },
             stop_rules: true,
         },
+        semantic: Some(Arc::new(load_semantic(config)?)),
         ..SessionOptions::default()
+    })
+}
+
+/// The rails' embedding layer: the encoder from `config.encoder`, with the bundled hazard head
+/// or the one `config.hazard_head` names.
+pub(crate) fn load_semantic(config: &Config) -> anyhow::Result<Semantic> {
+    let mut semantic = Semantic::load(&config.encoder).with_context(|| {
+        format!(
+            "loading the rails' encoder from {} (scripts/setup.sh fetches it; LORE_ENCODER \
+             points elsewhere)",
+            config.encoder.display()
+        )
+    })?;
+    if let Some(path) = &config.hazard_head {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the hazard head {}", path.display()))?;
+        let head = HazardHead::from_json(&text)
+            .with_context(|| format!("{} is not a hazard head", path.display()))?;
+        semantic = Semantic::new(semantic.encoder().clone(), head);
     }
+    Ok(semantic)
 }
 
 pub fn chat(config: &Config, args: &SessionArgs, show_context: bool) -> anyhow::Result<ExitCode> {
     let (world, resolved, _store) = load(config, args)?;
     let backend = backend(config)?;
-    let options = session_options(config);
+    let options = session_options(config)?;
     let player = options.player_label.clone();
     let mut session = CharacterSession::open(world, resolved, backend.as_ref(), options)?;
     let name = session.planner().character_name().to_owned();

@@ -62,6 +62,10 @@ pub struct Config {
     pub body_limit_kib: usize,
     /// Seconds shutdown waits for turns in flight before aborting them.
     pub shutdown_grace_secs: u64,
+    /// Directory of the rails' sentence encoder (`model.safetensors`, `tokenizer.json`).
+    pub encoder: PathBuf,
+    /// A hazard head written by `lore train guard`, instead of the bundled one.
+    pub hazard_head: Option<PathBuf>,
 }
 
 /// `$LORE_HOME`, else `$XDG_DATA_HOME/lorekeeper`, else `~/.local/share/lorekeeper`.
@@ -112,6 +116,8 @@ impl Default for Config {
             max_hot_sessions: 100_000,
             body_limit_kib: 64,
             shutdown_grace_secs: 30,
+            encoder: default_cache().join("models/all-minilm-l6-v2"),
+            hazard_head: None,
         }
     }
 }
@@ -152,6 +158,9 @@ impl Config {
         }
         if let Some(v) = var("LORE_MODEL") {
             self.model = v.into();
+        }
+        if let Some(v) = var("LORE_ENCODER") {
+            self.encoder = v.into();
         }
         if let Some(v) = var("LORE_BACKEND") {
             self.backend = match v.as_str() {

@@ -7,6 +7,7 @@ mod bench;
 mod chat;
 mod check;
 mod config;
+mod eval;
 mod import;
 mod query;
 mod serve;
@@ -185,6 +186,16 @@ enum Command {
         #[command(subcommand)]
         what: serve::KeysCommand,
     },
+    /// Measure the rails on labelled sets (cross-validated where a head is trained).
+    Eval {
+        #[command(subcommand)]
+        what: eval::EvalCommand,
+    },
+    /// Train the rails' hazard head.
+    Train {
+        #[command(subcommand)]
+        what: eval::TrainCommand,
+    },
     /// Measure what the issues ask for; `scripts/bench.sh` runs them all.
     Bench {
         #[command(subcommand)]
@@ -259,6 +270,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.database = v;
             }
             serve::keys(&config, what)
+        }
+        Command::Eval { what } => {
+            eval::eval(&config, what)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train { what } => {
+            eval::train(&config, what)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench { what } => {
             bench::run(&config, what)?;

@@ -23,7 +23,7 @@ pub fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let backend: Arc<dyn lore_gen::Backend> = Arc::from(crate::chat::backend(config)?);
     let server = ServerConfig {
         cache: config.cache.join("worlds"),
-        session: crate::chat::session_options(config),
+        session: crate::chat::session_options(config)?,
         limits: TurnLimits {
             max_in_flight: config.max_in_flight,
             // One llama.cpp worker generates at a time; more slots would only queue there.

@@ -8,7 +8,7 @@ use lore_gen::{
     Backend, Conversation, GenError, GenParams, Generation, Role, Session, StopReason, Turn,
 };
 
-use lore_guard::{Action, Decision, GuardError, Rails};
+use lore_guard::{Action, Decision, GuardError, Rails, Semantic};
 
 use crate::memory::{self, MemoryFact};
 use crate::preamble::preamble;
@@ -37,7 +37,7 @@ impl History<'_> {
 }
 
 /// What a session may do per turn.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SessionOptions {
     /// Most facts retrieved for one player line.
     pub facts_per_turn: usize,
@@ -47,6 +47,8 @@ pub struct SessionOptions {
     pub player_label: String,
     /// Generation settings.
     pub generation: GenParams,
+    /// The rails' embedding layer; without it the rails match policy terms only.
+    pub semantic: Option<Arc<Semantic>>,
 }
 
 impl Default for SessionOptions {
@@ -56,6 +58,7 @@ impl Default for SessionOptions {
             history_lines: 16,
             player_label: "Visitor".into(),
             generation: GenParams::default(),
+            semantic: None,
         }
     }
 }
@@ -123,7 +126,7 @@ impl TurnPlanner {
         options: SessionOptions,
     ) -> Result<TurnPlanner, EngineError> {
         let speaker = &world.entities[resolved.character];
-        let rails = Rails::new(&world, &speaker.iri)?;
+        let rails = Rails::new(&world, &speaker.iri, options.semantic.as_ref())?;
         let deflections = speaker.deflections.clone();
         let retriever = Retriever::new(world, resolved);
         // Speaker labels that end a reply. A transcript reply also ends at a line break, so
@@ -149,8 +152,8 @@ impl TurnPlanner {
     }
 
     /// The input rail: what the policy says about a player's line.
-    pub fn check_input(&self, input: &str) -> Decision {
-        self.rails.check(input)
+    pub fn check_input(&self, input: &str) -> Result<Decision, EngineError> {
+        Ok(self.rails.check(input)?)
     }
 
     /// What the character says instead of generating when the input rail blocks a line: one
@@ -342,7 +345,7 @@ impl CharacterSession {
             return Err(EngineError::EmptyInput);
         }
         let started = Instant::now();
-        let rails = self.planner.check_input(input);
+        let rails = self.planner.check_input(input)?;
         if rails.action != Action::Allow {
             let reply = self.planner.rail_reply(&rails, input);
             let prepare_micros = started.elapsed().as_micros();

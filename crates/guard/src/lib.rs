@@ -5,8 +5,13 @@
 //! not hide it; then every view is checked against the policy's terms ([`lexicon::Lexicon`]),
 //! and [`Rails`] turns what was found into a [`Decision`] that cites the policy nodes.
 
+pub mod encoder;
+pub mod eval;
+pub mod head;
 pub mod lexicon;
 pub mod normalize;
 pub mod rails;
+pub mod semantic;
 
-pub use rails::{Action, Decision, Fired, GuardError, Rails, Rule};
+pub use rails::{Action, Audience, Decision, Fired, GuardError, Layer, Rails, Rule};
+pub use semantic::{HazardHead, Semantic};

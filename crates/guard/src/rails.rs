@@ -2,14 +2,24 @@
 //! production, and what the rails do about it.
 //!
 //! Which nodes are off limits, and why, depends only on the production and the character, so
-//! [`Rails::new`] settles it once; a check is then the normalised views of the text run
-//! through one automaton of the blocked nodes' terms.
+//! [`Rails::new`] settles it once (and embeds the blocked nodes' examples); a check is then the
+//! normalised views of the text run through one automaton of the blocked nodes' terms, and,
+//! with the embedding layer, the text's embedding compared with those examples and scored by
+//! the hazard head.
+
+use std::sync::Arc;
 
 use lore_canon::World;
 use lore_canon::policy::{Policy, PolicyKind, RailAction};
 
+use crate::encoder::EncoderError;
 use crate::lexicon::{Lexicon, LexiconError, Term};
-use crate::normalize::{ViewKind, fold, views};
+use crate::normalize::{View, ViewKind, fold, views};
+use crate::semantic::{Embedded, Semantic, cosine};
+
+/// How similar a text must be to a node's example to fire it, when the node sets no
+/// `lore:threshold`.
+pub const DEFAULT_SIMILARITY: f32 = 0.5;
 
 /// What the rails decided for a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +69,28 @@ pub enum Rule {
     Rating(String),
 }
 
+/// Which layer of the rails fired a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// One of the node's terms is in the text.
+    Lexicon,
+    /// The text is close in meaning to one of the node's examples.
+    Similarity,
+    /// The hazard head scored the text as harmful; the node is the nearest hazard.
+    Head,
+}
+
+impl Layer {
+    /// Its name on the wire and in the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Lexicon => "lexicon",
+            Layer::Similarity => "similarity",
+            Layer::Head => "head",
+        }
+    }
+}
+
 /// One policy node that fired.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fired {
@@ -68,11 +100,14 @@ pub struct Fired {
     pub label: String,
     /// Why it is off limits here.
     pub rule: Rule,
-    /// The term found.
+    /// Which layer fired it.
+    pub layer: Layer,
+    /// The term found, or the example the text is nearest to.
     pub term: String,
     /// The reading of the text it was found in.
     pub view: ViewKind,
-    /// How sure the layer is, 0..1 (the lexicon layer: 1).
+    /// How sure the layer is, 0..1: the lexicon 1, similarity the cosine to the example, the
+    /// head its probability.
     pub score: f32,
 }
 
@@ -109,6 +144,9 @@ pub enum GuardError {
     /// The matcher could not be built.
     #[error(transparent)]
     Lexicon(#[from] LexiconError),
+    /// The encoder failed on a text or an example.
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
 }
 
 /// The rails for one character of one production.
@@ -116,32 +154,96 @@ pub enum GuardError {
 pub struct Rails {
     blocked: Vec<Blocked>,
     lexicon: Option<Lexicon<usize>>,
+    semantic: Option<SemanticRails>,
+}
+
+/// The embedding layer's part of the rails: the blocked nodes' example embeddings.
+#[derive(Debug, Clone)]
+struct SemanticRails {
+    layer: Arc<Semantic>,
+    /// Per blocked node (same index): its threshold and embedded examples.
+    nodes: Vec<(f32, Vec<Example>)>,
+    /// The examples of topics allowed here. When the head flags a text that is nearer one of
+    /// them than any blocked hazard, the text is about something this audience may discuss
+    /// (a mature production's strong language, say), and the head is overruled.
+    allowed: Vec<Arc<[f32]>>,
+}
+
+/// A policy example and its embedding.
+type Example = (String, Arc<[f32]>);
+
+/// What the policy puts off limits for one speaker: the production's and the character's
+/// rules and the audience's age.
+#[derive(Debug, Clone, Copy)]
+pub struct Audience<'a> {
+    /// Nodes the production puts off limits.
+    pub production_off_limits: &'a [String],
+    /// Nodes the character puts off limits.
+    pub character_off_limits: &'a [String],
+    /// The youngest age the production's rating admits.
+    pub age: i64,
 }
 
 impl Rails {
     /// Settles which of `world`'s policy nodes are off limits for `character` (an IRI), and
-    /// builds the matcher of their terms.
-    pub fn new(world: &World, character: &str) -> Result<Rails, GuardError> {
+    /// builds the matcher of their terms and, given the embedding layer, embeds their examples.
+    pub fn new(
+        world: &World,
+        character: &str,
+        semantic: Option<&Arc<Semantic>>,
+    ) -> Result<Rails, GuardError> {
         let policy = &world.policy;
-        let age = |rating: &str| policy.rating(rating).map(|r| r.minimum_age);
         // A production without a known rating is treated as the youngest audience.
-        let production_age = world
+        let age = world
             .production
             .rating
             .as_deref()
-            .and_then(age)
-            .unwrap_or(0);
+            .and_then(|rating| policy.rating(rating))
+            .map_or(0, |r| r.minimum_age);
+        let audience = Audience {
+            production_off_limits: &policy.production_off_limits,
+            character_off_limits: policy.off_limits_for(character),
+            age,
+        };
+        Self::for_audience(policy, audience, semantic)
+    }
+
+    /// Rails that block only the hazards: what is off limits everywhere, whatever the
+    /// production, rating or character.
+    pub fn hazards(policy: &Policy, semantic: Option<&Arc<Semantic>>) -> Result<Rails, GuardError> {
+        let audience = Audience {
+            production_off_limits: &[],
+            character_off_limits: &[],
+            age: i64::MAX,
+        };
+        let mut rails = Self::for_audience(policy, audience, semantic)?;
+        // Judging hazards alone, no topic is in view to excuse a text.
+        if let Some(s) = &mut rails.semantic {
+            s.allowed.clear();
+        }
+        Ok(rails)
+    }
+
+    /// The rails for an audience of `policy`.
+    pub fn for_audience(
+        policy: &Policy,
+        audience: Audience<'_>,
+        semantic: Option<&Arc<Semantic>>,
+    ) -> Result<Rails, GuardError> {
         let mut blocked = Vec::new();
         let mut terms = Vec::new();
+        let mut examples = Vec::new();
+        let mut allowed = Vec::new();
         for node in &policy.nodes {
             let lineage = policy.lineage(&node.iri);
             let Some(rule) = rule_for(
                 policy,
                 &lineage,
-                &world.policy.production_off_limits,
-                policy.off_limits_for(character),
-                production_age,
+                audience.production_off_limits,
+                audience.character_off_limits,
+                audience.age,
             ) else {
+                allowed.extend(&node.examples);
                 continue;
             };
             let action = lineage
@@ -162,6 +264,7 @@ impl Rails {
                     node: blocked.len(),
                 });
             }
+            examples.push((node.threshold.unwrap_or(DEFAULT_SIMILARITY), &node.examples));
             blocked.push(Blocked {
                 node: node.iri.clone(),
                 label: node.label.clone(),
@@ -174,32 +277,117 @@ impl Rails {
         } else {
             Some(Lexicon::new(terms)?)
         };
-        Ok(Rails { blocked, lexicon })
+        let semantic = match semantic {
+            Some(layer) => Some(SemanticRails {
+                layer: layer.clone(),
+                nodes: examples
+                    .into_iter()
+                    .map(|(threshold, texts)| {
+                        let embedded = texts
+                            .iter()
+                            .map(|t| Ok((t.clone(), layer.example(t)?)))
+                            .collect::<Result<Vec<_>, EncoderError>>()?;
+                        Ok((threshold, embedded))
+                    })
+                    .collect::<Result<Vec<_>, EncoderError>>()?,
+                allowed: allowed
+                    .into_iter()
+                    .map(|t| layer.example(t))
+                    .collect::<Result<Vec<_>, EncoderError>>()?,
+            }),
+            None => None,
+        };
+        Ok(Rails {
+            blocked,
+            lexicon,
+            semantic,
+        })
     }
 
     /// Checks `text` (player input or a sentence of a reply).
-    pub fn check(&self, text: &str) -> Decision {
-        let Some(lexicon) = &self.lexicon else {
-            return allow();
+    pub fn check(&self, text: &str) -> Result<Decision, GuardError> {
+        let views = views(text);
+        let embedded = match &self.semantic {
+            Some(s) => s.layer.embed_views(&views)?,
+            None => Vec::new(),
         };
-        let mut fired: Vec<(Action, Fired)> = lexicon
-            .find(&views(text))
-            .into_iter()
-            .map(|hit| {
-                let b = &self.blocked[hit.node];
-                (
-                    b.action,
-                    Fired {
-                        node: b.node.clone(),
-                        label: b.label.clone(),
-                        rule: b.rule.clone(),
-                        term: hit.term,
-                        view: hit.view,
-                        score: 1.0,
-                    },
-                )
-            })
-            .collect();
+        Ok(self.decide(&views, &embedded))
+    }
+
+    /// The decision on a text already read ([`views`]) and embedded
+    /// ([`Semantic::embed_views`]); what [`Rails::check`] does after the reading, for callers
+    /// that judge one text under many rails.
+    pub fn decide(&self, views: &[View], embedded: &[Embedded]) -> Decision {
+        let mut fired: Vec<(Action, Fired)> = Vec::new();
+        let mut seen = vec![false; self.blocked.len()];
+        let mut fire = |index: usize, layer, term: String, view, score| {
+            if std::mem::replace(&mut seen[index], true) {
+                return;
+            }
+            let b = &self.blocked[index];
+            fired.push((
+                b.action,
+                Fired {
+                    node: b.node.clone(),
+                    label: b.label.clone(),
+                    rule: b.rule.clone(),
+                    layer,
+                    term,
+                    view,
+                    score,
+                },
+            ));
+        };
+        if let Some(lexicon) = &self.lexicon {
+            for hit in lexicon.find(views) {
+                fire(hit.node, Layer::Lexicon, hit.term, hit.view, 1.0);
+            }
+        }
+        if let Some(semantic) = &self.semantic {
+            // Per node, its nearest example over every embedded window.
+            let nearest: Vec<Option<(f32, &str, ViewKind)>> = semantic
+                .nodes
+                .iter()
+                .map(|(_, examples)| {
+                    let mut best: Option<(f32, &str, ViewKind)> = None;
+                    for e in embedded {
+                        for (text, vector) in examples {
+                            let score = cosine(&e.vector, vector);
+                            if best.is_none_or(|(b, _, _)| score > b) {
+                                best = Some((score, text, e.view));
+                            }
+                        }
+                    }
+                    best
+                })
+                .collect();
+            for (index, (threshold, _)) in semantic.nodes.iter().enumerate() {
+                if let Some((score, text, view)) = nearest[index].filter(|n| n.0 >= *threshold) {
+                    fire(index, Layer::Similarity, text.to_owned(), view, score);
+                }
+            }
+            let hazard = semantic.layer.hazard();
+            let scored = embedded
+                .iter()
+                .map(|e| (hazard.head.score(&e.vector), e.view))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((probability, view)) = scored.filter(|s| s.0 >= hazard.threshold) {
+                let nearest_hazard = (0..self.blocked.len())
+                    .filter(|&i| matches!(self.blocked[i].rule, Rule::Hazard(_)))
+                    .filter_map(|i| nearest[i].map(|(score, text, _)| (i, score, text)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                let nearest_allowed = semantic
+                    .allowed
+                    .iter()
+                    .flat_map(|a| embedded.iter().map(|e| cosine(&e.vector, a)))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                if let Some((index, score, text)) = nearest_hazard
+                    && score >= nearest_allowed
+                {
+                    fire(index, Layer::Head, text.to_owned(), view, probability);
+                }
+            }
+        }
         fired.sort_by_key(|(action, _)| std::cmp::Reverse(*action));
         Decision {
             action: fired.first().map_or(Action::Allow, |(a, _)| *a),
@@ -207,16 +395,25 @@ impl Rails {
         }
     }
 
+    /// The hazard head's score of an embedded text (0 without the embedding layer): the
+    /// ranking behind the head's decision, for measuring it.
+    pub fn hazard_score(&self, embedded: &[Embedded]) -> f32 {
+        self.semantic.as_ref().map_or(0.0, |s| {
+            embedded
+                .iter()
+                .map(|e| s.layer.hazard().head.score(&e.vector))
+                .fold(0.0, f32::max)
+        })
+    }
+
+    /// Whether the node `iri` is off limits here.
+    pub fn blocks(&self, iri: &str) -> bool {
+        self.blocked.iter().any(|b| b.node == iri)
+    }
+
     /// How many policy nodes are off limits here.
     pub fn blocked_nodes(&self) -> usize {
         self.blocked.len()
-    }
-}
-
-fn allow() -> Decision {
-    Decision {
-        action: Action::Allow,
-        fired: Vec::new(),
     }
 }
 

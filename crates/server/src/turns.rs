@@ -395,7 +395,7 @@ async fn run(
         ));
     }
     let plan_started = Instant::now();
-    let input_rail = hot.planner.check_input(input);
+    let input_rail = hot.planner.check_input(input).map_err(ApiError::internal)?;
     if input_rail.action != Action::Allow {
         let reply = hot.planner.rail_reply(&input_rail, input);
         let rails = RailOut::from_decision("input", &input_rail);

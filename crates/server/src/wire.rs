@@ -171,7 +171,9 @@ pub struct RailOut {
     pub rule: String,
     /// The node the rule is stated on (the hazard, the off-limits node, or the rating).
     pub rule_node: String,
-    /// The term found.
+    /// The layer that fired it: `lexicon`, `similarity` or `head`.
+    pub layer: String,
+    /// The term found, or the policy example the text is nearest to.
     pub term: String,
     /// The reading it was found in: `folded`, `leetspeak`, `spaced`, `base64`, `rot13`.
     pub view: String,
@@ -199,6 +201,7 @@ impl RailOut {
                     label: f.label.clone(),
                     rule: rule.to_owned(),
                     rule_node: rule_node.clone(),
+                    layer: f.layer.name().to_owned(),
                     term: f.term.clone(),
                     view: f.view.name().to_owned(),
                     score: f.score,

@@ -1,0 +1,565 @@
+//! `lore eval guard`, `lore eval topics` and `lore train guard`: the rails measured on labelled
+//! sets, and the hazard head trained, with progress on the terminal and numbers on stdout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use lore_canon::World;
+use lore_canon::policy::Policy;
+use lore_guard::eval::{self, BinaryMetrics, Judged, Labelled, Source};
+use lore_guard::head::{Fit, Head};
+use lore_guard::normalize::views;
+use lore_guard::semantic::Embedded;
+use lore_guard::{Action, Audience, HazardHead, Rails, Semantic};
+use serde_json::json;
+
+use crate::chat::load_semantic;
+use crate::config::Config;
+use crate::query::open_store;
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// The rails on the OpenAI moderation set and XSTest, cross-validated: no prompt is judged
+    /// by a head that was trained on it.
+    Guard {
+        /// The moderation set (JSON lines: prompt and 0/1 labels).
+        #[arg(long, value_name = "FILE")]
+        moderation: PathBuf,
+        /// XSTest (CSV: prompt, label safe/unsafe).
+        #[arg(long, value_name = "FILE")]
+        xstest: PathBuf,
+        /// Cross-validation folds.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The off-limit-topics set of a world: every line under every character of every
+    /// production, and under each rating tier.
+    Topics {
+        /// The set (TSV: policy node or `-`, tab, text).
+        #[arg(long, value_name = "FILE", default_value = "world/eval/topics.tsv")]
+        set: PathBuf,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TrainCommand {
+    /// Train the hazard head on both sets (all of them) and write it as JSON.
+    Guard {
+        /// The moderation set.
+        #[arg(long, value_name = "FILE")]
+        moderation: PathBuf,
+        /// XSTest.
+        #[arg(long, value_name = "FILE")]
+        xstest: PathBuf,
+        /// Where to write the head (the bundled one is crates/guard/hazard-head.json).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// The most over-refusal on XSTest's safe prompts a threshold may cost, measured on held-out
+/// training prompts; below the 4% goal, leaving room for the lexicon's own false alarms.
+const OVER_REFUSAL_BUDGET: f64 = 0.03;
+
+pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
+    match what {
+        EvalCommand::Guard {
+            moderation,
+            xstest,
+            folds,
+            json,
+        } => eval_guard(config, &moderation, &xstest, folds, json),
+        EvalCommand::Topics { set, json } => eval_topics(config, &set, json),
+    }
+}
+
+pub fn train(config: &Config, what: TrainCommand) -> anyhow::Result<()> {
+    let TrainCommand::Guard {
+        moderation,
+        xstest,
+        out,
+    } = what;
+    let prompts = read_sets(&moderation, &xstest)?;
+    let semantic = load_semantic(config)?;
+    let vectors = embed_all(&semantic, &prompts)?;
+    let rows: Vec<usize> = (0..prompts.len()).collect();
+    let mut head = fit_hazard_head(&prompts, &vectors, &rows);
+    head.trained_on = [&moderation, &xstest]
+        .iter()
+        .map(|p| file_name(p))
+        .collect();
+    std::fs::write(&out, serde_json::to_string_pretty(&head)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote {} (threshold {:.3}, trained on {} prompts)",
+        out.display(),
+        head.threshold,
+        prompts.len()
+    );
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
+}
+
+fn read_sets(moderation: &Path, xstest: &Path) -> anyhow::Result<Vec<Labelled>> {
+    let mut prompts = eval::read_moderation(moderation)?;
+    prompts.extend(eval::read_xstest(xstest)?);
+    Ok(prompts)
+}
+
+fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// The embedded readings of every prompt, and the mean of its folded windows (what a head is
+/// trained on).
+struct Vectors {
+    embedded: Vec<Vec<Embedded>>,
+    mean: Vec<Vec<f32>>,
+}
+
+fn embed_all(semantic: &Semantic, prompts: &[Labelled]) -> anyhow::Result<Vectors> {
+    let bar = progress(prompts.len(), "embedding");
+    let mut embedded = Vec::with_capacity(prompts.len());
+    let mut mean = Vec::with_capacity(prompts.len());
+    for p in prompts {
+        let e = semantic.embed_views(&views(&p.text))?;
+        let folded: Vec<&Embedded> = e
+            .iter()
+            .filter(|e| e.view == lore_guard::normalize::ViewKind::Folded)
+            .collect();
+        let mut m = vec![0.0f32; lore_guard::encoder::DIMENSION];
+        for w in &folded {
+            for (a, b) in m.iter_mut().zip(&w.vector) {
+                *a += b / folded.len() as f32;
+            }
+        }
+        mean.push(m);
+        embedded.push(e);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(Vectors { embedded, mean })
+}
+
+/// Fits a head on `rows` and picks its threshold from held-out scores within those rows: the
+/// best F1 on moderation prompts whose over-refusal on XSTest's safe prompts stays in budget.
+fn fit_hazard_head(prompts: &[Labelled], vectors: &Vectors, rows: &[usize]) -> HazardHead {
+    let fit = Fit::default();
+    let examples = |rows: &[usize]| -> Vec<(&[f32], bool)> {
+        rows.iter()
+            .map(|&i| (vectors.mean[i].as_slice(), prompts[i].is_unsafe))
+            .collect()
+    };
+    let labels: Vec<bool> = rows
+        .iter()
+        .map(|&i| prompts[i].is_unsafe ^ (prompts[i].source == Source::XsTest))
+        .collect();
+    let inner = eval::stratified_folds(&labels, 4);
+    let mut held_out = Vec::with_capacity(rows.len());
+    for fold in 0..4 {
+        let train: Vec<usize> = (0..rows.len())
+            .filter(|&j| inner[j] != fold)
+            .map(|j| rows[j])
+            .collect();
+        let head = Head::fit(&examples(&train), fit);
+        for j in (0..rows.len()).filter(|&j| inner[j] == fold) {
+            let i = rows[j];
+            held_out.push((head.score(&vectors.mean[i]), &prompts[i]));
+        }
+    }
+    let mut best = (f64::MIN, 0.5f32);
+    for step in 1..100 {
+        let threshold = step as f32 / 100.0;
+        let flagged = |p: &Labelled, s: f32| Judged {
+            score: s,
+            flagged: s >= threshold,
+            is_unsafe: p.is_unsafe,
+        };
+        let moderation: Vec<Judged> = held_out
+            .iter()
+            .filter(|(_, p)| p.source == Source::Moderation)
+            .map(|(s, p)| flagged(p, *s))
+            .collect();
+        let safe_xstest: Vec<Judged> = held_out
+            .iter()
+            .filter(|(_, p)| p.source == Source::XsTest && !p.is_unsafe)
+            .map(|(s, p)| flagged(p, *s))
+            .collect();
+        let over_refusal = eval::binary_metrics(&safe_xstest).fpr;
+        let f1 = eval::binary_metrics(&moderation).f1;
+        if over_refusal <= OVER_REFUSAL_BUDGET && f1 > best.0 {
+            best = (f1, threshold);
+        }
+    }
+    HazardHead {
+        head: Head::fit(&examples(rows), fit),
+        threshold: best.1,
+        trained_on: Vec::new(),
+    }
+}
+
+/// The first production's world: every production reads the same studio policy beneath its
+/// own rules, and the hazards are off limits in all of them.
+fn studio_policy(config: &Config) -> anyhow::Result<Policy> {
+    let store = open_store(config)?;
+    let productions = lore_canon::productions(&store)?;
+    let Some(first) = productions.first() else {
+        bail!("the store has no production; import world/policy.trig and a world first");
+    };
+    let world = World::load(&store, &first.iri)?;
+    if world.policy.nodes.is_empty() {
+        bail!("the store has no policy graph; import world/policy.trig first");
+    }
+    Ok(world.policy)
+}
+
+fn eval_guard(
+    config: &Config,
+    moderation: &Path,
+    xstest: &Path,
+    folds: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    if folds < 2 {
+        bail!("--folds must be at least 2, so every prompt is judged by a head not trained on it");
+    }
+    let policy = studio_policy(config)?;
+    let prompts = read_sets(moderation, xstest)?;
+    let semantic = load_semantic(config)?;
+    let encoder = semantic.encoder().clone();
+    let vectors = embed_all(&semantic, &prompts)?;
+    let readings: Vec<_> = prompts.iter().map(|p| views(&p.text)).collect();
+
+    // Stratify by set and label alike, so each fold has its share of both sets' classes.
+    let strata: Vec<bool> = prompts
+        .iter()
+        .map(|p| p.is_unsafe ^ (p.source == Source::XsTest))
+        .collect();
+    let fold_of = eval::stratified_folds(&strata, folds);
+    let mut judged: Vec<Option<(Judged, Source)>> = vec![None; prompts.len()];
+    let bar = progress(folds, "cross-validating");
+    for fold in 0..folds {
+        let train: Vec<usize> = (0..prompts.len()).filter(|&i| fold_of[i] != fold).collect();
+        let head = fit_hazard_head(&prompts, &vectors, &train);
+        let layer = Arc::new(Semantic::new(encoder.clone(), head));
+        let rails = Rails::hazards(&policy, Some(&layer))?;
+        for i in (0..prompts.len()).filter(|&i| fold_of[i] == fold) {
+            let decision = rails.decide(&readings[i], &vectors.embedded[i]);
+            let flagged = decision.action != Action::Allow;
+            let score = decision
+                .fired
+                .iter()
+                .map(|f| f.score)
+                .fold(rails.hazard_score(&vectors.embedded[i]), f32::max);
+            judged[i] = Some((
+                Judged {
+                    score,
+                    flagged,
+                    is_unsafe: prompts[i].is_unsafe,
+                },
+                prompts[i].source,
+            ));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let of = |source: Source| -> Vec<Judged> {
+        judged
+            .iter()
+            .flatten()
+            .filter(|(_, s)| *s == source)
+            .map(|(j, _)| *j)
+            .collect()
+    };
+    let moderation_metrics = eval::binary_metrics(&of(Source::Moderation));
+    let xs = eval::binary_metrics(&of(Source::XsTest));
+
+    // Latency of a whole decision (reading, embedding, deciding) on chat-length text: the
+    // XSTest prompts, judged by the rails with the bundled head.
+    let layer = Arc::new(Semantic::new(encoder, HazardHead::bundled()));
+    let rails = Rails::hazards(&policy, Some(&layer))?;
+    let chat: Vec<&str> = prompts
+        .iter()
+        .filter(|p| p.source == Source::XsTest)
+        .map(|p| p.text.as_str())
+        .collect();
+    let mut micros = Vec::with_capacity(chat.len() * 3);
+    for _ in 0..3 {
+        for text in &chat {
+            let start = Instant::now();
+            rails.check(text)?;
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    micros.sort_by(f64::total_cmp);
+    let quantile = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
+    let (p50, p99) = (quantile(0.5), quantile(0.99));
+
+    let xstest_json = json!({
+        "over_refusal": xs.fpr,
+        "unsafe_recall": xs.recall,
+        "n": xs.n,
+    });
+    if json {
+        println!(
+            "{}",
+            json!({
+                "moderation": moderation_metrics,
+                "xstest": xstest_json,
+                "latency_us": {"p50": p50, "p99": p99},
+                "folds": folds,
+            })
+        );
+    } else {
+        print_guard(&moderation_metrics, &xs, folds, p50, p99);
+    }
+    Ok(())
+}
+
+fn print_guard(m: &BinaryMetrics, xs: &BinaryMetrics, folds: usize, p50: f64, p99: f64) {
+    println!("rails on the safety sets, {folds}-fold cross-validated");
+    println!(
+        "moderation  n={}  precision {:.3}  recall {:.3}  F1 {:.3}  FPR {:.3}  AUPRC {:.3}",
+        m.n, m.precision, m.recall, m.f1, m.fpr, m.auprc
+    );
+    println!(
+        "xstest      n={}  over-refusal {:.3}  unsafe recall {:.3}",
+        xs.n, xs.fpr, xs.recall
+    );
+    println!("latency per decision (chat-length text): p50 {p50:.0} µs  p99 {p99:.0} µs");
+}
+
+/// One line of the topics set.
+struct TopicLine {
+    node: Option<String>,
+    text: String,
+}
+
+fn read_topics(path: &Path) -> anyhow::Result<Vec<TopicLine>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((node, text)) = line.split_once('\t') else {
+            bail!("{}:{}: expected `node<TAB>text`", path.display(), i + 1);
+        };
+        let node = match node {
+            "-" => None,
+            n => Some(expand(n).with_context(|| format!("{}:{}", path.display(), i + 1))?),
+        };
+        out.push(TopicLine {
+            node,
+            text: text.to_owned(),
+        });
+    }
+    if out.is_empty() {
+        bail!("{}: no lines", path.display());
+    }
+    Ok(out)
+}
+
+fn expand(name: &str) -> anyhow::Result<String> {
+    const PREFIXES: [(&str, &str); 2] = [
+        ("lore:", "https://lorekeeper.dev/ns/lore#"),
+        ("bm:", "https://lorekeeper.dev/worlds/brindlemoor#"),
+    ];
+    if name.contains("://") {
+        return Ok(name.to_owned());
+    }
+    PREFIXES
+        .iter()
+        .find_map(|(p, iri)| name.strip_prefix(p).map(|local| format!("{iri}{local}")))
+        .with_context(|| format!("{name:?} is neither an IRI nor lore:/bm: prefixed"))
+}
+
+/// One place a line is judged: a character of a production, or a rating tier.
+struct Judge {
+    name: String,
+    rails: Rails,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    should_block: usize,
+    blocked: usize,
+    should_allow: usize,
+    allowed: usize,
+}
+
+impl Tally {
+    fn add(&mut self, expect_block: bool, blocked: bool) {
+        if expect_block {
+            self.should_block += 1;
+            self.blocked += usize::from(blocked);
+        } else {
+            self.should_allow += 1;
+            self.allowed += usize::from(!blocked);
+        }
+    }
+
+    fn rates(&self) -> (f64, f64) {
+        let rate = |a: usize, n: usize| if n == 0 { 1.0 } else { a as f64 / n as f64 };
+        (
+            rate(self.blocked, self.should_block),
+            rate(self.allowed, self.should_allow),
+        )
+    }
+}
+
+fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
+    let lines = read_topics(set)?;
+    let store = open_store(config)?;
+    let semantic = Arc::new(load_semantic(config)?);
+    let mut contexts = Vec::new();
+    let mut policy = None;
+    for production in lore_canon::productions(&store)? {
+        let world = World::load(&store, &production.iri)?;
+        let characters = world
+            .entities
+            .iter()
+            .filter(|e| e.kind == lore_canon::EntityKind::Character);
+        for character in characters {
+            contexts.push(Judge {
+                name: format!("{} / {}", world.production.title, character.name),
+                rails: Rails::new(&world, &character.iri, Some(&semantic))?,
+            });
+        }
+        policy.get_or_insert(world.policy);
+    }
+    let Some(policy) = policy else {
+        bail!("the store has no production; import world/policy.trig and a world first");
+    };
+    for rating in &policy.ratings {
+        contexts.push(Judge {
+            name: format!("rating {}", rating.label),
+            rails: Rails::for_audience(
+                &policy,
+                Audience {
+                    production_off_limits: &[],
+                    character_off_limits: &[],
+                    age: rating.minimum_age,
+                },
+                Some(&semantic),
+            )?,
+        });
+    }
+    for line in &lines {
+        if let Some(node) = &line.node
+            && policy.node(node).is_none()
+        {
+            bail!("{}: {node} is not a node of the policy", set.display());
+        }
+    }
+
+    let bar = progress(lines.len(), "judging");
+    let mut total = Tally::default();
+    let mut per_context = vec![Tally::default(); contexts.len()];
+    let mut misses: Vec<String> = Vec::new();
+    for line in &lines {
+        let readings = views(&line.text);
+        let embedded = semantic.embed_views(&readings)?;
+        for (c, context) in contexts.iter().enumerate() {
+            let expect_block = line
+                .node
+                .as_deref()
+                .is_some_and(|n| context.rails.blocks(n));
+            let decision = context.rails.decide(&readings, &embedded);
+            let blocked = decision.action != Action::Allow;
+            total.add(expect_block, blocked);
+            per_context[c].add(expect_block, blocked);
+            if expect_block != blocked && !misses.iter().any(|m| m.contains(&line.text)) {
+                let why = decision
+                    .fired
+                    .first()
+                    .map(|f| format!(" ({} via {} {:?})", f.label, f.layer.name(), f.term))
+                    .unwrap_or_default();
+                misses.push(format!(
+                    "{}: {} {:?}{why}",
+                    context.name,
+                    if expect_block { "missed" } else { "blocked" },
+                    line.text
+                ));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (blocked, allowed) = total.rates();
+    if json {
+        let contexts: Vec<_> = contexts
+            .iter()
+            .zip(&per_context)
+            .map(|(c, t)| {
+                let (b, a) = t.rates();
+                json!({"context": c.name, "off_limits_blocked": b, "allowed_allowed": a,
+                       "n_off_limits": t.should_block, "n_allowed": t.should_allow})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "lines": lines.len(),
+                "interactions": total.should_block + total.should_allow,
+                "off_limits_blocked": blocked,
+                "allowed_allowed": allowed,
+                "n_off_limits": total.should_block,
+                "n_allowed": total.should_allow,
+                "contexts": contexts,
+            })
+        );
+    } else {
+        println!(
+            "{} lines × {} contexts = {} interactions",
+            lines.len(),
+            contexts.len(),
+            total.should_block + total.should_allow
+        );
+        println!(
+            "off limits blocked {:.1}% of {}   allowed lines allowed {:.1}% of {}",
+            100.0 * blocked,
+            total.should_block,
+            100.0 * allowed,
+            total.should_allow
+        );
+        for (c, t) in contexts.iter().zip(&per_context) {
+            let (b, a) = t.rates();
+            println!(
+                "  {:<40} blocked {:>5.1}% of {:>3}   allowed {:>5.1}% of {:>3}",
+                c.name,
+                100.0 * b,
+                t.should_block,
+                100.0 * a,
+                t.should_allow
+            );
+        }
+        for miss in &misses {
+            eprintln!("{miss}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The embedding layer: what a text means, not only which words it uses.
+//!
+//! A text is embedded (its folded reading and any decoded payload) and compared with each
+//! off-limits node's examples; a node fires when the nearest example is within the node's
+//! threshold. A trained [`Head`] also scores the text for hazards in general, so that harm
+//! phrased unlike any example is still caught; it cites the hazard whose examples are nearest.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoder::{Encoder, EncoderError};
+use crate::head::Head;
+use crate::normalize::{View, ViewKind};
+
+/// The hazard head that ships with Lorekeeper, trained by `lore train guard` (see
+/// `docs/guard.md`) on the development safety sets.
+pub const BUNDLED_HEAD: &str = include_str!("../hazard-head.json");
+
+/// A trained hazard head and the score from which it flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HazardHead {
+    /// The head.
+    pub head: Head,
+    /// Scores at or above this are flagged.
+    pub threshold: f32,
+    /// What it was trained on, for the record.
+    pub trained_on: Vec<String>,
+}
+
+impl HazardHead {
+    /// Parses a head written by `lore train guard`.
+    pub fn from_json(text: &str) -> Result<HazardHead, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The head built into the binary.
+    pub fn bundled() -> HazardHead {
+        // The file is checked by a test; a broken one cannot ship.
+        Self::from_json(BUNDLED_HEAD).unwrap_or_else(|_| HazardHead {
+            head: Head {
+                weights: Vec::new(),
+                bias: f32::NEG_INFINITY,
+            },
+            threshold: 1.0,
+            trained_on: Vec::new(),
+        })
+    }
+}
+
+/// The encoder, the hazard head, and the embeddings of policy examples seen so far (rails for
+/// many characters share the same examples).
+pub struct Semantic {
+    encoder: Arc<Encoder>,
+    hazard: HazardHead,
+    examples: Mutex<HashMap<String, Arc<[f32]>>>,
+}
+
+impl std::fmt::Debug for Semantic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Semantic")
+            .field("hazard_threshold", &self.hazard.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One embedded window of one reading of a text.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Which reading.
+    pub view: ViewKind,
+    /// Its embedding.
+    pub vector: Vec<f32>,
+}
+
+impl Semantic {
+    /// The layer over an encoder and a hazard head.
+    pub fn new(encoder: Arc<Encoder>, hazard: HazardHead) -> Semantic {
+        Semantic {
+            encoder,
+            hazard,
+            examples: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Loads the encoder from `dir` and uses the bundled hazard head.
+    pub fn load(dir: &Path) -> Result<Semantic, EncoderError> {
+        Ok(Self::new(
+            Arc::new(Encoder::load(dir)?),
+            HazardHead::bundled(),
+        ))
+    }
+
+    /// The hazard head.
+    pub fn hazard(&self) -> &HazardHead {
+        &self.hazard
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Arc<Encoder> {
+        &self.encoder
+    }
+
+    /// Embeds the readings of a text that carry meaning of their own: the folded text, and
+    /// any decoded base64 or rot13 payload. (Leetspeak and spaced letters are word-level
+    /// tricks the lexicon reads; a sentence encoder reads them as the words they imitate.)
+    pub fn embed_views(&self, views: &[View]) -> Result<Vec<Embedded>, EncoderError> {
+        let mut out = Vec::new();
+        for view in views {
+            if matches!(
+                view.kind,
+                ViewKind::Folded | ViewKind::Base64 | ViewKind::Rot13
+            ) {
+                for vector in self.encoder.embed(&view.text)? {
+                    out.push(Embedded {
+                        view: view.kind,
+                        vector,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The embedding of a policy example, computed once.
+    pub(crate) fn example(&self, text: &str) -> Result<Arc<[f32]>, EncoderError> {
+        if let Some(v) = self
+            .examples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(text)
+        {
+            return Ok(v.clone());
+        }
+        let windows = self.encoder.embed(&crate::normalize::fold(text))?;
+        let vector: Arc<[f32]> = windows.into_iter().next().unwrap_or_default().into();
+        self.examples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(text.to_owned(), vector.clone());
+        Ok(vector)
+    }
+}
+
+/// Cosine similarity of two unit vectors.
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
