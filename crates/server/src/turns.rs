@@ -395,7 +395,13 @@ async fn run(
         ));
     }
     let plan_started = Instant::now();
-    let input_rail = hot.planner.check_input(input).map_err(ApiError::internal)?;
+    // The embedding layer is milliseconds of CPU: off the async workers.
+    let planner = hot.planner.clone();
+    let line = input.to_owned();
+    let input_rail = tokio::task::spawn_blocking(move || planner.check_input(&line))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     if input_rail.action != Action::Allow {
         let reply = hot.planner.rail_reply(&input_rail, input);
         let rails = RailOut::from_decision("input", &input_rail);
