@@ -151,6 +151,8 @@ pub fn run(
                 max_tokens: bench.stub_tokens + 8,
                 ..GenParams::default()
             },
+            // The rails' lexicon only: the embedding layer's forward pass (~12 ms a line on
+            // one core) would be all this bench measured. docs/benchmarks.md says so.
             ..SessionOptions::default()
         },
         limits: TurnLimits {

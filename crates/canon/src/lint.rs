@@ -401,6 +401,22 @@ fn lint_policy(
             unknown_node(&node.iri, "lore:broader", iri);
         }
     }
+    for node in &policy.nodes {
+        if let Some(threshold) = node.threshold
+            && !(0.0..=1.0).contains(&threshold)
+        {
+            report(
+                Severity::Error,
+                "policy-threshold",
+                &node.iri,
+                format!(
+                    "lore:threshold of '{}' must be a number from 0 to 1 (a cosine similarity)",
+                    node.label
+                ),
+                "write e.g. lore:threshold 0.6, or remove it to use the rails' default".into(),
+            );
+        }
+    }
     for cycle in policy.cycles() {
         report(
             Severity::Error,

@@ -48,7 +48,8 @@ pub struct PolicyNode {
     pub terms: Vec<String>,
     /// Sentences that fall under it.
     pub examples: Vec<String>,
-    /// How similar a text must be to an example to fire it (the rails' default when `None`).
+    /// How similar a text must be to an example to fire it (the rails' default when `None`;
+    /// NaN when the graph's value is not a number, which `lore check` reports).
     pub threshold: Option<f32>,
     /// The lowest rating (IRI) at which it may be discussed.
     pub minimum_rating: Option<String>,

@@ -621,7 +621,9 @@ fn policy_node(iri: String, kind: PolicyKind, d: &Description) -> PolicyNode {
         broader: iris(d, vocab::BROADER).map(str::to_owned).collect(),
         terms: texts(d, vocab::TERM),
         examples: texts(d, vocab::EXAMPLE),
-        threshold: first(d, vocab::THRESHOLD).and_then(|t| term_text(t).parse().ok()),
+        // A value that is not a number is kept as NaN, which never fires, for `lore check` to
+        // report rather than silently replace with the default.
+        threshold: first(d, vocab::THRESHOLD).map(|t| term_text(t).parse().unwrap_or(f32::NAN)),
         minimum_rating: iris(d, vocab::MINIMUM_RATING).next().map(str::to_owned),
         action,
         iri,

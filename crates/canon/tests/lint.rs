@@ -153,6 +153,8 @@ lore:policy {
   :sip a lore:Topic ; rdfs:label "sip" ; lore:broader :drink ; lore:minimumRating lore:Teen ;
       lore:term "sip" .
   :silent a lore:Topic ; rdfs:label "silent" .
+  :loose a lore:Topic ; rdfs:label "loose" ; lore:term "loose" ; lore:threshold 1.5 .
+  :vague a lore:Topic ; rdfs:label "vague" ; lore:term "vague" ; lore:threshold "high" .
 }
 :g {
   :prod a lore:Production ; rdfs:label "P" ; lore:graph :g ; lore:tenant "t" ;
@@ -209,4 +211,11 @@ fn policy_faults_are_found() {
         find(&findings, "policy-node-never-fires").subject,
         "urn:t:silent"
     );
+
+    let mut thresholds: Vec<&str> = by_code("policy-threshold")
+        .iter()
+        .map(|f| f.subject.as_str())
+        .collect();
+    thresholds.sort();
+    assert_eq!(thresholds, ["urn:t:loose", "urn:t:vague"]);
 }
