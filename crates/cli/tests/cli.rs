@@ -22,6 +22,7 @@ fn lore(args: &[&str], stdin: &str) -> Run {
         .env_remove("LORE_HOME")
         .env("HOME", std::env::temp_dir().join("lore-cli-test-home"))
         .env("LORE_MODEL", model_path())
+        .env("LORE_ENCODER", encoder_path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -50,6 +51,16 @@ fn model_path() -> PathBuf {
         || {
             PathBuf::from(std::env::var("HOME").unwrap())
                 .join(".cache/lorekeeper/models/gemma-3-270m-q4_k_m.gguf")
+        },
+        PathBuf::from,
+    )
+}
+
+fn encoder_path() -> PathBuf {
+    std::env::var_os("LORE_ENCODER").map_or_else(
+        || {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/lorekeeper/models/all-minilm-l6-v2")
         },
         PathBuf::from,
     )
