@@ -462,3 +462,47 @@ fn chat_from_a_pipe_prints_one_json_object_per_turn() {
         "turn 2 re-evaluated {evaluated} of {prompt} tokens"
     );
 }
+
+#[test]
+fn bad_evaluation_sets_are_named() {
+    let (dir, store) = sample_store();
+    let xstest = dir.path().join("xstest.csv");
+    std::fs::write(&xstest, "id,prompt,label\n1,hello,safe\n").unwrap();
+    let eval = |moderation: &str| {
+        lore(
+            &[
+                "eval",
+                "guard",
+                "--store",
+                &store,
+                "--moderation",
+                moderation,
+                "--xstest",
+                &xstest.display().to_string(),
+            ],
+            "",
+        )
+    };
+    fails_with(&eval("/nonexistent/mod.jsonl"), &["/nonexistent/mod.jsonl"]);
+    let moderation = dir.path().join("mod.jsonl");
+    std::fs::write(&moderation, "{\"prompt\": \"hi\", \"S\": 0}\nnot json\n").unwrap();
+    fails_with(
+        &eval(&moderation.display().to_string()),
+        &["mod.jsonl:2", "not JSON"],
+    );
+
+    let topics = dir.path().join("topics.tsv");
+    std::fs::write(&topics, "lore:Romance\tWill you be mine?\nno tab here\n").unwrap();
+    let run = lore(
+        &[
+            "eval",
+            "topics",
+            "--store",
+            &store,
+            "--set",
+            &topics.display().to_string(),
+        ],
+        "",
+    );
+    fails_with(&run, &["topics.tsv:2", "node<TAB>text"]);
+}

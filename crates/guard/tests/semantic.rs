@@ -109,3 +109,25 @@ fn long_input_is_read_to_its_end() {
     let d = rails("nocturne", "tamsin").check(&text).unwrap();
     assert_eq!(d.action, Action::Refuse, "{d:?}");
 }
+
+#[test]
+fn the_head_is_overruled_by_a_topic_the_audience_may_discuss() {
+    // Coarse abuse scores as harmful to a head trained on moderation data; a Mature
+    // production allows strong language, so there the policy graph has the last word.
+    let line = "Go to hell, you dickhead.";
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world");
+    let store = CanonStore::in_memory().unwrap();
+    store
+        .import(
+            &[dir.join("policy.trig"), dir.join("brindlemoor.trig")],
+            |_| (),
+        )
+        .unwrap();
+    let world = World::load(&store, "nocturne").unwrap();
+    let hazards_only = Rails::hazards(&world.policy, Some(&semantic())).unwrap();
+    let d = hazards_only.check(line).unwrap();
+    assert_eq!(d.action, Action::Refuse, "{d:?}");
+    assert_eq!(d.fired[0].layer, Layer::Head, "{d:?}");
+    let d = rails("nocturne", "tamsin").check(line).unwrap();
+    assert_eq!(d.action, Action::Allow, "{d:?}");
+}
