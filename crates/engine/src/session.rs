@@ -153,7 +153,25 @@ impl TurnPlanner {
 
     /// The input rail: what the policy says about a player's line.
     pub fn check_input(&self, input: &str) -> Result<Decision, EngineError> {
-        Ok(self.rails.check(input)?)
+        let decision = self.rails.check(input)?;
+        if decision.action != Action::Allow {
+            // The audit trail of the rails, for trust-and-safety staff: one event per blocked
+            // line, naming each node, rule, layer and score (the line itself is in the
+            // session's transcript, not in the log).
+            for fired in &decision.fired {
+                tracing::info!(
+                    target: "lore::audit",
+                    action = decision.action.name(),
+                    node = %fired.node,
+                    rule = ?fired.rule,
+                    layer = fired.layer.name(),
+                    view = fired.view.name(),
+                    score = fired.score,
+                    "input rail"
+                );
+            }
+        }
+        Ok(decision)
     }
 
     /// What the character says instead of generating when the input rail blocks a line: one
