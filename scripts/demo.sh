@@ -11,4 +11,11 @@ store="${LORE_HOME:-$HOME/.local/share/lorekeeper}/demo-store"
 rm -rf "$store"
 "$lore" import --store "$store" world/policy.trig world/brindlemoor.trig
 "$lore" check --store "$store"
-exec "$lore" chat --store "$store" --production lanterns --character odile --at 2 "$@"
+# Defaults for what the arguments (passed to `lore chat`) leave out; clap refuses an option
+# given twice, so a default is added only when its option is absent.
+has() { for a in "${@:2}"; do case "$a" in "$1"|"$1"=*) return 0 ;; esac; done; return 1; }
+defaults=()
+has --production "$@" || has -p "$@" || defaults+=(--production lanterns)
+has --character "$@" || has -c "$@" || defaults+=(--character odile)
+has --at "$@" || defaults+=(--at 2)
+exec "$lore" chat --store "$store" "${defaults[@]}" "$@"
