@@ -163,6 +163,12 @@ fn embed_all(semantic: &Semantic, prompts: &[Labelled]) -> anyhow::Result<Vector
     Ok(Vectors { embedded, mean })
 }
 
+/// The class a prompt is stratified by: its label and set alike, so each fold has its share of
+/// both sets' classes (XSTest is mostly the rare kind, safe prompts that look unsafe).
+fn stratum(prompt: &Labelled) -> bool {
+    prompt.is_unsafe ^ (prompt.source == Source::XsTest)
+}
+
 /// Fits a head on `rows` and picks its threshold from held-out scores within those rows: the
 /// best F1 on moderation prompts whose over-refusal on XSTest's safe prompts stays in budget.
 fn fit_hazard_head(prompts: &[Labelled], vectors: &Vectors, rows: &[usize]) -> HazardHead {
@@ -172,10 +178,7 @@ fn fit_hazard_head(prompts: &[Labelled], vectors: &Vectors, rows: &[usize]) -> H
             .map(|&i| (vectors.mean[i].as_slice(), prompts[i].is_unsafe))
             .collect()
     };
-    let labels: Vec<bool> = rows
-        .iter()
-        .map(|&i| prompts[i].is_unsafe ^ (prompts[i].source == Source::XsTest))
-        .collect();
+    let labels: Vec<bool> = rows.iter().map(|&i| stratum(&prompts[i])).collect();
     let inner = eval::stratified_folds(&labels, 4);
     let mut held_out = Vec::with_capacity(rows.len());
     for fold in 0..4 {
@@ -252,11 +255,7 @@ fn eval_guard(
     let vectors = embed_all(&semantic, &prompts)?;
     let readings: Vec<_> = prompts.iter().map(|p| views(&p.text)).collect();
 
-    // Stratify by set and label alike, so each fold has its share of both sets' classes.
-    let strata: Vec<bool> = prompts
-        .iter()
-        .map(|p| p.is_unsafe ^ (p.source == Source::XsTest))
-        .collect();
+    let strata: Vec<bool> = prompts.iter().map(stratum).collect();
     let fold_of = eval::stratified_folds(&strata, folds);
     let mut judged: Vec<Option<(Judged, Source)>> = vec![None; prompts.len()];
     let bar = progress(folds, "cross-validating");

@@ -21,8 +21,14 @@ fn lore(args: &[&str], stdin: &str) -> Run {
         .args(args)
         .env_remove("LORE_HOME")
         .env("HOME", std::env::temp_dir().join("lore-cli-test-home"))
-        .env("LORE_MODEL", model_path())
-        .env("LORE_ENCODER", encoder_path())
+        .env(
+            "LORE_MODEL",
+            cached("LORE_MODEL", "models/gemma-3-270m-q4_k_m.gguf"),
+        )
+        .env(
+            "LORE_ENCODER",
+            cached("LORE_ENCODER", "models/all-minilm-l6-v2"),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -46,21 +52,13 @@ fn lore(args: &[&str], stdin: &str) -> Run {
     }
 }
 
-fn model_path() -> PathBuf {
-    std::env::var_os("LORE_MODEL").map_or_else(
+/// `$var`, else `path` in the set-up's cache under the real home (the runs get a temp one).
+fn cached(var: &str, path: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(
         || {
             PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/lorekeeper/models/gemma-3-270m-q4_k_m.gguf")
-        },
-        PathBuf::from,
-    )
-}
-
-fn encoder_path() -> PathBuf {
-    std::env::var_os("LORE_ENCODER").map_or_else(
-        || {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/lorekeeper/models/all-minilm-l6-v2")
+                .join(".cache/lorekeeper")
+                .join(path)
         },
         PathBuf::from,
     )

@@ -216,12 +216,8 @@ impl Rails {
             character_off_limits: &[],
             age: i64::MAX,
         };
-        let mut rails = Self::for_audience(policy, audience, semantic)?;
         // Judging hazards alone, no topic is in view to excuse a text.
-        if let Some(s) = &mut rails.semantic {
-            s.allowed.clear();
-        }
-        Ok(rails)
+        Self::build(policy, audience, semantic, false)
     }
 
     /// The rails for an audience of `policy`.
@@ -229,6 +225,16 @@ impl Rails {
         policy: &Policy,
         audience: Audience<'_>,
         semantic: Option<&Arc<Semantic>>,
+    ) -> Result<Rails, GuardError> {
+        Self::build(policy, audience, semantic, true)
+    }
+
+    /// `allowed_topics_overrule`: whether the head yields to topics the audience may discuss.
+    fn build(
+        policy: &Policy,
+        audience: Audience<'_>,
+        semantic: Option<&Arc<Semantic>>,
+        allowed_topics_overrule: bool,
     ) -> Result<Rails, GuardError> {
         let mut blocked = Vec::new();
         let mut terms = Vec::new();
@@ -243,7 +249,9 @@ impl Rails {
                 audience.character_off_limits,
                 audience.age,
             ) else {
-                allowed.extend(&node.examples);
+                if allowed_topics_overrule {
+                    allowed.extend(&node.examples);
+                }
                 continue;
             };
             let action = lineage
@@ -366,12 +374,10 @@ impl Rails {
                     fire(index, Layer::Similarity, text.to_owned(), view, score);
                 }
             }
-            let hazard = semantic.layer.hazard();
-            let scored = embedded
-                .iter()
-                .map(|e| (hazard.head.score(&e.vector), e.view))
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((probability, view)) = scored.filter(|s| s.0 >= hazard.threshold) {
+            let threshold = semantic.layer.hazard().threshold;
+            if let Some((probability, view)) =
+                head_score(&semantic.layer, embedded).filter(|s| s.0 >= threshold)
+            {
                 let nearest_hazard = (0..self.blocked.len())
                     .filter(|&i| matches!(self.blocked[i].rule, Rule::Hazard(_)))
                     .filter_map(|i| nearest[i].map(|(score, text, _)| (i, score, text)))
@@ -398,12 +404,10 @@ impl Rails {
     /// The hazard head's score of an embedded text (0 without the embedding layer): the
     /// ranking behind the head's decision, for measuring it.
     pub fn hazard_score(&self, embedded: &[Embedded]) -> f32 {
-        self.semantic.as_ref().map_or(0.0, |s| {
-            embedded
-                .iter()
-                .map(|e| s.layer.hazard().head.score(&e.vector))
-                .fold(0.0, f32::max)
-        })
+        self.semantic
+            .as_ref()
+            .and_then(|s| head_score(&s.layer, embedded))
+            .map_or(0.0, |(score, _)| score)
     }
 
     /// Whether the node `iri` is off limits here.
@@ -415,6 +419,14 @@ impl Rails {
     pub fn blocked_nodes(&self) -> usize {
         self.blocked.len()
     }
+}
+
+/// The hazard head's highest score over the embedded windows, and the reading it came from.
+fn head_score(layer: &Semantic, embedded: &[Embedded]) -> Option<(f32, ViewKind)> {
+    embedded
+        .iter()
+        .map(|e| (layer.hazard().head.score(&e.vector), e.view))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
 fn default_action(rule: &Rule) -> Action {

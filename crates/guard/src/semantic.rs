@@ -15,8 +15,8 @@ use crate::encoder::{Encoder, EncoderError};
 use crate::head::Head;
 use crate::normalize::{View, ViewKind};
 
-/// The hazard head that ships with Lorekeeper, trained by `lore train guard` (see
-/// `docs/guard.md`) on the development safety sets.
+/// The hazard head that ships with Lorekeeper, trained by `lore train guard` on the
+/// development safety sets (README, "Policy and rails").
 pub const BUNDLED_HEAD: &str = include_str!("../hazard-head.json");
 
 /// A trained hazard head and the score from which it flags.

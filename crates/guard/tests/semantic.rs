@@ -41,7 +41,7 @@ fn semantic() -> Arc<Semantic> {
         .clone()
 }
 
-fn rails(production: &str, character: &str) -> Rails {
+fn world(production: &str) -> World {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world");
     let store = CanonStore::in_memory().unwrap();
     store
@@ -50,8 +50,16 @@ fn rails(production: &str, character: &str) -> Rails {
             |_| (),
         )
         .unwrap();
-    let world = World::load(&store, production).unwrap();
-    Rails::new(&world, &format!("{BM}{character}"), Some(&semantic())).unwrap()
+    World::load(&store, production).unwrap()
+}
+
+fn rails(production: &str, character: &str) -> Rails {
+    Rails::new(
+        &world(production),
+        &format!("{BM}{character}"),
+        Some(&semantic()),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -115,16 +123,7 @@ fn the_head_is_overruled_by_a_topic_the_audience_may_discuss() {
     // Coarse abuse scores as harmful to a head trained on moderation data; a Mature
     // production allows strong language, so there the policy graph has the last word.
     let line = "Go to hell, you dickhead.";
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world");
-    let store = CanonStore::in_memory().unwrap();
-    store
-        .import(
-            &[dir.join("policy.trig"), dir.join("brindlemoor.trig")],
-            |_| (),
-        )
-        .unwrap();
-    let world = World::load(&store, "nocturne").unwrap();
-    let hazards_only = Rails::hazards(&world.policy, Some(&semantic())).unwrap();
+    let hazards_only = Rails::hazards(&world("nocturne").policy, Some(&semantic())).unwrap();
     let d = hazards_only.check(line).unwrap();
     assert_eq!(d.action, Action::Refuse, "{d:?}");
     assert_eq!(d.fired[0].layer, Layer::Head, "{d:?}");
