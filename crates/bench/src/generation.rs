@@ -102,6 +102,7 @@ pub fn bench_conversation() -> Conversation {
         character: "Odile Marrow".into(),
         player: "Visitor".into(),
         others: vec!["Pip Tallow".into(), "Nessa Vey".into()],
+        avoid: Vec::new(),
         preamble,
         turns: vec![Turn {
             role: Role::Player,

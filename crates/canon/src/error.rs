@@ -106,6 +106,18 @@ pub enum CanonError {
         /// The known beats, as a hint.
         hint: String,
     },
+    /// The character is dead at the beat asked for, so cannot speak.
+    #[error(
+        "{name} is dead from beat {died_at} on (lore:diedAt), so cannot speak at beat {beat}; pick an earlier beat"
+    )]
+    DeadAtBeat {
+        /// The character's name.
+        name: String,
+        /// The beat order of death.
+        died_at: i64,
+        /// The beat asked for.
+        beat: i64,
+    },
     /// The canon itself is malformed in a way that stops reading it.
     #[error("malformed canon at {subject}: {message}")]
     Malformed {

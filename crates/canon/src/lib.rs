@@ -11,11 +11,13 @@
 //!   per-turn lookup of facts for a player's words (the deterministic half of a turn).
 //! - [`lint`]: `lore check`'s findings, each with a place and a fix.
 //! - [`policy`]: the moral knowledge graph of a production (read into its [`World`]).
+//! - [`consent`]: portrayals and the likeness consent their performers gave.
 //!
 //! Secrets and writer-only notes are kept out of prompts by construction: [`World`]
 //! never reads `lore:writerNote`, and [`Retriever`] only hands out facts the speaking
 //! character knows at the session's beat.
 
+pub mod consent;
 mod error;
 pub mod lint;
 pub mod policy;
@@ -27,7 +29,7 @@ mod world;
 
 pub use error::{CanonError, SyntaxError};
 pub use resolve::{Resolved, productions};
-pub use retrieve::{Reason, Retrieved, Retriever, StandingContext};
+pub use retrieve::{NameIndex, Reason, Retrieved, Retriever, StandingContext};
 pub use store::{CanonStore, ImportReport, QueryOutput};
 pub use world::{
     Beat, Claim, Entity, EntityId, EntityKind, Fact, FactId, Production, Relationship, Span, World,

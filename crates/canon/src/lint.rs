@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use oxigraph::model::{NamedOrBlankNode, Term};
 use oxttl::TriGParser;
 
+use crate::consent;
 use crate::error::CanonError;
 use crate::policy::PolicyKind;
 use crate::resolve;
@@ -305,6 +306,7 @@ fn lint_world(
             );
         }
     }
+    lint_consent(world, report);
     let functional = &vocab::declared().functional;
     let mut by_claim: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     for (id, fact) in world.facts.iter().enumerate() {
@@ -355,6 +357,79 @@ fn lint_world(
                         "bound one fact with lore:validUntil and the other with lore:validFrom, or drop one".into(),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Likeness consent as legal staff recorded it: a record must say what it grants, where and
+/// until when in a form the engine can compare, or every request is refused.
+fn lint_consent(
+    world: &World,
+    report: &mut impl FnMut(Severity, &'static str, &str, String, String),
+) {
+    for portrayal in &world.portrayals {
+        if portrayal.consents.is_empty() {
+            report(
+                Severity::Warning,
+                "portrayal-without-consent",
+                &portrayal.iri,
+                format!(
+                    "{} portrays <{}> with no consent record, so every session with that character is refused",
+                    portrayal.performer_name, portrayal.character
+                ),
+                "add lore:consent with a lore:LikenessConsent record".into(),
+            );
+        }
+        if let Some(died) = &portrayal.performer_died
+            && !consent::is_date(died)
+        {
+            report(
+                Severity::Error,
+                "consent-date",
+                &portrayal.performer,
+                format!("schema:deathDate '{died}' is not a date YYYY-MM-DD"),
+                "write the date as \"2030-01-31\"^^xsd:date".into(),
+            );
+        }
+        for record in &portrayal.consents {
+            let mut gaps = Vec::new();
+            if record.uses.is_empty() {
+                gaps.push(
+                    "grants no use (lore:allowsUse lore:TextUse, lore:VoiceUse or lore:ImageUse)"
+                        .to_owned(),
+                );
+            }
+            if record.productions.is_empty() {
+                gaps.push("covers no production (lore:coversProduction)".to_owned());
+            }
+            if record.territories.is_empty() {
+                gaps.push(
+                    "covers no territory (lore:territory \"WORLD\" or ISO codes such as \"GB\")"
+                        .to_owned(),
+                );
+            }
+            for territory in &record.territories {
+                let iso = territory.len() == 2 && territory.bytes().all(|b| b.is_ascii_uppercase());
+                if !iso && territory != "WORLD" {
+                    gaps.push(format!(
+                        "territory '{territory}' is neither WORLD nor an ISO 3166-1 alpha-2 code"
+                    ));
+                }
+            }
+            if let Some(expires) = &record.expires
+                && !consent::is_date(expires)
+            {
+                gaps.push(format!("lore:expires '{expires}' is not a date YYYY-MM-DD"));
+            }
+            for gap in gaps {
+                report(
+                    Severity::Error,
+                    "consent-record",
+                    &record.iri,
+                    format!("the consent record {gap}"),
+                    "complete the record; until then requests it should allow are refused".into(),
+                );
             }
         }
     }

@@ -181,6 +181,7 @@ pub(crate) fn session(
             ),
         })?),
     };
+    world.check_alive(id, beat)?;
     Ok(Resolved {
         character: id,
         beat,

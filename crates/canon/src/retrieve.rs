@@ -97,8 +97,7 @@ pub struct Retriever {
     world: Arc<World>,
     speaker: EntityId,
     beat: Option<i64>,
-    names: AhoCorasick,
-    name_entity: Vec<EntityId>,
+    names: NameIndex,
     facts_about: HashMap<EntityId, Vec<FactId>>,
     relationship_with: HashMap<EntityId, usize>,
     neighbours: HashMap<EntityId, Vec<EntityId>>,
@@ -149,13 +148,12 @@ impl Retriever {
             .filter(|(_, r)| r.source == speaker && r.span.holds_at(beat))
             .map(|(i, r)| (r.target, i))
             .collect();
-        let (names, name_entity) = name_index(&world);
+        let names = NameIndex::new(&world);
         Retriever {
             world,
             speaker,
             beat,
             names,
-            name_entity,
             facts_about,
             relationship_with,
             neighbours,
@@ -186,6 +184,11 @@ impl Retriever {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// The index of the world's names.
+    pub fn names(&self) -> &NameIndex {
+        &self.names
     }
 
     /// The session's beat.
@@ -241,20 +244,7 @@ impl Retriever {
 
     /// The entities the player's words name, in order of first mention.
     pub fn mentions(&self, text: &str) -> Vec<EntityId> {
-        let mut found = Vec::new();
-        for m in self.names.find_iter(text) {
-            let before = text[..m.start()].chars().next_back();
-            let after = text[m.end()..].chars().next();
-            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric)
-            {
-                continue;
-            }
-            let entity = self.name_entity[m.pattern().as_usize()];
-            if !found.contains(&entity) {
-                found.push(entity);
-            }
-        }
-        found
+        self.names.mentions(text)
     }
 
     /// The facts for one turn: about what the player named, the speaker's relationships with
@@ -352,39 +342,76 @@ impl Retriever {
 
 /// An automaton over every name and alias in the world. A character's first name is added
 /// when no other entity shares it, since players say "Odile" rather than "Odile Marrow".
-fn name_index(world: &World) -> (AhoCorasick, Vec<EntityId>) {
-    let mut first_names: HashMap<String, Option<EntityId>> = HashMap::new();
-    for (id, e) in world.entities.iter().enumerate() {
-        if e.kind == EntityKind::Character
-            && let Some((first, _)) = e.name.split_once(' ')
-            && first.chars().count() >= 3
-        {
-            first_names
-                .entry(first.to_lowercase())
-                .and_modify(|owner| *owner = None)
-                .or_insert(Some(id));
+/// Where a world's entities are named in a text: names, aliases and first names that only one
+/// character has, matched case-insensitively and only as whole words.
+#[derive(Debug, Clone)]
+pub struct NameIndex {
+    automaton: AhoCorasick,
+    owners: Vec<EntityId>,
+}
+
+impl NameIndex {
+    /// Indexes the names of `world`'s entities.
+    pub fn new(world: &World) -> NameIndex {
+        let mut first_names: HashMap<String, Option<EntityId>> = HashMap::new();
+        for (id, e) in world.entities.iter().enumerate() {
+            if e.kind == EntityKind::Character
+                && let Some((first, _)) = e.name.split_once(' ')
+                && first.chars().count() >= 3
+            {
+                first_names
+                    .entry(first.to_lowercase())
+                    .and_modify(|owner| *owner = None)
+                    .or_insert(Some(id));
+            }
         }
-    }
-    let mut patterns = Vec::new();
-    let mut owners = Vec::new();
-    for (id, e) in world.entities.iter().enumerate() {
-        for name in std::iter::once(&e.name).chain(&e.aliases) {
-            if !name.trim().is_empty() {
-                patterns.push(name.trim().to_owned());
+        let mut patterns = Vec::new();
+        let mut owners = Vec::new();
+        for (id, e) in world.entities.iter().enumerate() {
+            for name in std::iter::once(&e.name).chain(&e.aliases) {
+                if !name.trim().is_empty() {
+                    patterns.push(name.trim().to_owned());
+                    owners.push(id);
+                }
+            }
+        }
+        for (first, owner) in first_names {
+            if let Some(id) = owner {
+                patterns.push(first);
                 owners.push(id);
             }
         }
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .expect("names are plain strings, so the automaton always builds");
+        NameIndex { automaton, owners }
     }
-    for (first, owner) in first_names {
-        if let Some(id) = owner {
-            patterns.push(first);
-            owners.push(id);
+
+    /// Each whole-word mention in `text`, left to right: its byte range and entity.
+    pub fn find(&self, text: &str) -> Vec<(std::ops::Range<usize>, EntityId)> {
+        let mut found = Vec::new();
+        for m in self.automaton.find_iter(text) {
+            let before = text[..m.start()].chars().next_back();
+            let after = text[m.end()..].chars().next();
+            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric)
+            {
+                continue;
+            }
+            found.push((m.range(), self.owners[m.pattern().as_usize()]));
         }
+        found
     }
-    let automaton = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(&patterns)
-        .expect("names are plain strings, so the automaton always builds");
-    (automaton, owners)
+
+    /// The entities `text` names, in order of first mention.
+    pub fn mentions(&self, text: &str) -> Vec<EntityId> {
+        let mut found = Vec::new();
+        for (_, entity) in self.find(text) {
+            if !found.contains(&entity) {
+                found.push(entity);
+            }
+        }
+        found
+    }
 }

@@ -151,7 +151,39 @@ terms! {
     REFUSE = "Refuse";
     /// `lore:EndSession`
     END_SESSION = "EndSession";
+    /// `lore:diedAt`: the beat order from which a character is dead.
+    DIED_AT = "diedAt";
+    /// `lore:Portrayal`
+    PORTRAYAL = "Portrayal";
+    /// `lore:portrays`
+    PORTRAYS = "portrays";
+    /// `lore:performer`
+    PERFORMER = "performer";
+    /// `lore:consent`
+    CONSENT = "consent";
+    /// `lore:LikenessConsent`
+    LIKENESS_CONSENT = "LikenessConsent";
+    /// `lore:allowsUse`
+    ALLOWS_USE = "allowsUse";
+    /// `lore:TextUse`
+    TEXT_USE = "TextUse";
+    /// `lore:VoiceUse`
+    VOICE_USE = "VoiceUse";
+    /// `lore:ImageUse`
+    IMAGE_USE = "ImageUse";
+    /// `lore:coversProduction`
+    COVERS_PRODUCTION = "coversProduction";
+    /// `lore:territory`
+    TERRITORY = "territory";
+    /// `lore:expires`
+    EXPIRES = "expires";
+    /// `lore:posthumousUse`
+    POSTHUMOUS_USE = "posthumousUse";
 }
+
+/// `schema:deathDate`: when a performer died.
+pub const SCHEMA_DEATH_DATE: NamedNodeRef<'static> =
+    NamedNodeRef::new_unchecked("https://schema.org/deathDate");
 
 /// `rdf:type`
 pub const RDF_TYPE: NamedNodeRef<'static> =

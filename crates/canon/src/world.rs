@@ -5,6 +5,7 @@ use std::path::Path;
 
 use oxigraph::model::{GraphNameRef, NamedNodeRef, NamedOrBlankNode, Term};
 
+use crate::consent::{LikenessConsent, LikenessUse, Portrayal};
 use crate::error::CanonError;
 use crate::policy::{Policy, PolicyKind, PolicyNode, RailAction, Rating};
 use crate::resolve::{self, Resolved};
@@ -75,6 +76,15 @@ pub struct Entity {
     pub deflections: Vec<String>,
     /// Productions it is declared to appear in.
     pub appears_in: Vec<String>,
+    /// For characters: the beat order from which they are dead (`lore:diedAt`).
+    pub died_at: Option<i64>,
+}
+
+impl Entity {
+    /// Whether the entity is a character who is dead at `beat`.
+    pub fn dead_at(&self, beat: Option<i64>) -> bool {
+        matches!((self.died_at, beat), (Some(died), Some(beat)) if beat >= died)
+    }
 }
 
 /// A span of story time, in beat numbers: `[from, until)`; `None` is unbounded.
@@ -204,6 +214,8 @@ pub struct World {
     pub beats: Vec<Beat>,
     /// Its moral policy: the studio-wide graph `lore:policy` beneath its own rules.
     pub policy: Policy,
+    /// Portrayals of its characters by real performers, with their likeness consent.
+    pub portrayals: Vec<Portrayal>,
     /// Rebuilt from `entities` after reading a snapshot.
     #[serde(skip)]
     entity_by_iri: HashMap<String, EntityId>,
@@ -310,12 +322,14 @@ impl World {
             relationships: Vec::new(),
             beats: Vec::new(),
             policy: Policy::default(),
+            portrayals: Vec::new(),
             entity_by_iri: HashMap::new(),
         };
         let mut facts = Vec::new();
         let mut relationships = Vec::new();
         let mut knowledge = Vec::new();
         let mut policy_nodes = Vec::new();
+        let mut portrayals = Vec::new();
         for (node, description) in nodes {
             let iri = node_key(node);
             for class in iris(description, vocab::RDF_TYPE) {
@@ -347,6 +361,10 @@ impl World {
                     }
                     c if c == vocab::TOPIC.as_str() => {
                         policy_nodes.push((iri.clone(), PolicyKind::Topic, description));
+                        None
+                    }
+                    c if c == vocab::PORTRAYAL.as_str() => {
+                        portrayals.push((iri.clone(), description));
                         None
                     }
                     c if c == vocab::RATING_CLASS.as_str() => {
@@ -404,6 +422,7 @@ impl World {
                         sample_lines: texts(description, vocab::SAMPLE_LINE),
                         deflections: texts(description, vocab::DEFLECTION),
                         appears_in,
+                        died_at: integer(description, vocab::DIED_AT),
                     });
                     break;
                 }
@@ -492,6 +511,13 @@ impl World {
             }
         }
 
+        world.portrayals = portrayals
+            .into_iter()
+            .filter_map(|(iri, d)| portrayal(iri, d, nodes))
+            .filter(|p| world.entity_by_iri.contains_key(&p.character))
+            .collect();
+        world.portrayals.sort_by(|a, b| a.iri.cmp(&b.iri));
+
         relationships.sort_by(|a, b| a.0.cmp(&b.0));
         for (iri, description) in relationships {
             let endpoint = |p| {
@@ -567,6 +593,24 @@ impl World {
             .map(|b| b.order)
     }
 
+    /// Refuses a session with a character at a beat when it is dead by then.
+    pub fn check_alive(&self, character: EntityId, beat: Option<i64>) -> Result<(), CanonError> {
+        let entity = &self.entities[character];
+        match (entity.died_at, beat) {
+            (Some(died_at), Some(beat)) if beat >= died_at => Err(CanonError::DeadAtBeat {
+                name: entity.name.clone(),
+                died_at,
+                beat,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The portrayal of the character `iri`, when a real person plays it.
+    pub fn portrayal(&self, iri: &str) -> Option<&Portrayal> {
+        self.portrayals.iter().find(|p| p.character == iri)
+    }
+
     /// Resolves the session's speaker and beat, with errors that list what exists.
     pub fn resolve(
         &self,
@@ -579,7 +623,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 5;
+const SNAPSHOT_FORMAT: u64 = 6;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {
@@ -628,6 +672,65 @@ fn policy_node(iri: String, kind: PolicyKind, d: &Description) -> PolicyNode {
         action,
         iri,
     }
+}
+
+/// A portrayal with its performer and consent records, looked up among `nodes`; `None` when
+/// it names no character (`lore check` reports it).
+fn portrayal(
+    iri: String,
+    d: &Description,
+    nodes: &HashMap<NamedOrBlankNode, Description>,
+) -> Option<Portrayal> {
+    let describe = |iri: &str| {
+        nodes
+            .iter()
+            .find(|(node, _)| node_key(node) == iri)
+            .map(|(_, d)| d)
+    };
+    let character = iris(d, vocab::PORTRAYS).next()?.to_owned();
+    let performer = iris(d, vocab::PERFORMER)
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let person = describe(&performer);
+    let consents = iris(d, vocab::CONSENT)
+        .map(|consent| {
+            let c = describe(consent);
+            let all = |p| {
+                c.map(|c| iris(c, p).map(str::to_owned).collect())
+                    .unwrap_or_default()
+            };
+            LikenessConsent {
+                iri: consent.to_owned(),
+                uses: c
+                    .map(|c| {
+                        iris(c, vocab::ALLOWS_USE)
+                            .filter_map(|u| match u {
+                                u if u == vocab::TEXT_USE.as_str() => Some(LikenessUse::Text),
+                                u if u == vocab::VOICE_USE.as_str() => Some(LikenessUse::Voice),
+                                u if u == vocab::IMAGE_USE.as_str() => Some(LikenessUse::Image),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                productions: all(vocab::COVERS_PRODUCTION),
+                territories: c.map(|c| texts(c, vocab::TERRITORY)).unwrap_or_default(),
+                expires: c.and_then(|c| text(c, vocab::EXPIRES)),
+                posthumous: c.is_some_and(|c| boolean(c, vocab::POSTHUMOUS_USE)),
+            }
+        })
+        .collect();
+    Some(Portrayal {
+        performer_name: person
+            .and_then(|p| text(p, vocab::RDFS_LABEL))
+            .unwrap_or_else(|| local_name(&performer).to_owned()),
+        performer_died: person.and_then(|p| text(p, vocab::SCHEMA_DEATH_DATE)),
+        iri,
+        character,
+        performer,
+        consents,
+    })
 }
 
 fn node_key(node: &NamedOrBlankNode) -> String {

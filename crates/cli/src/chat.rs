@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use lore_canon::{CanonStore, Retrieved, World};
-use lore_engine::{CharacterSession, SessionOptions, TurnContext, TurnPlanner};
+use lore_engine::{CharacterSession, LikenessScope, SessionOptions, TurnContext, TurnPlanner};
 use lore_gen::{
     Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, PromptStyle,
     SamplerConfig,
@@ -141,12 +141,17 @@ pub(crate) fn load_semantic(config: &Config) -> anyhow::Result<Semantic> {
     Ok(semantic)
 }
 
-pub fn chat(config: &Config, args: &SessionArgs, show_context: bool) -> anyhow::Result<ExitCode> {
+pub fn chat(
+    config: &Config,
+    args: &SessionArgs,
+    show_context: bool,
+    likeness: LikenessScope,
+) -> anyhow::Result<ExitCode> {
     let (world, resolved, _store) = load(config, args)?;
     let backend = backend(config)?;
     let options = session_options(config)?;
     let player = options.player_label.clone();
-    let mut session = CharacterSession::open(world, resolved, backend.as_ref(), options)?;
+    let mut session = CharacterSession::open(world, resolved, backend.as_ref(), options, likeness)?;
     let name = session.planner().character_name().to_owned();
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal() && !args.json;

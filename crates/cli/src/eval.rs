@@ -14,7 +14,7 @@ use lore_guard::eval::{self, BinaryMetrics, Judged, Labelled, Source};
 use lore_guard::head::{Fit, Head};
 use lore_guard::normalize::views;
 use lore_guard::semantic::Embedded;
-use lore_guard::{Action, Audience, HazardHead, Rails, Semantic};
+use lore_guard::{Action, Audience, CanonCheck, HazardHead, Rails, Semantic};
 use serde_json::json;
 
 use crate::chat::load_semantic;
@@ -45,6 +45,19 @@ pub enum EvalCommand {
         /// The set (TSV: policy node or `-`, tab, text).
         #[arg(long, value_name = "FILE", default_value = "world/eval/topics.tsv")]
         set: PathBuf,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The canon check of replies on a labelled set of sentences: leaks, the dead spoken of
+    /// as alive, wrong family ties, invented places, and sentences that are fine.
+    Replies {
+        /// The set (TSV: production, character, beat or `-`, expected kind, sentence).
+        #[arg(long, value_name = "FILE", default_value = "world/eval/replies.tsv")]
+        set: PathBuf,
+        /// Without the embedding layer: the rules over words alone.
+        #[arg(long)]
+        lexical: bool,
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -80,6 +93,7 @@ pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
             json,
         } => eval_guard(config, &moderation, &xstest, folds, json),
         EvalCommand::Topics { set, json } => eval_topics(config, &set, json),
+        EvalCommand::Replies { set, lexical, json } => eval_replies(config, &set, lexical, json),
     }
 }
 
@@ -107,6 +121,18 @@ pub fn train(config: &Config, what: TrainCommand) -> anyhow::Result<()> {
         prompts.len()
     );
     Ok(())
+}
+
+/// The median and 99th percentile of some timings (0 for none).
+fn p50_p99(times: &mut [f64]) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        times
+            .get(((times.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (quantile(0.5), quantile(0.99))
 }
 
 fn file_name(path: &Path) -> String {
@@ -312,9 +338,7 @@ fn eval_guard(
             micros.push(start.elapsed().as_secs_f64() * 1e6);
         }
     }
-    micros.sort_by(f64::total_cmp);
-    let quantile = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
-    let (p50, p99) = (quantile(0.5), quantile(0.99));
+    let (p50, p99) = p50_p99(&mut micros);
 
     let xstest_json = json!({
         "over_refusal": xs.fpr,
@@ -559,6 +583,205 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
         for miss in &misses {
             eprintln!("{miss}");
         }
+    }
+    Ok(())
+}
+
+/// The kinds a reply sentence can be labelled with.
+const REPLY_KINDS: [&str; 5] = [
+    "ok",
+    "leak",
+    "dead_as_alive",
+    "wrong_relationship",
+    "unknown_place",
+];
+
+/// One line of the replies set.
+struct ReplyLine {
+    line: usize,
+    production: String,
+    character: String,
+    beat: Option<String>,
+    expected: String,
+    sentence: String,
+}
+
+fn read_replies(path: &Path) -> anyhow::Result<Vec<ReplyLine>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.splitn(5, '\t').collect();
+        let [production, character, beat, expected, sentence] = fields.as_slice() else {
+            bail!(
+                "{}:{}: expected `production<TAB>character<TAB>beat<TAB>kind<TAB>sentence`",
+                path.display(),
+                i + 1
+            );
+        };
+        if !REPLY_KINDS.contains(expected) {
+            bail!(
+                "{}:{}: kind {expected:?} is not one of {}",
+                path.display(),
+                i + 1,
+                REPLY_KINDS.join(", ")
+            );
+        }
+        out.push(ReplyLine {
+            line: i + 1,
+            production: (*production).to_owned(),
+            character: (*character).to_owned(),
+            beat: (*beat != "-").then(|| (*beat).to_owned()),
+            expected: (*expected).to_owned(),
+            sentence: (*sentence).to_owned(),
+        });
+    }
+    if out.is_empty() {
+        bail!("{}: no lines", path.display());
+    }
+    Ok(out)
+}
+
+fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyhow::Result<()> {
+    let lines = read_replies(set)?;
+    let store = open_store(config)?;
+    let semantic = if lexical {
+        None
+    } else {
+        Some(Arc::new(load_semantic(config)?))
+    };
+    let mut worlds: std::collections::HashMap<String, Arc<World>> = Default::default();
+    let mut checks: std::collections::HashMap<(String, String, Option<String>), CanonCheck> =
+        Default::default();
+    let bar = progress(lines.len(), "checking");
+    // Per kind: lines labelled with it, and of those, flagged at all and flagged as that kind.
+    let mut labelled = [0usize; REPLY_KINDS.len()];
+    let mut flagged = [0usize; REPLY_KINDS.len()];
+    let mut right_kind = [0usize; REPLY_KINDS.len()];
+    let mut latencies = Vec::new();
+    let mut misses = Vec::new();
+    for line in &lines {
+        let at = |e: anyhow::Error| e.context(format!("{}:{}", set.display(), line.line));
+        let world = match worlds.get(&line.production) {
+            Some(w) => w.clone(),
+            None => {
+                let w = Arc::new(World::load(&store, &line.production).map_err(|e| at(e.into()))?);
+                worlds.insert(line.production.clone(), w.clone());
+                w
+            }
+        };
+        let key = (
+            line.production.clone(),
+            line.character.clone(),
+            line.beat.clone(),
+        );
+        if !checks.contains_key(&key) {
+            let resolved = world
+                .resolve(&store, &line.character, line.beat.as_deref())
+                .map_err(|e| at(e.into()))?;
+            let check = CanonCheck::new(
+                world.clone(),
+                resolved.character,
+                resolved.beat,
+                lore_canon::NameIndex::new(&world),
+                semantic.clone(),
+            );
+            checks.insert(key.clone(), check);
+        }
+        let check = &checks[&key];
+        let started = Instant::now();
+        let embedded = match &semantic {
+            Some(s) => s.embed_views(&views(&line.sentence))?,
+            None => Vec::new(),
+        };
+        let findings = check.check(&line.sentence, &embedded)?;
+        latencies.push(started.elapsed().as_secs_f64() * 1e6);
+        let kind = findings.first().map_or("ok", |f| f.problem.kind());
+        let k = REPLY_KINDS
+            .iter()
+            .position(|k| *k == line.expected)
+            .unwrap_or(0);
+        labelled[k] += 1;
+        flagged[k] += usize::from(kind != "ok");
+        right_kind[k] += usize::from(
+            findings.iter().any(|f| f.problem.kind() == line.expected)
+                || (line.expected == "ok" && findings.is_empty()),
+        );
+        if (kind == "ok") != (line.expected == "ok") {
+            let why = findings
+                .first()
+                .map(|f| format!(" ({}: {})", f.problem.kind(), f.evidence))
+                .unwrap_or_default();
+            misses.push(format!(
+                "{}:{} {} / {}: expected {}, got {kind}{why}: {:?}",
+                set.display(),
+                line.line,
+                line.production,
+                line.character,
+                line.expected,
+                line.sentence
+            ));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (p50, p99) = p50_p99(&mut latencies);
+    let problems: usize = labelled[1..].iter().sum();
+    let caught: usize = flagged[1..].iter().sum();
+    let recall = caught as f64 / problems.max(1) as f64;
+    let false_alarms = flagged[0] as f64 / labelled[0].max(1) as f64;
+    let rate = |a: usize, n: usize| if n == 0 { 1.0 } else { a as f64 / n as f64 };
+    if json {
+        let kinds: serde_json::Map<String, serde_json::Value> = REPLY_KINDS
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(k, name)| {
+                (
+                    (*name).to_owned(),
+                    json!({"n": labelled[k], "caught": rate(flagged[k], labelled[k]),
+                           "right_kind": rate(right_kind[k], labelled[k])}),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"problems": {"n": problems, "caught": recall}, "ok": {"n": labelled[0],
+                   "false_alarms": false_alarms}, "kinds": kinds, "embedding_layer": !lexical,
+                   "latency_us": {"p50": p50, "p99": p99}})
+        );
+    } else {
+        for m in &misses {
+            eprintln!("{m}");
+        }
+        println!(
+            "canon check of replies ({}; {} sentences)",
+            if lexical {
+                "rules over words"
+            } else {
+                "rules over words + embedding layer"
+            },
+            lines.len()
+        );
+        println!(
+            "problems caught: {caught} of {problems} ({:.1}%)   false alarms on fine sentences: {} of {} ({:.1}%)",
+            100.0 * recall,
+            flagged[0],
+            labelled[0],
+            100.0 * false_alarms
+        );
+        for (k, name) in REPLY_KINDS.iter().enumerate().skip(1) {
+            println!(
+                "  {name:<20} {:>3} lines  caught {:>5.1}%  as this kind {:>5.1}%",
+                labelled[k],
+                100.0 * rate(flagged[k], labelled[k]),
+                100.0 * rate(right_kind[k], labelled[k])
+            );
+        }
+        println!("latency per sentence: p50 {p50:.0} µs  p99 {p99:.0} µs");
     }
     Ok(())
 }

@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lore_canon::consent::LikenessUse;
+use lore_engine::LikenessScope;
 
 use crate::config::{BackendKind, Config};
 
@@ -166,6 +168,12 @@ enum Command {
         /// Show the retrieved facts before each reply.
         #[arg(long)]
         show_context: bool,
+        /// What the replies are used as, for the performer's likeness consent (text always).
+        #[arg(long = "use", value_name = "USE", value_parser = likeness_use)]
+        uses: Vec<LikenessUse>,
+        /// The audience's territory (ISO 3166-1 alpha-2), for likeness consent.
+        #[arg(long, value_name = "CODE")]
+        territory: Option<String>,
     },
     /// Serve characters over HTTP: sessions, streaming turns, OpenAI-compatible, SPARQL.
     Serve {
@@ -247,9 +255,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             session,
             generation,
             show_context,
+            uses,
+            territory,
         } => {
             generation.apply(&mut config);
-            chat::chat(&config, &session, show_context)
+            let mut likeness = LikenessScope {
+                uses: vec![LikenessUse::Text],
+                territory,
+            };
+            likeness
+                .uses
+                .extend(uses.into_iter().filter(|u| *u != LikenessUse::Text));
+            chat::chat(&config, &session, show_context, likeness)
         }
         Command::Serve {
             generation,
@@ -284,4 +301,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn likeness_use(name: &str) -> Result<LikenessUse, String> {
+    LikenessUse::parse(name).ok_or_else(|| format!("'{name}' is not a use: text, voice or image"))
 }

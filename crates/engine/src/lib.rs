@@ -9,11 +9,14 @@
 
 mod memory;
 mod preamble;
+mod reply;
 mod session;
 
 pub use lore_canon::World;
 pub use memory::{MemoryFact, MemoryKind};
 pub use preamble::preamble;
+pub use reply::{CheckedReply, OutputReport, Repair, SentenceVerdict, generate_checked};
 pub use session::{
-    CharacterSession, EngineError, History, SessionOptions, TurnContext, TurnPlanner, TurnResult,
+    CharacterSession, EngineError, History, LikenessScope, SessionOptions, TurnContext,
+    TurnPlanner, TurnResult,
 };

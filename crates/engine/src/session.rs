@@ -3,15 +3,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lore_canon::consent::{self, ConsentRefusal, LikenessRequest, LikenessUse};
 use lore_canon::{CanonError, Resolved, Retrieved, Retriever, StandingContext, World};
 use lore_gen::{
     Backend, Conversation, GenError, GenParams, Generation, Role, Session, StopReason, Turn,
 };
 
-use lore_guard::{Action, Decision, GuardError, Rails, Semantic};
+use lore_guard::{Action, CanonCheck, Decision, GuardError, Rails, Semantic};
 
 use crate::memory::{self, MemoryFact};
 use crate::preamble::preamble;
+use crate::reply::{OutputReport, SentenceVerdict, generate_checked};
 
 /// Most other characters' names used as stop labels.
 const MAX_STOP_NAMES: usize = 32;
@@ -79,6 +81,27 @@ pub enum EngineError {
     /// The player sent nothing to answer.
     #[error("the player's line is empty")]
     EmptyInput,
+    /// The character's performer did not consent to this use of their likeness.
+    #[error(transparent)]
+    Consent(#[from] ConsentRefusal),
+}
+
+/// What a client does with a character's replies, for likeness consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LikenessScope {
+    /// The uses: text always; voice when replies are spoken, image when the character is shown.
+    pub uses: Vec<LikenessUse>,
+    /// Where the audience is (ISO 3166-1 alpha-2), when the client says.
+    pub territory: Option<String>,
+}
+
+impl Default for LikenessScope {
+    fn default() -> Self {
+        LikenessScope {
+            uses: vec![LikenessUse::Text],
+            territory: None,
+        }
+    }
 }
 
 /// What a turn draws on: the deterministic half of a turn.
@@ -104,6 +127,8 @@ pub struct TurnResult {
     pub generation: Generation,
     /// The input rail's decision.
     pub rails: Decision,
+    /// What the output rail withheld and how the reply was repaired.
+    pub output: OutputReport,
 }
 
 /// Plans prompts for one character at one beat: retrieval plus prompt assembly, no model.
@@ -114,6 +139,7 @@ pub struct TurnPlanner {
     others: Vec<String>,
     options: SessionOptions,
     rails: Rails,
+    canon: CanonCheck,
     deflections: Vec<String>,
 }
 
@@ -128,6 +154,14 @@ impl TurnPlanner {
         let speaker = &world.entities[resolved.character];
         let rails = Rails::new(&world, &speaker.iri, options.semantic.as_ref())?;
         let deflections = speaker.deflections.clone();
+        let canon = CanonCheck::new(
+            world.clone(),
+            resolved.character,
+            resolved.beat,
+            // The retriever builds the same index; a clone shares nothing but costs little.
+            lore_canon::NameIndex::new(&world),
+            options.semantic.clone(),
+        );
         let retriever = Retriever::new(world, resolved);
         // Speaker labels that end a reply. A transcript reply also ends at a line break, so
         // the names that matter are those the model is likely to write: the speaker's
@@ -147,8 +181,37 @@ impl TurnPlanner {
             others,
             options,
             rails,
+            canon,
             deflections,
         })
+    }
+
+    /// Whether the speaker's performer consented to `scope` on `date` (`YYYY-MM-DD`); a
+    /// character nobody portrays needs no consent. Checked before any generation.
+    pub fn check_likeness(&self, scope: &LikenessScope, date: &str) -> Result<(), EngineError> {
+        let world = self.retriever.world();
+        let speaker = &world.entities[self.retriever.speaker()];
+        let Some(portrayal) = world.portrayal(&speaker.iri) else {
+            return Ok(());
+        };
+        let request = LikenessRequest {
+            uses: scope.uses.clone(),
+            production: world.production.iri.clone(),
+            territory: scope.territory.clone(),
+            date: date.to_owned(),
+        };
+        if let Err(refusal) = portrayal.permits(&request) {
+            tracing::info!(
+                target: "lore::audit",
+                action = "refuse",
+                character = %speaker.iri,
+                consent = %refusal.cited,
+                reason = %refusal.reason,
+                "likeness consent"
+            );
+            return Err(refusal.into());
+        }
+        Ok(())
     }
 
     /// The input rail: what the policy says about a player's line.
@@ -172,6 +235,49 @@ impl TurnPlanner {
             }
         }
         Ok(decision)
+    }
+
+    /// The output rail on one sentence of a reply: the policy rails and the canon check, on
+    /// one reading of the sentence.
+    pub fn check_sentence(&self, sentence: &str) -> Result<SentenceVerdict, EngineError> {
+        let views = lore_guard::normalize::views(sentence);
+        let embedded = match &self.options.semantic {
+            Some(semantic) => semantic.embed_views(&views).map_err(GuardError::from)?,
+            None => Vec::new(),
+        };
+        Ok(SentenceVerdict {
+            policy: self.rails.decide(&views, &embedded),
+            canon: self
+                .canon
+                .check(sentence, &embedded)
+                .map_err(GuardError::from)?,
+        })
+    }
+
+    /// Logs a withheld sentence for audit: what fired and why, never the sentence.
+    pub(crate) fn audit_withheld(&self, verdict: &SentenceVerdict) {
+        for fired in &verdict.policy.fired {
+            tracing::info!(
+                target: "lore::audit",
+                action = "withhold",
+                node = %fired.node,
+                rule = ?fired.rule,
+                layer = fired.layer.name(),
+                score = fired.score,
+                "output rail"
+            );
+        }
+        for finding in &verdict.canon {
+            tracing::info!(
+                target: "lore::audit",
+                action = "withhold",
+                problem = finding.problem.kind(),
+                node = %finding.problem.node(),
+                evidence = %finding.evidence,
+                score = finding.score,
+                "output rail"
+            );
+        }
     }
 
     /// What the character says instead of generating when the input rail blocks a line: one
@@ -277,6 +383,7 @@ impl TurnPlanner {
             character: self.standing.name.clone(),
             player: self.options.player_label.clone(),
             others: self.others.clone(),
+            avoid: Vec::new(),
             preamble: self.preamble.clone(),
             turns,
         };
@@ -325,22 +432,28 @@ const LOCAL_SESSION_GRAPH: &str = "urn:lore:session:local";
 /// A conversation between a player and one character at one beat of story time.
 pub struct CharacterSession {
     planner: TurnPlanner,
+    likeness: LikenessScope,
     history: Vec<Turn>,
     memory: Vec<MemoryFact>,
     backend_session: Box<dyn Session>,
 }
 
 impl CharacterSession {
-    /// Opens a session with `resolved`'s character at its beat.
+    /// Opens a session with `resolved`'s character at its beat, refused when the character's
+    /// performer did not consent to `likeness` today.
     pub fn open(
         world: Arc<World>,
         resolved: Resolved,
         backend: &dyn Backend,
         options: SessionOptions,
+        likeness: LikenessScope,
     ) -> Result<CharacterSession, EngineError> {
+        let planner = TurnPlanner::new(world, resolved, options)?;
+        planner.check_likeness(&likeness, &consent::today())?;
         let backend_session = backend.open_session()?;
         Ok(CharacterSession {
-            planner: TurnPlanner::new(world, resolved, options)?,
+            planner,
+            likeness,
             history: Vec::new(),
             memory: Vec::new(),
             backend_session,
@@ -363,6 +476,9 @@ impl CharacterSession {
             return Err(EngineError::EmptyInput);
         }
         let started = Instant::now();
+        // Consent can lapse while a session is open.
+        self.planner
+            .check_likeness(&self.likeness, &consent::today())?;
         let rails = self.planner.check_input(input)?;
         if rails.action != Action::Allow {
             let reply = self.planner.rail_reply(&rails, input);
@@ -394,6 +510,7 @@ impl CharacterSession {
                 facts_used: Vec::new(),
                 prepare_micros,
                 rails,
+                output: OutputReport::clean(),
             });
         }
         let history = History {
@@ -403,10 +520,15 @@ impl CharacterSession {
         };
         let (mut conversation, grounding) = self.planner.plan(input, &history);
         let prepare_micros = started.elapsed().as_micros();
-        let params = &self.planner.options.generation;
-        let generation = self
-            .backend_session
-            .generate(&conversation, params, on_text)?;
+        let checked = generate_checked(
+            &self.planner,
+            self.backend_session.as_mut(),
+            &conversation,
+            &self.planner.options.generation,
+            input,
+            on_text,
+        )?;
+        let generation = checked.generation;
         let facts_used: Vec<String> = grounding.iter().map(|f| f.iri.clone()).collect();
         if generation.stop != StopReason::Cancelled {
             let learned = self.planner.remember(
@@ -431,6 +553,7 @@ impl CharacterSession {
             prepare_micros,
             generation,
             rails,
+            output: checked.output,
         })
     }
 }
@@ -500,6 +623,7 @@ mod tests {
             resolved,
             &Recorder(prompts.clone()),
             SessionOptions::default(),
+            LikenessScope::default(),
         )
         .unwrap();
         (session, prompts)

@@ -443,6 +443,7 @@ mod tests {
             character: "Ada".into(),
             player: "Visitor".into(),
             others: vec![],
+            avoid: Vec::new(),
             preamble: "Ada keeps bees.".into(),
             turns: vec![crate::Turn {
                 role: crate::Role::Player,

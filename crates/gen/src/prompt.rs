@@ -29,6 +29,8 @@ pub struct Conversation {
     pub player: String,
     /// Names of other characters of the world: lines under these names end the reply.
     pub others: Vec<String>,
+    /// Words the reply must stop before: what gave away a reply the output rail withheld.
+    pub avoid: Vec<String>,
     /// Persona, scene and standing facts: the stable prefix of every prompt.
     pub preamble: String,
     /// The lines so far, ending with the player's line to answer.
@@ -74,6 +76,7 @@ impl Conversation {
             format!("{}:", self.character),
         ];
         stops.extend(self.others.iter().map(|o| format!("{o}:")));
+        stops.extend(self.avoid.iter().cloned());
         stops
     }
 
@@ -118,6 +121,7 @@ mod tests {
             character: "Odile".into(),
             player: "Player".into(),
             others: vec!["Pip".into()],
+            avoid: Vec::new(),
             preamble: "PREAMBLE".into(),
             turns: vec![
                 Turn {

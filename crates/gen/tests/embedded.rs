@@ -44,6 +44,7 @@ fn conversation(line: &str) -> Conversation {
         character: "Odile Marrow".into(),
         player: "Visitor".into(),
         others: vec!["Pip Tallow".into()],
+        avoid: Vec::new(),
         preamble: "A scene from \"Lanterns of Brindlemoor\".\n\nOdile Marrow is the Harbour Warden of Brindlemoor, a weathered woman who knows every boat on the river.\nHow Odile Marrow speaks: Short, salty sentences; calls people 'love'.\n\nOdile Marrow: Mind the ropes, love.".into(),
         turns: vec![Turn { role: Role::Player, text: line.into(), recalled: vec!["Pip sleeps in the apprentices' loft of the Guildhall.".into()] }],
     }

@@ -4,7 +4,10 @@
 //! word with homoglyphs, zero-width characters, leetspeak, spaced letters, base64 or rot13 does
 //! not hide it; then every view is checked against the policy's terms ([`lexicon::Lexicon`]),
 //! and [`Rails`] turns what was found into a [`Decision`] that cites the policy nodes.
+//! [`CanonCheck`] reads the sentences of a reply against canon: leaked secrets, the dead
+//! spoken of as alive, family ties and places canon does not have.
 
+pub mod canon_check;
 pub mod encoder;
 pub mod eval;
 pub mod head;
@@ -13,5 +16,6 @@ pub mod normalize;
 pub mod rails;
 pub mod semantic;
 
+pub use canon_check::{CanonCheck, Finding, Problem, Restriction};
 pub use rails::{Action, Audience, Decision, Fired, GuardError, Layer, Rails, Rule};
 pub use semantic::{HazardHead, Semantic};

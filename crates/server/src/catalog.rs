@@ -153,6 +153,9 @@ impl Catalog {
                 ))
             })?),
         };
+        world
+            .check_alive(id, beat)
+            .map_err(|e| ApiError::invalid(format!("field `at`: {e}")))?;
         Ok(Resolved {
             character: id,
             beat,

@@ -118,6 +118,10 @@ pub struct SessionRow {
     pub updated_ms: i64,
     /// When the rails ended it; no turn is accepted after.
     pub ended_ms: Option<i64>,
+    /// What the client uses the replies as, space-separated (`text voice`).
+    pub likeness_uses: String,
+    /// The audience's territory, when the client said.
+    pub territory: Option<String>,
 }
 
 /// A stored turn.
@@ -137,6 +141,8 @@ pub struct TurnRow {
     pub created_ms: i64,
     /// The input rail's decisions (JSON array; empty when the line was allowed).
     pub rails: String,
+    /// The output rail's report (JSON object).
+    pub output_rail: String,
 }
 
 /// A stored fact of a session's graph.
@@ -177,7 +183,8 @@ pub struct Db {
 }
 
 const SESSION_COLUMNS: &str = "id, tenant, owner_key, player, production, character_iri, beat, \
-     at_label, conversation, turns, memory_facts, player_state, created_ms, updated_ms, ended_ms";
+     at_label, conversation, turns, memory_facts, player_state, created_ms, updated_ms, ended_ms, \
+     likeness_uses, territory";
 
 fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
     Ok(SessionRow {
@@ -196,6 +203,8 @@ fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
         created_ms: row.try_get(12)?,
         updated_ms: row.try_get(13)?,
         ended_ms: row.try_get(14)?,
+        likeness_uses: row.try_get(15)?,
+        territory: row.try_get(16)?,
     })
 }
 
@@ -333,7 +342,7 @@ impl Db {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), DbError> {
         sqlx::query(&format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&s.id)
         .bind(&s.tenant)
@@ -350,6 +359,8 @@ impl Db {
         .bind(s.created_ms)
         .bind(s.updated_ms)
         .bind(s.ended_ms)
+        .bind(&s.likeness_uses)
+        .bind(&s.territory)
         .execute(&self.pool)
         .await
         .map_err(|e| match e {
@@ -440,7 +451,8 @@ impl Db {
     /// Turns of session `id` from turn `from` on, in order.
     pub async fn turns(&self, id: &str, from: i64) -> Result<Vec<TurnRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT turn, input, reply, recalled, facts_used, created_ms, rails FROM turns \
+            "SELECT turn, input, reply, recalled, facts_used, created_ms, rails, output_rail \
+             FROM turns \
              WHERE session_id = $1 AND turn >= $2 ORDER BY turn",
         )
         .bind(id)
@@ -457,6 +469,7 @@ impl Db {
                     facts_used: r.try_get(4)?,
                     created_ms: r.try_get(5)?,
                     rails: r.try_get(6)?,
+                    output_rail: r.try_get(7)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -651,11 +664,11 @@ async fn insert_turns(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     records: &[&TurnRecord],
 ) -> Result<(), DbError> {
-    for chunk in records.chunks(MAX_PARAMETERS / 8) {
+    for chunk in records.chunks(MAX_PARAMETERS / 9) {
         let sql = format!(
             "INSERT INTO turns (session_id, turn, input, reply, recalled, facts_used, created_ms, \
-             rails) VALUES {}",
-            placeholders(chunk.len(), 8)
+             rails, output_rail) VALUES {}",
+            placeholders(chunk.len(), 9)
         );
         let mut query = sqlx::query(&sql);
         for record in chunk {
@@ -668,7 +681,8 @@ async fn insert_turns(
                 .bind(&turn.recalled)
                 .bind(&turn.facts_used)
                 .bind(turn.created_ms)
-                .bind(&turn.rails);
+                .bind(&turn.rails)
+                .bind(&turn.output_rail);
         }
         query.execute(&mut **tx).await?;
     }
@@ -726,6 +740,8 @@ mod tests {
             created_ms: 0,
             updated_ms: 0,
             ended_ms: None,
+            likeness_uses: "text".into(),
+            territory: None,
         }
     }
 
@@ -747,6 +763,7 @@ mod tests {
             facts_used: "[]".into(),
             created_ms: 1,
             rails: "[]".into(),
+            output_rail: "{}".into(),
         };
         let (ack, _) = oneshot::channel();
         let session_id = session_id.into();

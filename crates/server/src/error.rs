@@ -71,6 +71,24 @@ impl ApiError {
         )
     }
 
+    /// What the engine refused or failed at: a likeness-consent refusal is the client's
+    /// (403, citing the consent record); policy the engine cannot enforce is the studio's.
+    pub fn from_engine(error: lore_engine::EngineError) -> ApiError {
+        match error {
+            lore_engine::EngineError::Consent(refusal) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "likeness_consent",
+                refusal.to_string(),
+            ),
+            lore_engine::EngineError::Policy(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy_invalid",
+                e.to_string(),
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({ "error": { "code": self.code, "message": self.message } })

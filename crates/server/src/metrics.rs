@@ -23,6 +23,13 @@ pub struct Outcome {
     pub outcome: &'static str,
 }
 
+/// How the output rail repaired a reply.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepairKind {
+    /// `truncated`, `regenerated` or `fallback`.
+    pub repair: &'static str,
+}
+
 /// An HTTP response class.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Status {
@@ -54,6 +61,8 @@ pub struct Metrics {
     pub queue_depth: Gauge<i64, AtomicI64>,
     /// Turns generating now.
     pub generating: Gauge<i64, AtomicI64>,
+    /// Replies the output rail repaired, by repair.
+    pub output_repairs: Family<RepairKind, Counter>,
 }
 
 impl Default for Metrics {
@@ -89,6 +98,15 @@ impl Default for Metrics {
             queue_depth.clone(),
         );
         registry.register("generating", "Turns generating now", generating.clone());
+        let output_repairs = Family::<RepairKind, Counter>::default();
+        registry.register(
+            "output_repairs",
+            "Replies the output rail repaired (a sentence withheld)",
+            output_repairs.clone(),
+        );
+        for repair in ["truncated", "regenerated", "fallback"] {
+            drop(output_repairs.get_or_create(&RepairKind { repair }));
+        }
         // Every series exists from the start, so dashboards and alerts see zeros, not gaps.
         for outcome in ["completed", "cancelled", "failed", "conflict"] {
             drop(turns.get_or_create(&Outcome { outcome }));
@@ -105,6 +123,7 @@ impl Default for Metrics {
             tokens_per_second,
             queue_depth,
             generating,
+            output_repairs,
         }
     }
 }
@@ -113,6 +132,13 @@ impl Metrics {
     /// Records `seconds` for `stage`.
     pub fn stage(&self, stage: &'static str, seconds: f64) {
         self.stages.get_or_create(&Stage { stage }).observe(seconds);
+    }
+
+    /// Counts a reply the output rail repaired.
+    pub fn output_repair(&self, repair: &'static str) {
+        self.output_repairs
+            .get_or_create(&RepairKind { repair })
+            .inc();
     }
 
     /// Counts a turn's outcome.

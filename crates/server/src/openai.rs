@@ -174,6 +174,8 @@ async fn session_for(
             user
         },
         at,
+        uses: Vec::new(),
+        territory: None,
     };
     match open_session(app, caller, &create, Some(conversation.clone())).await {
         Ok(row) => Ok(row),

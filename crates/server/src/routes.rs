@@ -14,6 +14,9 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use lore_canon::consent::LikenessUse;
+use lore_engine::LikenessScope;
+
 use crate::auth::{Caller, Role, check_tenant, create_key, random_hex};
 use crate::catalog::{Served, characters, local_id};
 use crate::db::{KeyRow, SessionRow, now_ms};
@@ -126,11 +129,51 @@ fn session_out(app: &App, row: &SessionRow) -> SessionOut {
         character: local_id(&row.character).to_owned(),
         at: row.at.clone(),
         beat: row.beat,
+        uses: row
+            .likeness_uses
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        territory: row.territory.clone(),
         turns: row.turns,
         memory_facts: row.memory_facts,
         created_ms: row.created_ms,
         updated_ms: row.updated_ms,
     }
+}
+
+/// The likeness request of a new session: text always, plus the uses the client names.
+fn likeness_scope(request: &CreateSession) -> Result<LikenessScope, ApiError> {
+    let mut scope = LikenessScope::default();
+    for (i, name) in request.uses.iter().enumerate() {
+        let u = LikenessUse::parse(name).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "field `uses[{i}]`: '{name}' is not a use (text, voice or image)"
+            ))
+        })?;
+        if !scope.uses.contains(&u) {
+            scope.uses.push(u);
+        }
+    }
+    if let Some(t) = &request.territory {
+        if t.len() != 2 || !t.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ApiError::invalid(format!(
+                "field `territory`: '{t}' is not an ISO 3166-1 alpha-2 code such as GB"
+            )));
+        }
+        scope.territory = Some(t.to_ascii_uppercase());
+    }
+    Ok(scope)
+}
+
+/// How a session row stores its likeness uses.
+fn likeness_uses_column(scope: &LikenessScope) -> String {
+    scope
+        .uses
+        .iter()
+        .map(|u| u.name())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Opens a session for `player`; with `conversation`, one an OpenAI-compatible client stands for.
@@ -149,6 +192,13 @@ pub(crate) async fn open_session(
     let resolved = app
         .catalog
         .resolve(served, &request.character, request.at.as_deref())?;
+    let likeness = likeness_scope(request)?;
+    // Refused before the session exists, so a client learns at once what consent lacks.
+    app.catalog
+        .planner(served, resolved)
+        .map_err(ApiError::from_engine)?
+        .check_likeness(&likeness, &lore_canon::consent::today())
+        .map_err(ApiError::from_engine)?;
     let now = now_ms();
     let row = SessionRow {
         id: random_hex(12),
@@ -166,6 +216,8 @@ pub(crate) async fn open_session(
         created_ms: now,
         updated_ms: now,
         ended_ms: None,
+        likeness_uses: likeness_uses_column(&likeness),
+        territory: likeness.territory,
     };
     app.db.insert_session(&row).await?;
     Ok(row)

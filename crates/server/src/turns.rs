@@ -14,7 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use lore_engine::{History, MemoryFact, MemoryKind, TurnPlanner};
+use lore_canon::consent::LikenessUse;
+use lore_engine::{
+    EngineError, History, LikenessScope, MemoryFact, MemoryKind, OutputReport, Repair, TurnPlanner,
+    generate_checked,
+};
 use lore_gen::{Backend, Role as LineRole, Session, StopReason, Turn};
 use lore_guard::Action;
 use tokio::sync::{Semaphore, mpsc};
@@ -23,7 +27,7 @@ use crate::auth::Caller;
 use crate::db::{MemoryRow, SessionRow, TurnRecord, TurnRow, now_ms};
 use crate::error::ApiError;
 use crate::state::App;
-use crate::wire::{RailOut, Timing, TurnOut, Usage};
+use crate::wire::{OutputRailOut, RailOut, Timing, TurnOut, Usage};
 
 /// Longest player line, in bytes.
 pub const MAX_INPUT_BYTES: usize = 4096;
@@ -298,13 +302,7 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
                 beat: row.beat,
             },
         )
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "policy_invalid",
-                e.to_string(),
-            )
-        })?;
+        .map_err(ApiError::from_engine)?;
     let total_lines = usize::try_from(row.turns).unwrap_or(0) * 2;
     let first_turn = planner.window_start(total_lines) / 2;
     let mut lines = Vec::new();
@@ -315,7 +313,8 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
     {
         let recalled: Vec<String> = serde_json::from_str(&turn.recalled).unwrap_or_default();
         // A line the input rail blocked never reaches a prompt.
-        let blocked = turn.rails != "[]";
+        let blocked = serde_json::from_str::<Vec<RailOut>>(&turn.rails)
+            .map_or(true, |rails| rails.iter().any(|r| r.rail == "input"));
         lines.push(Turn {
             role: LineRole::Player,
             text: if blocked {
@@ -395,6 +394,23 @@ async fn run(
         ));
     }
     let plan_started = Instant::now();
+    // Consent can lapse, or canon change, while a session is open.
+    let likeness = LikenessScope {
+        uses: hot
+            .row
+            .likeness_uses
+            .split_whitespace()
+            .filter_map(LikenessUse::parse)
+            .collect(),
+        territory: hot.row.territory.clone(),
+    };
+    if let Err(e) = hot
+        .planner
+        .check_likeness(&likeness, &lore_canon::consent::today())
+    {
+        metrics.turn("consent_refused");
+        return Err(ApiError::from_engine(e));
+    }
     // The embedding layer is milliseconds of CPU: off the async workers.
     let planner = hot.planner.clone();
     let line = input.to_owned();
@@ -419,6 +435,7 @@ async fn run(
                 facts_used: "[]".into(),
                 created_ms: now_ms(),
                 rails: serde_json::to_string(&rails).map_err(ApiError::internal)?,
+                output_rail: "{}".into(),
             },
             memory: Vec::new(),
             ends_session: input_rail.action == Action::EndSession,
@@ -443,6 +460,7 @@ async fn run(
             reply,
             facts_used: Vec::new(),
             rails,
+            output_rail: OutputRailOut::from_report(&OutputReport::clean(), false),
             provenance: None,
             finish_reason: "rails".into(),
             usage: Usage {
@@ -474,6 +492,8 @@ async fn run(
     let params = hot.planner.options().generation.clone();
     let sender = events.clone();
     let abort = turns.abort.clone();
+    let planner = hot.planner.clone();
+    let line = input.to_owned();
     metrics.generating.inc();
     let generated = tokio::task::spawn_blocking(move || {
         let mut on_text = |text: &str| {
@@ -482,7 +502,15 @@ async fn run(
                     .blocking_send(TurnEvent::Delta(text.to_owned()))
                     .is_ok()
         };
-        let result = backend.generate(&conversation, &params, &mut on_text);
+        // Only sentences the output rail passes reach `on_text`.
+        let result = generate_checked(
+            &planner,
+            backend.as_mut(),
+            &conversation,
+            &params,
+            &line,
+            &mut on_text,
+        );
         (backend, conversation, result)
     })
     .await;
@@ -490,9 +518,9 @@ async fn run(
     let (backend, mut conversation, result) =
         generated.map_err(|e| ApiError::internal(format!("generation thread: {e}")))?;
     hot.backend = Some(backend);
-    let generation = match result {
-        Ok(generation) => generation,
-        Err(e) => {
+    let (generation, output) = match result {
+        Ok(checked) => (checked.generation, checked.output),
+        Err(EngineError::Gen(e)) => {
             metrics.turn("failed");
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
@@ -500,7 +528,14 @@ async fn run(
                 e.to_string(),
             ));
         }
+        Err(e) => {
+            metrics.turn("failed");
+            return Err(ApiError::from_engine(e));
+        }
     };
+    if output.repair != Repair::None {
+        metrics.output_repair(output.repair.name());
+    }
     if generation.stop == StopReason::Cancelled {
         metrics.turn("cancelled");
         return Err(cancelled());
@@ -536,6 +571,8 @@ async fn run(
             facts_used: serde_json::to_string(&facts_used).map_err(ApiError::internal)?,
             created_ms: now_ms(),
             rails: "[]".into(),
+            output_rail: serde_json::to_string(&OutputRailOut::from_report(&output, true))
+                .map_err(ApiError::internal)?,
         },
         memory: learned
             .iter()
@@ -563,6 +600,7 @@ async fn run(
         reply: generation.text.clone(),
         facts_used,
         rails: Vec::new(),
+        output_rail: OutputRailOut::from_report(&output, false),
         provenance: None,
         finish_reason: match generation.stop {
             StopReason::Stop => "stop",

@@ -51,6 +51,14 @@ pub struct CreateSession {
     /// Story time: a beat's number or name; absent means timeless.
     #[serde(default)]
     pub at: Option<String>,
+    /// What the replies will be used as, for the performer's likeness consent: `text`
+    /// (always), `voice` (spoken), `image` (shown with the character's likeness).
+    #[serde(default)]
+    pub uses: Vec<String>,
+    /// Where the audience is (ISO 3166-1 alpha-2), for likeness consent limited to
+    /// territories.
+    #[serde(default)]
+    pub territory: Option<String>,
 }
 
 /// A session.
@@ -68,6 +76,10 @@ pub struct SessionOut {
     pub at: Option<String>,
     /// Story time as a beat number.
     pub beat: Option<i64>,
+    /// What the replies are used as (likeness consent).
+    pub uses: Vec<String>,
+    /// The audience's territory, when given.
+    pub territory: Option<String>,
     /// Completed turns.
     pub turns: i64,
     /// Facts in the session's own graph.
@@ -222,9 +234,11 @@ pub struct TurnOut {
     pub reply: String,
     /// IRIs of the canon facts and session memories the reply is grounded in.
     pub facts_used: Vec<String>,
-    /// The rails' decisions on this turn, each citing the policy node that fired (empty when
-    /// nothing did).
+    /// The input rail's decisions on this turn, each citing the policy node that fired (empty
+    /// when nothing did).
     pub rails: Vec<RailOut>,
+    /// What the output rail withheld from the reply and how it was repaired.
+    pub output_rail: OutputRailOut,
     /// The signed provenance record (filled by authenticity).
     #[schema(value_type = Option<Object>)]
     pub provenance: Option<serde_json::Value>,
@@ -235,6 +249,57 @@ pub struct TurnOut {
     pub usage: Usage,
     /// Where the time went.
     pub timing: Timing,
+}
+
+/// What the output rail did to a reply.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct OutputRailOut {
+    /// `none`, `truncated` (the reply ends before the withheld sentence), `regenerated` or
+    /// `fallback` (the character deflected).
+    pub repair: String,
+    /// The problems of the withheld sentences (never the sentences).
+    pub withheld: Vec<WithheldOut>,
+}
+
+/// One problem of a withheld sentence.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WithheldOut {
+    /// `policy`, `leak`, `dead_as_alive`, `wrong_relationship` or `unknown_place`.
+    pub kind: String,
+    /// The policy or canon node it cites. Absent on the wire for a leak, whose fact would give
+    /// the secret away; kept in the audit record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// How sure, 0..1.
+    pub score: f32,
+}
+
+impl OutputRailOut {
+    /// The report as the audit record keeps it (`audit`), or as a player may see it.
+    pub fn from_report(report: &lore_engine::OutputReport, audit: bool) -> OutputRailOut {
+        let mut withheld = Vec::new();
+        for verdict in &report.withheld {
+            for fired in &verdict.policy.fired {
+                withheld.push(WithheldOut {
+                    kind: "policy".into(),
+                    node: Some(fired.node.clone()),
+                    score: fired.score,
+                });
+            }
+            for finding in &verdict.canon {
+                let leak = matches!(finding.problem, lore_guard::Problem::Leak { .. });
+                withheld.push(WithheldOut {
+                    kind: finding.problem.kind().into(),
+                    node: (audit || !leak).then(|| finding.problem.node().to_owned()),
+                    score: finding.score,
+                });
+            }
+        }
+        OutputRailOut {
+            repair: report.repair.name().into(),
+            withheld,
+        }
+    }
 }
 
 /// An API key as listed (never its secret).

@@ -1,0 +1,315 @@
+//! The output rail: a reply is checked sentence by sentence while it streams, and only
+//! sentences that pass reach the player.
+//!
+//! A sentence fails when the policy rails block it or the canon check finds a leak or a
+//! contradiction. Generation stops there. The reply is then repaired: what was already sent
+//! stands on its own (truncated); when nothing was sent, the reply is generated once more with
+//! a new seed and the failed sentence's giveaway words as stop strings (regenerated); when
+//! that fails too, the character says one of its deflection lines (fallback).
+
+use lore_gen::{Conversation, GenParams, Generation, Session, StopReason};
+use lore_guard::{Action, Decision, Finding};
+
+use crate::session::{EngineError, TurnPlanner};
+
+/// What the rails found in one sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentenceVerdict {
+    /// The policy rails' decision.
+    pub policy: Decision,
+    /// The canon check's findings.
+    pub canon: Vec<Finding>,
+}
+
+impl SentenceVerdict {
+    /// Whether the sentence may be sent.
+    pub fn passes(&self) -> bool {
+        self.policy.action == Action::Allow && self.canon.is_empty()
+    }
+
+    /// Words a regeneration must not write: the policy terms and the canon giveaways.
+    fn avoid(&self) -> Vec<String> {
+        let lexicon = self
+            .policy
+            .fired
+            .iter()
+            .filter(|f| f.layer == lore_guard::Layer::Lexicon)
+            .map(|f| f.term.clone());
+        lexicon
+            .chain(self.canon.iter().flat_map(|f| f.avoid.iter().cloned()))
+            .collect()
+    }
+}
+
+/// How the output rail changed a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Repair {
+    /// Every sentence passed.
+    None,
+    /// The reply ends before the first sentence that failed.
+    Truncated,
+    /// The first attempt failed before any sentence passed; a second one passed.
+    Regenerated,
+    /// Both attempts failed; the character deflected in its own voice.
+    Fallback,
+}
+
+impl Repair {
+    /// Its name on the wire and in the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Repair::None => "none",
+            Repair::Truncated => "truncated",
+            Repair::Regenerated => "regenerated",
+            Repair::Fallback => "fallback",
+        }
+    }
+}
+
+/// What the output rail did on one turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputReport {
+    /// The repair made.
+    pub repair: Repair,
+    /// The verdicts on the sentences that were withheld (at most one per attempt); the
+    /// sentences themselves are never kept.
+    pub withheld: Vec<SentenceVerdict>,
+}
+
+impl OutputReport {
+    /// A reply the output rail did not touch.
+    pub fn clean() -> OutputReport {
+        OutputReport {
+            repair: Repair::None,
+            withheld: Vec::new(),
+        }
+    }
+}
+
+/// A reply after the output rail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedReply {
+    /// The last generation's costs; its text is what the player got.
+    pub generation: Generation,
+    /// What the rail did.
+    pub output: OutputReport,
+}
+
+/// Passes streamed text on in whole sentences that the rails allow.
+struct SentenceGate<'a> {
+    planner: &'a TurnPlanner,
+    pending: String,
+    sent: String,
+    failed: Option<SentenceVerdict>,
+    error: Option<EngineError>,
+    client_gone: bool,
+}
+
+impl<'a> SentenceGate<'a> {
+    fn new(planner: &'a TurnPlanner) -> SentenceGate<'a> {
+        SentenceGate {
+            planner,
+            pending: String::new(),
+            sent: String::new(),
+            failed: None,
+            error: None,
+            client_gone: false,
+        }
+    }
+
+    /// Takes a streamed piece; returns whether generation should go on.
+    fn push(&mut self, piece: &str, emit: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.pending.push_str(piece);
+        while let Some(end) = sentence_end(&self.pending) {
+            let sentence: String = self.pending.drain(..end).collect();
+            if !self.pass(sentence, emit) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Checks what is left when generation ends.
+    fn finish(&mut self, emit: &mut dyn FnMut(&str) -> bool) {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.trim().is_empty() && self.failed.is_none() && self.error.is_none() {
+            self.pass(rest, emit);
+        }
+    }
+
+    fn pass(&mut self, sentence: String, emit: &mut dyn FnMut(&str) -> bool) -> bool {
+        match self.planner.check_sentence(&sentence) {
+            Ok(verdict) if verdict.passes() => {
+                if !emit(&sentence) {
+                    self.client_gone = true;
+                    return false;
+                }
+                self.sent.push_str(&sentence);
+                true
+            }
+            Ok(verdict) => {
+                self.failed = Some(verdict);
+                false
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+}
+
+/// The byte index just past the first whole sentence of `text`: after `.`, `!`, `?` or `…`
+/// (and any closing quotes) followed by white space, or after a line break.
+fn sentence_end(text: &str) -> Option<usize> {
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\n' {
+            return Some(i + 1);
+        }
+        if matches!(c, '.' | '!' | '?' | '…') {
+            while let Some(&(_, q)) = chars.peek() {
+                if matches!(
+                    q,
+                    '"' | '\'' | '\u{201d}' | '\u{2019}' | ')' | '.' | '!' | '?'
+                ) {
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if let Some(&(j, w)) = chars.peek()
+                && w.is_whitespace()
+            {
+                return Some(j + w.len_utf8());
+            }
+        }
+    }
+    None
+}
+
+/// Generates a reply through the output rail: `on_text` gets only sentences that pass, and
+/// may return `false` to cancel (the result then has [`StopReason::Cancelled`]).
+pub fn generate_checked(
+    planner: &TurnPlanner,
+    session: &mut dyn Session,
+    conversation: &Conversation,
+    params: &GenParams,
+    input: &str,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<CheckedReply, EngineError> {
+    let mut withheld = Vec::new();
+    let mut spent = Generation {
+        text: String::new(),
+        prompt_tokens: 0,
+        evaluated_tokens: 0,
+        generated_tokens: 0,
+        time_to_first_token: std::time::Duration::ZERO,
+        prompt_time: std::time::Duration::ZERO,
+        generation_time: std::time::Duration::ZERO,
+        stop: StopReason::Stop,
+    };
+    let mut conversation = conversation.clone();
+    let mut params = params.clone();
+    for attempt in 0..2 {
+        let mut gate = SentenceGate::new(planner);
+        let attempt_cost =
+            session.generate(&conversation, &params, &mut |t| gate.push(t, on_text))?;
+        let mut generation = add_costs(&spent, attempt_cost);
+        if let Some(e) = gate.error.take() {
+            return Err(e);
+        }
+        if gate.client_gone || (generation.stop == StopReason::Cancelled && gate.failed.is_none()) {
+            generation.stop = StopReason::Cancelled;
+            generation.text = gate.sent;
+            return Ok(CheckedReply {
+                generation,
+                output: OutputReport::clean(),
+            });
+        }
+        gate.finish(on_text);
+        if let Some(e) = gate.error.take() {
+            return Err(e);
+        }
+        let Some(failed) = gate.failed.take() else {
+            generation.text = gate.sent.trim().to_owned();
+            let repair = if attempt == 0 {
+                Repair::None
+            } else {
+                Repair::Regenerated
+            };
+            return Ok(CheckedReply {
+                generation,
+                output: OutputReport { repair, withheld },
+            });
+        };
+        let avoid = failed.avoid();
+        planner.audit_withheld(&failed);
+        withheld.push(failed);
+        if !gate.sent.trim().is_empty() {
+            generation.text = gate.sent.trim().to_owned();
+            generation.stop = StopReason::Stop;
+            return Ok(CheckedReply {
+                generation,
+                output: OutputReport {
+                    repair: Repair::Truncated,
+                    withheld,
+                },
+            });
+        }
+        // Nothing was said yet: try once more, elsewhere in the distribution and stopping
+        // before the words that gave the failed sentence away.
+        params.sampler.seed = params.sampler.seed.wrapping_add(0x9e37_79b9);
+        conversation.avoid.extend(avoid);
+        spent = generation;
+    }
+    let reply = planner.rail_reply(
+        &Decision {
+            action: Action::Deflect,
+            fired: Vec::new(),
+        },
+        input,
+    );
+    on_text(&reply);
+    spent.text = reply;
+    Ok(CheckedReply {
+        generation: spent,
+        output: OutputReport {
+            repair: Repair::Fallback,
+            withheld,
+        },
+    })
+}
+
+/// `more` with the costs of the attempts before it added (its first token is the first
+/// attempt's).
+fn add_costs(total: &Generation, more: Generation) -> Generation {
+    Generation {
+        prompt_tokens: total.prompt_tokens.max(more.prompt_tokens),
+        evaluated_tokens: total.evaluated_tokens + more.evaluated_tokens,
+        generated_tokens: total.generated_tokens + more.generated_tokens,
+        time_to_first_token: if total.generated_tokens == 0 && total.evaluated_tokens == 0 {
+            more.time_to_first_token
+        } else {
+            total.time_to_first_token
+        },
+        prompt_time: total.prompt_time + more.prompt_time,
+        generation_time: total.generation_time + more.generation_time,
+        ..more
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence_end;
+
+    #[test]
+    fn sentences_end_at_stops_followed_by_space() {
+        assert_eq!(sentence_end("Aye. Then"), Some(5));
+        assert_eq!(sentence_end("Aye."), None, "the next piece may continue it");
+        assert_eq!(sentence_end("It cost 3.50 love"), None);
+        assert_eq!(sentence_end("\"Go!\" she said"), Some(6));
+        assert_eq!(sentence_end("Well…\nso"), Some("Well…\n".len()));
+        assert_eq!(sentence_end("no stop yet"), None);
+    }
+}

@@ -1,0 +1,859 @@
+//! The canon check of replies: whether a sentence a character is about to say gives away what
+//! it must not, or contradicts canon at the session's story time.
+//!
+//! - A leak: the sentence names an entity of a restricted fact (a secret, a fact the speaker
+//!   does not know, a fact that only becomes true later) and uses one of the fact's telling
+//!   words (a word of its statement that no fact the speaker may tell and no description of
+//!   an entity uses), or, with the embedding layer, names its entities and means nearly the
+//!   same.
+//! - A dead character spoken of as alive: named with a present or future verb, or as someone
+//!   to go and see, in a sentence with no word of death or the past.
+//! - A family tie canon does not record: "X is my brother", "my sister X", "X is Y's son",
+//!   checked against the relationships between the two, read from either side.
+//! - A place canon does not have: a capitalised name after a preposition of place that no
+//!   entity has and no text of canon contains.
+//!
+//! These are rules over words, not a parser: they are measured on a labelled set
+//! (`lore eval replies`), and what they miss is counted there.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+
+use lore_canon::{EntityId, EntityKind, NameIndex, World};
+
+use crate::encoder::EncoderError;
+use crate::semantic::{Embedded, Semantic, cosine};
+
+/// How similar in meaning a sentence that names a restricted fact's entities must be to the
+/// fact to leak it, when it shares none of the fact's telling words.
+pub const LEAK_SIMILARITY: f32 = 0.75;
+
+/// Why a fact may not be told by this speaker at this beat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Restriction {
+    /// `lore:secret`: kept even by those who know it.
+    Secret,
+    /// The speaker does not know it.
+    Unknown,
+    /// It only becomes true at a later beat.
+    Future,
+}
+
+impl Restriction {
+    /// Its name on the wire and in the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Restriction::Secret => "secret",
+            Restriction::Unknown => "unknown_to_speaker",
+            Restriction::Future => "future",
+        }
+    }
+}
+
+/// What is wrong with a sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// It tells a restricted fact (IRI).
+    Leak {
+        /// The fact.
+        fact: String,
+        /// Why it may not be told.
+        restriction: Restriction,
+    },
+    /// It speaks of a dead character (IRI) as alive.
+    DeadAsAlive {
+        /// The character.
+        character: String,
+    },
+    /// It claims a family tie (the kin word) between two entities (IRIs) that canon lacks.
+    WrongRelationship {
+        /// Whose relative.
+        of: String,
+        /// The claimed relative.
+        relative: String,
+        /// The kin word used.
+        claimed: String,
+    },
+    /// It names a place canon does not have.
+    UnknownPlace {
+        /// The name as written.
+        name: String,
+    },
+}
+
+impl Problem {
+    /// Its kind on the wire and in the audit log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Problem::Leak { .. } => "leak",
+            Problem::DeadAsAlive { .. } => "dead_as_alive",
+            Problem::WrongRelationship { .. } => "wrong_relationship",
+            Problem::UnknownPlace { .. } => "unknown_place",
+        }
+    }
+
+    /// The canon node it cites: the fact, the character, or the relative.
+    pub fn node(&self) -> &str {
+        match self {
+            Problem::Leak { fact, .. } => fact,
+            Problem::DeadAsAlive { character } => character,
+            Problem::WrongRelationship { relative, .. } => relative,
+            Problem::UnknownPlace { name } => name,
+        }
+    }
+}
+
+/// One problem found in a sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What is wrong.
+    pub problem: Problem,
+    /// The words that gave it away: a telling word, a name and verb, a phrase.
+    pub evidence: String,
+    /// 1 for a rule over words; the cosine for a leak found by meaning.
+    pub score: f32,
+    /// Words a regeneration should stop before (as written, and capitalised).
+    pub avoid: Vec<String>,
+}
+
+/// `words` as written and with a capital first letter, for case-sensitive stop strings.
+fn both_cases<'a>(words: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in words {
+        let mut chars = w.chars();
+        let capital: String = chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default();
+        out.push(w.to_owned());
+        if capital != w {
+            out.push(capital);
+        }
+    }
+    out
+}
+
+/// A fact this speaker may not tell at this beat.
+#[derive(Debug)]
+struct Restricted {
+    iri: String,
+    statement: String,
+    restriction: Restriction,
+    entities: Vec<EntityId>,
+    telling: Vec<String>,
+}
+
+/// The canon check for one speaker at one beat.
+pub struct CanonCheck {
+    world: Arc<World>,
+    speaker: EntityId,
+    names: NameIndex,
+    restricted: Vec<Restricted>,
+    /// Statements of the facts the speaker may tell, by entity.
+    tellable_about: HashMap<EntityId, Vec<String>>,
+    dead: HashSet<EntityId>,
+    /// Family groups (see [`kin_group`]) by (entity, relative): what the relative is to it.
+    kin: HashMap<(EntityId, EntityId), Vec<&'static str>>,
+    known_phrases: HashSet<String>,
+    semantic: Option<Arc<Semantic>>,
+}
+
+impl std::fmt::Debug for CanonCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CanonCheck")
+            .field("speaker", &self.speaker)
+            .field("restricted", &self.restricted.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CanonCheck {
+    /// Settles what `speaker` may not tell at `beat` and what canon says about the living,
+    /// families and places. `names` is the world's name index.
+    pub fn new(
+        world: Arc<World>,
+        speaker: EntityId,
+        beat: Option<i64>,
+        names: NameIndex,
+        semantic: Option<Arc<Semantic>>,
+    ) -> CanonCheck {
+        let restriction = |f: &lore_canon::Fact| {
+            if f.secret {
+                Some(Restriction::Secret)
+            } else if matches!((f.span.from, beat), (Some(from), Some(beat)) if from > beat) {
+                Some(Restriction::Future)
+            } else if !f.known_by(speaker, beat) {
+                Some(Restriction::Unknown)
+            } else {
+                None
+            }
+        };
+        let entities_of = |f: &lore_canon::Fact| {
+            let mut entities = f.about.clone();
+            if let Some(claim) = &f.claim {
+                entities.extend(world.entity(&claim.subject));
+                entities.extend(world.entity(&claim.value));
+            }
+            entities.sort_unstable();
+            entities.dedup();
+            entities
+        };
+        // Words the speaker may use anyway: those of every fact it may tell and of every
+        // entity's description. What a restricted fact says beyond them gives it away.
+        let mut tellable: HashSet<String> = HashSet::new();
+        let mut tellable_about: HashMap<EntityId, Vec<String>> = HashMap::new();
+        for f in world.facts.iter().filter(|f| restriction(f).is_none()) {
+            tellable.extend(content_words(&f.statement));
+            for e in entities_of(f) {
+                tellable_about
+                    .entry(e)
+                    .or_default()
+                    .push(f.statement.clone());
+            }
+        }
+        for e in &world.entities {
+            let description = e.persona.iter().chain(&e.goals).chain(&e.sample_lines);
+            for text in description
+                .chain(std::iter::once(&e.name))
+                .chain(&e.aliases)
+            {
+                tellable.extend(content_words(text));
+            }
+        }
+        let restricted = world
+            .facts
+            .iter()
+            .filter_map(|f| {
+                let restriction = restriction(f)?;
+                let entities = entities_of(f);
+                let mut telling: Vec<String> = content_words(&f.statement)
+                    .into_iter()
+                    .filter(|w| !tellable.contains(w))
+                    .collect();
+                telling.sort_unstable();
+                telling.dedup();
+                Some(Restricted {
+                    iri: f.iri.clone(),
+                    statement: f.statement.clone(),
+                    restriction,
+                    entities,
+                    telling,
+                })
+            })
+            .collect();
+        let dead = (0..world.entities.len())
+            .filter(|&e| world.entities[e].dead_at(beat))
+            .collect();
+        let mut kin: HashMap<(EntityId, EntityId), Vec<&'static str>> = HashMap::new();
+        for r in world.relationships.iter().filter(|r| r.span.holds_at(beat)) {
+            for word in words(&r.kind.to_lowercase()) {
+                if let Some(group) = kin_group(word) {
+                    kin.entry((r.source, r.target)).or_default().push(group);
+                    kin.entry((r.target, r.source))
+                        .or_default()
+                        .push(inverse_group(group));
+                }
+            }
+        }
+        let mut known_phrases = HashSet::new();
+        let production = &world.production;
+        let texts = world
+            .facts
+            .iter()
+            .map(|f| &f.statement)
+            .chain(world.entities.iter().flat_map(|e| {
+                e.persona
+                    .iter()
+                    .chain(&e.goals)
+                    .chain(&e.sample_lines)
+                    .chain(&e.deflections)
+            }))
+            .chain(production.premise.iter())
+            .chain(std::iter::once(&production.title))
+            .chain(world.beats.iter().map(|b| &b.name));
+        for text in texts {
+            for (_, phrase) in capitalised_phrases(text) {
+                known_phrases.insert(phrase.to_lowercase());
+            }
+        }
+        for e in &world.entities {
+            for name in std::iter::once(&e.name).chain(&e.aliases) {
+                known_phrases.insert(strip_the(name).to_lowercase());
+            }
+        }
+        CanonCheck {
+            world,
+            speaker,
+            names,
+            restricted,
+            tellable_about,
+            dead,
+            kin,
+            known_phrases,
+            semantic,
+        }
+    }
+
+    /// How many facts the speaker may not tell here.
+    pub fn restricted_facts(&self) -> usize {
+        self.restricted.len()
+    }
+
+    /// The problems of one sentence. `embedded` is the sentence's embedding
+    /// ([`Semantic::embed_views`]), empty without the embedding layer.
+    pub fn check(
+        &self,
+        sentence: &str,
+        embedded: &[Embedded],
+    ) -> Result<Vec<Finding>, EncoderError> {
+        let mentions = self.names.find(sentence);
+        let tokens = tokens(sentence);
+        let mut findings = self.leaks(sentence, &mentions, &tokens, embedded)?;
+        findings.extend(self.dead_as_alive(sentence, &mentions, &tokens));
+        findings.extend(self.wrong_relationships(sentence, &mentions, &tokens));
+        findings.extend(self.unknown_places(sentence, &mentions, &tokens));
+        Ok(findings)
+    }
+
+    fn leaks(
+        &self,
+        sentence: &str,
+        mentions: &[(Range<usize>, EntityId)],
+        tokens: &[Token<'_>],
+        embedded: &[Embedded],
+    ) -> Result<Vec<Finding>, EncoderError> {
+        let mut named: HashSet<EntityId> = mentions.iter().map(|(_, e)| *e).collect();
+        if tokens
+            .iter()
+            .any(|t| FIRST_PERSON.contains(&t.lower.as_str()))
+        {
+            named.insert(self.speaker);
+        }
+        let said: HashSet<String> = content_words(sentence).into_iter().collect();
+        let mut findings = Vec::new();
+        for fact in &self.restricted {
+            let shared = fact.entities.iter().filter(|e| named.contains(e)).count();
+            if shared == 0 && !fact.entities.is_empty() {
+                continue;
+            }
+            let telling: Vec<&str> = fact
+                .telling
+                .iter()
+                .filter(|w| said.contains(*w))
+                .map(String::as_str)
+                .collect();
+            let enough = if fact.entities.is_empty() { 2 } else { 1 };
+            let leak = if telling.len() >= enough {
+                Some((telling.join(", "), 1.0, both_cases(telling.iter().copied())))
+            } else {
+                match &self.semantic {
+                    // By meaning alone, only when the sentence names the fact's entities.
+                    Some(semantic) if shared >= fact.entities.len().min(2) && shared > 0 => {
+                        let nearest = |text: &str| -> Result<f32, EncoderError> {
+                            let v = semantic.example(text)?;
+                            Ok(embedded
+                                .iter()
+                                .map(|e| cosine(&e.vector, &v))
+                                .fold(f32::NEG_INFINITY, f32::max))
+                        };
+                        let restricted = nearest(&fact.statement)?;
+                        // Nearer what may be told about the same entities: it is that.
+                        let mut tellable = f32::NEG_INFINITY;
+                        for e in &fact.entities {
+                            for statement in self.tellable_about.get(e).into_iter().flatten() {
+                                tellable = tellable.max(nearest(statement)?);
+                            }
+                        }
+                        Some(restricted)
+                            .filter(|&c| c >= LEAK_SIMILARITY && c > tellable)
+                            .map(|c| {
+                                let names = mentions
+                                    .iter()
+                                    .filter(|(_, e)| {
+                                        *e != self.speaker && fact.entities.contains(e)
+                                    })
+                                    .map(|(r, _)| &sentence[r.clone()]);
+                                (
+                                    format!("close in meaning to \"{}\"", fact.statement),
+                                    c,
+                                    both_cases(names),
+                                )
+                            })
+                    }
+                    _ => None,
+                }
+            };
+            if let Some((evidence, score, avoid)) = leak {
+                findings.push(Finding {
+                    problem: Problem::Leak {
+                        fact: fact.iri.clone(),
+                        restriction: fact.restriction,
+                    },
+                    evidence,
+                    score,
+                    avoid,
+                });
+            }
+        }
+        Ok(findings)
+    }
+
+    fn dead_as_alive(
+        &self,
+        sentence: &str,
+        mentions: &[(Range<usize>, EntityId)],
+        tokens: &[Token<'_>],
+    ) -> Vec<Finding> {
+        // A word of death inside a name ("the Drowned Chapel") says nothing of anyone.
+        let in_name = |t: &Token<'_>| {
+            mentions
+                .iter()
+                .any(|(r, _)| r.start <= t.range.start && t.range.end <= r.end)
+        };
+        if tokens
+            .iter()
+            .any(|t| PAST_OR_DEATH.contains(&t.lower.as_str()) && !in_name(t))
+        {
+            return Vec::new();
+        }
+        let mut findings = Vec::new();
+        for (range, entity) in mentions {
+            if !self.dead.contains(entity)
+                || findings
+                    .iter()
+                    .any(|f: &Finding| f.problem.node() == self.world.entities[*entity].iri)
+            {
+                continue;
+            }
+            let after = tokens.iter().filter(|t| t.range.start >= range.end).take(3);
+            let verb = after
+                .map(|t| t.lower.as_str())
+                .find(|w| ALIVE_VERBS.contains(w));
+            let visit = tokens
+                .iter()
+                .rfind(|t| t.range.end <= range.start)
+                .map(|t| t.lower.as_str())
+                .filter(|w| GO_AND_SEE.contains(w));
+            if let Some(word) = verb.or(visit) {
+                findings.push(Finding {
+                    problem: Problem::DeadAsAlive {
+                        character: self.world.entities[*entity].iri.clone(),
+                    },
+                    evidence: format!("{} ({word})", self.world.entities[*entity].name),
+                    score: 1.0,
+                    avoid: vec![sentence[range.clone()].to_owned()],
+                });
+            }
+        }
+        findings
+    }
+
+    fn wrong_relationships(
+        &self,
+        sentence: &str,
+        mentions: &[(Range<usize>, EntityId)],
+        tokens: &[Token<'_>],
+    ) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let mut claim = |of: EntityId, relative: EntityId, word: &str| {
+            let Some(group) = kin_group(word) else { return };
+            if of == relative {
+                return;
+            }
+            let recorded = self.kin.get(&(of, relative));
+            if recorded.is_some_and(|groups| groups.contains(&group)) {
+                return;
+            }
+            findings.push(Finding {
+                problem: Problem::WrongRelationship {
+                    of: self.world.entities[of].iri.clone(),
+                    relative: self.world.entities[relative].iri.clone(),
+                    claimed: word.to_owned(),
+                },
+                evidence: format!(
+                    "{} as {}'s {word}",
+                    self.world.entities[relative].name, self.world.entities[of].name
+                ),
+                score: 1.0,
+                avoid: both_cases([word]),
+            });
+        };
+        let characters = |e: &EntityId| self.world.entities[*e].kind == EntityKind::Character;
+        for (range, entity) in mentions.iter().filter(|(_, e)| characters(e)) {
+            let after: Vec<&Token<'_>> = tokens
+                .iter()
+                .filter(|t| t.range.start >= range.end)
+                .take(5)
+                .collect();
+            let before: Vec<&Token<'_>> = tokens
+                .iter()
+                .filter(|t| t.range.end <= range.start)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .take(3)
+                .collect();
+            let possessive = sentence[range.end..].starts_with("'s ");
+            // "X is my (adjective)? KIN" and "X's my KIN".
+            let is_at = if possessive {
+                Some(0)
+            } else {
+                (word(&after, 0) == "is").then_some(1)
+            };
+            if let Some(i) = is_at
+                && word(&after, i) == "my"
+            {
+                for kin in [word(&after, i + 1), word(&after, i + 2)] {
+                    if kin_group(kin).is_some() {
+                        claim(self.speaker, *entity, kin);
+                        break;
+                    }
+                }
+            }
+            // "my (adjective)? KIN, X".
+            if word(&before, 1) == "my" && kin_group(word(&before, 0)).is_some() {
+                claim(self.speaker, *entity, word(&before, 0));
+            } else if word(&before, 2) == "my" && kin_group(word(&before, 0)).is_some() {
+                claim(self.speaker, *entity, word(&before, 0));
+            }
+            // "X is Y's (adjective)? KIN".
+            if word(&after, 0) == "is"
+                && let Some((other_range, other)) = mentions
+                    .iter()
+                    .find(|(r, _)| after.get(1).is_some_and(|t| t.range.start == r.start))
+                && sentence[other_range.end..].starts_with("'s ")
+            {
+                let rest: Vec<&str> = tokens
+                    .iter()
+                    .filter(|t| t.range.start > other_range.end)
+                    .take(2)
+                    .map(|t| t.lower.as_str())
+                    .collect();
+                if let Some(kin) = rest.into_iter().find(|w| kin_group(w).is_some()) {
+                    claim(*other, *entity, kin);
+                }
+            }
+        }
+        findings.dedup();
+        findings
+    }
+
+    fn unknown_places(
+        &self,
+        sentence: &str,
+        mentions: &[(Range<usize>, EntityId)],
+        tokens: &[Token<'_>],
+    ) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for (range, phrase) in capitalised_phrases(sentence) {
+            let Some(before) = tokens.iter().rfind(|t| t.range.end <= range.start) else {
+                continue;
+            };
+            let (preposition, article) = if before.lower == "the" {
+                let Some(p) = tokens.iter().rfind(|t| t.range.end <= before.range.start) else {
+                    continue;
+                };
+                (p.lower.as_str(), true)
+            } else {
+                (before.lower.as_str(), false)
+            };
+            let head = phrase
+                .rsplit(' ')
+                .next()
+                .is_some_and(|w| PLACE_HEADS.contains(&w));
+            let placed = if OPEN_PREPOSITIONS.contains(&preposition) {
+                true
+            } else {
+                DIRECTED_PREPOSITIONS.contains(&preposition) && (article || head)
+            };
+            let named = mentions
+                .iter()
+                .any(|(r, _)| r.start < range.end && range.start < r.end);
+            let lower = phrase.to_lowercase();
+            if placed
+                && !named
+                && !self.known_phrases.contains(&lower)
+                && !phrase.split(' ').all(|w| COMMON_CAPITALS.contains(&w))
+            {
+                findings.push(Finding {
+                    problem: Problem::UnknownPlace {
+                        name: phrase.clone(),
+                    },
+                    evidence: format!(
+                        "{preposition} {}{phrase}",
+                        if article { "the " } else { "" }
+                    ),
+                    score: 1.0,
+                    avoid: vec![phrase.clone()],
+                });
+            }
+        }
+        findings
+    }
+}
+
+/// A word of a sentence.
+#[derive(Debug)]
+struct Token<'a> {
+    range: Range<usize>,
+    text: &'a str,
+    lower: String,
+}
+
+fn tokens(text: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        let inside = c.is_alphanumeric() || (c == '-' && start.is_some());
+        match (start, inside) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                let word = text[s..i].trim_end_matches('-');
+                out.push(Token {
+                    range: s..s + word.len(),
+                    text: word,
+                    lower: word.to_lowercase(),
+                });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The lowercase word at `i` of `list`, or "".
+fn word<'a>(list: &[&'a Token<'_>], i: usize) -> &'a str {
+    list.get(i).map_or("", |t| t.lower.as_str())
+}
+
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// The words of `text` that carry meaning, lowercased and stemmed.
+fn content_words(text: &str) -> Vec<String> {
+    words(&text.to_lowercase())
+        .filter(|w| w.len() >= 3 && !STOPWORDS.contains(w))
+        .map(stem)
+        .collect()
+}
+
+/// A crude suffix stripper: enough that "burned", "burns" and "burn" meet.
+fn stem(word: &str) -> String {
+    for suffix in ["ing", "ed", "es", "s"] {
+        if let Some(root) = word.strip_suffix(suffix)
+            && root.len() >= 4
+        {
+            return root.to_owned();
+        }
+    }
+    word.to_owned()
+}
+
+fn strip_the(name: &str) -> &str {
+    name.strip_prefix("the ")
+        .or_else(|| name.strip_prefix("The "))
+        .unwrap_or(name)
+}
+
+/// Runs of capitalised words not at the start of the text (joined by "of" or "and"), with
+/// their byte ranges.
+fn capitalised_phrases(text: &str) -> Vec<(Range<usize>, String)> {
+    let tokens = tokens(text);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let capitalised = |t: &Token<'_>| t.text.chars().next().is_some_and(char::is_uppercase);
+        let sentence_start = i == 0
+            || text[tokens[i - 1].range.end..tokens[i].range.start]
+                .chars()
+                .any(|c| matches!(c, '.' | '!' | '?' | '"' | '\u{201c}'));
+        if !capitalised(&tokens[i]) || sentence_start || tokens[i].text == "I" {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        while end < tokens.len() {
+            let gap = &text[tokens[end - 1].range.end..tokens[end].range.start];
+            if gap != " " {
+                break;
+            }
+            if capitalised(&tokens[end]) {
+                end += 1;
+            } else if matches!(tokens[end].text, "of" | "and")
+                && tokens.get(end + 1).is_some_and(capitalised)
+                && text[tokens[end].range.end..tokens[end + 1].range.start] == *" "
+            {
+                end += 2;
+            } else {
+                break;
+            }
+        }
+        let range = tokens[start].range.start..tokens[end - 1].range.end;
+        out.push((range.clone(), text[range].to_owned()));
+        i = end;
+    }
+    out
+}
+
+/// The family group a kin word belongs to.
+fn kin_group(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "brother" | "sister" | "sibling" | "twin" => "sibling",
+        "mother" | "father" | "mum" | "mom" | "dad" | "parent" => "parent",
+        "son" | "daughter" | "child" => "child",
+        "husband" | "wife" | "spouse" => "spouse",
+        "uncle" | "aunt" => "parent's sibling",
+        "nephew" | "niece" => "sibling's child",
+        "cousin" => "cousin",
+        "grandmother" | "grandfather" | "grandma" | "grandpa" => "grandparent",
+        "grandson" | "granddaughter" | "grandchild" => "grandchild",
+        _ => return None,
+    })
+}
+
+/// What the other side of a family tie is: a parent's child, a sibling's sibling.
+fn inverse_group(group: &'static str) -> &'static str {
+    match group {
+        "parent" => "child",
+        "child" => "parent",
+        "parent's sibling" => "sibling's child",
+        "sibling's child" => "parent's sibling",
+        "grandparent" => "grandchild",
+        "grandchild" => "grandparent",
+        same => same,
+    }
+}
+
+const FIRST_PERSON: [&str; 5] = ["i", "me", "my", "mine", "myself"];
+
+const ALIVE_VERBS: [&str; 22] = [
+    "is",
+    "isn",
+    "lives",
+    "says",
+    "keeps",
+    "knows",
+    "will",
+    "can",
+    "has",
+    "does",
+    "wants",
+    "thinks",
+    "tells",
+    "sits",
+    "rows",
+    "hears",
+    "remembers",
+    "waits",
+    "works",
+    "sleeps",
+    "likes",
+    "needs",
+];
+
+const GO_AND_SEE: [&str; 7] = ["ask", "see", "visit", "meet", "find", "fetch", "with"];
+
+const PAST_OR_DEATH: [&str; 22] = [
+    "died", "dead", "death", "drowned", "late", "grave", "buried", "funeral", "ghost", "mourn",
+    "mourned", "was", "were", "used", "miss", "missed", "gone", "passed", "rest", "memory",
+    "killed", "remember",
+];
+
+/// Prepositions after which a capitalised name is a place.
+const OPEN_PREPOSITIONS: [&str; 10] = [
+    "in", "at", "inside", "into", "near", "across", "through", "beyond", "outside", "past",
+];
+
+/// Prepositions after which a capitalised name is a place only with "the" or a place word.
+const DIRECTED_PREPOSITIONS: [&str; 10] = [
+    "to", "from", "over", "under", "around", "behind", "toward", "towards", "by", "on",
+];
+
+const PLACE_HEADS: [&str; 44] = [
+    "Street", "Lane", "Road", "Inn", "Tavern", "Bridge", "Square", "Market", "Tower", "Gate",
+    "Hall", "Chapel", "Quay", "Dock", "Docks", "Isle", "Island", "Forest", "Wood", "Woods",
+    "Mountain", "Hill", "Castle", "Harbour", "Harbor", "Port", "Bay", "River", "Lake", "Marsh",
+    "Church", "Temple", "Abbey", "Mill", "Alley", "Court", "Park", "Gardens", "House", "Manor",
+    "Palace", "Cellar", "Wharf", "Pier",
+];
+
+/// Capitalised words that name no place: days, months, titles.
+const COMMON_CAPITALS: [&str; 30] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "God",
+    "Sir",
+    "Madam",
+    "Miss",
+    "Mister",
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Lady",
+    "Lord",
+    "Christmas",
+];
+
+const STOPWORDS: [&str; 60] = [
+    "the", "and", "but", "for", "nor", "yet", "are", "was", "were", "been", "being", "has", "have",
+    "had", "his", "her", "hers", "its", "their", "theirs", "our", "ours", "your", "yours", "she",
+    "him", "they", "them", "who", "whom", "which", "that", "this", "these", "those", "with",
+    "from", "into", "onto", "upon", "over", "under", "than", "then", "there", "here", "when",
+    "where", "what", "why", "how", "all", "any", "every", "each", "not", "does", "did", "one",
+    "would",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capitalised_runs_skip_sentence_starts() {
+        let found: Vec<String> = capitalised_phrases(
+            "Meet me at the Silver Anchor. Then we row to Tower of Bones and Lantern Quay.",
+        )
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+        assert_eq!(found, ["Silver Anchor", "Tower of Bones", "Lantern Quay"]);
+    }
+
+    #[test]
+    fn stems_meet() {
+        assert_eq!(stem("burned"), stem("burns"));
+        assert_eq!(stem("burn"), "burn");
+        assert_eq!(content_words("The Guild's charter"), ["guild", "charter"]);
+    }
+
+    #[test]
+    fn family_ties_read_both_ways() {
+        assert_eq!(inverse_group(kin_group("son").unwrap()), "parent");
+        assert_eq!(inverse_group(kin_group("sister").unwrap()), "sibling");
+        assert_eq!(kin_group("friend"), None);
+    }
+}
