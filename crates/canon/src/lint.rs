@@ -466,6 +466,9 @@ fn lint_policy(
     for iri in &policy.production_off_limits {
         unknown_node(&world.production.iri, "lore:offLimits", iri);
     }
+    for iri in &policy.studio_off_limits {
+        unknown_node(vocab::POLICY_GRAPH.as_str(), "lore:offLimits", iri);
+    }
     for (character, nodes) in &policy.character_off_limits {
         for iri in nodes {
             unknown_node(character, "lore:offLimits", iri);

@@ -79,6 +79,8 @@ pub struct Policy {
     pub production_off_limits: Vec<String>,
     /// Nodes each character (IRI) puts off limits.
     pub character_off_limits: Vec<(String, Vec<String>)>,
+    /// Nodes the studio puts off limits in every production (`lore:policy lore:offLimits`).
+    pub studio_off_limits: Vec<String>,
 }
 
 impl Policy {

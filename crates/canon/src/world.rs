@@ -446,6 +446,15 @@ impl World {
                 .collect();
             world.policy.production_off_limits.sort();
         }
+        if let Some(studio) = nodes
+            .iter()
+            .find(|(node, _)| node_key(node) == vocab::POLICY_GRAPH.as_str())
+        {
+            world.policy.studio_off_limits = iris(studio.1, vocab::OFF_LIMITS)
+                .map(str::to_owned)
+                .collect();
+            world.policy.studio_off_limits.sort();
+        }
         world.entity_by_iri = world
             .entities
             .iter()
@@ -623,7 +632,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 6;
+const SNAPSHOT_FORMAT: u64 = 7;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {

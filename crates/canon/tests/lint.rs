@@ -219,3 +219,51 @@ fn policy_faults_are_found() {
     thresholds.sort();
     assert_eq!(thresholds, ["urn:t:loose", "urn:t:vague"]);
 }
+
+#[test]
+fn likeness_consent_is_read_and_bad_records_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("consent.trig");
+    std::fs::write(
+        &file,
+        r#"
+        @prefix lore: <https://lorekeeper.dev/ns/lore#> .
+        @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+        @prefix schema: <https://schema.org/> .
+        @prefix : <urn:c:> .
+        :g { :p a lore:Production ; rdfs:label "P" ; lore:graph :g ; lore:rating lore:Everyone ; lore:tenant "t" .
+             :a a lore:Character ; rdfs:label "Ada" ; lore:persona "Ada keeps bees." .
+             :kim a schema:Person ; rdfs:label "Kim Lee" ; schema:deathDate "2030-02-30" .
+             :pa a lore:Portrayal ; lore:portrays :a ; lore:performer :kim ; lore:consent :ca .
+             :ca a lore:LikenessConsent ; lore:allowsUse lore:TextUse ; lore:coversProduction :p ;
+                 lore:territory "Europe" ; lore:expires "soon" . }
+        "#,
+    )
+    .unwrap();
+    let (store, positions) = lore_canon::lint::load_files(&[file]).unwrap();
+    let world = lore_canon::World::load(&store, "P").unwrap();
+    let portrayal = world.portrayal("urn:c:a").unwrap();
+    assert_eq!(portrayal.performer_name, "Kim Lee");
+    assert_eq!(
+        portrayal.consents[0].uses,
+        [lore_canon::consent::LikenessUse::Text]
+    );
+    let findings = lore_canon::lint::check(&store, &positions).unwrap();
+    let messages: Vec<String> = findings
+        .iter()
+        .filter(|f| f.code == "consent-record" || f.code == "consent-date")
+        .map(|f| f.message.clone())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("'Europe'")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("'soon'")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("2030-02-30")),
+        "{messages:?}"
+    );
+}

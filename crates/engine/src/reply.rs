@@ -301,7 +301,160 @@ fn add_costs(total: &Generation, more: Generation) -> Generation {
 
 #[cfg(test)]
 mod tests {
-    use super::sentence_end;
+    use std::sync::{Arc, Mutex};
+
+    use lore_canon::World;
+    use lore_gen::GenError;
+    use lore_guard::Problem;
+
+    use super::*;
+    use crate::session::SessionOptions;
+
+    /// Streams scripted replies, one per call, piece by piece: tests the rail around a model.
+    struct Script {
+        replies: Vec<Vec<&'static str>>,
+        calls: Arc<Mutex<Vec<(u64, Vec<String>)>>>,
+    }
+
+    impl Session for Script {
+        fn generate(
+            &mut self,
+            c: &Conversation,
+            params: &GenParams,
+            on_text: &mut dyn FnMut(&str) -> bool,
+        ) -> Result<Generation, GenError> {
+            let mut calls = self.calls.lock().unwrap();
+            let pieces = &self.replies[calls.len().min(self.replies.len() - 1)];
+            calls.push((params.sampler.seed, c.avoid.clone()));
+            let mut text = String::new();
+            let mut stop = StopReason::Stop;
+            for piece in pieces {
+                text.push_str(piece);
+                if !on_text(piece) {
+                    stop = StopReason::Cancelled;
+                    break;
+                }
+            }
+            Ok(Generation {
+                text,
+                prompt_tokens: 10,
+                evaluated_tokens: 10,
+                generated_tokens: pieces.len(),
+                time_to_first_token: Default::default(),
+                prompt_time: Default::default(),
+                generation_time: Default::default(),
+                stop,
+            })
+        }
+    }
+
+    fn planner() -> TurnPlanner {
+        let store = lore_canon::CanonStore::in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.trig");
+        std::fs::write(
+            &file,
+            r#"
+            @prefix lore: <https://lorekeeper.dev/ns/lore#> .
+            @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+            @prefix : <urn:w:> .
+            :g { :p a lore:Production ; rdfs:label "P" ; lore:graph :g ; lore:rating lore:Everyone .
+                 :a a lore:Character ; rdfs:label "Ada Quill" ; lore:persona "Ada keeps bees." .
+                 :b a lore:Character ; rdfs:label "Bram Stone" ; lore:persona "Bram bakes bread." .
+                 :s a lore:Fact ; lore:about :b ; lore:secret true ; lore:knownBy :b ;
+                    lore:statement "Bram buried gold under the mill." . }
+        "#,
+        )
+        .unwrap();
+        store.import(&[file], |_| ()).unwrap();
+        let world = Arc::new(World::load(&store, "P").unwrap());
+        let resolved = world.resolve(&store, "Ada", None).unwrap();
+        TurnPlanner::new(world, resolved, SessionOptions::default()).unwrap()
+    }
+
+    fn run(replies: Vec<Vec<&'static str>>) -> (CheckedReply, String, Vec<(u64, Vec<String>)>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut script = Script {
+            replies,
+            calls: calls.clone(),
+        };
+        let planner = planner();
+        let conversation = Conversation {
+            character: "Ada Quill".into(),
+            player: "Visitor".into(),
+            others: Vec::new(),
+            avoid: Vec::new(),
+            preamble: String::new(),
+            turns: Vec::new(),
+        };
+        let mut heard = String::new();
+        let checked = generate_checked(
+            &planner,
+            &mut script,
+            &conversation,
+            &GenParams::default(),
+            "What about Bram?",
+            &mut |t| {
+                heard.push_str(t);
+                true
+            },
+        )
+        .unwrap();
+        let calls = calls.lock().unwrap().clone();
+        (checked, heard, calls)
+    }
+
+    #[test]
+    fn a_leaking_sentence_is_never_sent_and_the_reply_ends_before_it() {
+        let (checked, heard, calls) = run(vec![vec![
+            "Good day",
+            " to you. Bram bur",
+            "ied gold under the mill!",
+            " Anyway, bees.",
+        ]]);
+        assert_eq!(heard, "Good day to you. ");
+        assert_eq!(checked.generation.text, "Good day to you.");
+        assert_eq!(checked.output.repair, Repair::Truncated);
+        assert_eq!(calls.len(), 1, "no second attempt when something was said");
+        let finding = &checked.output.withheld[0].canon[0];
+        assert!(
+            matches!(&finding.problem, Problem::Leak { fact, .. } if fact == "urn:w:s"),
+            "{finding:?}"
+        );
+    }
+
+    #[test]
+    fn a_reply_that_fails_at_once_is_generated_again_with_a_constraint() {
+        let (checked, heard, calls) = run(vec![
+            vec!["Bram buried the gold, you know. ", "Ha."],
+            vec!["Bees are busy today."],
+        ]);
+        assert_eq!(heard, "Bees are busy today.");
+        assert_eq!(checked.output.repair, Repair::Regenerated);
+        assert_eq!(
+            checked.generation.generated_tokens, 3,
+            "both attempts counted"
+        );
+        assert_eq!(calls.len(), 2);
+        assert_ne!(calls[0].0, calls[1].0, "a new seed");
+        assert!(calls[1].1.iter().any(|w| w == "gold"), "{:?}", calls[1].1);
+    }
+
+    #[test]
+    fn when_both_attempts_fail_the_character_deflects() {
+        let (checked, heard, _) = run(vec![vec!["Bram buried gold. "]]);
+        assert_eq!(checked.output.repair, Repair::Fallback);
+        assert_eq!(checked.output.withheld.len(), 2);
+        assert_eq!(heard, checked.generation.text);
+        assert!(!heard.contains("gold"), "{heard}");
+    }
+
+    #[test]
+    fn clean_replies_pass_whole() {
+        let (checked, heard, _) = run(vec![vec!["Bees ", "hum. Bram bakes", " bread at dawn"]]);
+        assert_eq!(heard, "Bees hum. Bram bakes bread at dawn");
+        assert_eq!(checked.output, OutputReport::clean());
+    }
 
     #[test]
     fn sentences_end_at_stops_followed_by_space() {

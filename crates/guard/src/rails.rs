@@ -61,6 +61,8 @@ impl Action {
 pub enum Rule {
     /// It is (or falls under) a hazard: off limits everywhere. Carries the hazard's IRI.
     Hazard(String),
+    /// The studio puts it (or a broader node, named) off limits in every production.
+    Studio(String),
     /// The production puts it (or a broader node, named) off limits.
     Production(String),
     /// The speaking character puts it (or a broader node, named) off limits.
@@ -432,12 +434,14 @@ fn head_score(layer: &Semantic, embedded: &[Embedded]) -> Option<(f32, ViewKind)
 fn default_action(rule: &Rule) -> Action {
     match rule {
         Rule::Hazard(_) => Action::Refuse,
-        Rule::Production(_) | Rule::Character(_) | Rule::Rating(_) => Action::Deflect,
+        Rule::Studio(_) | Rule::Production(_) | Rule::Character(_) | Rule::Rating(_) => {
+            Action::Deflect
+        }
     }
 }
 
-/// Why a node is off limits here, if it is: the first of hazard, character rule, production
-/// rule, rating, looking at the node and every broader node (its `lineage`).
+/// Why a node is off limits here, if it is: the first of hazard, studio rule, character
+/// rule, production rule, rating, looking at the node and every broader node (its `lineage`).
 fn rule_for(
     policy: &Policy,
     lineage: &[&str],
@@ -448,6 +452,12 @@ fn rule_for(
     let nodes = || lineage.iter().filter_map(|i| policy.node(i));
     if let Some(hazard) = nodes().find(|n| n.kind == PolicyKind::Hazard) {
         return Some(Rule::Hazard(hazard.iri.clone()));
+    }
+    if let Some(i) = lineage
+        .iter()
+        .find(|i| policy.studio_off_limits.iter().any(|o| o == *i))
+    {
+        return Some(Rule::Studio((*i).to_owned()));
     }
     if let Some(i) = lineage
         .iter()

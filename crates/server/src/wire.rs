@@ -179,7 +179,7 @@ pub struct RailOut {
     pub node: String,
     /// The node's name.
     pub label: String,
-    /// Why it is off limits here: `hazard`, `production`, `character` or `rating`.
+    /// Why it is off limits here: `hazard`, `studio`, `production`, `character` or `rating`.
     pub rule: String,
     /// The node the rule is stated on (the hazard, the off-limits node, or the rating).
     pub rule_node: String,
@@ -202,6 +202,7 @@ impl RailOut {
             .map(|f| {
                 let (rule, rule_node) = match &f.rule {
                     lore_guard::Rule::Hazard(n) => ("hazard", n),
+                    lore_guard::Rule::Studio(n) => ("studio", n),
                     lore_guard::Rule::Production(n) => ("production", n),
                     lore_guard::Rule::Character(n) => ("character", n),
                     lore_guard::Rule::Rating(n) => ("rating", n),
