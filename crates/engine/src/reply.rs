@@ -310,10 +310,13 @@ mod tests {
     use super::*;
     use crate::session::SessionOptions;
 
+    /// What each call saw: the sampler's seed and the words to avoid.
+    type Call = (u64, Vec<String>);
+
     /// Streams scripted replies, one per call, piece by piece: tests the rail around a model.
     struct Script {
         replies: Vec<Vec<&'static str>>,
-        calls: Arc<Mutex<Vec<(u64, Vec<String>)>>>,
+        calls: Arc<Mutex<Vec<Call>>>,
     }
 
     impl Session for Script {

@@ -75,7 +75,8 @@ const SENTENCE_GRACE: usize = 24;
 enum Job {
     Generate {
         session: u64,
-        conversation: Conversation,
+        // Boxed: a conversation is large next to a `Close`.
+        conversation: Box<Conversation>,
         params: GenParams,
         events: SyncSender<Event>,
     },
@@ -178,7 +179,7 @@ impl Session for EmbeddedSession {
         self.jobs
             .send(Job::Generate {
                 session: self.id,
-                conversation: conversation.clone(),
+                conversation: Box::new(conversation.clone()),
                 params: params.clone(),
                 events,
             })

@@ -512,9 +512,9 @@ impl CanonCheck {
                 }
             }
             // "my (adjective)? KIN, X".
-            if word(&before, 1) == "my" && kin_group(word(&before, 0)).is_some() {
-                claim(self.speaker, *entity, word(&before, 0));
-            } else if word(&before, 2) == "my" && kin_group(word(&before, 0)).is_some() {
+            if (word(&before, 1) == "my" || word(&before, 2) == "my")
+                && kin_group(word(&before, 0)).is_some()
+            {
                 claim(self.speaker, *entity, word(&before, 0));
             }
             // "X is Y's (adjective)? KIN".
