@@ -211,6 +211,19 @@ pub fn chat(
                 "tokens_per_second": g.tokens_per_second(),
                 "prepare_us": result.prepare_micros,
                 "stop": format!("{:?}", g.stop).to_lowercase(),
+                "output_rail": {
+                    "repair": result.output.repair.name(),
+                    "withheld": result.output.withheld.iter().flat_map(|v| {
+                        let policy = v.policy.fired.iter().map(|f| json!({
+                            "kind": "policy", "node": f.node, "score": f.score,
+                        }));
+                        let canon = v.canon.iter().map(|f| json!({
+                            "kind": f.problem.kind(), "node": f.problem.node(),
+                            "evidence": f.evidence, "score": f.score,
+                        }));
+                        policy.chain(canon).collect::<Vec<_>>()
+                    }).collect::<Vec<_>>(),
+                },
             });
             if let Some(context) = &context {
                 object["context"] = json!({

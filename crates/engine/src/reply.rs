@@ -126,6 +126,11 @@ impl<'a> SentenceGate<'a> {
                 return false;
             }
         }
+        // Mid-sentence nothing is sent, but a client that left must still stop generation.
+        if !emit("") {
+            self.client_gone = true;
+            return false;
+        }
         true
     }
 
@@ -189,7 +194,8 @@ fn sentence_end(text: &str) -> Option<usize> {
 }
 
 /// Generates a reply through the output rail: `on_text` gets only sentences that pass, and
-/// may return `false` to cancel (the result then has [`StopReason::Cancelled`]).
+/// may return `false` to cancel (the result then has [`StopReason::Cancelled`]). While a
+/// sentence is still being written it is called with `""`, only to ask whether to go on.
 pub fn generate_checked(
     planner: &TurnPlanner,
     session: &mut dyn Session,
@@ -216,20 +222,23 @@ pub fn generate_checked(
         let attempt_cost =
             session.generate(&conversation, &params, &mut |t| gate.push(t, on_text))?;
         let mut generation = add_costs(&spent, attempt_cost);
+        // The client left (or the server is stopping): not a failed sentence.
+        let cancelled = |gate: &SentenceGate<'_>, g: &Generation| {
+            gate.client_gone || (g.stop == StopReason::Cancelled && gate.failed.is_none())
+        };
+        if gate.error.is_none() && !cancelled(&gate, &generation) {
+            gate.finish(on_text);
+        }
         if let Some(e) = gate.error.take() {
             return Err(e);
         }
-        if gate.client_gone || (generation.stop == StopReason::Cancelled && gate.failed.is_none()) {
+        if cancelled(&gate, &generation) {
             generation.stop = StopReason::Cancelled;
             generation.text = gate.sent;
             return Ok(CheckedReply {
                 generation,
                 output: OutputReport::clean(),
             });
-        }
-        gate.finish(on_text);
-        if let Some(e) = gate.error.take() {
-            return Err(e);
         }
         let Some(failed) = gate.failed.take() else {
             generation.text = gate.sent.trim().to_owned();
@@ -382,14 +391,7 @@ mod tests {
             calls: calls.clone(),
         };
         let planner = planner();
-        let conversation = Conversation {
-            character: "Ada Quill".into(),
-            player: "Visitor".into(),
-            others: Vec::new(),
-            avoid: Vec::new(),
-            preamble: String::new(),
-            turns: Vec::new(),
-        };
+        let conversation = conversation();
         let mut heard = String::new();
         let checked = generate_checked(
             &planner,
@@ -450,6 +452,32 @@ mod tests {
         assert_eq!(checked.output.withheld.len(), 2);
         assert_eq!(heard, checked.generation.text);
         assert!(!heard.contains("gold"), "{heard}");
+    }
+
+    #[test]
+    fn a_client_that_leaves_mid_sentence_stops_generation() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut script = Script {
+            replies: vec![vec!["Bees ", "hum ", "all ", "day."]],
+            calls,
+        };
+        let conversation = conversation();
+        let mut asked = 0;
+        let checked = generate_checked(
+            &planner(),
+            &mut script,
+            &conversation,
+            &GenParams::default(),
+            "Hi",
+            &mut |t| {
+                asked += 1;
+                assert!(t.is_empty(), "nothing whole to send yet: {t:?}");
+                false
+            },
+        )
+        .unwrap();
+        assert_eq!(checked.generation.stop, StopReason::Cancelled);
+        assert_eq!(asked, 1, "asked after the first piece, then stopped");
     }
 
     #[test]

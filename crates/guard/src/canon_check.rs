@@ -662,8 +662,8 @@ fn strip_the(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// Runs of capitalised words not at the start of the text (joined by "of" or "and"), with
-/// their byte ranges.
+/// Runs of capitalised words not at the start of the text (joined by "of": "Tower of Bones"),
+/// with their byte ranges. ("and" joins two places as often as it makes one name.)
 fn capitalised_phrases(text: &str) -> Vec<(Range<usize>, String)> {
     let tokens = tokens(text);
     let mut out = Vec::new();
@@ -687,7 +687,7 @@ fn capitalised_phrases(text: &str) -> Vec<(Range<usize>, String)> {
             }
             if capitalised(&tokens[end]) {
                 end += 1;
-            } else if matches!(tokens[end].text, "of" | "and")
+            } else if tokens[end].text == "of"
                 && tokens.get(end + 1).is_some_and(capitalised)
                 && text[tokens[end].range.end..tokens[end + 1].range.start] == *" "
             {

@@ -34,6 +34,8 @@ use crate::wire::{CreateSession, ErrorBody};
 pub const SESSION_HEADER: &str = "x-lore-session";
 /// Header giving the story time of a session a chat completion opens.
 pub const AT_HEADER: &str = "x-lore-at";
+/// Header giving the audience's territory (ISO 3166-1 alpha-2), for likeness consent.
+pub const TERRITORY_HEADER: &str = "x-lore-territory";
 
 /// Lists one model per character of the caller's productions.
 #[utoipa::path(get, path = "/v1/models", tag = "openai",
@@ -157,14 +159,18 @@ async fn session_for(
     {
         return Ok(row);
     }
-    let at = headers
-        .get(AT_HEADER)
-        .map(|v| {
-            v.to_str()
-                .map(str::to_owned)
-                .map_err(|_| ApiError::invalid(format!("header {AT_HEADER}: not text")))
-        })
-        .transpose()?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| ApiError::invalid(format!("header {name}: not text")))
+            })
+            .transpose()
+    };
+    let at = header(AT_HEADER)?;
+    let territory = header(TERRITORY_HEADER)?;
     let create = CreateSession {
         production: served.id.clone(),
         character: local_id(character_iri).to_owned(),
@@ -175,7 +181,7 @@ async fn session_for(
         },
         at,
         uses: Vec::new(),
-        territory: None,
+        territory,
     };
     match open_session(app, caller, &create, Some(conversation.clone())).await {
         Ok(row) => Ok(row),

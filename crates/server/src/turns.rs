@@ -498,9 +498,14 @@ async fn run(
     let generated = tokio::task::spawn_blocking(move || {
         let mut on_text = |text: &str| {
             !abort.load(Ordering::Acquire)
-                && sender
-                    .blocking_send(TurnEvent::Delta(text.to_owned()))
-                    .is_ok()
+                && if text.is_empty() {
+                    // Only asked whether the client is still there.
+                    !sender.is_closed()
+                } else {
+                    sender
+                        .blocking_send(TurnEvent::Delta(text.to_owned()))
+                        .is_ok()
+                }
         };
         // Only sentences the output rail passes reach `on_text`.
         let result = generate_checked(
