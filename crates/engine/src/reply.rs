@@ -384,7 +384,18 @@ mod tests {
         TurnPlanner::new(world, resolved, SessionOptions::default()).unwrap()
     }
 
-    fn run(replies: Vec<Vec<&'static str>>) -> (CheckedReply, String, Vec<(u64, Vec<String>)>) {
+    fn conversation() -> Conversation {
+        Conversation {
+            character: "Ada Quill".into(),
+            player: "Visitor".into(),
+            others: Vec::new(),
+            avoid: Vec::new(),
+            preamble: String::new(),
+            turns: Vec::new(),
+        }
+    }
+
+    fn run(replies: Vec<Vec<&'static str>>) -> (CheckedReply, String, Vec<Call>) {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let mut script = Script {
             replies,
