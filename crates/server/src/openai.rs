@@ -9,7 +9,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -271,7 +270,7 @@ pub async fn chat_completions(
         });
         let stream = futures_util::stream::iter([Ok(opening)]).chain(body);
         Sse::new(stream)
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .keep_alive(KeepAlive::new().interval(crate::turns::SSE_HEARTBEAT))
             .into_response()
     } else {
         let out = finish(events).await?;

@@ -392,7 +392,7 @@ pub async fn post_turn(
     if wants_stream(&headers, request.stream) {
         let stream = futures_util::StreamExt::map(receiver_stream(events), sse_event);
         Ok(Sse::new(stream)
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .keep_alive(KeepAlive::new().interval(crate::turns::SSE_HEARTBEAT))
             .into_response())
     } else {
         Ok(Json(finish(events).await?).into_response())

@@ -29,6 +29,11 @@ use crate::error::ApiError;
 use crate::state::App;
 use crate::wire::{OutputRailOut, RailOut, Timing, TurnOut, Usage};
 
+/// How often an SSE stream sends a comment while nothing else is due. The output rail holds
+/// a reply back until a sentence is whole and checked; a write is how a server notices that a
+/// client left, so the heartbeat keeps a departed client's generation from running on.
+pub const SSE_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Longest player line, in bytes.
 pub const MAX_INPUT_BYTES: usize = 4096;
 

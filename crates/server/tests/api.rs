@@ -235,7 +235,9 @@ fn a_full_queue_answers_503_and_a_client_that_leaves_cancels_its_turn() {
     let canon = canon();
     let mut options = Options::new(sqlite_url(canon.dir.path()), embedded());
     options.max_in_flight = 1;
+    // A reply that runs on for seconds: the client leaves while it is being written.
     options.max_tokens = 400;
+    options.stop_rules = false;
     let server = start(&canon, options);
     let key = server.key("brindlemoor", Role::Player);
     let first = open_session(&server, &key, "a");

@@ -77,6 +77,8 @@ pub struct Options {
     pub backend: Arc<dyn Backend>,
     pub max_in_flight: usize,
     pub max_tokens: usize,
+    /// Off: a reply runs to `max_tokens`, for tests that need a turn to stay in flight.
+    pub stop_rules: bool,
     pub history_lines: usize,
     pub shutdown_grace: Duration,
 }
@@ -88,6 +90,7 @@ impl Options {
             backend,
             max_in_flight: 16,
             max_tokens: 8,
+            stop_rules: true,
             history_lines: 16,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -118,6 +121,7 @@ pub fn start(canon: &Canon, options: Options) -> Server {
             history_lines: options.history_lines,
             generation: GenParams {
                 max_tokens: options.max_tokens,
+                stop_rules: options.stop_rules,
                 ..GenParams::default()
             },
             ..SessionOptions::default()
