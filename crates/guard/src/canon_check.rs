@@ -768,13 +768,13 @@ const PAST_OR_DEATH: [&str; 22] = [
 ];
 
 /// Prepositions after which a capitalised name is a place.
-const OPEN_PREPOSITIONS: [&str; 10] = [
-    "in", "at", "inside", "into", "near", "across", "through", "beyond", "outside", "past",
+const OPEN_PREPOSITIONS: [&str; 11] = [
+    "in", "at", "inside", "into", "near", "across", "through", "beyond", "outside", "past", "from",
 ];
 
 /// Prepositions after which a capitalised name is a place only with "the" or a place word.
-const DIRECTED_PREPOSITIONS: [&str; 10] = [
-    "to", "from", "over", "under", "around", "behind", "toward", "towards", "by", "on",
+const DIRECTED_PREPOSITIONS: [&str; 9] = [
+    "to", "over", "under", "around", "behind", "toward", "towards", "by", "on",
 ];
 
 const PLACE_HEADS: [&str; 44] = [
