@@ -380,20 +380,28 @@ struct TopicLine {
     text: String,
 }
 
-fn read_topics(path: &Path) -> anyhow::Result<Vec<TopicLine>> {
+/// The lines of a hand-written evaluation set that carry data, with their 1-based numbers:
+/// blank lines and `#` comments are skipped.
+fn data_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|(i, line)| (i + 1, line.to_owned()))
+        .collect())
+}
+
+fn read_topics(path: &Path) -> anyhow::Result<Vec<TopicLine>> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (number, line) in data_lines(path)? {
         let Some((node, text)) = line.split_once('\t') else {
-            bail!("{}:{}: expected `node<TAB>text`", path.display(), i + 1);
+            bail!("{}:{number}: expected `node<TAB>text`", path.display());
         };
         let node = match node {
             "-" => None,
-            n => Some(expand(n).with_context(|| format!("{}:{}", path.display(), i + 1))?),
+            n => Some(expand(n).with_context(|| format!("{}:{number}", path.display()))?),
         };
         out.push(TopicLine {
             node,
@@ -607,31 +615,26 @@ struct ReplyLine {
 }
 
 fn read_replies(path: &Path) -> anyhow::Result<Vec<ReplyLine>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (n, line) in data_lines(path)? {
         let fields: Vec<&str> = line.splitn(5, '\t').collect();
         let [production, character, beat, expected, sentence] = fields.as_slice() else {
             bail!(
                 "{}:{}: expected `production<TAB>character<TAB>beat<TAB>kind<TAB>sentence`",
                 path.display(),
-                i + 1
+                n
             );
         };
         if !REPLY_KINDS.contains(expected) {
             bail!(
                 "{}:{}: kind {expected:?} is not one of {}",
                 path.display(),
-                i + 1,
+                n,
                 REPLY_KINDS.join(", ")
             );
         }
         out.push(ReplyLine {
-            line: i + 1,
+            line: n,
             production: (*production).to_owned(),
             character: (*character).to_owned(),
             beat: (*beat != "-").then(|| (*beat).to_owned()),

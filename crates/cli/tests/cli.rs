@@ -503,4 +503,24 @@ fn bad_evaluation_sets_are_named() {
         "",
     );
     fails_with(&run, &["topics.tsv:2", "node<TAB>text"]);
+
+    let replies = dir.path().join("replies.tsv");
+    std::fs::write(
+        &replies,
+        "# comment\nlanterns\tpip\t2\tok\tHello.\nlanterns\tpip\t2\tlie\tHello.\n",
+    )
+    .unwrap();
+    let run = lore(
+        &[
+            "eval",
+            "replies",
+            "--lexical",
+            "--store",
+            &store,
+            "--set",
+            &replies.display().to_string(),
+        ],
+        "",
+    );
+    fails_with(&run, &["replies.tsv:3", "\"lie\" is not one of"]);
 }
