@@ -596,11 +596,12 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 /// The kinds a reply sentence can be labelled with.
-const REPLY_KINDS: [&str; 5] = [
+const REPLY_KINDS: [&str; 6] = [
     "ok",
     "leak",
     "dead_as_alive",
     "wrong_relationship",
+    "stale_fact",
     "unknown_place",
 ];
 

@@ -10,6 +10,8 @@
 //!   to go and see, in a sentence with no word of death or the past.
 //! - A family tie canon does not record: "X is my brother", "my sister X", "X is Y's son",
 //!   checked against the relationships between the two, read from either side.
+//! - A claim that no longer holds, stated as true now: "Hestia is the Mayor" after she
+//!   resigned (a claim of a fact whose span ended before the beat, replaced by another).
 //! - A place canon does not have: a capitalised name after a preposition of place that no
 //!   entity has and no text of canon contains.
 //!
@@ -75,6 +77,11 @@ pub enum Problem {
         /// The kin word used.
         claimed: String,
     },
+    /// It states, as still true, a claim (the fact's IRI) that ended before the beat.
+    Stale {
+        /// The fact whose claim no longer holds.
+        fact: String,
+    },
     /// It names a place canon does not have.
     UnknownPlace {
         /// The name as written.
@@ -89,6 +96,7 @@ impl Problem {
             Problem::Leak { .. } => "leak",
             Problem::DeadAsAlive { .. } => "dead_as_alive",
             Problem::WrongRelationship { .. } => "wrong_relationship",
+            Problem::Stale { .. } => "stale_fact",
             Problem::UnknownPlace { .. } => "unknown_place",
         }
     }
@@ -99,6 +107,7 @@ impl Problem {
             Problem::Leak { fact, .. } => fact,
             Problem::DeadAsAlive { character } => character,
             Problem::WrongRelationship { relative, .. } => relative,
+            Problem::Stale { fact } => fact,
             Problem::UnknownPlace { name } => name,
         }
     }
@@ -144,6 +153,22 @@ struct Restricted {
     telling: Vec<String>,
 }
 
+/// A claim that ended before the beat, with the values that hold for it now.
+#[derive(Debug)]
+struct StaleClaim {
+    fact: String,
+    subject: EntityId,
+    old: ClaimValue,
+    current: Vec<ClaimValue>,
+}
+
+/// A claim's value as a sentence would say it: an entity, or words.
+#[derive(Debug, Clone, PartialEq)]
+enum ClaimValue {
+    Entity(EntityId),
+    Words(String),
+}
+
 /// The canon check for one speaker at one beat.
 pub struct CanonCheck {
     world: Arc<World>,
@@ -153,6 +178,7 @@ pub struct CanonCheck {
     /// Statements of the facts the speaker may tell, by entity.
     tellable_about: HashMap<EntityId, Vec<String>>,
     dead: HashSet<EntityId>,
+    stale: Vec<StaleClaim>,
     /// Family groups (see [`kin_group`]) by (entity, relative): what the relative is to it.
     kin: HashMap<(EntityId, EntityId), Vec<&'static str>>,
     known_phrases: HashSet<String>,
@@ -242,6 +268,40 @@ impl CanonCheck {
                 })
             })
             .collect();
+        let value_of = |value: &str| match world.entity(value) {
+            Some(e) => ClaimValue::Entity(e),
+            None => ClaimValue::Words(value.to_lowercase()),
+        };
+        let mut stale = Vec::new();
+        for f in &world.facts {
+            let (Some(claim), Some(until), Some(beat)) = (&f.claim, f.span.until, beat) else {
+                continue;
+            };
+            let Some(subject) = world.entity(&claim.subject) else {
+                continue;
+            };
+            if until > beat {
+                continue;
+            }
+            let current: Vec<ClaimValue> = world
+                .facts
+                .iter()
+                .filter(|g| g.span.holds_at(Some(beat)))
+                .filter_map(|g| g.claim.as_ref())
+                .filter(|c| c.subject == claim.subject && c.property == claim.property)
+                .map(|c| value_of(&c.value))
+                .collect();
+            let old = value_of(&claim.value);
+            // Only a claim that something else has replaced is known to be over.
+            if !current.is_empty() && !current.contains(&old) {
+                stale.push(StaleClaim {
+                    fact: f.iri.clone(),
+                    subject,
+                    old,
+                    current,
+                });
+            }
+        }
         let dead = (0..world.entities.len())
             .filter(|&e| world.entities[e].dead_at(beat))
             .collect();
@@ -289,6 +349,7 @@ impl CanonCheck {
             restricted,
             tellable_about,
             dead,
+            stale,
             kin,
             known_phrases,
             semantic,
@@ -312,6 +373,7 @@ impl CanonCheck {
         let mut findings = self.leaks(sentence, &mentions, &tokens, embedded)?;
         findings.extend(self.dead_as_alive(sentence, &mentions, &tokens));
         findings.extend(self.wrong_relationships(sentence, &mentions, &tokens));
+        findings.extend(self.stale_claims(sentence, &mentions, &tokens));
         findings.extend(self.unknown_places(sentence, &mentions, &tokens));
         Ok(findings)
     }
@@ -539,6 +601,60 @@ impl CanonCheck {
         findings
     }
 
+    fn stale_claims(
+        &self,
+        sentence: &str,
+        mentions: &[(Range<usize>, EntityId)],
+        tokens: &[Token<'_>],
+    ) -> Vec<Finding> {
+        let present = tokens
+            .iter()
+            .any(|t| PRESENT_STATE.contains(&t.lower.as_str()))
+            || sentence.contains("'s ")
+            || sentence.contains("'m ");
+        let in_name = |t: &Token<'_>| {
+            mentions
+                .iter()
+                .any(|(r, _)| r.start <= t.range.start && t.range.end <= r.end)
+        };
+        let past = tokens
+            .iter()
+            .any(|t| PAST_OR_DEATH.contains(&t.lower.as_str()) && !in_name(t));
+        if !present || past {
+            return Vec::new();
+        }
+        let lower = sentence.to_lowercase();
+        let says = |value: &ClaimValue| match value {
+            ClaimValue::Entity(e) => mentions.iter().any(|(_, m)| m == e),
+            ClaimValue::Words(w) => tokens_contain(&lower, w),
+        };
+        let first_person = tokens
+            .iter()
+            .any(|t| FIRST_PERSON.contains(&t.lower.as_str()));
+        self.stale
+            .iter()
+            .filter(|c| {
+                let named = mentions.iter().any(|(_, e)| *e == c.subject)
+                    || (c.subject == self.speaker && first_person);
+                named && says(&c.old) && !c.current.iter().any(says)
+            })
+            .map(|c| Finding {
+                problem: Problem::Stale {
+                    fact: c.fact.clone(),
+                },
+                evidence: match &c.old {
+                    ClaimValue::Entity(e) => self.world.entities[*e].name.clone(),
+                    ClaimValue::Words(w) => w.clone(),
+                },
+                score: 1.0,
+                avoid: match &c.old {
+                    ClaimValue::Entity(e) => both_cases([self.world.entities[*e].name.as_str()]),
+                    ClaimValue::Words(w) => both_cases([w.as_str()]),
+                },
+            })
+            .collect()
+    }
+
     fn unknown_places(
         &self,
         sentence: &str,
@@ -624,6 +740,15 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
         }
     }
     out
+}
+
+/// Whether `phrase` (lowercase) is in `text` (lowercase) as whole words.
+fn tokens_contain(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + phrase.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
 }
 
 /// The lowercase word at `i` of `list`, or "".
@@ -757,6 +882,11 @@ const ALIVE_VERBS: [&str; 22] = [
     "sleeps",
     "likes",
     "needs",
+];
+
+/// Words that state something as it is now.
+const PRESENT_STATE: [&str; 12] = [
+    "is", "am", "are", "lives", "works", "keeps", "hangs", "stays", "sits", "runs", "still", "now",
 ];
 
 const GO_AND_SEE: [&str; 7] = ["ask", "see", "visit", "meet", "find", "fetch", "with"];

@@ -237,6 +237,17 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         ["leak"],
         "a kept secret"
     );
+    let tamsin = canon_check("nocturne", "tamsin", Some(12));
+    assert_eq!(
+        problems(&tamsin, "Hestia is the Mayor."),
+        ["stale_fact"],
+        "she resigned at 11"
+    );
+    assert_eq!(problems(&tamsin, "Hestia was the Mayor."), [] as [&str; 0]);
+    assert_eq!(
+        problems(&tamsin, "Hestia is the former Mayor."),
+        [] as [&str; 0]
+    );
     let young_odile = canon_check("lanterns", "odile", Some(2));
     assert_eq!(
         problems(&young_odile, "Ask Brother Aldous, he knows."),

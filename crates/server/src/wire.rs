@@ -265,7 +265,8 @@ pub struct OutputRailOut {
 /// One problem of a withheld sentence.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WithheldOut {
-    /// `policy`, `leak`, `dead_as_alive`, `wrong_relationship` or `unknown_place`.
+    /// `policy`, `leak`, `dead_as_alive`, `wrong_relationship`, `stale_fact` or
+    /// `unknown_place`.
     pub kind: String,
     /// The policy or canon node it cites. Absent on the wire for a leak, whose fact would give
     /// the secret away; kept in the audit record.
