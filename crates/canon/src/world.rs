@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use oxigraph::model::{GraphNameRef, NamedNodeRef, NamedOrBlankNode, Term};
+use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Term};
 
 use crate::consent::{LikenessConsent, LikenessUse, Portrayal};
 use crate::error::CanonError;
@@ -437,24 +437,16 @@ impl World {
         world.policy.nodes.sort_by(|a, b| a.iri.cmp(&b.iri));
         world.policy.ratings.sort_by_key(|r| r.minimum_age);
         world.policy.character_off_limits.sort();
-        if let Some(production) = nodes
-            .iter()
-            .find(|(node, _)| node_key(node) == world.production.iri)
-        {
-            world.policy.production_off_limits = iris(production.1, vocab::OFF_LIMITS)
-                .map(str::to_owned)
-                .collect();
-            world.policy.production_off_limits.sort();
-        }
-        if let Some(studio) = nodes
-            .iter()
-            .find(|(node, _)| node_key(node) == vocab::POLICY_GRAPH.as_str())
-        {
-            world.policy.studio_off_limits = iris(studio.1, vocab::OFF_LIMITS)
-                .map(str::to_owned)
-                .collect();
-            world.policy.studio_off_limits.sort();
-        }
+        // The production's rules, and the studio's, stated on the graph `lore:policy` itself.
+        let off_limits = |iri: &str| {
+            let mut nodes: Vec<String> = described(nodes, iri)
+                .map(|d| iris(d, vocab::OFF_LIMITS).map(str::to_owned).collect())
+                .unwrap_or_default();
+            nodes.sort();
+            nodes
+        };
+        world.policy.production_off_limits = off_limits(&world.production.iri);
+        world.policy.studio_off_limits = off_limits(vocab::POLICY_GRAPH.as_str());
         world.entity_by_iri = world
             .entities
             .iter()
@@ -690,12 +682,7 @@ fn portrayal(
     d: &Description,
     nodes: &HashMap<NamedOrBlankNode, Description>,
 ) -> Option<Portrayal> {
-    let describe = |iri: &str| {
-        nodes
-            .iter()
-            .find(|(node, _)| node_key(node) == iri)
-            .map(|(_, d)| d)
-    };
+    let describe = |iri: &str| described(nodes, iri);
     let character = iris(d, vocab::PORTRAYS).next()?.to_owned();
     let performer = iris(d, vocab::PERFORMER)
         .next()
@@ -740,6 +727,15 @@ fn portrayal(
         performer,
         consents,
     })
+}
+
+/// The description of the node named `iri`, looked up, not searched for.
+fn described<'a>(
+    nodes: &'a HashMap<NamedOrBlankNode, Description>,
+    iri: &str,
+) -> Option<&'a Description> {
+    let node = NamedNode::new(iri).ok()?;
+    nodes.get(&NamedOrBlankNode::NamedNode(node))
 }
 
 fn node_key(node: &NamedOrBlankNode) -> String {

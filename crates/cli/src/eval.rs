@@ -657,7 +657,8 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
     } else {
         Some(Arc::new(load_semantic(config)?))
     };
-    let mut worlds: std::collections::HashMap<String, Arc<World>> = Default::default();
+    let mut worlds: std::collections::HashMap<String, (Arc<World>, lore_canon::NameIndex)> =
+        Default::default();
     let mut checks: std::collections::HashMap<(String, String, Option<String>), CanonCheck> =
         Default::default();
     let bar = progress(lines.len(), "checking");
@@ -669,14 +670,12 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
     let mut misses = Vec::new();
     for line in &lines {
         let at = |e: anyhow::Error| e.context(format!("{}:{}", set.display(), line.line));
-        let world = match worlds.get(&line.production) {
-            Some(w) => w.clone(),
-            None => {
-                let w = Arc::new(World::load(&store, &line.production).map_err(|e| at(e.into()))?);
-                worlds.insert(line.production.clone(), w.clone());
-                w
-            }
-        };
+        if !worlds.contains_key(&line.production) {
+            let world = Arc::new(World::load(&store, &line.production).map_err(|e| at(e.into()))?);
+            let names = lore_canon::NameIndex::new(&world);
+            worlds.insert(line.production.clone(), (world, names));
+        }
+        let (world, names) = &worlds[&line.production];
         let key = (
             line.production.clone(),
             line.character.clone(),
@@ -690,7 +689,7 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
                 world.clone(),
                 resolved.character,
                 resolved.beat,
-                lore_canon::NameIndex::new(&world),
+                names.clone(),
                 semantic.clone(),
             );
             checks.insert(key.clone(), check);

@@ -259,13 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             territory,
         } => {
             generation.apply(&mut config);
-            let mut likeness = LikenessScope {
-                uses: vec![LikenessUse::Text],
-                territory,
-            };
-            likeness
-                .uses
-                .extend(uses.into_iter().filter(|u| *u != LikenessUse::Text));
+            let likeness = LikenessScope::new(uses, territory);
             chat::chat(&config, &session, show_context, likeness)
         }
         Command::Serve {

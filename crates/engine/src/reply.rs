@@ -272,13 +272,7 @@ pub fn generate_checked(
         conversation.avoid.extend(avoid);
         spent = generation;
     }
-    let reply = planner.rail_reply(
-        &Decision {
-            action: Action::Deflect,
-            fired: Vec::new(),
-        },
-        input,
-    );
+    let reply = planner.deflection(input);
     on_text(&reply);
     spent.text = reply;
     Ok(CheckedReply {

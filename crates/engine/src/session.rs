@@ -95,12 +95,28 @@ pub struct LikenessScope {
     pub territory: Option<String>,
 }
 
+impl LikenessScope {
+    /// Text, plus `uses` (each once), in `territory`.
+    pub fn new(
+        uses: impl IntoIterator<Item = LikenessUse>,
+        territory: Option<String>,
+    ) -> LikenessScope {
+        let mut scope = LikenessScope {
+            uses: vec![LikenessUse::Text],
+            territory,
+        };
+        for u in uses {
+            if !scope.uses.contains(&u) {
+                scope.uses.push(u);
+            }
+        }
+        scope
+    }
+}
+
 impl Default for LikenessScope {
     fn default() -> Self {
-        LikenessScope {
-            uses: vec![LikenessUse::Text],
-            territory: None,
-        }
+        LikenessScope::new([], None)
     }
 }
 
@@ -154,15 +170,15 @@ impl TurnPlanner {
         let speaker = &world.entities[resolved.character];
         let rails = Rails::new(&world, &speaker.iri, options.semantic.as_ref())?;
         let deflections = speaker.deflections.clone();
+        let retriever = Retriever::new(world.clone(), resolved);
         let canon = CanonCheck::new(
-            world.clone(),
+            world,
             resolved.character,
             resolved.beat,
-            // The retriever builds the same index; a clone shares nothing but costs little.
-            lore_canon::NameIndex::new(&world),
+            // The retriever's index: its automaton is shared, not built again.
+            retriever.names().clone(),
             options.semantic.clone(),
         );
-        let retriever = Retriever::new(world, resolved);
         // Speaker labels that end a reply. A transcript reply also ends at a line break, so
         // the names that matter are those the model is likely to write: the speaker's
         // acquaintances. Listing every character of a large world would slow every token.
@@ -222,16 +238,7 @@ impl TurnPlanner {
             // line, naming each node, rule, layer and score (the line itself is in the
             // session's transcript, not in the log).
             for fired in &decision.fired {
-                tracing::info!(
-                    target: "lore::audit",
-                    action = decision.action.name(),
-                    node = %fired.node,
-                    rule = ?fired.rule,
-                    layer = fired.layer.name(),
-                    view = fired.view.name(),
-                    score = fired.score,
-                    "input rail"
-                );
+                audit_fired("input", decision.action.name(), fired);
             }
         }
         Ok(decision)
@@ -257,15 +264,7 @@ impl TurnPlanner {
     /// Logs a withheld sentence for audit: what fired and why, never the sentence.
     pub(crate) fn audit_withheld(&self, verdict: &SentenceVerdict) {
         for fired in &verdict.policy.fired {
-            tracing::info!(
-                target: "lore::audit",
-                action = "withhold",
-                node = %fired.node,
-                rule = ?fired.rule,
-                layer = fired.layer.name(),
-                score = fired.score,
-                "output rail"
-            );
+            audit_fired("output", "withhold", fired);
         }
         for finding in &verdict.canon {
             tracing::info!(
@@ -285,16 +284,22 @@ impl TurnPlanner {
     /// plain line when it has none or the rails refuse.
     pub fn rail_reply(&self, decision: &Decision, input: &str) -> String {
         match decision.action {
-            Action::Allow | Action::Deflect if !self.deflections.is_empty() => {
-                let pick = input.bytes().fold(0usize, |h, b| {
-                    h.wrapping_mul(31).wrapping_add(usize::from(b))
-                });
-                self.deflections[pick % self.deflections.len()].clone()
-            }
-            Action::Allow | Action::Deflect => "Let's talk about something else.".into(),
+            Action::Allow | Action::Deflect => self.deflection(input),
             Action::Refuse => "No. I won't help with that.".into(),
             Action::EndSession => "I won't go on with this conversation.".into(),
         }
+    }
+
+    /// One of the character's `lore:deflection` lines, chosen by `input` so a retry does not
+    /// cycle; a plain line when it has none.
+    pub fn deflection(&self, input: &str) -> String {
+        if self.deflections.is_empty() {
+            return "Let's talk about something else.".into();
+        }
+        let pick = input.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        self.deflections[pick % self.deflections.len()].clone()
     }
 
     /// What later prompts show in place of a player's line that the input rail blocked, so
@@ -424,6 +429,22 @@ impl TurnPlanner {
             .map(|e| world.entities[e].iri.clone())
             .collect()
     }
+}
+
+/// One audit event for a policy node that fired on the `rail` (`input` or `output`): node,
+/// rule, layer, reading and score, never the text itself.
+fn audit_fired(rail: &'static str, action: &str, fired: &lore_guard::Fired) {
+    tracing::info!(
+        target: "lore::audit",
+        rail,
+        action,
+        node = %fired.node,
+        rule = ?fired.rule,
+        layer = fired.layer.name(),
+        view = fired.view.name(),
+        score = fired.score,
+        "policy node fired"
+    );
 }
 
 /// The graph of a terminal session: it lives as long as the process.

@@ -371,9 +371,19 @@ impl CanonCheck {
         let mentions = self.names.find(sentence);
         let tokens = tokens(sentence);
         let mut findings = self.leaks(sentence, &mentions, &tokens, embedded)?;
-        findings.extend(self.dead_as_alive(sentence, &mentions, &tokens));
+        // Words of death or the past excuse what would otherwise speak of the present; such a
+        // word inside a name ("the Drowned Chapel") says nothing of anyone.
+        let of_the_past = tokens.iter().any(|t| {
+            PAST_OR_DEATH.contains(&t.lower.as_str())
+                && !mentions
+                    .iter()
+                    .any(|(r, _)| r.start <= t.range.start && t.range.end <= r.end)
+        });
+        if !of_the_past {
+            findings.extend(self.dead_as_alive(sentence, &mentions, &tokens));
+            findings.extend(self.stale_claims(sentence, &mentions, &tokens));
+        }
         findings.extend(self.wrong_relationships(sentence, &mentions, &tokens));
-        findings.extend(self.stale_claims(sentence, &mentions, &tokens));
         findings.extend(self.unknown_places(sentence, &mentions, &tokens));
         Ok(findings)
     }
@@ -393,6 +403,7 @@ impl CanonCheck {
             named.insert(self.speaker);
         }
         let said: HashSet<String> = content_words(sentence).into_iter().collect();
+        let mut tellable_near: HashMap<EntityId, f32> = HashMap::new();
         let mut findings = Vec::new();
         for fact in &self.restricted {
             let shared = fact.entities.iter().filter(|e| named.contains(e)).count();
@@ -420,12 +431,24 @@ impl CanonCheck {
                                 .fold(f32::NEG_INFINITY, f32::max))
                         };
                         let restricted = nearest(&fact.statement)?;
-                        // Nearer what may be told about the same entities: it is that.
+                        // Nearer what may be told about the same entities: it is that. Facts
+                        // share entities, so each entity's nearest is found once a sentence.
                         let mut tellable = f32::NEG_INFINITY;
                         for e in &fact.entities {
-                            for statement in self.tellable_about.get(e).into_iter().flatten() {
-                                tellable = tellable.max(nearest(statement)?);
-                            }
+                            let near = match tellable_near.get(e) {
+                                Some(&near) => near,
+                                None => {
+                                    let mut near = f32::NEG_INFINITY;
+                                    for statement in
+                                        self.tellable_about.get(e).into_iter().flatten()
+                                    {
+                                        near = near.max(nearest(statement)?);
+                                    }
+                                    tellable_near.insert(*e, near);
+                                    near
+                                }
+                            };
+                            tellable = tellable.max(near);
                         }
                         Some(restricted)
                             .filter(|&c| c >= LEAK_SIMILARITY && c > tellable)
@@ -467,18 +490,6 @@ impl CanonCheck {
         mentions: &[(Range<usize>, EntityId)],
         tokens: &[Token<'_>],
     ) -> Vec<Finding> {
-        // A word of death inside a name ("the Drowned Chapel") says nothing of anyone.
-        let in_name = |t: &Token<'_>| {
-            mentions
-                .iter()
-                .any(|(r, _)| r.start <= t.range.start && t.range.end <= r.end)
-        };
-        if tokens
-            .iter()
-            .any(|t| PAST_OR_DEATH.contains(&t.lower.as_str()) && !in_name(t))
-        {
-            return Vec::new();
-        }
         let mut findings = Vec::new();
         for (range, entity) in mentions {
             if !self.dead.contains(entity)
@@ -612,15 +623,7 @@ impl CanonCheck {
             .any(|t| PRESENT_STATE.contains(&t.lower.as_str()))
             || sentence.contains("'s ")
             || sentence.contains("'m ");
-        let in_name = |t: &Token<'_>| {
-            mentions
-                .iter()
-                .any(|(r, _)| r.start <= t.range.start && t.range.end <= r.end)
-        };
-        let past = tokens
-            .iter()
-            .any(|t| PAST_OR_DEATH.contains(&t.lower.as_str()) && !in_name(t));
-        if !present || past {
+        if !present {
             return Vec::new();
         }
         let lower = sentence.to_lowercase();

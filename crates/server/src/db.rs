@@ -11,6 +11,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use lore_canon::consent::LikenessUse;
+use lore_engine::LikenessScope;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -122,6 +124,24 @@ pub struct SessionRow {
     pub likeness_uses: String,
     /// The audience's territory, when the client said.
     pub territory: Option<String>,
+}
+
+impl SessionRow {
+    /// What the session's client asked to do with the character's likeness.
+    pub fn likeness(&self) -> LikenessScope {
+        LikenessScope::new(
+            self.likeness_uses
+                .split_whitespace()
+                .filter_map(LikenessUse::parse),
+            self.territory.clone(),
+        )
+    }
+
+    /// How `likeness_uses` stores a scope's uses: their names, space-separated.
+    pub fn uses_column(scope: &LikenessScope) -> String {
+        let names: Vec<&str> = scope.uses.iter().map(|u| u.name()).collect();
+        names.join(" ")
+    }
 }
 
 /// A stored turn.

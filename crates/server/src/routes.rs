@@ -130,9 +130,10 @@ fn session_out(app: &App, row: &SessionRow) -> SessionOut {
         at: row.at.clone(),
         beat: row.beat,
         uses: row
-            .likeness_uses
-            .split_whitespace()
-            .map(str::to_owned)
+            .likeness()
+            .uses
+            .iter()
+            .map(|u| u.name().to_owned())
             .collect(),
         territory: row.territory.clone(),
         turns: row.turns,
@@ -144,36 +145,27 @@ fn session_out(app: &App, row: &SessionRow) -> SessionOut {
 
 /// The likeness request of a new session: text always, plus the uses the client names.
 fn likeness_scope(request: &CreateSession) -> Result<LikenessScope, ApiError> {
-    let mut scope = LikenessScope::default();
-    for (i, name) in request.uses.iter().enumerate() {
-        let u = LikenessUse::parse(name).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "field `uses[{i}]`: '{name}' is not a use (text, voice or image)"
-            ))
-        })?;
-        if !scope.uses.contains(&u) {
-            scope.uses.push(u);
-        }
-    }
-    if let Some(t) = &request.territory {
-        if t.len() != 2 || !t.bytes().all(|b| b.is_ascii_alphabetic()) {
+    let uses = request
+        .uses
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            LikenessUse::parse(name).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "field `uses[{i}]`: '{name}' is not a use (text, voice or image)"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let territory = match &request.territory {
+        Some(t) if t.len() != 2 || !t.bytes().all(|b| b.is_ascii_alphabetic()) => {
             return Err(ApiError::invalid(format!(
                 "field `territory`: '{t}' is not an ISO 3166-1 alpha-2 code such as GB"
             )));
         }
-        scope.territory = Some(t.to_ascii_uppercase());
-    }
-    Ok(scope)
-}
-
-/// How a session row stores its likeness uses.
-fn likeness_uses_column(scope: &LikenessScope) -> String {
-    scope
-        .uses
-        .iter()
-        .map(|u| u.name())
-        .collect::<Vec<_>>()
-        .join(" ")
+        t => t.as_ref().map(|t| t.to_ascii_uppercase()),
+    };
+    Ok(LikenessScope::new(uses, territory))
 }
 
 /// Opens a session for `player`; with `conversation`, one an OpenAI-compatible client stands for.
@@ -216,7 +208,7 @@ pub(crate) async fn open_session(
         created_ms: now,
         updated_ms: now,
         ended_ms: None,
-        likeness_uses: likeness_uses_column(&likeness),
+        likeness_uses: SessionRow::uses_column(&likeness),
         territory: likeness.territory,
     };
     app.db.insert_session(&row).await?;

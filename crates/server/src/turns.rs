@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use lore_canon::consent::LikenessUse;
 use lore_engine::{
-    EngineError, History, LikenessScope, MemoryFact, MemoryKind, OutputReport, Repair, TurnPlanner,
+    EngineError, History, MemoryFact, MemoryKind, OutputReport, Repair, TurnPlanner,
     generate_checked,
 };
 use lore_gen::{Backend, Role as LineRole, Session, StopReason, Turn};
@@ -400,18 +399,9 @@ async fn run(
     }
     let plan_started = Instant::now();
     // Consent can lapse, or canon change, while a session is open.
-    let likeness = LikenessScope {
-        uses: hot
-            .row
-            .likeness_uses
-            .split_whitespace()
-            .filter_map(LikenessUse::parse)
-            .collect(),
-        territory: hot.row.territory.clone(),
-    };
     if let Err(e) = hot
         .planner
-        .check_likeness(&likeness, &lore_canon::consent::today())
+        .check_likeness(&hot.row.likeness(), &lore_canon::consent::today())
     {
         metrics.turn("consent_refused");
         return Err(ApiError::from_engine(e));
