@@ -121,6 +121,7 @@ fn greedy(max_tokens: usize, stop_rules: bool) -> GenParams {
             ..SamplerConfig::default()
         },
         stop_rules,
+        watermark: None,
     }
 }
 

@@ -13,6 +13,7 @@ use lore_gen::{
     SamplerConfig,
 };
 use lore_guard::{HazardHead, Semantic};
+use lore_mark::Keyring;
 use serde_json::json;
 
 use crate::SessionArgs;
@@ -104,8 +105,10 @@ pub(crate) fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
     })
 }
 
-/// Per-turn settings from the configuration, with the rails' embedding layer loaded.
+/// Per-turn settings from the configuration, with the rails' embedding layer loaded and the
+/// current watermark key (one is made on first use, so that no reply goes unmarked).
 pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions> {
+    let watermark = Keyring::open(&config.keys)?.current_or_create()?;
     Ok(SessionOptions {
         generation: GenParams {
             max_tokens: config.max_tokens,
@@ -115,6 +118,7 @@ pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions>
                 ..SamplerConfig::default()
             },
             stop_rules: true,
+            watermark: Some(watermark),
         },
         semantic: Some(Arc::new(load_semantic(config)?)),
         ..SessionOptions::default()

@@ -66,6 +66,8 @@ pub struct Config {
     pub encoder: PathBuf,
     /// A hazard head written by `lore train guard`, instead of the bundled one.
     pub hazard_head: Option<PathBuf>,
+    /// Directory of the watermark and signing keys (outside canon; default `$LORE_HOME/keys`).
+    pub keys: PathBuf,
 }
 
 /// `$LORE_HOME`, else `$XDG_DATA_HOME/lorekeeper`, else `~/.local/share/lorekeeper`.
@@ -118,6 +120,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             encoder: default_cache().join("models/all-minilm-l6-v2"),
             hazard_head: None,
+            keys: lore_home().join("keys"),
         }
     }
 }
@@ -158,6 +161,9 @@ impl Config {
         }
         if let Some(v) = var("LORE_MODEL") {
             self.model = v.into();
+        }
+        if let Some(v) = var("LORE_KEYS") {
+            self.keys = v.into();
         }
         if let Some(v) = var("LORE_ENCODER") {
             self.encoder = v.into();

@@ -11,6 +11,7 @@ mod eval;
 mod import;
 mod query;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -194,6 +195,11 @@ enum Command {
         #[command(subcommand)]
         what: serve::KeysCommand,
     },
+    /// Check that a text came from this engine: its watermark.
+    Verify {
+        #[command(subcommand)]
+        what: verify::VerifyCommand,
+    },
     /// Measure the rails on labelled sets (cross-validated where a head is trained).
     Eval {
         #[command(subcommand)]
@@ -282,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             serve::keys(&config, what)
         }
+        Command::Verify { what } => verify::verify(&config, what),
         Command::Eval { what } => {
             eval::eval(&config, what)?;
             Ok(ExitCode::SUCCESS)

@@ -101,9 +101,17 @@ pub enum KeysCommand {
         /// The key's id (the part after `lk_` and before the next `_`).
         id: String,
     },
+    /// Watermark keys (kept in the keys directory, not the database).
+    Watermark {
+        #[command(subcommand)]
+        what: crate::verify::WatermarkKeysCommand,
+    },
 }
 
 pub fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    if let KeysCommand::Watermark { what } = command {
+        return crate::verify::watermark_keys(config, what);
+    }
     runtime()?.block_on(async {
         let db = Db::connect(&config.database).await?;
         match command {
@@ -146,6 +154,7 @@ pub fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
                 }
                 eprintln!("revoked key {id}");
             }
+            KeysCommand::Watermark { .. } => unreachable!("handled above, without the database"),
         }
         db.close().await;
         Ok(ExitCode::SUCCESS)

@@ -205,16 +205,7 @@ pub fn generate_checked(
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<CheckedReply, EngineError> {
     let mut withheld = Vec::new();
-    let mut spent = Generation {
-        text: String::new(),
-        prompt_tokens: 0,
-        evaluated_tokens: 0,
-        generated_tokens: 0,
-        time_to_first_token: std::time::Duration::ZERO,
-        prompt_time: std::time::Duration::ZERO,
-        generation_time: std::time::Duration::ZERO,
-        stop: StopReason::Stop,
-    };
+    let mut spent = Generation::nothing(StopReason::Stop);
     let mut conversation = conversation.clone();
     let mut params = params.clone();
     for attempt in 0..2 {
@@ -275,6 +266,8 @@ pub fn generate_checked(
     let reply = planner.deflection(input);
     on_text(&reply);
     spent.text = reply;
+    // A scripted line carries no mark, and must not claim one.
+    spent.watermark = None;
     Ok(CheckedReply {
         generation: spent,
         output: OutputReport {
@@ -346,10 +339,7 @@ mod tests {
                 prompt_tokens: 10,
                 evaluated_tokens: 10,
                 generated_tokens: pieces.len(),
-                time_to_first_token: Default::default(),
-                prompt_time: Default::default(),
-                generation_time: Default::default(),
-                stop,
+                ..Generation::nothing(stop)
             })
         }
     }

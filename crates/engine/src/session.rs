@@ -1,7 +1,7 @@
 //! A conversation with one character: planning a turn's prompt, then generating it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use lore_canon::consent::{self, ConsentRefusal, LikenessRequest, LikenessUse};
 use lore_canon::{CanonError, Resolved, Retrieved, Retriever, StandingContext, World};
@@ -519,13 +519,7 @@ impl CharacterSession {
             return Ok(TurnResult {
                 generation: Generation {
                     text: reply.clone(),
-                    prompt_tokens: 0,
-                    evaluated_tokens: 0,
-                    generated_tokens: 0,
-                    time_to_first_token: Duration::ZERO,
-                    prompt_time: Duration::ZERO,
-                    generation_time: Duration::ZERO,
-                    stop: StopReason::Stop,
+                    ..Generation::nothing(StopReason::Stop)
                 },
                 reply,
                 facts_used: Vec::new(),
@@ -613,10 +607,7 @@ mod tests {
                 prompt_tokens: 1,
                 evaluated_tokens: 1,
                 generated_tokens: 1,
-                time_to_first_token: Default::default(),
-                prompt_time: Default::default(),
-                generation_time: Default::default(),
-                stop: StopReason::Stop,
+                ..Generation::nothing(StopReason::Stop)
             })
         }
     }

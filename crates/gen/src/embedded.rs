@@ -23,6 +23,8 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 
 use crate::prompt::Conversation;
+use lore_mark::Watermark;
+
 use crate::{
     Backend, BackendInfo, GenError, GenParams, Generation, Sampler, Session, StopReason,
     StopScanner,
@@ -111,7 +113,7 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, GenError> {
 }
 
 /// Checks the file before llama.cpp sees it, so the common mistakes get a clear message.
-fn check_model_file(path: &Path) -> Result<(), GenError> {
+pub(crate) fn check_model_file(path: &Path) -> Result<(), GenError> {
     let mut magic = [0u8; 4];
     let mut file = std::fs::File::open(path).map_err(|_| GenError::ModelMissing {
         path: path.to_owned(),
@@ -198,24 +200,11 @@ fn drain(
             Event::Text(text) => {
                 if !on_text(&text) {
                     drop(receiver);
-                    return Ok(cancelled());
+                    return Ok(Generation::nothing(StopReason::Cancelled));
                 }
             }
             Event::Done(result) => return result,
         }
-    }
-}
-
-fn cancelled() -> Generation {
-    Generation {
-        text: String::new(),
-        prompt_tokens: 0,
-        evaluated_tokens: 0,
-        generated_tokens: 0,
-        time_to_first_token: Default::default(),
-        prompt_time: Default::default(),
-        generation_time: Default::default(),
-        stop: StopReason::Cancelled,
     }
 }
 
@@ -414,7 +403,7 @@ fn generate(
         .map_err(|e| GenError::Runtime(format!("cache: {e}")))?;
     state.tokens.truncate(keep);
 
-    let mut sampler = Sampler::new(params.sampler.clone());
+    let mut sampler = Sampler::new(params.sampler.clone(), params.watermark.clone());
     for token in &tokens {
         sampler.accept(token.0 as u32);
     }
@@ -503,6 +492,7 @@ fn generate(
         prompt_time,
         generation_time: started.elapsed().saturating_sub(time_to_first_token),
         stop,
+        watermark: params.watermark.as_ref().map(Watermark::settings),
     })
 }
 

@@ -5,7 +5,7 @@
 //! OpenAI-compatible server. The engine only sees the trait.
 //!
 //! The crate also owns the parts of generation that must be ours rather than the runtime's:
-//! - [`Sampler`]: token choice from raw logits (where the watermark will be applied);
+//! - [`Sampler`]: token choice from raw logits, where the watermark is applied;
 //! - [`StopScanner`]: the stop rules that keep a base model from speaking for anyone else,
 //!   applied to the stream so that no held-back text is ever shown and then retracted;
 //! - [`prompt`]: one [`Conversation`] rendered either as a transcript for base models or as
@@ -20,8 +20,11 @@ mod openai;
 pub mod prompt;
 mod sampler;
 mod stop;
+mod tokenizer;
 
 use std::time::Duration;
+
+use lore_mark::{Watermark, WatermarkSettings};
 
 pub use embedded::{EmbeddedBackend, EmbeddedConfig, PromptStyle, llama_backend};
 pub use error::GenError;
@@ -29,6 +32,7 @@ pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use prompt::{Conversation, Role, Turn};
 pub use sampler::{Sampler, SamplerConfig};
 pub use stop::StopScanner;
+pub use tokenizer::GgufTokenizer;
 
 /// What a generation may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +45,9 @@ pub struct GenParams {
     /// Apply stop strings and end-of-turn tokens. Off only for benchmarks that must
     /// generate exactly `max_tokens`.
     pub stop_rules: bool,
+    /// The watermark to mark sampled tokens with; backends that do not sample themselves
+    /// ignore it and say so in [`Generation::watermark`].
+    pub watermark: Option<Watermark>,
 }
 
 impl Default for GenParams {
@@ -49,6 +56,7 @@ impl Default for GenParams {
             max_tokens: 96,
             sampler: SamplerConfig::default(),
             stop_rules: true,
+            watermark: None,
         }
     }
 }
@@ -85,9 +93,28 @@ pub struct Generation {
     pub generation_time: Duration,
     /// Why it ended.
     pub stop: StopReason,
+    /// What the reply's tokens were watermarked with; `None` when no watermark was asked
+    /// for or the backend chose the tokens itself.
+    pub watermark: Option<WatermarkSettings>,
 }
 
 impl Generation {
+    /// A generation that produced nothing and cost nothing, ending for `stop`; also what a
+    /// scripted line (a deflection, a refusal) reports, since no model wrote it.
+    pub fn nothing(stop: StopReason) -> Generation {
+        Generation {
+            text: String::new(),
+            prompt_tokens: 0,
+            evaluated_tokens: 0,
+            generated_tokens: 0,
+            time_to_first_token: Duration::ZERO,
+            prompt_time: Duration::ZERO,
+            generation_time: Duration::ZERO,
+            stop,
+            watermark: None,
+        }
+    }
+
     /// Generated tokens per second, after the first.
     pub fn tokens_per_second(&self) -> f64 {
         let secs = self.generation_time.as_secs_f64();

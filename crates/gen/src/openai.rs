@@ -334,6 +334,8 @@ fn read_stream(
         prompt_time: time_to_first_token,
         generation_time: started.elapsed().saturating_sub(time_to_first_token),
         stop: finish.unwrap_or(StopReason::EndOfTurn),
+        // The server chose the tokens: nothing of ours is in them.
+        watermark: None,
     })
 }
 

@@ -1,9 +1,12 @@
-//! Our token sampler: temperature, top-k, top-p and a repetition penalty over raw logits.
+//! Our token sampler: temperature, top-k, top-p, a repetition penalty, and the watermark,
+//! over raw logits.
 //!
 //! It is ours rather than llama.cpp's because the watermark (a keyed bias on a green list)
 //! must be applied at exactly this point, for every backend that exposes logits.
 
 use std::collections::VecDeque;
+
+use lore_mark::Watermark;
 
 /// Logits further than this many temperatures below the best cannot be sampled in practice
 /// (their probability is under e^-20 of the best one's), so they are never sorted. With a
@@ -44,24 +47,37 @@ impl Default for SamplerConfig {
 #[derive(Debug, Clone)]
 pub struct Sampler {
     config: SamplerConfig,
+    watermark: Option<Watermark>,
     rng: u64,
     recent: VecDeque<u32>,
+    previous: Option<u32>,
     candidates: Vec<(u32, f32)>,
+    biased_steps: usize,
 }
 
 impl Sampler {
-    /// A fresh sampler.
-    pub fn new(config: SamplerConfig) -> Sampler {
+    /// A fresh sampler; with a watermark, every step it allows is biased toward its green list.
+    pub fn new(config: SamplerConfig, watermark: Option<Watermark>) -> Sampler {
         Sampler {
             rng: config.seed,
             recent: VecDeque::with_capacity(config.repeat_last_n),
+            previous: None,
             candidates: Vec::new(),
+            biased_steps: 0,
+            watermark,
             config,
         }
     }
 
-    /// Records a token as recent, for the repetition penalty (prompt tokens included).
+    /// Steps the watermark biased so far (the others were too certain to touch).
+    pub fn biased_steps(&self) -> usize {
+        self.biased_steps
+    }
+
+    /// Records a token as recent, for the repetition penalty and as the watermark's context
+    /// (prompt tokens included).
     pub fn accept(&mut self, token: u32) {
+        self.previous = Some(token);
         if self.config.repeat_last_n == 0 {
             return;
         }
@@ -106,6 +122,11 @@ impl Sampler {
         }
         for c in &mut candidates {
             c.1 = self.penalised(c.0, c.1);
+        }
+        if let (Some(watermark), Some(previous)) = (&self.watermark, self.previous)
+            && bias_green(watermark, previous, &mut candidates, temperature)
+        {
+            self.biased_steps += 1;
         }
         candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let chosen = if temperature == 0.0 || candidates.len() == 1 {
@@ -161,26 +182,62 @@ impl Sampler {
     }
 }
 
+/// Adds δ to the tempered logit of every green candidate, unless the likeliest candidate is
+/// already at least `spike` probable: there the model is sure (a name, a fixed phrase) and a
+/// bias could only push it into an odd word. Greedy decoding is biased at temperature 1.
+/// Returns whether the step was biased.
+fn bias_green(
+    watermark: &Watermark,
+    previous: u32,
+    candidates: &mut [(u32, f32)],
+    temperature: f32,
+) -> bool {
+    let scale = if temperature > 0.0 { temperature } else { 1.0 };
+    let best = candidates
+        .iter()
+        .map(|c| c.1)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mass: f32 = candidates
+        .iter()
+        .map(|c| ((c.1 - best) / scale).exp())
+        .sum();
+    if mass.recip() >= watermark.spike() {
+        return false;
+    }
+    let green = watermark.green_list(previous);
+    let bias = watermark.delta() * scale;
+    for c in candidates.iter_mut().filter(|c| green.contains(c.0)) {
+        c.1 += bias;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn zero_temperature_is_argmax() {
-        let mut s = Sampler::new(SamplerConfig {
-            temperature: 0.0,
-            ..SamplerConfig::default()
-        });
+        let mut s = Sampler::new(
+            SamplerConfig {
+                temperature: 0.0,
+                ..SamplerConfig::default()
+            },
+            None,
+        );
         assert_eq!(s.sample(&[0.1, 3.0, 2.9, -1.0]), 1);
     }
 
     #[test]
     fn repetition_penalty_changes_the_argmax() {
-        let mut s = Sampler::new(SamplerConfig {
-            temperature: 0.0,
-            repeat_penalty: 2.0,
-            ..SamplerConfig::default()
-        });
+        let mut s = Sampler::new(
+            SamplerConfig {
+                temperature: 0.0,
+                repeat_penalty: 2.0,
+                ..SamplerConfig::default()
+            },
+            None,
+        );
         s.accept(1);
         assert_eq!(s.sample(&[0.1, 3.0, 2.9, -1.0]), 2);
     }
@@ -196,7 +253,7 @@ mod tests {
             ..SamplerConfig::default()
         };
         let run = || {
-            let mut s = Sampler::new(config.clone());
+            let mut s = Sampler::new(config.clone(), None);
             (0..4000).map(|_| s.sample(&logits)).collect::<Vec<_>>()
         };
         let a = run();
@@ -210,13 +267,70 @@ mod tests {
 
     #[test]
     fn top_k_one_is_greedy() {
-        let mut s = Sampler::new(SamplerConfig {
-            top_k: 1,
-            repeat_penalty: 1.0,
-            ..SamplerConfig::default()
-        });
+        let mut s = Sampler::new(
+            SamplerConfig {
+                top_k: 1,
+                repeat_penalty: 1.0,
+                ..SamplerConfig::default()
+            },
+            None,
+        );
         for _ in 0..50 {
             assert_eq!(s.sample(&[0.0, 0.5, 0.4]), 1);
         }
+    }
+
+    fn watermark(spike: f32) -> Watermark {
+        Watermark::new(
+            lore_mark::WatermarkKey::from_secret([3; 32]),
+            0.25,
+            2.0,
+            spike,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn watermark_favours_green_tokens_where_the_model_is_unsure() {
+        let w = watermark(0.9);
+        let config = SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            repeat_penalty: 1.0,
+            ..SamplerConfig::default()
+        };
+        let mut s = Sampler::new(config, Some(w.clone()));
+        // The watermark needs a preceding token; the prompt's last one serves for the first.
+        s.accept(0);
+        let flat = vec![0.0f32; 1_000];
+        let mut green = 0;
+        for _ in 0..2_000 {
+            let previous = s.previous.expect("a token was accepted");
+            let token = s.sample(&flat);
+            green += usize::from(w.green_list(previous).contains(token));
+        }
+        // Green share 0.25 with e^2 weight: 0.25e^2 / (0.25e^2 + 0.75) = 0.71.
+        let share = green as f64 / 2_000.0;
+        assert!((share - 0.71).abs() < 0.04, "green share {share}");
+        assert_eq!(s.biased_steps(), 2_000);
+    }
+
+    #[test]
+    fn a_certain_step_is_left_alone() {
+        let mut logits = vec![0.0f32; 1_000];
+        logits[17] = 12.0;
+        let mut s = Sampler::new(
+            SamplerConfig {
+                temperature: 1.0,
+                ..SamplerConfig::default()
+            },
+            Some(watermark(0.9)),
+        );
+        s.accept(5);
+        for _ in 0..200 {
+            assert_eq!(s.sample(&logits), 17);
+        }
+        assert_eq!(s.biased_steps(), 0);
     }
 }

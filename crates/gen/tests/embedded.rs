@@ -69,6 +69,7 @@ fn params(seed: u64) -> GenParams {
             ..SamplerConfig::default()
         },
         stop_rules: true,
+        watermark: None,
     }
 }
 
