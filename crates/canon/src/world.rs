@@ -216,6 +216,9 @@ pub struct World {
     pub policy: Policy,
     /// Portrayals of its characters by real performers, with their likeness consent.
     pub portrayals: Vec<Portrayal>,
+    /// Fingerprint of the store's canon when this world was read: what provenance records
+    /// name as the canon a reply was grounded in.
+    pub canon_revision: String,
     /// Rebuilt from `entities` after reading a snapshot.
     #[serde(skip)]
     entity_by_iri: HashMap<String, EntityId>,
@@ -311,7 +314,12 @@ impl World {
                 }
             }
         }
-        Ok(Self::from_nodes(production, &nodes))
+        let mut world = Self::from_nodes(production, &nodes);
+        world.canon_revision = format!(
+            "{:016x}",
+            fnv(0xcbf2_9ce4_8422_2325, store.revision()?.as_bytes())
+        );
+        Ok(world)
     }
 
     fn from_nodes(production: Production, nodes: &HashMap<NamedOrBlankNode, Description>) -> World {
@@ -323,6 +331,7 @@ impl World {
             beats: Vec::new(),
             policy: Policy::default(),
             portrayals: Vec::new(),
+            canon_revision: String::new(),
             entity_by_iri: HashMap::new(),
         };
         let mut facts = Vec::new();
@@ -624,7 +633,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 7;
+const SNAPSHOT_FORMAT: u64 = 8;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {

@@ -13,7 +13,7 @@ use lore_gen::{
     SamplerConfig,
 };
 use lore_guard::{HazardHead, Semantic};
-use lore_mark::Keyring;
+use lore_mark::{Keyring, SigningKeys};
 use serde_json::json;
 
 use crate::SessionArgs;
@@ -106,9 +106,11 @@ pub(crate) fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
 }
 
 /// Per-turn settings from the configuration, with the rails' embedding layer loaded and the
-/// current watermark key (one is made on first use, so that no reply goes unmarked).
+/// current watermark and signing keys (made on first use, so that no reply goes unmarked
+/// or unsigned).
 pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions> {
-    let watermark = Keyring::open(&config.keys)?.current_or_create()?;
+    let watermark = Keyring::open_watermarks(&config.keys)?.current_or_create()?;
+    let signer = SigningKeys::open_signing(&config.keys)?.current_or_create()?;
     Ok(SessionOptions {
         generation: GenParams {
             max_tokens: config.max_tokens,
@@ -121,6 +123,7 @@ pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions>
             watermark: Some(watermark),
         },
         semantic: Some(Arc::new(load_semantic(config)?)),
+        signer: Some(signer),
         ..SessionOptions::default()
     })
 }
@@ -215,6 +218,8 @@ pub fn chat(
                 "tokens_per_second": g.tokens_per_second(),
                 "prepare_us": result.prepare_micros,
                 "stop": format!("{:?}", g.stop).to_lowercase(),
+                "watermark": g.watermark,
+                "provenance": result.provenance,
                 "output_rail": {
                     "repair": result.output.repair.name(),
                     "withheld": result.output.withheld.iter().flat_map(|v| {

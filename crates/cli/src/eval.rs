@@ -49,6 +49,41 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The watermark: detection in the embedded model's replies (clean, edited, pasted into
+    /// human text), false positives on human text, and the perplexity it costs.
+    Watermark {
+        /// Watermarked replies to generate.
+        #[arg(long, default_value_t = 500)]
+        replies: usize,
+        /// Tokens per reply (and per human passage).
+        #[arg(long, default_value_t = 200)]
+        tokens: usize,
+        /// Replies also generated unwatermarked, to compare perplexity.
+        #[arg(long, default_value_t = 100)]
+        perplexity_pairs: usize,
+        /// Player lines (one per line; `#` comments).
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "world/eval/watermark-prompts.txt"
+        )]
+        prompts: PathBuf,
+        /// The human corpora (default: $cache/corpora, where scripts/fetch-corpus.sh puts them).
+        #[arg(long, value_name = "DIR")]
+        corpora: Option<PathBuf>,
+        /// Green share of the evaluation's key.
+        #[arg(long, default_value_t = lore_mark::Watermark::DEFAULT_GAMMA)]
+        gamma: f64,
+        /// Green bias of the evaluation's key.
+        #[arg(long, default_value_t = lore_mark::Watermark::DEFAULT_DELTA)]
+        delta: f32,
+        /// Spike threshold of the evaluation's key.
+        #[arg(long, default_value_t = lore_mark::Watermark::DEFAULT_SPIKE)]
+        spike: f32,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The canon check of replies on a labelled set of sentences: leaks, the dead spoken of
     /// as alive, wrong family ties, invented places, and sentences that are fine.
     Replies {
@@ -94,6 +129,30 @@ pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
         } => eval_guard(config, &moderation, &xstest, folds, json),
         EvalCommand::Topics { set, json } => eval_topics(config, &set, json),
         EvalCommand::Replies { set, lexical, json } => eval_replies(config, &set, lexical, json),
+        EvalCommand::Watermark {
+            replies,
+            tokens,
+            perplexity_pairs,
+            prompts,
+            corpora,
+            gamma,
+            delta,
+            spike,
+            json,
+        } => crate::eval_watermark::run(
+            config,
+            &crate::eval_watermark::WatermarkEval {
+                replies,
+                tokens,
+                perplexity_pairs,
+                prompts,
+                corpora: corpora.unwrap_or_else(|| config.cache.join("corpora")),
+                gamma,
+                delta,
+                spike,
+                json,
+            },
+        ),
     }
 }
 
@@ -148,7 +207,7 @@ fn read_sets(moderation: &Path, xstest: &Path) -> anyhow::Result<Vec<Labelled>> 
     Ok(prompts)
 }
 
-fn progress(len: usize, what: &str) -> ProgressBar {
+pub(crate) fn progress(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta} left)")

@@ -8,6 +8,7 @@ mod chat;
 mod check;
 mod config;
 mod eval;
+mod eval_watermark;
 mod import;
 mod query;
 mod serve;

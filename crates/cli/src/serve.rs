@@ -17,6 +17,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Every key of the installation, and the embedded model's tokenizer (a remote backend's
+/// replies carry no watermark to read).
+fn verifier(config: &Config) -> anyhow::Result<lore_server::Verifier> {
+    let watermarks = lore_mark::Keyring::open_watermarks(&config.keys)?;
+    let signing = lore_mark::SigningKeys::open_signing(&config.keys)?;
+    let tokenizer = match config.backend {
+        BackendKind::Embedded => Some(Arc::new(lore_gen::GgufTokenizer::load(&config.model)?)),
+        BackendKind::Openai => None,
+    };
+    Ok(lore_server::Verifier {
+        watermarks: watermarks.materials().to_vec(),
+        public_keys: signing.public_keys(),
+        tokenizer,
+    })
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let store = Arc::new(open_store(config)?);
@@ -36,6 +52,7 @@ pub fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         body_limit: config.body_limit_kib * 1024,
         shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         key_cache_ttl: Duration::from_secs(5),
+        verifier: verifier(config)?,
     };
     runtime()?.block_on(async {
         let app = lore_server::build(store, &config.database, backend, &server).await?;

@@ -68,8 +68,8 @@ pub fn verify(config: &Config, command: VerifyCommand) -> anyhow::Result<ExitCod
                     tokenizer_path.display()
                 )
             })?;
-            let keyring = Keyring::open(&config.keys)?;
-            let detection = detect(&tokenizer.tokenize(&text), keyring.watermarks());
+            let keyring = Keyring::open_watermarks(&config.keys)?;
+            let detection = detect(&tokenizer.tokenize(&text), keyring.materials());
             print_detection(&detection, json)?;
             Ok(if detection.watermarked {
                 ExitCode::SUCCESS
@@ -110,7 +110,7 @@ fn print_detection(detection: &Detection, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn watermark_keys(config: &Config, command: WatermarkKeysCommand) -> anyhow::Result<ExitCode> {
-    let mut keyring = Keyring::open(&config.keys)?;
+    let mut keyring = Keyring::open_watermarks(&config.keys)?;
     match command {
         WatermarkKeysCommand::New {
             gamma,
@@ -127,7 +127,7 @@ pub fn watermark_keys(config: &Config, command: WatermarkKeysCommand) -> anyhow:
         }
         WatermarkKeysCommand::List => {
             let current = keyring.current().map(|w| w.key().id().to_owned());
-            for key in keyring.keys() {
+            for key in keyring.entries() {
                 let state = match key.state {
                     _ if Some(&key.id) == current.as_ref() => "current",
                     KeyState::Active => "active",

@@ -9,6 +9,7 @@
 
 mod memory;
 mod preamble;
+mod provenance;
 mod reply;
 mod session;
 

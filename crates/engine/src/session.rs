@@ -6,10 +6,12 @@ use std::time::Instant;
 use lore_canon::consent::{self, ConsentRefusal, LikenessRequest, LikenessUse};
 use lore_canon::{CanonError, Resolved, Retrieved, Retriever, StandingContext, World};
 use lore_gen::{
-    Backend, Conversation, GenError, GenParams, Generation, Role, Session, StopReason, Turn,
+    Backend, BackendInfo, Conversation, GenError, GenParams, Generation, Role, Session, StopReason,
+    Turn,
 };
 
 use lore_guard::{Action, CanonCheck, Decision, GuardError, Rails, Semantic};
+use lore_mark::{SignedRecord, Signer};
 
 use crate::memory::{self, MemoryFact};
 use crate::preamble::preamble;
@@ -51,6 +53,8 @@ pub struct SessionOptions {
     pub generation: GenParams,
     /// The rails' embedding layer; without it the rails match policy terms only.
     pub semantic: Option<Arc<Semantic>>,
+    /// Signs each reply's provenance record; without it replies carry none.
+    pub signer: Option<Signer>,
 }
 
 impl Default for SessionOptions {
@@ -61,6 +65,7 @@ impl Default for SessionOptions {
             player_label: "Visitor".into(),
             generation: GenParams::default(),
             semantic: None,
+            signer: None,
         }
     }
 }
@@ -145,6 +150,8 @@ pub struct TurnResult {
     pub rails: Decision,
     /// What the output rail withheld and how the reply was repaired.
     pub output: OutputReport,
+    /// The reply's signed provenance record, when the session has a signer.
+    pub provenance: Option<SignedRecord>,
 }
 
 /// Plans prompts for one character at one beat: retrieval plus prompt assembly, no model.
@@ -313,6 +320,16 @@ impl TurnPlanner {
         &self.standing.name
     }
 
+    /// The world this planner reads.
+    pub fn world(&self) -> &World {
+        self.retriever.world()
+    }
+
+    /// The speaking character.
+    pub fn speaker(&self) -> lore_canon::EntityId {
+        self.retriever.speaker()
+    }
+
     /// What this planner's sessions may do per turn.
     pub fn options(&self) -> &SessionOptions {
         &self.options
@@ -457,6 +474,7 @@ pub struct CharacterSession {
     history: Vec<Turn>,
     memory: Vec<MemoryFact>,
     backend_session: Box<dyn Session>,
+    backend: BackendInfo,
 }
 
 impl CharacterSession {
@@ -478,6 +496,7 @@ impl CharacterSession {
             history: Vec::new(),
             memory: Vec::new(),
             backend_session,
+            backend: backend.info(),
         })
     }
 
@@ -516,16 +535,21 @@ impl CharacterSession {
                 text: reply.clone(),
                 recalled: Vec::new(),
             });
+            let generation = Generation {
+                text: reply.clone(),
+                ..Generation::nothing(StopReason::Stop)
+            };
+            let provenance = self
+                .planner
+                .provenance(&self.backend, None, &generation, None);
             return Ok(TurnResult {
-                generation: Generation {
-                    text: reply.clone(),
-                    ..Generation::nothing(StopReason::Stop)
-                },
+                generation,
                 reply,
                 facts_used: Vec::new(),
                 prepare_micros,
                 rails,
                 output: OutputReport::clean(),
+                provenance,
             });
         }
         let history = History {
@@ -544,6 +568,9 @@ impl CharacterSession {
             on_text,
         )?;
         let generation = checked.generation;
+        let provenance =
+            self.planner
+                .provenance(&self.backend, Some(&conversation), &generation, None);
         let facts_used: Vec<String> = grounding.iter().map(|f| f.iri.clone()).collect();
         if generation.stop != StopReason::Cancelled {
             let learned = self.planner.remember(
@@ -569,6 +596,7 @@ impl CharacterSession {
             generation,
             rails,
             output: checked.output,
+            provenance,
         })
     }
 }
@@ -586,6 +614,7 @@ mod tests {
                 kind: "test",
                 model: String::new(),
                 chat_template: false,
+                model_sha256: None,
             }
         }
         fn open_session(&self) -> Result<Box<dyn Session>, GenError> {

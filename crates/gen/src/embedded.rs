@@ -27,7 +27,7 @@ use lore_mark::Watermark;
 
 use crate::{
     Backend, BackendInfo, GenError, GenParams, Generation, Sampler, Session, StopReason,
-    StopScanner,
+    StopScanner, TextScore,
 };
 
 /// How the embedded model runs.
@@ -82,6 +82,12 @@ enum Job {
         params: GenParams,
         events: SyncSender<Event>,
     },
+    Score {
+        session: u64,
+        conversation: Box<Conversation>,
+        continuation: String,
+        reply: SyncSender<Result<TextScore, GenError>>,
+    },
     Close {
         session: u64,
     },
@@ -130,6 +136,12 @@ impl EmbeddedBackend {
     /// Loads the model on a new worker thread; returns once it is loaded or has failed.
     pub fn load(config: EmbeddedConfig) -> Result<EmbeddedBackend, GenError> {
         check_model_file(&config.model)?;
+        // For provenance: which exact weights wrote a reply.
+        let model_sha256 =
+            lore_mark::provenance::sha256_file(&config.model).map_err(|e| GenError::ModelLoad {
+                path: config.model.clone(),
+                reason: e.to_string(),
+            })?;
         let (jobs, receiver) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let model_name = config.model.display().to_string();
@@ -144,6 +156,7 @@ impl EmbeddedBackend {
                 kind: "embedded",
                 model: model_name,
                 chat_template,
+                model_sha256: Some(model_sha256),
             },
             next_session: std::sync::atomic::AtomicU64::new(1),
         })
@@ -187,6 +200,23 @@ impl Session for EmbeddedSession {
             })
             .map_err(|_| GenError::WorkerGone)?;
         drain(receiver, on_text)
+    }
+
+    fn score(
+        &mut self,
+        conversation: &Conversation,
+        continuation: &str,
+    ) -> Result<TextScore, GenError> {
+        let (reply, receiver) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Job::Score {
+                session: self.id,
+                conversation: Box::new(conversation.clone()),
+                continuation: continuation.to_owned(),
+                reply,
+            })
+            .map_err(|_| GenError::WorkerGone)?;
+        receiver.recv().map_err(|_| GenError::WorkerGone)?
     }
 }
 
@@ -277,52 +307,78 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
                 events,
             } => {
                 clock += 1;
-                if !live.contains_key(&session) {
-                    if live.len() >= config.max_live_sessions.max(1)
-                        && let Some(oldest) = live
-                            .iter()
-                            .min_by_key(|(_, l)| l.last_used)
-                            .map(|(id, _)| *id)
-                    {
-                        live.remove(&oldest);
-                    }
-                    match new_context(&model, backend, &config) {
-                        Ok(context) => {
-                            live.insert(
-                                session,
-                                Live {
-                                    context,
-                                    tokens: Vec::new(),
-                                    last_used: clock,
-                                },
-                            );
-                        }
-                        Err(e) => {
-                            let _ = events.send(Event::Done(Err(e)));
-                            continue;
-                        }
-                    }
-                }
-                let Some(state) = live.get_mut(&session) else {
-                    continue;
-                };
-                state.last_used = clock;
-                let result = generate(
-                    &model,
-                    template.as_ref(),
-                    state,
-                    &conversation,
-                    &params,
-                    &events,
-                );
+                let result = live_state(&mut live, session, clock, &model, backend, &config)
+                    .and_then(|state| {
+                        generate(
+                            &model,
+                            template.as_ref(),
+                            state,
+                            &conversation,
+                            &params,
+                            &events,
+                        )
+                    });
                 if result.is_err() {
                     // A failed turn may leave the cache out of step with `tokens`: start afresh.
                     live.remove(&session);
                 }
                 let _ = events.send(Event::Done(result));
             }
+            Job::Score {
+                session,
+                conversation,
+                continuation,
+                reply,
+            } => {
+                clock += 1;
+                let result = live_state(&mut live, session, clock, &model, backend, &config)
+                    .and_then(|state| {
+                        score(
+                            &model,
+                            template.as_ref(),
+                            state,
+                            &conversation,
+                            &continuation,
+                        )
+                    });
+                if result.is_err() {
+                    live.remove(&session);
+                }
+                let _ = reply.send(result);
+            }
         }
     }
+}
+
+/// The session's context, made (evicting the least recently used beyond the limit) if it has
+/// none.
+fn live_state<'a, 'm>(
+    live: &'a mut HashMap<u64, Live<'m>>,
+    session: u64,
+    clock: u64,
+    model: &'m LlamaModel,
+    backend: &LlamaBackend,
+    config: &EmbeddedConfig,
+) -> Result<&'a mut Live<'m>, GenError> {
+    if !live.contains_key(&session)
+        && live.len() >= config.max_live_sessions.max(1)
+        && let Some(oldest) = live
+            .iter()
+            .min_by_key(|(_, l)| l.last_used)
+            .map(|(id, _)| *id)
+    {
+        live.remove(&oldest);
+    }
+    let state = match live.entry(session) {
+        std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+        std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Live {
+            context: new_context(model, backend, config)?,
+            tokens: Vec::new(),
+            last_used: clock,
+        }),
+    };
+    state.last_used = clock;
+    Ok(state)
 }
 
 fn new_context<'m>(
@@ -339,6 +395,115 @@ fn new_context<'m>(
     model
         .new_context(backend, params)
         .map_err(|e| GenError::Runtime(format!("cannot create a context: {e}")))
+}
+
+/// Evaluates `tokens` into the session's cache, keeping the longest prefix already there
+/// (but always evaluating the last token, for its logits). Returns how many tokens were kept
+/// and the batch, whose last entry holds the logits of the next token.
+fn prefill<'b>(
+    state: &mut Live<'_>,
+    tokens: &[LlamaToken],
+) -> Result<(usize, LlamaBatch<'b>), GenError> {
+    let mut keep = state
+        .tokens
+        .iter()
+        .zip(tokens)
+        .take_while(|(a, b)| a == b)
+        .count();
+    keep = keep.min(tokens.len() - 1);
+    state
+        .context
+        .kv_cache_seq_rm(0, Some(keep as u32), None)
+        .map_err(|e| GenError::Runtime(format!("cache: {e}")))?;
+    state.tokens.truncate(keep);
+    let n_batch = (state.context.n_batch() as usize).max(1);
+    let mut batch = LlamaBatch::new(n_batch, 1);
+    for (chunk_index, chunk) in tokens[keep..].chunks(n_batch).enumerate() {
+        batch.clear();
+        let base = keep + chunk_index * n_batch;
+        for (i, token) in chunk.iter().enumerate() {
+            let pos = base + i;
+            batch
+                .add(*token, pos as i32, &[0], pos == tokens.len() - 1)
+                .map_err(|e| GenError::Runtime(format!("batch: {e}")))?;
+        }
+        state
+            .context
+            .decode(&mut batch)
+            .map_err(|e| GenError::Runtime(format!("decode: {e}")))?;
+        state.tokens.extend_from_slice(chunk);
+    }
+    Ok((keep, batch))
+}
+
+/// Positions scored per decode: each brings a vocabulary's worth of logits (1 MiB for
+/// Gemma 3), so a whole reply at once would allocate hundreds of MiB.
+const SCORE_CHUNK: usize = 32;
+
+/// How likely the model finds `continuation` after the conversation's prompt.
+fn score(
+    model: &LlamaModel,
+    template: Option<&LlamaChatTemplate>,
+    state: &mut Live<'_>,
+    conversation: &Conversation,
+    continuation: &str,
+) -> Result<TextScore, GenError> {
+    let (prompt, _) = render(model, template, conversation)?;
+    let vocab = model.vocab();
+    let prompt_tokens = vocab.tokenize(prompt.as_bytes(), true, template.is_some());
+    let text_tokens = vocab.tokenize(continuation.as_bytes(), false, false);
+    let n_ctx = state.context.n_ctx() as usize;
+    if prompt_tokens.is_empty() {
+        return Err(GenError::Runtime("the prompt is empty".into()));
+    }
+    if prompt_tokens.len() + text_tokens.len() > n_ctx {
+        return Err(GenError::ContextFull {
+            needed: prompt_tokens.len() + text_tokens.len(),
+            n_ctx,
+        });
+    }
+    let (_, batch) = prefill(state, &prompt_tokens)?;
+    let mut nll = 0.0;
+    let Some((&first, rest)) = text_tokens.split_first() else {
+        return Ok(TextScore { tokens: 0, nll });
+    };
+    nll += negative_log_likelihood(state.context.get_logits_ith(batch.n_tokens() - 1), first);
+    // Each chunk feeds tokens i..j and reads the logits that predict tokens i+1..j+1.
+    let mut batch = LlamaBatch::new(SCORE_CHUNK, 1);
+    let fed: Vec<LlamaToken> = std::iter::once(first).chain(rest.iter().copied()).collect();
+    for (chunk_index, chunk) in fed[..fed.len() - 1].chunks(SCORE_CHUNK).enumerate() {
+        batch.clear();
+        for (i, token) in chunk.iter().enumerate() {
+            let pos = state.tokens.len() + i;
+            batch
+                .add(*token, pos as i32, &[0], true)
+                .map_err(|e| GenError::Runtime(format!("batch: {e}")))?;
+        }
+        state
+            .context
+            .decode(&mut batch)
+            .map_err(|e| GenError::Runtime(format!("decode: {e}")))?;
+        state.tokens.extend_from_slice(chunk);
+        for i in 0..chunk.len() {
+            let next = rest[chunk_index * SCORE_CHUNK + i];
+            nll += negative_log_likelihood(state.context.get_logits_ith(i as i32), next);
+        }
+    }
+    Ok(TextScore {
+        tokens: text_tokens.len(),
+        nll,
+    })
+}
+
+/// −log p(token) under the softmax of `logits`.
+fn negative_log_likelihood(logits: &[f32], token: LlamaToken) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let logit = logits
+        .get(token.0 as usize)
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
+    sum.ln() - f64::from(logit - max)
 }
 
 /// Renders the conversation the way this model expects, with its stop strings.
@@ -389,40 +554,10 @@ fn generate(
         });
     }
 
-    // Keep the longest cached prefix; always evaluate at least the last token for its logits.
-    let mut keep = state
-        .tokens
-        .iter()
-        .zip(&tokens)
-        .take_while(|(a, b)| a == b)
-        .count();
-    keep = keep.min(tokens.len() - 1);
-    state
-        .context
-        .kv_cache_seq_rm(0, Some(keep as u32), None)
-        .map_err(|e| GenError::Runtime(format!("cache: {e}")))?;
-    state.tokens.truncate(keep);
-
+    let (keep, mut batch) = prefill(state, &tokens)?;
     let mut sampler = Sampler::new(params.sampler.clone(), params.watermark.clone());
     for token in &tokens {
         sampler.accept(token.0 as u32);
-    }
-    let n_batch = state.context.n_batch() as usize;
-    let mut batch = LlamaBatch::new(n_batch.max(1), 1);
-    for (chunk_index, chunk) in tokens[keep..].chunks(n_batch.max(1)).enumerate() {
-        batch.clear();
-        let base = keep + chunk_index * n_batch;
-        for (i, token) in chunk.iter().enumerate() {
-            let pos = base + i;
-            batch
-                .add(*token, pos as i32, &[0], pos == tokens.len() - 1)
-                .map_err(|e| GenError::Runtime(format!("batch: {e}")))?;
-        }
-        state
-            .context
-            .decode(&mut batch)
-            .map_err(|e| GenError::Runtime(format!("decode: {e}")))?;
-        state.tokens.extend_from_slice(chunk);
     }
     let prompt_time = started.elapsed();
 

@@ -58,4 +58,7 @@ pub enum GenError {
     /// The embedded model's worker thread is gone.
     #[error("the embedded model worker stopped")]
     WorkerGone,
+    /// The backend cannot do this.
+    #[error("this backend does not support {0}")]
+    Unsupported(&'static str),
 }

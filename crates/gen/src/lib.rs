@@ -135,6 +135,17 @@ pub struct BackendInfo {
     pub model: String,
     /// Whether prompts are rendered with the model's chat template.
     pub chat_template: bool,
+    /// SHA-256 of the model file, when the model runs here.
+    pub model_sha256: Option<String>,
+}
+
+/// How likely a model finds a text: the perplexity is `exp(nll / tokens)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TextScore {
+    /// Tokens scored.
+    pub tokens: usize,
+    /// Their summed negative log-likelihood, in nats.
+    pub nll: f64,
 }
 
 /// A source of generated text.
@@ -155,4 +166,16 @@ pub trait Session: Send {
         params: &GenParams,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, GenError>;
+
+    /// How likely the model finds `continuation` as the character's next line: the measure
+    /// of what the watermark costs in quality. Backends that cannot say return
+    /// [`GenError::Unsupported`].
+    fn score(
+        &mut self,
+        conversation: &Conversation,
+        continuation: &str,
+    ) -> Result<TextScore, GenError> {
+        let _ = (conversation, continuation);
+        Err(GenError::Unsupported("scoring a text"))
+    }
 }

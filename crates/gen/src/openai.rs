@@ -84,6 +84,7 @@ impl Backend for OpenAiBackend {
             kind: "openai",
             model: self.config.model.clone(),
             chat_template: true,
+            model_sha256: None,
         }
     }
 

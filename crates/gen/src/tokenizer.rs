@@ -28,6 +28,11 @@ impl GgufTokenizer {
         Ok(GgufTokenizer { model })
     }
 
+    /// Tokens in the vocabulary.
+    pub fn n_vocab(&self) -> u32 {
+        self.model.n_vocab().max(0) as u32
+    }
+
     /// The tokens of `text`, as the model would read it mid-conversation (no start token).
     pub fn tokenize(&self, text: &str) -> Vec<u32> {
         self.model

@@ -248,3 +248,66 @@ fn a_truncated_model_is_a_load_error_naming_the_file() {
     assert!(err.to_string().contains("truncated.gguf"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_model_scores_its_own_reply_likelier_than_the_same_words_shuffled() {
+    let mut session = backend().open_session().unwrap();
+    let c = conversation("Where is Pip tonight, love?");
+    let params = GenParams {
+        max_tokens: 30,
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            ..SamplerConfig::default()
+        },
+        ..params(3)
+    };
+    let reply = session.generate(&c, &params, &mut |_| true).unwrap().text;
+    let mut words: Vec<&str> = reply.split_whitespace().collect();
+    words.reverse();
+    let shuffled = words.join(" ");
+    let own = session.score(&c, &reply).unwrap();
+    let other = session.score(&c, &shuffled).unwrap();
+    assert!(own.tokens > 3, "{reply:?}");
+    let per_token = |s: lore_gen::TextScore| s.nll / s.tokens as f64;
+    assert!(
+        per_token(own) < per_token(other),
+        "{reply:?}: {own:?} vs {shuffled:?}: {other:?}"
+    );
+    assert_eq!(session.score(&c, "").unwrap().tokens, 0);
+}
+
+#[test]
+fn watermarked_replies_record_their_settings_and_are_detected() {
+    let key = lore_mark::WatermarkKey::from_secret([9; 32]);
+    let watermark = lore_mark::Watermark::new(key, 0.25, 2.0, 0.9).unwrap();
+    let mut session = backend().open_session().unwrap();
+    let params = GenParams {
+        max_tokens: 120,
+        stop_rules: false,
+        watermark: Some(watermark.clone()),
+        ..params(5)
+    };
+    let g = session
+        .generate(
+            &conversation("Tell me about the river."),
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+    assert_eq!(g.watermark, Some(watermark.settings()));
+    let tokenizer = lore_gen::GgufTokenizer::load(&model_path()).unwrap();
+    let tokens = tokenizer.tokenize(&g.text);
+    let found = lore_mark::detect(&tokens, std::slice::from_ref(&watermark));
+    assert!(found.z > 2.0, "{found:?} for {:?}", g.text);
+    let unmarked = session
+        .generate(
+            &conversation("Tell me about the river."),
+            &GenParams {
+                watermark: None,
+                ..params
+            },
+            &mut |_| true,
+        )
+        .unwrap();
+    assert_eq!(unmarked.watermark, None);
+}

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Watermark;
 
@@ -19,7 +19,7 @@ pub const Z_THRESHOLD: f64 = 4.0;
 pub const MIN_SCORED_TOKENS: usize = 16;
 
 /// The verdict on one text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     /// The best z-score over the keys tried (0 when nothing could be scored).
     pub z: f64,

@@ -1,84 +1,52 @@
-//! Watermark keys on disk, outside canon: `watermark-keys.json` in a keys directory,
-//! readable only by its owner, replaced atomically on every change.
+//! Keys on disk, outside canon: one JSON file per kind of key in a keys directory, readable
+//! only by its owner, replaced atomically on every change. Keys are never deleted: a retired
+//! key marks or signs nothing new, but what it marked or signed stays verifiable.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::watermark::hex;
-use crate::{MarkError, Watermark, WatermarkKey};
+use crate::MarkError;
 
-const FILE: &str = "watermark-keys.json";
-
-/// Whether a key still marks new replies.
+/// Whether a key still marks or signs new artefacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
-    /// Marks new replies (the newest active key does) and is tried at detection.
+    /// In use: the newest active key marks or signs, and every key is tried at verification.
     Active,
-    /// Marks nothing new, but is still tried at detection: what it marked stays provable.
+    /// Used for verification only.
     Retired,
 }
 
-/// One key as stored, with the settings it marks with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredKey {
+/// One stored key of a [`Ring`].
+pub trait Entry: Serialize + DeserializeOwned {
+    /// What the stored form unlocks (a watermark, a signing key).
+    type Material: Clone;
     /// The key's public id.
-    pub id: String,
-    secret: String,
-    /// Seconds since the Unix epoch when it was made.
-    pub created: u64,
+    fn id(&self) -> &str;
     /// Active or retired.
-    pub state: KeyState,
-    /// Green share.
-    pub gamma: f64,
-    /// Green bias.
-    pub delta: f32,
-    /// Steps with a likeliest token above this probability are not biased.
-    pub spike: f32,
+    fn state(&self) -> KeyState;
+    /// Sets the state.
+    fn set_state(&mut self, state: KeyState);
+    /// Checks the stored form and builds the material; `Err` says what is wrong with it.
+    fn material(&self) -> Result<Self::Material, String>;
 }
 
-impl StoredKey {
-    fn watermark(&self, path: &Path) -> Result<Watermark, MarkError> {
-        let bad = |reason: String| MarkError::BadKeyFile {
-            path: path.to_owned(),
-            reason: format!("key {:?}: {reason}", self.id),
-        };
-        let bytes = (0..self.secret.len())
-            .step_by(2)
-            .map(|i| {
-                self.secret
-                    .get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(|| bad("secret is not hex".into()))?;
-        let secret: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| bad("secret is not 32 bytes".into()))?;
-        let key = WatermarkKey::from_secret(secret);
-        if key.id() != self.id {
-            return Err(bad(format!("secret belongs to id {:?}", key.id())));
-        }
-        Watermark::new(key, self.gamma, self.delta, self.spike).map_err(|e| bad(e.to_string()))
-    }
-}
-
-/// The watermark keys of one installation.
+/// The keys of one kind.
 #[derive(Debug)]
-pub struct Keyring {
+pub struct Ring<E: Entry> {
     path: PathBuf,
-    keys: Vec<StoredKey>,
-    watermarks: Vec<Watermark>,
+    entries: Vec<E>,
+    materials: Vec<E::Material>,
 }
 
-impl Keyring {
-    /// Reads the keyring in `dir`; a missing file is an empty ring.
-    pub fn open(dir: &Path) -> Result<Keyring, MarkError> {
-        let path = dir.join(FILE);
-        let keys: Vec<StoredKey> = match std::fs::read(&path) {
+impl<E: Entry> Ring<E> {
+    /// Reads `file` in `dir`; a missing file is an empty ring.
+    pub(crate) fn open(dir: &Path, file: &str) -> Result<Ring<E>, MarkError> {
+        let path = dir.join(file);
+        let entries: Vec<E> = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MarkError::BadKeyFile {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -86,78 +54,58 @@ impl Keyring {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(MarkError::Io { path, source }),
         };
-        let watermarks = keys
+        let materials = entries
             .iter()
-            .map(|k| k.watermark(&path))
+            .map(|e| {
+                e.material().map_err(|reason| MarkError::BadKeyFile {
+                    path: path.clone(),
+                    reason: format!("key {:?}: {reason}", e.id()),
+                })
+            })
             .collect::<Result<_, _>>()?;
-        Ok(Keyring {
+        Ok(Ring {
             path,
-            keys,
-            watermarks,
+            entries,
+            materials,
         })
     }
 
-    /// The keys, oldest first.
-    pub fn keys(&self) -> &[StoredKey] {
-        &self.keys
+    /// The stored keys, oldest first.
+    pub fn entries(&self) -> &[E] {
+        &self.entries
     }
 
-    /// Every key, for detection.
-    pub fn watermarks(&self) -> &[Watermark] {
-        &self.watermarks
+    /// Every key's material, oldest first, for verification.
+    pub fn materials(&self) -> &[E::Material] {
+        &self.materials
     }
 
-    /// The key that marks new replies: the newest active one.
-    pub fn current(&self) -> Option<&Watermark> {
-        self.keys
+    /// The newest active key's material.
+    pub fn current(&self) -> Option<&E::Material> {
+        self.entries
             .iter()
-            .zip(&self.watermarks)
+            .zip(&self.materials)
             .rev()
-            .find(|(k, _)| k.state == KeyState::Active)
-            .map(|(_, w)| w)
+            .find(|(e, _)| e.state() == KeyState::Active)
+            .map(|(_, m)| m)
     }
 
-    /// Makes a key with these settings; it becomes the current one.
-    pub fn create(&mut self, gamma: f64, delta: f32, spike: f32) -> Result<&StoredKey, MarkError> {
-        let watermark = Watermark::new(WatermarkKey::generate(), gamma, delta, spike)?;
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.keys.push(StoredKey {
-            id: watermark.key().id().to_owned(),
-            secret: hex(watermark.key().secret()),
-            created,
-            state: KeyState::Active,
-            gamma,
-            delta,
-            spike,
-        });
-        self.watermarks.push(watermark);
+    /// Adds a key, which becomes the current one, and saves.
+    pub(crate) fn push(&mut self, entry: E, material: E::Material) -> Result<&E, MarkError> {
+        self.entries.push(entry);
+        self.materials.push(material);
         self.save()?;
-        Ok(self.keys.last().expect("just pushed"))
+        Ok(self.entries.last().expect("just pushed"))
     }
 
-    /// The current key, making one with the default settings if there is none.
-    pub fn current_or_create(&mut self) -> Result<Watermark, MarkError> {
-        if let Some(current) = self.current() {
-            return Ok(current.clone());
-        }
-        self.create(
-            Watermark::DEFAULT_GAMMA,
-            Watermark::DEFAULT_DELTA,
-            Watermark::DEFAULT_SPIKE,
-        )?;
-        Ok(self.watermarks.last().expect("just made").clone())
-    }
-
-    /// Stops a key marking new replies; it is still tried at detection.
+    /// Stops a key marking or signing anything new; it stays for verification.
     pub fn retire(&mut self, id: &str) -> Result<(), MarkError> {
-        let key = self
-            .keys
+        let entry = self
+            .entries
             .iter_mut()
-            .find(|k| k.id == id)
+            .find(|e| e.id() == id)
             .ok_or_else(|| MarkError::UnknownKey(id.to_owned()))?;
-        key.state = KeyState::Retired;
+        entry.set_state(KeyState::Retired);
         self.save()
     }
 
@@ -168,7 +116,7 @@ impl Keyring {
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
-        let json = serde_json::to_vec_pretty(&self.keys).expect("keys serialise");
+        let json = serde_json::to_vec_pretty(&self.entries).expect("keys serialise");
         let temp = self.path.with_extension("json.tmp");
         {
             let mut options = std::fs::OpenOptions::new();
@@ -183,54 +131,24 @@ impl Keyring {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Seconds since the Unix epoch, now.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
-    #[test]
-    fn keys_are_made_rotated_retired_and_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ring = Keyring::open(dir.path()).unwrap();
-        assert!(ring.current().is_none());
-        let first = ring.current_or_create().unwrap();
-        let second_id = ring.create(0.5, 1.5, 0.95).unwrap().id.clone();
-        assert_eq!(ring.current().unwrap().key().id(), second_id);
-        ring.retire(&second_id).unwrap();
-        assert_eq!(ring.current().unwrap(), &first);
-
-        let reopened = Keyring::open(dir.path()).unwrap();
-        assert_eq!(reopened.keys().len(), 2);
-        assert_eq!(reopened.keys()[1].state, KeyState::Retired);
-        assert_eq!(reopened.watermarks()[1].gamma(), 0.5);
-        assert_eq!(reopened.current().unwrap(), &first);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o077, 0, "the key file is private");
-        }
-        let err = ring.retire("wm-nope").unwrap_err();
-        assert!(err.to_string().contains("wm-nope"));
-    }
-
-    #[test]
-    fn a_damaged_key_file_is_named_with_the_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ring = Keyring::open(dir.path()).unwrap();
-        let id = ring.current_or_create().unwrap().key().id().to_owned();
-        let path = dir.path().join(FILE);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let pos = text.find("\"secret\": \"").unwrap() + 11;
-        let mut broken = text.clone();
-        broken.replace_range(pos..pos + 2, "zz");
-        std::fs::write(&path, broken).unwrap();
-        let err = Keyring::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains(&id) && err.contains("not hex"), "{err}");
-        std::fs::write(&path, "{").unwrap();
-        let err = Keyring::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("watermark-keys.json"), "{err}");
-    }
+/// The 32 bytes of a hex secret.
+pub(crate) fn secret_from_hex(hex: &str) -> Result<[u8; 32], String> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or("secret is not hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| "secret is not 32 bytes".to_owned())
 }

@@ -3,17 +3,23 @@
 //! - [`Watermark`]: a keyed green-list watermark in the family of Kirchenbauer et al. (2023).
 //!   The sampler in `lore-gen` asks it, at each step, which candidate tokens are green and
 //!   adds δ to their logits. [`detect`] needs only the keys and the text's tokens.
-//! - [`Keyring`]: watermark keys kept outside canon, in the engine's home directory;
-//!   one generates, every key in the ring is tried at detection.
+//! - [`Provenance`]: what made an artefact (engine, model and its hash, sampling, watermark,
+//!   canon revision, prompt hash, session), signed with Ed25519 by a [`Signer`].
+//! - [`Keyring`] and [`SigningKeys`]: keys kept outside canon, in the engine's keys
+//!   directory; the newest active key marks or signs, every key is tried at verification.
 //!
 //! The crate knows nothing of models or canon: tokens are plain `u32` ids.
 
 mod detect;
 mod error;
 mod keyring;
+pub mod provenance;
 mod watermark;
+mod watermark_keys;
 
 pub use detect::{Detection, MIN_SCORED_TOKENS, Z_THRESHOLD, detect, p_value, score, z_score};
 pub use error::MarkError;
-pub use keyring::{KeyState, Keyring, StoredKey};
+pub use keyring::{Entry, KeyState, Ring};
+pub use provenance::{Provenance, PublicKey, SignedRecord, Signer, SigningKeys, verify_record};
 pub use watermark::{GreenList, Watermark, WatermarkKey, WatermarkSettings};
+pub use watermark_keys::{Keyring, StoredKey};

@@ -163,6 +163,8 @@ pub struct TurnRow {
     pub rails: String,
     /// The output rail's report (JSON object).
     pub output_rail: String,
+    /// The reply's signed provenance record (JSON), when the server signs.
+    pub provenance: Option<String>,
 }
 
 /// A stored fact of a session's graph.
@@ -471,8 +473,8 @@ impl Db {
     /// Turns of session `id` from turn `from` on, in order.
     pub async fn turns(&self, id: &str, from: i64) -> Result<Vec<TurnRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT turn, input, reply, recalled, facts_used, created_ms, rails, output_rail \
-             FROM turns \
+            "SELECT turn, input, reply, recalled, facts_used, created_ms, rails, output_rail, \
+             provenance FROM turns \
              WHERE session_id = $1 AND turn >= $2 ORDER BY turn",
         )
         .bind(id)
@@ -490,6 +492,7 @@ impl Db {
                     created_ms: r.try_get(5)?,
                     rails: r.try_get(6)?,
                     output_rail: r.try_get(7)?,
+                    provenance: r.try_get(8)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -684,11 +687,11 @@ async fn insert_turns(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     records: &[&TurnRecord],
 ) -> Result<(), DbError> {
-    for chunk in records.chunks(MAX_PARAMETERS / 9) {
+    for chunk in records.chunks(MAX_PARAMETERS / 10) {
         let sql = format!(
             "INSERT INTO turns (session_id, turn, input, reply, recalled, facts_used, created_ms, \
-             rails, output_rail) VALUES {}",
-            placeholders(chunk.len(), 9)
+             rails, output_rail, provenance) VALUES {}",
+            placeholders(chunk.len(), 10)
         );
         let mut query = sqlx::query(&sql);
         for record in chunk {
@@ -702,7 +705,8 @@ async fn insert_turns(
                 .bind(&turn.facts_used)
                 .bind(turn.created_ms)
                 .bind(&turn.rails)
-                .bind(&turn.output_rail);
+                .bind(&turn.output_rail)
+                .bind(&turn.provenance);
         }
         query.execute(&mut **tx).await?;
     }
@@ -784,6 +788,7 @@ mod tests {
             created_ms: 1,
             rails: "[]".into(),
             output_rail: "{}".into(),
+            provenance: None,
         };
         let (ack, _) = oneshot::channel();
         let session_id = session_id.into();

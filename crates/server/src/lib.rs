@@ -23,6 +23,7 @@ mod routes;
 mod sparql;
 mod state;
 mod turns;
+mod verify;
 mod wire;
 
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ pub use db::{Db, DbError};
 pub use error::ApiError;
 pub use state::App;
 pub use turns::{TurnLimits, Turns};
+pub use verify::{RecordVerdict, Verifier, VerifyOut};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -65,6 +67,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long a verified key is trusted without a database lookup.
     pub key_cache_ttl: Duration,
+    /// Keys and tokenizer for `/v1/verify` and `/v1/provenance/keys`.
+    pub verifier: Verifier,
 }
 
 /// Why the server could not start.
@@ -91,6 +95,7 @@ pub enum ServeError {
         routes::get_session, routes::delete_session, routes::post_turn, routes::list_keys,
         routes::post_key, routes::delete_key, routes::healthz, routes::readyz, routes::metrics,
         openai::models, openai::chat_completions, sparql::get, sparql::post,
+        verify::public_keys, verify::verify,
     ),
     modifiers(&BearerAuth),
 )]
@@ -177,6 +182,8 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
         .route("/v1/sessions/{id}/turns", post(routes::post_turn))
         .route("/v1/keys", get(routes::list_keys).post(routes::post_key))
         .route("/v1/keys/{id}", axum::routing::delete(routes::delete_key))
+        .route("/v1/provenance/keys", get(verify::public_keys))
+        .route("/v1/verify", post(verify::verify))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/sparql", get(sparql::get).post(sparql::post))
@@ -219,6 +226,7 @@ pub async fn build(
         keys: auth::KeyCache::new(config.key_cache_ttl),
         turns: Turns::new(backend, config.limits.clone()),
         metrics: metrics::Metrics::default(),
+        verifier: config.verifier.clone(),
         ready: true.into(),
     }))
 }

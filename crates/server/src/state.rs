@@ -25,6 +25,8 @@ pub struct App {
     pub turns: Turns,
     /// Metrics.
     pub metrics: Metrics,
+    /// Keys and tokenizer for verification.
+    pub verifier: crate::verify::Verifier,
     /// Set once startup finished; cleared when shutdown begins.
     pub ready: AtomicBool,
 }

@@ -18,8 +18,9 @@ use lore_engine::{
     EngineError, History, MemoryFact, MemoryKind, OutputReport, Repair, TurnPlanner,
     generate_checked,
 };
-use lore_gen::{Backend, Role as LineRole, Session, StopReason, Turn};
+use lore_gen::{Backend, BackendInfo, Generation, Role as LineRole, Session, StopReason, Turn};
 use lore_guard::Action;
+use lore_mark::SignedRecord;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::Caller;
@@ -77,6 +78,7 @@ pub struct TurnLimits {
 /// Runs turns for every session.
 pub struct Turns {
     backend: Arc<dyn Backend>,
+    backend_info: BackendInfo,
     limits: TurnLimits,
     hot: Mutex<HashMap<String, HotEntry>>,
     clock: AtomicU64,
@@ -95,6 +97,14 @@ impl Drop for Admitted {
     }
 }
 
+/// A signed record as stored with its turn.
+fn provenance_json(record: Option<&SignedRecord>) -> Result<Option<String>, ApiError> {
+    record
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(ApiError::internal)
+}
+
 /// The IRI of a session's own graph.
 pub fn session_graph(id: &str) -> String {
     format!("urn:lore:session:{id}")
@@ -104,6 +114,7 @@ impl Turns {
     /// A runner over `backend`.
     pub fn new(backend: Arc<dyn Backend>, limits: TurnLimits) -> Turns {
         Turns {
+            backend_info: backend.info(),
             backend,
             slots: Arc::new(Semaphore::new(limits.generation_slots.max(1))),
             limits,
@@ -415,6 +426,15 @@ async fn run(
         .map_err(ApiError::internal)?;
     if input_rail.action != Action::Allow {
         let reply = hot.planner.rail_reply(&input_rail, input);
+        let provenance = hot.planner.provenance(
+            &turns.backend_info,
+            None,
+            &Generation {
+                text: reply.clone(),
+                ..Generation::nothing(StopReason::Stop)
+            },
+            Some(id),
+        );
         let rails = RailOut::from_decision("input", &input_rail);
         let plan_time = plan_started.elapsed();
         metrics.stage("plan", plan_time.as_secs_f64());
@@ -431,6 +451,7 @@ async fn run(
                 created_ms: now_ms(),
                 rails: serde_json::to_string(&rails).map_err(ApiError::internal)?,
                 output_rail: "{}".into(),
+                provenance: provenance_json(provenance.as_ref())?,
             },
             memory: Vec::new(),
             ends_session: input_rail.action == Action::EndSession,
@@ -456,7 +477,7 @@ async fn run(
             facts_used: Vec::new(),
             rails,
             output_rail: OutputRailOut::from_report(&OutputReport::clean(), false),
-            provenance: None,
+            provenance,
             finish_reason: "rails".into(),
             usage: Usage {
                 prompt_tokens: 0,
@@ -550,6 +571,13 @@ async fn run(
             .observe(generation.tokens_per_second());
     }
 
+    // Signed over the whole prompt, before the player's line is moved into the history.
+    let provenance = hot.planner.provenance(
+        &turns.backend_info,
+        Some(&conversation),
+        &generation,
+        Some(id),
+    );
     let commit_started = Instant::now();
     let line = hot.offset + hot.lines.len();
     let graph = session_graph(id);
@@ -573,6 +601,7 @@ async fn run(
             rails: "[]".into(),
             output_rail: serde_json::to_string(&OutputRailOut::from_report(&output, true))
                 .map_err(ApiError::internal)?,
+            provenance: provenance_json(provenance.as_ref())?,
         },
         memory: learned
             .iter()
@@ -601,7 +630,7 @@ async fn run(
         facts_used,
         rails: Vec::new(),
         output_rail: OutputRailOut::from_report(&output, false),
-        provenance: None,
+        provenance,
         finish_reason: match generation.stop {
             StopReason::Stop => "stop",
             StopReason::EndOfTurn => "end_of_turn",

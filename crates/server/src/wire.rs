@@ -240,9 +240,12 @@ pub struct TurnOut {
     pub rails: Vec<RailOut>,
     /// What the output rail withheld from the reply and how it was repaired.
     pub output_rail: OutputRailOut,
-    /// The signed provenance record (filled by authenticity).
+    /// The reply's signed provenance record: `payload` (the record's JSON text: engine,
+    /// model and its hash, sampling, watermark, canon revision, prompt hash, session, time,
+    /// `c2pa.created`, the IPTC digital source type), `alg` (`Ed25519`), `key_id` (one of
+    /// `GET /v1/provenance/keys`) and `signature` (base64, over the payload's bytes).
     #[schema(value_type = Option<Object>)]
-    pub provenance: Option<serde_json::Value>,
+    pub provenance: Option<lore_mark::SignedRecord>,
     /// Why the reply ended: `stop`, `end_of_turn` or `length`, or `rails` when the input rail
     /// answered instead of the model.
     pub finish_reason: String,

@@ -110,6 +110,13 @@ fn every_route_enforces_role_and_tenant() {
                 }),
             ),
             ("GET", url("/v1/models"), None, (200)),
+            ("GET", url("/v1/provenance/keys"), None, (200)),
+            (
+                "POST",
+                url("/v1/verify"),
+                Some(json!({"text": "Mind the ropes, love."})),
+                (200),
+            ),
             (
                 "POST",
                 url("/v1/chat/completions"),
@@ -152,6 +159,6 @@ fn every_route_enforces_role_and_tenant() {
             "{sessions}"
         );
     }
-    assert_eq!(checked, callers.len() * 16);
+    assert_eq!(checked, callers.len() * 18);
     server.stop();
 }

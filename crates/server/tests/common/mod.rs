@@ -10,7 +10,7 @@ use std::time::Duration;
 use lore_canon::CanonStore;
 use lore_engine::SessionOptions;
 use lore_gen::{Backend, EmbeddedBackend, EmbeddedConfig, GenParams};
-use lore_server::{App, Role, ServerConfig, TurnLimits};
+use lore_server::{App, Role, ServerConfig, TurnLimits, Verifier};
 
 /// A second studio's production, to check that tenants never see each other.
 const RIVAL: &str = r#"
@@ -115,6 +115,19 @@ pub fn start(canon: &Canon, options: Options) -> Server {
         .enable_all()
         .build()
         .unwrap();
+    // Every test server marks and signs, as `lore serve` does, with keys of its own.
+    let keys = canon.dir.path().join("keys");
+    let mut watermarks = lore_mark::Keyring::open_watermarks(&keys).unwrap();
+    let mut signing = lore_mark::SigningKeys::open_signing(&keys).unwrap();
+    let watermark = watermarks.current_or_create().unwrap();
+    let signer = signing.current_or_create().unwrap();
+    let verifier = Verifier {
+        watermarks: watermarks.materials().to_vec(),
+        public_keys: signing.public_keys(),
+        tokenizer: Some(Arc::new(
+            lore_gen::GgufTokenizer::load(&model_path()).unwrap(),
+        )),
+    };
     let config = ServerConfig {
         cache: canon.dir.path().join("worlds"),
         session: SessionOptions {
@@ -122,8 +135,10 @@ pub fn start(canon: &Canon, options: Options) -> Server {
             generation: GenParams {
                 max_tokens: options.max_tokens,
                 stop_rules: options.stop_rules,
+                watermark: Some(watermark),
                 ..GenParams::default()
             },
+            signer: Some(signer),
             ..SessionOptions::default()
         },
         limits: TurnLimits {
@@ -134,6 +149,7 @@ pub fn start(canon: &Canon, options: Options) -> Server {
         body_limit: 16 * 1024,
         shutdown_grace: options.shutdown_grace,
         key_cache_ttl: Duration::from_secs(5),
+        verifier,
     };
     let (app, listener) = runtime.block_on(async {
         let app = lore_server::build(

