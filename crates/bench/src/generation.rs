@@ -68,6 +68,18 @@ pub struct GenerationReport {
     pub turn2_ttft: Duration,
     /// Turn 2 (median): the bare loop's time to evaluate just those new tokens and pick one.
     pub turn2_bare: Duration,
+    /// Our sampler's time per token without the watermark (temperature 0.7, real logits).
+    pub sample_plain: Duration,
+    /// The same with the watermark: the difference is what marking costs a token.
+    pub sample_marked: Duration,
+}
+
+impl GenerationReport {
+    /// What the watermark adds to a token, as a share of the bare loop's time per token.
+    pub fn watermark_share(&self) -> f64 {
+        let extra = self.sample_marked.as_secs_f64() - self.sample_plain.as_secs_f64();
+        extra / (self.bare.generation_secs / self.bare.generated.max(1) as f64)
+    }
 }
 
 /// A fixed conversation with a preamble of a realistic length (about 400 tokens).
@@ -214,7 +226,10 @@ pub fn run(
             second.evaluated_tokens,
         )?);
     }
+    let (sample_plain, sample_marked) = sampling_cost(&bare_model, threads, &prompt)?;
     Ok(GenerationReport {
+        sample_plain,
+        sample_marked,
         engine: engine_speed,
         bare: bare_speed,
         prompt_ratio: median_f64(&mut prompt_ratios),
@@ -223,6 +238,43 @@ pub fn run(
         turn2_ttft: median(&mut ttft),
         turn2_bare: median(&mut bare),
     })
+}
+
+/// Our sampler's time per token on the real logits after `prompt`, without and with the
+/// watermark (median of interleaved batches, so that load affects both alike).
+fn sampling_cost(
+    model: &LlamaModel,
+    threads: usize,
+    prompt: &str,
+) -> Result<(Duration, Duration), GenError> {
+    const STEPS: u32 = 200;
+    let mut context = bare_context(model, threads)?;
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, false);
+    let index = decode(&mut context, &tokens, 0)?;
+    let logits = context.get_logits_ith(index).to_vec();
+    let watermark = lore_mark::Watermark::new(
+        lore_mark::WatermarkKey::from_secret([7; 32]),
+        lore_mark::Watermark::DEFAULT_GAMMA,
+        lore_mark::Watermark::DEFAULT_DELTA,
+        // Bias every step: the most a step can cost.
+        1.0,
+    )
+    .map_err(runtime)?;
+    let time = |watermark: Option<lore_mark::Watermark>| {
+        let mut sampler = lore_gen::Sampler::new(SamplerConfig::default(), watermark);
+        sampler.accept(tokens.last().map_or(0, |t| t.0 as u32));
+        let started = Instant::now();
+        for _ in 0..STEPS {
+            std::hint::black_box(sampler.sample(&logits));
+        }
+        started.elapsed() / STEPS
+    };
+    let (mut plain, mut marked) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        plain.push(time(None));
+        marked.push(time(Some(watermark.clone())));
+    }
+    Ok((median(&mut plain), median(&mut marked)))
 }
 
 fn median_f64(values: &mut [f64]) -> f64 {
