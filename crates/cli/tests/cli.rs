@@ -17,8 +17,14 @@ struct Run {
 }
 
 fn lore(args: &[&str], stdin: &str) -> Run {
+    lore_with(args, stdin, &[])
+}
+
+/// [`lore`] with extra environment variables.
+fn lore_with(args: &[&str], stdin: &str, env: &[(&str, &Path)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lore"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("LORE_HOME")
         .env("HOME", std::env::temp_dir().join("lore-cli-test-home"))
         .env(
@@ -523,4 +529,63 @@ fn bad_evaluation_sets_are_named() {
         "",
     );
     fails_with(&run, &["replies.tsv:3", "\"lie\" is not one of"]);
+}
+
+#[test]
+fn watermark_keys_rotate_and_verify_gives_a_verdict_for_every_text() {
+    let keys = tempfile::tempdir().unwrap();
+    let env = [("LORE_KEYS", keys.path())];
+    let made = lore_with(&["keys", "watermark", "new"], "", &env);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let first = made.stdout.trim().to_owned();
+    assert!(first.starts_with("wm-"), "{first}");
+    let second = lore_with(&["keys", "watermark", "new", "--gamma", "0.5"], "", &env);
+    let second = second.stdout.trim().to_owned();
+    let list = lore_with(&["keys", "watermark", "list"], "", &env).stdout;
+    assert!(list.contains(&format!("{second}\tcurrent")), "{list}");
+    assert!(list.contains(&format!("{first}\tactive")), "{list}");
+    assert!(!list.contains("secret"), "{list}");
+    assert_eq!(
+        lore_with(&["keys", "watermark", "retire", &second], "", &env).code,
+        0
+    );
+    let list = lore_with(&["keys", "watermark", "list"], "", &env).stdout;
+    assert!(list.contains(&format!("{second}\tretired")), "{list}");
+    assert!(list.contains(&format!("{first}\tcurrent")), "{list}");
+    fails_with(
+        &lore_with(&["keys", "watermark", "retire", "wm-nope"], "", &env),
+        &["wm-nope"],
+    );
+    fails_with(
+        &lore_with(&["keys", "watermark", "new", "--gamma", "1.5"], "", &env),
+        &["gamma"],
+    );
+
+    let human = "Call me Ishmael. Some years ago, never mind how long precisely, having little or \
+        no money in my purse, and nothing particular to interest me on shore, I thought I would \
+        sail about a little and see the watery part of the world. It is a way I have of driving \
+        off the spleen and regulating the circulation.";
+    let verdict = lore_with(&["verify", "text", "-", "--json"], human, &env);
+    assert_eq!(verdict.code, 2, "{}", verdict.stderr);
+    let json: serde_json::Value = serde_json::from_str(&verdict.stdout).unwrap();
+    assert_eq!(json["watermarked"], false);
+    assert!(json["key_id"].is_null());
+    assert!(json["tokens_scored"].as_u64().unwrap() >= 16, "{json}");
+    assert!(json["z"].as_f64().unwrap() < 4.0 && json["p_value"].as_f64().is_some());
+
+    let empty = lore_with(&["verify", "text", "-"], "", &env);
+    assert_eq!(empty.code, 2);
+    assert!(empty.stdout.contains("too short"), "{}", empty.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("blob.txt");
+    std::fs::write(&binary, [0x66, 0x6f, 0xff, 0xfe]).unwrap();
+    fails_with(
+        &lore_with(&["verify", "text", binary.to_str().unwrap()], "", &env),
+        &["blob.txt", "not UTF-8", "offset 2"],
+    );
+    fails_with(
+        &lore_with(&["verify", "text", "/nonexistent/reply.txt"], "", &env),
+        &["/nonexistent/reply.txt"],
+    );
 }
