@@ -642,6 +642,12 @@ mod tests {
     }
 
     fn session() -> (CharacterSession, Arc<std::sync::Mutex<Vec<Conversation>>>) {
+        session_with(SessionOptions::default())
+    }
+
+    fn session_with(
+        options: SessionOptions,
+    ) -> (CharacterSession, Arc<std::sync::Mutex<Vec<Conversation>>>) {
         let store = lore_canon::CanonStore::in_memory().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("w.trig");
@@ -663,11 +669,47 @@ mod tests {
             world,
             resolved,
             &Recorder(prompts.clone()),
-            SessionOptions::default(),
+            options,
             LikenessScope::default(),
         )
         .unwrap();
         (session, prompts)
+    }
+
+    #[test]
+    fn replies_are_signed_and_claim_no_watermark_their_backend_did_not_apply() {
+        let keys = tempfile::tempdir().unwrap();
+        let mut ring = lore_mark::SigningKeys::open_signing(keys.path()).unwrap();
+        let (mut signed_session, _) = session_with(SessionOptions {
+            signer: Some(ring.current_or_create().unwrap()),
+            ..SessionOptions::default()
+        });
+        let result = signed_session
+            .turn("Have you seen Bram?", &mut |_| true)
+            .unwrap();
+        let signed = result.provenance.unwrap();
+        let record =
+            lore_mark::verify_record(&signed, &ring.public_keys(), Some(result.reply.as_bytes()))
+                .unwrap();
+        assert_eq!(record.backend, "test");
+        assert_eq!(record.watermark, None);
+        assert_eq!(record.character, "urn:w:a");
+        assert_eq!(record.production, "urn:w:p");
+        assert!(!record.canon_revision.is_empty());
+        assert!(record.prompt_sha256.is_some());
+        assert_eq!(
+            record.digital_source_type,
+            lore_mark::provenance::TRAINED_ALGORITHMIC_MEDIA
+        );
+        // Without a signer, no record.
+        let (mut unsigned, _) = session();
+        assert!(
+            unsigned
+                .turn("Hello.", &mut |_| true)
+                .unwrap()
+                .provenance
+                .is_none()
+        );
     }
 
     #[test]
