@@ -589,3 +589,68 @@ fn watermark_keys_rotate_and_verify_gives_a_verdict_for_every_text() {
         &["/nonexistent/reply.txt"],
     );
 }
+
+#[test]
+fn eval_watermark_reports_every_condition_on_a_short_run() {
+    let (_dir, store) = sample_store();
+    let corpora = cached("LORE_CORPORA", "corpora");
+    let prompts =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../world/eval/watermark-prompts.txt");
+    let run = lore(
+        &[
+            "eval",
+            "watermark",
+            "--store",
+            &store,
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--corpora",
+            corpora.to_str().unwrap(),
+            "--replies",
+            "2",
+            "--tokens",
+            "40",
+            "--perplexity-pairs",
+            "1",
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["replies"], 2);
+    assert_eq!(report["watermark"]["gamma"], 0.25);
+    assert!(
+        report["human"]["passages"].as_u64().unwrap() > 10_000,
+        "{report}"
+    );
+    for condition in [
+        "clean",
+        "substituted_10",
+        "substituted_30",
+        "pasted_into_3x_human",
+    ] {
+        let tpr = report[condition]["tpr_z4"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&tpr), "{condition}: {report}");
+    }
+    assert!(
+        report["perplexity"]["ratio"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    fails_with(
+        &lore(
+            &[
+                "eval",
+                "watermark",
+                "--store",
+                &store,
+                "--corpora",
+                "/nonexistent",
+                "--replies",
+                "1",
+            ],
+            "",
+        ),
+        &["/nonexistent", "fetch-corpus.sh"],
+    );
+}
