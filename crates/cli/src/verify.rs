@@ -135,7 +135,12 @@ pub fn watermark_keys(config: &Config, command: WatermarkKeysCommand) -> anyhow:
                 };
                 println!(
                     "{}\t{}\tgamma={}\tdelta={}\tspike={}\tcreated={}",
-                    key.id, state, key.gamma, key.delta, key.spike, key.created
+                    key.id,
+                    state,
+                    key.settings.gamma,
+                    key.settings.delta,
+                    key.settings.spike,
+                    key.created
                 );
             }
         }

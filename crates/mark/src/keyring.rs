@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::MarkError;
+use crate::watermark::hex;
 
 /// Whether a key still marks or signs new artefacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,33 +21,51 @@ pub enum KeyState {
     Retired,
 }
 
-/// One stored key of a [`Ring`].
-pub trait Entry: Serialize + DeserializeOwned {
-    /// What the stored form unlocks (a watermark, a signing key).
+/// What distinguishes one kind of key: the settings stored beside its secret, and what the
+/// two together unlock (a watermark, a signer).
+pub trait KeySettings: Serialize + DeserializeOwned {
+    /// What the key is used as.
     type Material: Clone;
+    /// Builds the material from the secret, checking that it belongs to `id`; `Err` says
+    /// what is wrong.
+    fn material(&self, secret: [u8; 32], id: &str) -> Result<Self::Material, String>;
+}
+
+/// One key as stored: its id, secret, age and state, and its kind's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored<S> {
     /// The key's public id.
-    fn id(&self) -> &str;
+    pub id: String,
+    secret: String,
+    /// Seconds since the Unix epoch when it was made.
+    pub created: u64,
     /// Active or retired.
-    fn state(&self) -> KeyState;
-    /// Sets the state.
-    fn set_state(&mut self, state: KeyState);
-    /// Checks the stored form and builds the material; `Err` says what is wrong with it.
-    fn material(&self) -> Result<Self::Material, String>;
+    pub state: KeyState,
+    /// The kind's settings.
+    #[serde(flatten)]
+    pub settings: S,
+}
+
+impl<S: KeySettings> Stored<S> {
+    fn material(&self) -> Result<S::Material, String> {
+        self.settings
+            .material(secret_from_hex(&self.secret)?, &self.id)
+    }
 }
 
 /// The keys of one kind.
 #[derive(Debug)]
-pub struct Ring<E: Entry> {
+pub struct Ring<S: KeySettings> {
     path: PathBuf,
-    entries: Vec<E>,
-    materials: Vec<E::Material>,
+    entries: Vec<Stored<S>>,
+    materials: Vec<S::Material>,
 }
 
-impl<E: Entry> Ring<E> {
+impl<S: KeySettings> Ring<S> {
     /// Reads `file` in `dir`; a missing file is an empty ring.
-    pub(crate) fn open(dir: &Path, file: &str) -> Result<Ring<E>, MarkError> {
+    pub(crate) fn open(dir: &Path, file: &str) -> Result<Ring<S>, MarkError> {
         let path = dir.join(file);
-        let entries: Vec<E> = match std::fs::read(&path) {
+        let entries: Vec<Stored<S>> = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MarkError::BadKeyFile {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -59,7 +78,7 @@ impl<E: Entry> Ring<E> {
             .map(|e| {
                 e.material().map_err(|reason| MarkError::BadKeyFile {
                     path: path.clone(),
-                    reason: format!("key {:?}: {reason}", e.id()),
+                    reason: format!("key {:?}: {reason}", e.id),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -71,27 +90,41 @@ impl<E: Entry> Ring<E> {
     }
 
     /// The stored keys, oldest first.
-    pub fn entries(&self) -> &[E] {
+    pub fn entries(&self) -> &[Stored<S>] {
         &self.entries
     }
 
     /// Every key's material, oldest first, for verification.
-    pub fn materials(&self) -> &[E::Material] {
+    pub fn materials(&self) -> &[S::Material] {
         &self.materials
     }
 
     /// The newest active key's material.
-    pub fn current(&self) -> Option<&E::Material> {
+    pub fn current(&self) -> Option<&S::Material> {
         self.entries
             .iter()
             .zip(&self.materials)
             .rev()
-            .find(|(e, _)| e.state() == KeyState::Active)
+            .find(|(e, _)| e.state == KeyState::Active)
             .map(|(_, m)| m)
     }
 
-    /// Adds a key, which becomes the current one, and saves.
-    pub(crate) fn push(&mut self, entry: E, material: E::Material) -> Result<&E, MarkError> {
+    /// Adds a key made from `secret` with `settings`, which becomes the current one, and
+    /// saves.
+    pub(crate) fn push(
+        &mut self,
+        id: String,
+        secret: &[u8; 32],
+        settings: S,
+    ) -> Result<&Stored<S>, MarkError> {
+        let entry = Stored {
+            id,
+            secret: hex(secret),
+            created: now_secs(),
+            state: KeyState::Active,
+            settings,
+        };
+        let material = entry.material().map_err(MarkError::BadSettings)?;
         self.entries.push(entry);
         self.materials.push(material);
         self.save()?;
@@ -103,9 +136,9 @@ impl<E: Entry> Ring<E> {
         let entry = self
             .entries
             .iter_mut()
-            .find(|e| e.id() == id)
+            .find(|e| e.id == id)
             .ok_or_else(|| MarkError::UnknownKey(id.to_owned()))?;
-        entry.set_state(KeyState::Retired);
+        entry.state = KeyState::Retired;
         self.save()
     }
 
@@ -132,14 +165,14 @@ impl<E: Entry> Ring<E> {
 }
 
 /// Seconds since the Unix epoch, now.
-pub(crate) fn now_secs() -> u64 {
+fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// The 32 bytes of a hex secret.
-pub(crate) fn secret_from_hex(hex: &str) -> Result<[u8; 32], String> {
+fn secret_from_hex(hex: &str) -> Result<[u8; 32], String> {
     let bytes = (0..hex.len())
         .step_by(2)
         .map(|i| {

@@ -19,7 +19,7 @@ mod watermark_keys;
 
 pub use detect::{Detection, MIN_SCORED_TOKENS, Z_THRESHOLD, detect, p_value, score, z_score};
 pub use error::MarkError;
-pub use keyring::{Entry, KeyState, Ring};
+pub use keyring::{KeySettings, KeyState, Ring, Stored};
 pub use provenance::{Provenance, PublicKey, SignedRecord, Signer, SigningKeys, verify_record};
 pub use watermark::{GreenList, Watermark, WatermarkKey, WatermarkSettings};
-pub use watermark_keys::{Keyring, StoredKey};
+pub use watermark_keys::{Keyring, StoredKey, WatermarkParams};

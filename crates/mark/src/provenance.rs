@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::keyring::{Entry, KeyState, Ring, now_secs, secret_from_hex};
+use crate::keyring::{KeySettings, KeyState, Ring, Stored};
 use crate::watermark::hex;
 use crate::{MarkError, WatermarkSettings};
 
@@ -247,37 +247,16 @@ pub fn verify_record(
     Ok(record)
 }
 
-/// One signing key as stored.
+/// A signing key has no settings beyond its secret (always Ed25519).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredSigningKey {
-    /// The key's public id.
-    pub id: String,
-    secret: String,
-    /// Seconds since the Unix epoch when it was made.
-    pub created: u64,
-    /// Active or retired.
-    pub state: KeyState,
-}
+pub struct Ed25519 {}
 
-impl Entry for StoredSigningKey {
+impl KeySettings for Ed25519 {
     type Material = Signer;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn state(&self) -> KeyState {
-        self.state
-    }
-
-    fn set_state(&mut self, state: KeyState) {
-        self.state = state;
-    }
-
-    fn material(&self) -> Result<Signer, String> {
-        let signer = Signer::from_secret(secret_from_hex(&self.secret)?);
-        if signer.id != self.id {
+    fn material(&self, secret: [u8; 32], id: &str) -> Result<Signer, String> {
+        let signer = Signer::from_secret(secret);
+        if signer.id != id {
             return Err(format!("secret belongs to id {:?}", signer.id));
         }
         Ok(signer)
@@ -285,25 +264,19 @@ impl Entry for StoredSigningKey {
 }
 
 /// The provenance signing keys of one installation: `signing-keys.json`.
-pub type SigningKeys = Ring<StoredSigningKey>;
+pub type SigningKeys = Ring<Ed25519>;
 
-impl Ring<StoredSigningKey> {
+impl Ring<Ed25519> {
     /// The signing keys in `dir`.
     pub fn open_signing(dir: &Path) -> Result<SigningKeys, MarkError> {
         Ring::open(dir, "signing-keys.json")
     }
 
     /// Makes a key; it signs from now on.
-    pub fn create(&mut self) -> Result<&StoredSigningKey, MarkError> {
+    pub fn create(&mut self) -> Result<&Stored<Ed25519>, MarkError> {
         let secret: [u8; 32] = rand::random();
-        let signer = Signer::from_secret(secret);
-        let entry = StoredSigningKey {
-            id: signer.id.clone(),
-            secret: hex(&secret),
-            created: now_secs(),
-            state: KeyState::Active,
-        };
-        self.push(entry, signer)
+        let id = Signer::from_secret(secret).id;
+        self.push(id, &secret, Ed25519 {})
     }
 
     /// The current signer, making one if there is none.

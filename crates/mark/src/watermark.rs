@@ -47,11 +47,6 @@ impl WatermarkKey {
     pub fn id(&self) -> &str {
         &self.id
     }
-
-    /// The secret, for the keyring that stores it.
-    pub(crate) fn secret(&self) -> &[u8; 32] {
-        &self.secret
-    }
 }
 
 /// Lowercase hex of `bytes`.

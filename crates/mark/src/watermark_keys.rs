@@ -4,21 +4,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::keyring::{Entry, KeyState, Ring, now_secs, secret_from_hex};
-use crate::watermark::hex;
+use crate::keyring::{KeySettings, Ring, Stored};
 use crate::{MarkError, Watermark, WatermarkKey};
 
-/// One watermark key as stored, with the settings it marks with.
+/// What a watermark key marks with, stored beside its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredKey {
-    /// The key's public id.
-    pub id: String,
-    secret: String,
-    /// Seconds since the Unix epoch when it was made.
-    pub created: u64,
-    /// Active or retired.
-    pub state: KeyState,
+pub struct WatermarkParams {
     /// Green share.
     pub gamma: f64,
     /// Green bias.
@@ -27,34 +18,25 @@ pub struct StoredKey {
     pub spike: f32,
 }
 
-impl Entry for StoredKey {
+impl KeySettings for WatermarkParams {
     type Material = Watermark;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn state(&self) -> KeyState {
-        self.state
-    }
-
-    fn set_state(&mut self, state: KeyState) {
-        self.state = state;
-    }
-
-    fn material(&self) -> Result<Watermark, String> {
-        let key = WatermarkKey::from_secret(secret_from_hex(&self.secret)?);
-        if key.id() != self.id {
+    fn material(&self, secret: [u8; 32], id: &str) -> Result<Watermark, String> {
+        let key = WatermarkKey::from_secret(secret);
+        if key.id() != id {
             return Err(format!("secret belongs to id {:?}", key.id()));
         }
         Watermark::new(key, self.gamma, self.delta, self.spike).map_err(|e| e.to_string())
     }
 }
 
-/// The watermark keys of one installation.
-pub type Keyring = Ring<StoredKey>;
+/// One watermark key as stored.
+pub type StoredKey = Stored<WatermarkParams>;
 
-impl Ring<StoredKey> {
+/// The watermark keys of one installation.
+pub type Keyring = Ring<WatermarkParams>;
+
+impl Ring<WatermarkParams> {
     /// The watermark keys in `dir`.
     pub fn open_watermarks(dir: &Path) -> Result<Keyring, MarkError> {
         Ring::open(dir, "watermark-keys.json")
@@ -62,17 +44,19 @@ impl Ring<StoredKey> {
 
     /// Makes a key with these settings; it becomes the current one.
     pub fn create(&mut self, gamma: f64, delta: f32, spike: f32) -> Result<&StoredKey, MarkError> {
-        let watermark = Watermark::new(WatermarkKey::generate(), gamma, delta, spike)?;
-        let entry = StoredKey {
-            id: watermark.key().id().to_owned(),
-            secret: hex(watermark.key().secret()),
-            created: now_secs(),
-            state: KeyState::Active,
-            gamma,
-            delta,
-            spike,
-        };
-        self.push(entry, watermark)
+        // Checked before a secret is drawn, so bad settings name themselves.
+        Watermark::new(WatermarkKey::from_secret([0; 32]), gamma, delta, spike)?;
+        let secret: [u8; 32] = rand::random();
+        let id = WatermarkKey::from_secret(secret).id().to_owned();
+        self.push(
+            id,
+            &secret,
+            WatermarkParams {
+                gamma,
+                delta,
+                spike,
+            },
+        )
     }
 
     /// The current key, making one with the default settings if there is none.
@@ -92,6 +76,7 @@ impl Ring<StoredKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KeyState;
 
     #[test]
     fn keys_are_made_rotated_retired_and_survive_a_reopen() {
