@@ -22,6 +22,9 @@ pub enum MarkError {
     /// No key has this id.
     #[error("no watermark key with id {0:?}; `lore keys watermark list` shows them")]
     UnknownKey(String),
+    /// The c2pa crate could not make or sign a manifest.
+    #[error("C2PA: {0}")]
+    C2pa(String),
     /// Settings outside what the watermark can use.
     #[error("watermark settings: {0}")]
     BadSettings(String),

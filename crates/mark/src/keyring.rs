@@ -143,25 +143,33 @@ impl<S: KeySettings> Ring<S> {
     }
 
     fn save(&self) -> Result<(), MarkError> {
-        let io = |source| MarkError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
         let json = serde_json::to_vec_pretty(&self.entries).expect("keys serialise");
-        let temp = self.path.with_extension("json.tmp");
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&temp).map_err(io)?;
-            std::io::Write::write_all(&mut file, &json).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&temp, &self.path).map_err(io)
+        write_private(&self.path, &json)
     }
+}
+
+/// Replaces `path` with `bytes` atomically, readable by its owner only: a crash leaves the
+/// old file or the new one, never half of either.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), MarkError> {
+    let io = |source| MarkError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = std::path::PathBuf::from(temp);
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp).map_err(io)?;
+        std::io::Write::write_all(&mut file, bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&temp, path).map_err(io)
 }
 
 /// Seconds since the Unix epoch, now.

@@ -5,6 +5,8 @@
 //!   adds δ to their logits. [`detect`] needs only the keys and the text's tokens.
 //! - [`Provenance`]: what made an artefact (engine, model and its hash, sampling, watermark,
 //!   canon revision, prompt hash, session), signed with Ed25519 by a [`Signer`].
+//! - [`sidecar`]: a C2PA manifest store beside an exported file, signed with the studio's
+//!   certificate, that hashes the file's bytes; and its check.
 //! - [`Keyring`] and [`SigningKeys`]: keys kept outside canon, in the engine's keys
 //!   directory; the newest active key marks or signs, every key is tried at verification.
 //!
@@ -14,6 +16,7 @@ mod detect;
 mod error;
 mod keyring;
 pub mod provenance;
+pub mod sidecar;
 mod watermark;
 mod watermark_keys;
 
@@ -21,5 +24,6 @@ pub use detect::{Detection, MIN_SCORED_TOKENS, Z_THRESHOLD, detect, p_value, sco
 pub use error::MarkError;
 pub use keyring::{KeySettings, KeyState, Ring, Stored};
 pub use provenance::{Provenance, PublicKey, SignedRecord, Signer, SigningKeys, verify_record};
+pub use sidecar::{ExportProvenance, SidecarVerdict, StudioCredentials, verify_sidecar};
 pub use watermark::{GreenList, Watermark, WatermarkKey, WatermarkSettings};
 pub use watermark_keys::{Keyring, StoredKey, WatermarkParams};

@@ -298,10 +298,11 @@ impl Ring<Ed25519> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(content: &str) -> Provenance {
+    /// A plausible record of `content`, for tests.
+    pub(crate) fn record(content: &str) -> Provenance {
         Provenance {
             artefact: "reply".into(),
             content_sha256: sha256_hex(content.as_bytes()),
