@@ -1,13 +1,17 @@
 //! `lore context` and `lore chat`.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use lore_canon::{CanonStore, Retrieved, World};
-use lore_engine::{CharacterSession, LikenessScope, SessionOptions, TurnContext, TurnPlanner};
+use lore_engine::{
+    CharacterSession, ExportSource, ExportTurn, LikenessScope, SessionOptions, TurnContext,
+    TurnPlanner,
+};
 use lore_gen::{
     Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, PromptStyle,
     SamplerConfig,
@@ -18,6 +22,7 @@ use serde_json::json;
 
 use crate::SessionArgs;
 use crate::config::{BackendKind, Config};
+use crate::export::{FormatArg, write_export};
 use crate::query::open_store;
 
 fn load(
@@ -153,8 +158,18 @@ pub fn chat(
     args: &SessionArgs,
     show_context: bool,
     likeness: LikenessScope,
+    export: Option<(PathBuf, FormatArg)>,
 ) -> anyhow::Result<ExitCode> {
     let (world, resolved, _store) = load(config, args)?;
+    let source = ExportSource {
+        production: world.production.iri.clone(),
+        character: world.entities[resolved.character].iri.clone(),
+        speaker: world.entities[resolved.character].name.clone(),
+        player: String::new(),
+        session: None,
+        canon_revision: world.canon_revision.clone(),
+    };
+    let mut exported = Vec::new();
     let backend = backend(config)?;
     let options = session_options(config)?;
     let player = options.player_label.clone();
@@ -244,6 +259,24 @@ pub fn chat(
         } else {
             writeln!(out)?;
         }
+        if export.is_some() {
+            exported.push(ExportTurn {
+                input: line,
+                reply: result.reply,
+                record: result.provenance,
+            });
+        }
+    }
+    if let Some((file, format)) = export {
+        let source = ExportSource { player, ..source };
+        let export = lore_engine::export(format.into(), &source, &exported);
+        let sidecar = write_export(config, &file, &export)?;
+        eprintln!(
+            "wrote {} ({} turns) and its C2PA sidecar {}",
+            file.display(),
+            exported.len(),
+            sidecar.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

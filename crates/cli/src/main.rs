@@ -9,6 +9,7 @@ mod check;
 mod config;
 mod eval;
 mod eval_watermark;
+mod export;
 mod import;
 mod query;
 mod serve;
@@ -176,6 +177,12 @@ enum Command {
         /// The audience's territory (ISO 3166-1 alpha-2), for likeness consent.
         #[arg(long, value_name = "CODE")]
         territory: Option<String>,
+        /// When the conversation ends, write it to FILE with a signed C2PA sidecar beside it.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// What the export holds.
+        #[arg(long, value_enum, default_value_t = export::FormatArg::Transcript)]
+        export_format: export::FormatArg,
     },
     /// Serve characters over HTTP: sessions, streaming turns, OpenAI-compatible, SPARQL.
     Serve {
@@ -196,10 +203,29 @@ enum Command {
         #[command(subcommand)]
         what: serve::KeysCommand,
     },
-    /// Check that a text came from this engine: its watermark.
+    /// Check that a file came from this engine: its C2PA sidecar and, for text, its
+    /// watermark. Exit status 0: every check passed; 2: one failed (named); 1: error.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Verify {
         #[command(subcommand)]
-        what: verify::VerifyCommand,
+        what: Option<verify::VerifyCommand>,
+        #[command(flatten)]
+        file: verify::FileArgs,
+    },
+    /// Write a stored session's conversation to a file, with a signed C2PA sidecar beside it.
+    Export {
+        /// The session (`lore serve` stores them).
+        #[arg(long, value_name = "ID")]
+        session: String,
+        /// What the file holds.
+        #[arg(long, value_enum, default_value_t = export::FormatArg::Transcript)]
+        format: export::FormatArg,
+        /// The file to write; its sidecar is FILE.c2pa.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Session database URL (default as for `serve`).
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Measure the rails on labelled sets (cross-validated where a head is trained).
     Eval {
@@ -264,10 +290,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             show_context,
             uses,
             territory,
+            export,
+            export_format,
         } => {
             generation.apply(&mut config);
             let likeness = LikenessScope::new(uses, territory);
-            chat::chat(&config, &session, show_context, likeness)
+            let export = export.map(|file| (file, export_format));
+            chat::chat(&config, &session, show_context, likeness, export)
         }
         Command::Serve {
             generation,
@@ -289,7 +318,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             serve::keys(&config, what)
         }
-        Command::Verify { what } => verify::verify(&config, what),
+        Command::Verify { what, file } => match what {
+            Some(what) => verify::verify(&config, what),
+            None => verify::verify_file(&config, file),
+        },
+        Command::Export {
+            session,
+            format,
+            out,
+            database,
+        } => {
+            if let Some(v) = database {
+                config.database = v;
+            }
+            export::export_session(&config, &session, format, &out)
+        }
         Command::Eval { what } => {
             eval::eval(&config, what)?;
             Ok(ExitCode::SUCCESS)

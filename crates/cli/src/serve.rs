@@ -10,7 +10,7 @@ use lore_server::{Db, Role, ServerConfig, TurnLimits, auth};
 use crate::config::{BackendKind, Config};
 use crate::query::open_store;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,12 +123,20 @@ pub enum KeysCommand {
         #[command(subcommand)]
         what: crate::verify::WatermarkKeysCommand,
     },
+    /// The studio's C2PA credentials, which sign export sidecars (kept in the keys
+    /// directory).
+    C2pa {
+        #[command(subcommand)]
+        what: crate::verify::C2paKeysCommand,
+    },
 }
 
 pub fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
-    if let KeysCommand::Watermark { what } = command {
-        return crate::verify::watermark_keys(config, what);
-    }
+    let command = match command {
+        KeysCommand::Watermark { what } => return crate::verify::watermark_keys(config, what),
+        KeysCommand::C2pa { what } => return crate::verify::c2pa_keys(config, what),
+        command => command,
+    };
     runtime()?.block_on(async {
         let db = Db::connect(&config.database).await?;
         match command {
@@ -171,7 +179,9 @@ pub fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
                 }
                 eprintln!("revoked key {id}");
             }
-            KeysCommand::Watermark { .. } => unreachable!("handled above, without the database"),
+            KeysCommand::Watermark { .. } | KeysCommand::C2pa { .. } => {
+                unreachable!("handled above, without the database")
+            }
         }
         db.close().await;
         Ok(ExitCode::SUCCESS)

@@ -1,4 +1,5 @@
-//! `lore verify` (is this text ours?) and `lore keys watermark` (the keys that say so).
+//! `lore verify` (is this file ours: its sidecar, its watermark?), `lore keys watermark` and
+//! `lore keys c2pa` (the keys that say so).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use lore_gen::GgufTokenizer;
-use lore_mark::{Detection, KeyState, Keyring, Watermark, detect};
+use lore_mark::sidecar::{media_type, sidecar_path};
+use lore_mark::{
+    Detection, KeyState, Keyring, SidecarVerdict, StudioCredentials, Watermark, detect,
+    verify_sidecar,
+};
 
 use crate::config::Config;
 
@@ -27,6 +32,35 @@ pub enum VerifyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `lore verify FILE`: the file's C2PA sidecar and, for text, its watermark.
+#[derive(Debug, clap::Args)]
+pub struct FileArgs {
+    /// The file to check.
+    #[arg(required = true)]
+    file: Option<PathBuf>,
+    /// Its sidecar (default: FILE.c2pa).
+    #[arg(long, value_name = "PATH")]
+    sidecar: Option<PathBuf>,
+    /// PEM file of the CA certificates to trust (default: this studio's, from
+    /// `lore keys c2pa ca`).
+    #[arg(long, value_name = "PEM")]
+    trust: Option<PathBuf>,
+    /// The GGUF file whose tokenizer a text is read with (default: the configured model).
+    #[arg(long, value_name = "GGUF")]
+    tokenizer: Option<PathBuf>,
+    /// One JSON object: file, sidecar, watermark, valid, failed.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `lore keys c2pa ...`
+#[derive(Debug, Subcommand)]
+pub enum C2paKeysCommand {
+    /// Print the studio's CA certificate (PEM), which verifiers of its exports trust; the
+    /// credentials are made on first use.
+    Ca,
 }
 
 /// `lore keys watermark ...`
@@ -53,6 +87,133 @@ pub enum WatermarkKeysCommand {
     },
 }
 
+/// The watermark check of a file, beside what its sidecar claims.
+#[derive(Debug, serde::Serialize)]
+struct WatermarkCheck {
+    #[serde(flatten)]
+    detection: Detection,
+    /// The key the sidecar says marked the text, if it says so.
+    claimed: Option<String>,
+    /// False only when the sidecar claims a mark and none was found.
+    ok: bool,
+}
+
+pub fn verify_file(config: &Config, args: FileArgs) -> anyhow::Result<ExitCode> {
+    let file = args.file.expect("clap requires FILE without a subcommand");
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let sidecar_file = args.sidecar.unwrap_or_else(|| sidecar_path(&file));
+    let sidecar = match std::fs::read(&sidecar_file) {
+        Ok(sidecar) => {
+            let anchors = match &args.trust {
+                Some(pem) => std::fs::read_to_string(pem)
+                    .with_context(|| format!("cannot read the trust anchors {}", pem.display()))?,
+                None => StudioCredentials::open(&config.keys)?
+                    .map(|c| c.ca_certificate)
+                    .with_context(|| {
+                        format!(
+                            "no C2PA credentials in {}: pass --trust with the studio's CA \
+                             certificate",
+                            config.keys.display()
+                        )
+                    })?,
+            };
+            verify_sidecar(&anchors, &bytes, media_type(&file), &sidecar)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SidecarVerdict {
+            valid: false,
+            reason: format!("no sidecar at {}", sidecar_file.display()),
+            failures: Vec::new(),
+            issuer: None,
+            digital_source_type: None,
+            provenance: None,
+        },
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", sidecar_file.display())),
+    };
+    let watermark = match String::from_utf8(bytes) {
+        Ok(text) => {
+            let tokenizer = load_tokenizer(config, args.tokenizer)?;
+            let keyring = Keyring::open_watermarks(&config.keys)?;
+            let detection = detect(&tokenizer.tokenize(&text), keyring.materials());
+            let claimed = sidecar
+                .provenance
+                .as_ref()
+                .and_then(|p| p.record.watermark.as_ref())
+                .map(|w| w.key_id.clone());
+            Some(WatermarkCheck {
+                ok: claimed.is_none() || detection.watermarked,
+                detection,
+                claimed,
+            })
+        }
+        Err(_) => None,
+    };
+    let mut failed = Vec::new();
+    if !sidecar.valid {
+        failed.push("sidecar");
+    }
+    if watermark.as_ref().is_some_and(|w| !w.ok) {
+        failed.push("watermark");
+    }
+    if args.json {
+        let object = serde_json::json!({
+            "file": file,
+            "sidecar": sidecar,
+            "watermark": watermark,
+            "valid": failed.is_empty(),
+            "failed": failed,
+        });
+        println!("{object}");
+    } else {
+        let status = |ok: bool| if ok { "ok" } else { "FAILED" };
+        println!("sidecar    {}: {}", status(sidecar.valid), sidecar.reason);
+        if let Some(issuer) = &sidecar.issuer {
+            println!("           issuer: {issuer}");
+        }
+        if let Some(kind) = &sidecar.digital_source_type {
+            println!("           digital source type: {kind}");
+        }
+        match &watermark {
+            Some(w) => {
+                let claim = match &w.claimed {
+                    Some(key) => format!("the sidecar claims key {key}"),
+                    None => "the sidecar claims none".to_owned(),
+                };
+                println!(
+                    "watermark  {}: {} ({claim}; z {:.2}, p-value {:.3e}, {} tokens scored)",
+                    status(w.ok),
+                    w.detection.verdict,
+                    w.detection.z,
+                    w.detection.p_value,
+                    w.detection.tokens_scored
+                );
+            }
+            None => println!("watermark  not checked: the file is not UTF-8 text"),
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn load_tokenizer(config: &Config, path: Option<PathBuf>) -> anyhow::Result<GgufTokenizer> {
+    let path = path.unwrap_or_else(|| config.model.clone());
+    GgufTokenizer::load(&path).with_context(|| {
+        format!(
+            "loading the tokenizer from {} (--tokenizer names another GGUF file)",
+            path.display()
+        )
+    })
+}
+
+pub fn c2pa_keys(config: &Config, command: C2paKeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        C2paKeysCommand::Ca => print!("{}", crate::export::credentials(config)?.ca_certificate),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn verify(config: &Config, command: VerifyCommand) -> anyhow::Result<ExitCode> {
     match command {
         VerifyCommand::Text {
@@ -61,13 +222,7 @@ pub fn verify(config: &Config, command: VerifyCommand) -> anyhow::Result<ExitCod
             json,
         } => {
             let text = read_text(&file)?;
-            let tokenizer_path = tokenizer.unwrap_or_else(|| config.model.clone());
-            let tokenizer = GgufTokenizer::load(&tokenizer_path).with_context(|| {
-                format!(
-                    "loading the tokenizer from {} (--tokenizer names another GGUF file)",
-                    tokenizer_path.display()
-                )
-            })?;
+            let tokenizer = load_tokenizer(config, tokenizer)?;
             let keyring = Keyring::open_watermarks(&config.keys)?;
             let detection = detect(&tokenizer.tokenize(&text), keyring.materials());
             print_detection(&detection, json)?;

@@ -7,12 +7,14 @@
 //!
 //! The engine knows neither terminals nor HTTP: the CLI and the server drive it.
 
+mod export;
 mod memory;
 mod preamble;
 mod provenance;
 mod reply;
 mod session;
 
+pub use export::{Export, ExportFormat, ExportSource, ExportTurn, export};
 pub use lore_canon::World;
 pub use memory::{MemoryFact, MemoryKind};
 pub use preamble::preamble;

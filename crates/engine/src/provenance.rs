@@ -9,6 +9,16 @@ use lore_mark::{Provenance, SignedRecord};
 
 use crate::TurnPlanner;
 
+/// The engine's name and version, as records state it.
+pub(crate) const ENGINE: &str = concat!("lorekeeper/", env!("CARGO_PKG_VERSION"));
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl TurnPlanner {
     /// The signed record of `generation`'s text, prompted by `prompt` (`None` when no model
     /// was asked: a scripted deflection or refusal), in `session`. `None` without a signer.
@@ -26,7 +36,7 @@ impl TurnPlanner {
         let record = Provenance {
             artefact: "reply".into(),
             content_sha256: sha256_hex(generation.text.as_bytes()),
-            engine: concat!("lorekeeper/", env!("CARGO_PKG_VERSION")).into(),
+            engine: ENGINE.into(),
             backend: backend.kind.into(),
             model: backend.model.clone(),
             model_sha256: backend.model_sha256.clone(),
@@ -44,9 +54,7 @@ impl TurnPlanner {
             production: world.production.iri.clone(),
             character: world.entities[self.speaker()].iri.clone(),
             session: session.map(str::to_owned),
-            created_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            created_ms: now_ms(),
             action: ACTION_CREATED.into(),
             digital_source_type: if generated {
                 TRAINED_ALGORITHMIC_MEDIA

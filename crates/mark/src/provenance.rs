@@ -25,6 +25,15 @@ pub const TRAINED_ALGORITHMIC_MEDIA: &str =
 pub const ALGORITHMIC_MEDIA: &str =
     "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicMedia";
 
+/// IPTC digital source type of a mix of human-written and model-generated text (a
+/// transcript of a conversation).
+pub const COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA: &str =
+    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia";
+/// IPTC digital source type of text made of synthetic parts of several kinds (generated
+/// replies beside scripted ones).
+pub const COMPOSITE_SYNTHETIC: &str =
+    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeSynthetic";
+
 /// How the tokens were chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
@@ -76,7 +85,8 @@ pub struct Provenance {
     pub created_ms: u64,
     /// Always [`ACTION_CREATED`].
     pub action: String,
-    /// [`TRAINED_ALGORITHMIC_MEDIA`] or [`ALGORITHMIC_MEDIA`].
+    /// An IPTC digital source type: [`TRAINED_ALGORITHMIC_MEDIA`] or [`ALGORITHMIC_MEDIA`]
+    /// for a reply; an export may be composite.
     pub digital_source_type: String,
 }
 
@@ -110,6 +120,14 @@ pub struct SignedRecord {
     pub key_id: String,
     /// Base64 of the 64-byte signature over `payload`'s bytes.
     pub signature: String,
+}
+
+impl SignedRecord {
+    /// The record, read without checking its signature: for a signer vouching for records it
+    /// holds (an export's parts); verifiers use [`verify_record`].
+    pub fn unverified_record(&self) -> Option<Provenance> {
+        serde_json::from_str(&self.payload).ok()
+    }
 }
 
 /// A key that signs records.
