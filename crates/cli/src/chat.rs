@@ -267,7 +267,11 @@ pub fn chat(
             });
         }
     }
-    if let Some((file, format)) = export {
+    if let Some((file, _)) = &export
+        && exported.is_empty()
+    {
+        eprintln!("nothing said, so nothing exported to {}", file.display());
+    } else if let Some((file, format)) = export {
         let source = ExportSource { player, ..source };
         let export = lore_engine::export(format.into(), &source, &exported);
         let sidecar = write_export(config, &file, &export)?;

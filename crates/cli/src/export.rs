@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use lore_canon::World;
-use lore_engine::{Export, ExportFormat, ExportSource, ExportTurn, export};
+use lore_engine::{Export, ExportFormat};
+use lore_mark::StudioCredentials;
 use lore_mark::sidecar::{media_type, sidecar_path};
-use lore_mark::{SignedRecord, StudioCredentials};
 use lore_server::Db;
+use lore_server::export::session_export;
 
 use crate::config::Config;
 use crate::query::open_store;
@@ -73,60 +74,31 @@ pub fn export_session(
     format: FormatArg,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let (row, turns) = runtime()?.block_on(async {
-        let db = Db::connect(&config.database).await?;
-        let row = db.session(session).await?;
-        let turns = match &row {
-            Some(_) => db.turns(session, 0).await?,
-            None => Vec::new(),
-        };
-        db.close().await;
-        anyhow::Ok((row, turns))
-    })?;
-    let row = row.with_context(|| {
-        format!(
-            "no session {session:?} in {} (`lore serve` stores sessions there)",
-            config.database
-        )
-    })?;
-    let turns = turns
-        .into_iter()
-        .map(|t| {
-            let record = t
-                .provenance
-                .as_deref()
-                .map(serde_json::from_str::<SignedRecord>)
-                .transpose()
-                .with_context(|| {
-                    format!("session {session}, turn {}: unreadable provenance", t.turn)
-                })?;
-            anyhow::Ok(ExportTurn {
-                input: t.input,
-                reply: t.reply,
-                record,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let store = open_store(config)?;
-    let world = World::load_cached(&store, &row.production, &config.cache.join("worlds"))?;
-    let speaker = world.entity(&row.character).map_or_else(
-        || row.character.clone(),
-        |id| world.entities[id].name.clone(),
-    );
-    let source = ExportSource {
-        production: row.production.clone(),
-        character: row.character.clone(),
-        speaker,
-        player: lore_engine::SessionOptions::default().player_label,
-        session: Some(row.id.clone()),
-        canon_revision: world.canon_revision.clone(),
-    };
-    let export = export(format.into(), &source, &turns);
+    let (row, export) = runtime()?.block_on(async {
+        let db = Db::connect(&config.database).await?;
+        let Some(row) = db.session(session).await? else {
+            db.close().await;
+            anyhow::bail!(
+                "no session {session:?} in {} (`lore serve` stores sessions there)",
+                config.database
+            );
+        };
+        let world = World::load_cached(&store, &row.production, &config.cache.join("worlds"))?;
+        let export = session_export(&db, &row, &world, format.into()).await?;
+        db.close().await;
+        anyhow::ensure!(
+            !export.text.is_empty(),
+            "session {session} has no turns yet: there is nothing to export"
+        );
+        anyhow::Ok((row, export))
+    })?;
     let sidecar = write_export(config, out, &export)?;
     eprintln!(
-        "wrote {} ({} turns) and its C2PA sidecar {}",
+        "wrote {} (session {}, {} turns) and its C2PA sidecar {}",
         out.display(),
-        turns.len(),
+        row.id,
+        row.turns,
         sidecar.display()
     );
     Ok(ExitCode::SUCCESS)

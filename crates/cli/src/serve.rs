@@ -30,6 +30,7 @@ fn verifier(config: &Config) -> anyhow::Result<lore_server::Verifier> {
         watermarks: watermarks.materials().to_vec(),
         public_keys: signing.public_keys(),
         tokenizer,
+        c2pa: Some(crate::export::credentials(config)?),
     })
 }
 

@@ -119,14 +119,9 @@ pub fn verify_file(config: &Config, args: FileArgs) -> anyhow::Result<ExitCode> 
             };
             verify_sidecar(&anchors, &bytes, media_type(&file), &sidecar)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SidecarVerdict {
-            valid: false,
-            reason: format!("no sidecar at {}", sidecar_file.display()),
-            failures: Vec::new(),
-            issuer: None,
-            digital_source_type: None,
-            provenance: None,
-        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            SidecarVerdict::unchecked(format!("no sidecar at {}", sidecar_file.display()))
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", sidecar_file.display())),
     };
     let watermark = match String::from_utf8(bytes) {

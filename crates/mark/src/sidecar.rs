@@ -175,6 +175,12 @@ impl StudioCredentials {
         title: &str,
         provenance: &ExportProvenance,
     ) -> Result<Vec<u8>, MarkError> {
+        if artefact.is_empty() {
+            // C2PA's data hash needs bytes to cover; an empty export proves nothing.
+            return Err(MarkError::C2pa(format!(
+                "{title} is empty: there are no bytes to sign"
+            )));
+        }
         let fail = |what: &str, e: c2pa::Error| MarkError::C2pa(format!("{what}: {e}"));
         let signer = c2pa::create_signer::from_keys(
             self.signer_chain.as_bytes(),
@@ -245,7 +251,9 @@ pub struct SidecarVerdict {
 }
 
 impl SidecarVerdict {
-    fn unreadable(reason: String) -> SidecarVerdict {
+    /// A verdict against a sidecar that could not be checked at all: missing, unreadable,
+    /// or with nothing to check it against.
+    pub fn unchecked(reason: String) -> SidecarVerdict {
         SidecarVerdict {
             valid: false,
             reason,
@@ -266,7 +274,7 @@ pub fn verify_sidecar(
     sidecar: &[u8],
 ) -> SidecarVerdict {
     if sidecar.is_empty() {
-        return SidecarVerdict::unreadable("the sidecar is empty".into());
+        return SidecarVerdict::unchecked("the sidecar is empty".into());
     }
     let reader = c2pa::Context::new()
         .with_settings(trust_settings(trust_anchors_pem).as_str())
@@ -280,13 +288,13 @@ pub fn verify_sidecar(
     let reader = match reader {
         Ok(reader) => reader,
         Err(e) => {
-            return SidecarVerdict::unreadable(format!(
+            return SidecarVerdict::unchecked(format!(
                 "the sidecar is damaged or truncated, or not a C2PA manifest store: {e}"
             ));
         }
     };
     let Some(manifest) = reader.active_manifest() else {
-        return SidecarVerdict::unreadable("the sidecar holds no active manifest".into());
+        return SidecarVerdict::unchecked("the sidecar holds no active manifest".into());
     };
     let failures: Vec<(String, String)> = reader
         .validation_results()
@@ -522,6 +530,23 @@ mod tests {
             "{}",
             verdict.reason
         );
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = StudioCredentials::open_or_create(dir.path(), "Test Studio").unwrap();
+        let err = credentials
+            .sign_sidecar(b"", "text/plain", "empty.txt", &export(b""))
+            .unwrap_err();
+        assert!(err.to_string().contains("empty.txt is empty"), "{err}");
+        let verdict = verify_sidecar(
+            &credentials.ca_certificate,
+            b"",
+            "text/plain",
+            &signed(dir.path()).1,
+        );
+        assert!(!verdict.valid);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod auth;
 mod catalog;
 pub mod db;
 mod error;
+pub mod export;
 mod metrics;
 pub mod openai;
 mod routes;
@@ -95,7 +96,7 @@ pub enum ServeError {
         routes::get_session, routes::delete_session, routes::post_turn, routes::list_keys,
         routes::post_key, routes::delete_key, routes::healthz, routes::readyz, routes::metrics,
         openai::models, openai::chat_completions, sparql::get, sparql::post,
-        verify::public_keys, verify::verify,
+        verify::public_keys, verify::verify, export::get_export,
     ),
     modifiers(&BearerAuth),
 )]
@@ -180,6 +181,7 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
             get(routes::get_session).delete(routes::delete_session),
         )
         .route("/v1/sessions/{id}/turns", post(routes::post_turn))
+        .route("/v1/sessions/{id}/export", get(export::get_export))
         .route("/v1/keys", get(routes::list_keys).post(routes::post_key))
         .route("/v1/keys/{id}", axum::routing::delete(routes::delete_key))
         .route("/v1/provenance/keys", get(verify::public_keys))

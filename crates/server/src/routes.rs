@@ -259,7 +259,11 @@ pub async fn list_sessions(
 }
 
 /// The session `id` if the caller may see it: its owner, or an admin of its tenant.
-async fn visible_session(app: &App, caller: &Caller, id: &str) -> Result<SessionRow, ApiError> {
+pub(crate) async fn visible_session(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+) -> Result<SessionRow, ApiError> {
     let unknown = || unknown_session(id);
     let row = app.db.session(id).await?.ok_or_else(unknown)?;
     let visible = row.tenant == caller.tenant

@@ -6,13 +6,19 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use lore_gen::GgufTokenizer;
-use lore_mark::{Detection, Provenance, PublicKey, SignedRecord, Watermark, detect, verify_record};
+use lore_mark::{
+    Detection, Provenance, PublicKey, SidecarVerdict, SignedRecord, StudioCredentials, Watermark,
+    detect, verify_record, verify_sidecar,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson};
+use crate::export::EXPORT_MEDIA_TYPE;
 use crate::state::App;
 use crate::wire::ErrorBody;
 
@@ -26,6 +32,9 @@ pub struct Verifier {
     pub public_keys: Vec<PublicKey>,
     /// The embedded model's tokenizer; without it texts cannot be checked for a watermark.
     pub tokenizer: Option<Arc<GgufTokenizer>>,
+    /// The studio's C2PA credentials: they sign exports, and their CA is the trust anchor
+    /// sidecars are checked against.
+    pub c2pa: Option<StudioCredentials>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -34,6 +43,7 @@ impl std::fmt::Debug for Verifier {
             .field("watermarks", &self.watermarks.len())
             .field("public_keys", &self.public_keys.len())
             .field("tokenizer", &self.tokenizer.is_some())
+            .field("c2pa", &self.c2pa.is_some())
             .finish()
     }
 }
@@ -47,6 +57,8 @@ pub struct VerifyIn {
     /// The signed record served with it (`provenance` of a turn).
     #[schema(value_type = Option<Object>)]
     pub provenance: Option<SignedRecord>,
+    /// Base64 of the C2PA sidecar exported with it (`c2pa` of an export).
+    pub c2pa: Option<String>,
 }
 
 /// The verdicts.
@@ -57,6 +69,10 @@ pub struct VerifyOut {
     pub watermark: Detection,
     /// The provenance verdict, when a record was given.
     pub provenance: Option<RecordVerdict>,
+    /// The sidecar verdict, when a sidecar was given: valid, reason, failures, issuer,
+    /// digital_source_type, provenance.
+    #[schema(value_type = Option<Object>)]
+    pub sidecar: Option<SidecarVerdict>,
 }
 
 /// Whether a record is genuine and describes this text.
@@ -97,6 +113,25 @@ pub async fn verify(
         ));
     };
     let text = request.text;
+    let sidecar = match request.c2pa {
+        None => None,
+        Some(encoded) => {
+            let bytes = BASE64
+                .decode(encoded.trim())
+                .map_err(|e| ApiError::invalid(format!("c2pa: not base64: {e}")))?;
+            Some(match &app.verifier.c2pa {
+                Some(credentials) => verify_sidecar(
+                    &credentials.ca_certificate,
+                    text.as_bytes(),
+                    EXPORT_MEDIA_TYPE,
+                    &bytes,
+                ),
+                None => SidecarVerdict::unchecked(
+                    "this server has no C2PA trust anchor to check sidecars against".into(),
+                ),
+            })
+        }
+    };
     let to_read = text.clone();
     let watermarks = app.verifier.watermarks.clone();
     // Tokenizing a long text is CPU work: off the async threads.
@@ -121,5 +156,6 @@ pub async fn verify(
     Ok(Json(VerifyOut {
         watermark,
         provenance,
+        sidecar,
     }))
 }

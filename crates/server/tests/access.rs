@@ -77,6 +77,17 @@ fn every_route_enforces_role_and_tenant() {
                 Some(json!({"input": "Good evening."})),
                 (if is_owner { 200 } else { 404 }),
             ),
+            // After the owner's turn above: the first caller is the owner.
+            (
+                "GET",
+                url(&format!("/v1/sessions/{session}/export?format=replies")),
+                None,
+                (if home && (is_owner || admin) {
+                    200
+                } else {
+                    404
+                }),
+            ),
             (
                 "DELETE",
                 url(&format!("/v1/sessions/{doomed_session}")),
@@ -159,6 +170,6 @@ fn every_route_enforces_role_and_tenant() {
             "{sessions}"
         );
     }
-    assert_eq!(checked, callers.len() * 18);
+    assert_eq!(checked, callers.len() * 19);
     server.stop();
 }

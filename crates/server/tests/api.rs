@@ -140,7 +140,7 @@ fn bad_requests_get_stable_codes_and_never_touch_the_session() {
         (r.status, r.code().as_str()),
         (415, "unsupported_media_type")
     );
-    let huge = format!("{{\"input\": \"{}\"}}", "a".repeat(64 * 1024));
+    let huge = format!("{{\"input\": \"{}\"}}", "a".repeat(65 * 1024));
     let r = raw(huge.as_bytes(), "application/json");
     assert_eq!((r.status, r.code().as_str()), (413, "body_too_large"));
     let r = raw(b"{\"input\": \"   \"}", "application/json");

@@ -117,6 +117,63 @@ fn replies_carry_signed_provenance_that_verifies_and_tampering_is_named() {
             .contains("too short")
     );
 
+    // The session exported: text, sidecar and the reply's own record inside it.
+    let export = get(
+        &format!("{}/v1/sessions/{id}/export?format=replies", server.url),
+        Some(&key),
+    );
+    assert_eq!(export.status, 200, "{}", export.body);
+    let export = export.json();
+    assert_eq!(export["text"], reply.trim());
+    assert_eq!(export["media_type"], "text/plain");
+    assert_eq!(export["provenance"]["parts"][0], provenance);
+    assert_eq!(export["provenance"]["record"]["artefact"], "export");
+    let sidecar = export["c2pa"].as_str().unwrap();
+    let check = |text: &str, c2pa: &str| {
+        let r = post(
+            &format!("{}/v1/verify", server.url),
+            Some(&key),
+            &json!({ "text": text, "c2pa": c2pa }),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let genuine = check(export["text"].as_str().unwrap(), sidecar);
+    assert_eq!(genuine["sidecar"]["valid"], true, "{genuine}");
+    assert_eq!(
+        genuine["sidecar"]["provenance"]["record"]["session"],
+        id.as_str()
+    );
+    let altered = check(
+        &format!("{} Or so they say.", export["text"].as_str().unwrap()),
+        sidecar,
+    );
+    assert_eq!(
+        altered["sidecar"]["failures"][0],
+        "assertion.dataHash.mismatch"
+    );
+    let truncated = check(
+        export["text"].as_str().unwrap(),
+        &sidecar[..sidecar.len() / 8 * 4],
+    );
+    assert_eq!(truncated["sidecar"]["valid"], false);
+    let not_base64 = post(
+        &format!("{}/v1/verify", server.url),
+        Some(&key),
+        &json!({ "text": "x", "c2pa": "%%%" }),
+    );
+    assert_eq!(not_base64.status, 400);
+    assert!(
+        not_base64.body.contains("c2pa: not base64"),
+        "{}",
+        not_base64.body
+    );
+    let unknown_format = get(
+        &format!("{}/v1/sessions/{id}/export?format=pdf", server.url),
+        Some(&key),
+    );
+    assert_eq!(unknown_format.status, 400, "{}", unknown_format.body);
+
     // A malformed request is named, not guessed at.
     let bad = post(
         &format!("{}/v1/verify", server.url),

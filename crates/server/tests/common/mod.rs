@@ -127,6 +127,7 @@ pub fn start(canon: &Canon, options: Options) -> Server {
         tokenizer: Some(Arc::new(
             lore_gen::GgufTokenizer::load(&model_path()).unwrap(),
         )),
+        c2pa: Some(lore_mark::StudioCredentials::open_or_create(&keys, "Test Studio").unwrap()),
     };
     let config = ServerConfig {
         cache: canon.dir.path().join("worlds"),
@@ -146,7 +147,8 @@ pub fn start(canon: &Canon, options: Options) -> Server {
             generation_slots: 1,
             max_hot_sessions: 1000,
         },
-        body_limit: 16 * 1024,
+        // As `lore serve` by default: room for a text with its C2PA sidecar.
+        body_limit: 64 * 1024,
         shutdown_grace: options.shutdown_grace,
         key_cache_ttl: Duration::from_secs(5),
         verifier,
