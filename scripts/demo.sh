@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 lore="$(scripts/setup.sh | tail -n 1)"
-store="${LORE_HOME:-$HOME/.local/share/lorekeeper}/demo-store"
+home="${LORE_HOME:-$HOME/.local/share/lorekeeper}"
+store="$home/demo-store"
 # The demo store is rebuilt each time so that it always matches world/.
 rm -rf "$store"
 "$lore" import --store "$store" world/policy.trig world/brindlemoor.trig
@@ -18,4 +19,6 @@ defaults=()
 has --production "$@" || has -p "$@" || defaults+=(--production lanterns)
 has --character "$@" || has -c "$@" || defaults+=(--character odile)
 has --at "$@" || defaults+=(--at 2)
+# The conversation is exported with a signed C2PA sidecar; `lore verify FILE` checks both.
+has --export "$@" || defaults+=(--export "$home/demo-conversation.txt")
 exec "$lore" chat --store "$store" "${defaults[@]}" "$@"

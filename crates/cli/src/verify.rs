@@ -169,17 +169,13 @@ pub fn verify_file(config: &Config, args: FileArgs) -> anyhow::Result<ExitCode> 
         }
         match &watermark {
             Some(w) => {
-                let claim = match &w.claimed {
-                    Some(key) => format!("the sidecar claims key {key}"),
-                    None => "the sidecar claims none".to_owned(),
+                let (status, claim) = match &w.claimed {
+                    Some(key) => (status(w.ok), format!("the sidecar claims key {key}")),
+                    None => ("-", "the sidecar claims none".to_owned()),
                 };
                 println!(
-                    "watermark  {}: {} ({claim}; z {:.2}, p-value {:.3e}, {} tokens scored)",
-                    status(w.ok),
-                    w.detection.verdict,
-                    w.detection.z,
-                    w.detection.p_value,
-                    w.detection.tokens_scored
+                    "watermark  {status}: {}; p-value {:.3e} ({claim})",
+                    w.detection.verdict, w.detection.p_value,
                 );
             }
             None => println!("watermark  not checked: the file is not UTF-8 text"),

@@ -229,6 +229,8 @@ fn trust_settings(trust_anchors_pem: &str) -> String {
     serde_json::json!({
         "trust": {"trust_anchors": trust_anchors_pem},
         "verify": {"verify_trust": true},
+        // Exports are text; thumbnails are for images (and the feature is not built).
+        "builder": {"thumbnail": {"enabled": false}},
     })
     .to_string()
 }
