@@ -25,6 +25,9 @@ rm -rf "$dir/synthetic"
 echo "== generation"
 "$lore" bench generation --threads "${BENCH_THREADS:-2}" --prompt-out "$dir/prompt.txt"
 
+echo "== C2PA sidecar"
+"$lore" bench sidecar
+
 # Outside baseline, when a Python with llama-cpp-python (built from PyPI) is given:
 #   python3 -m venv /tmp/llpy && /tmp/llpy/bin/pip install llama-cpp-python numpy
 #   LLAMA_CPP_PYTHON=/tmp/llpy/bin/python scripts/bench.sh
