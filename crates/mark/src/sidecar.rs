@@ -248,7 +248,8 @@ pub struct SidecarVerdict {
     pub issuer: Option<String>,
     /// The IPTC digital source type its `c2pa.created` action states.
     pub digital_source_type: Option<String>,
-    /// Lorekeeper's record of the export, when present.
+    /// Lorekeeper's record of the export, when present; shown even when the sidecar is not
+    /// valid (to say what it claims), so trust it only when `valid` is.
     pub provenance: Option<ExportProvenance>,
 }
 
