@@ -94,7 +94,9 @@ struct WatermarkCheck {
     detection: Detection,
     /// The key the sidecar says marked the text, if it says so.
     claimed: Option<String>,
-    /// False only when the sidecar claims a mark and none was found.
+    /// False only when a mark is claimed, none was found, and no valid sidecar vouches for
+    /// the bytes. A valid sidecar proves the text unchanged, so a mark missed on it is the
+    /// detector's miss on a short or predictable text, not evidence against the file.
     ok: bool,
 }
 
@@ -135,7 +137,7 @@ pub fn verify_file(config: &Config, args: FileArgs) -> anyhow::Result<ExitCode> 
                 .and_then(|p| p.record.watermark.as_ref())
                 .map(|w| w.key_id.clone());
             Some(WatermarkCheck {
-                ok: claimed.is_none() || detection.watermarked,
+                ok: claimed.is_none() || detection.watermarked || sidecar.valid,
                 detection,
                 claimed,
             })
@@ -170,6 +172,13 @@ pub fn verify_file(config: &Config, args: FileArgs) -> anyhow::Result<ExitCode> 
         match &watermark {
             Some(w) => {
                 let (status, claim) = match &w.claimed {
+                    Some(key) if !w.detection.watermarked && w.ok => (
+                        "-",
+                        format!(
+                            "the sidecar claims key {key} and vouches for these exact bytes: a \
+                             miss on a short or predictable text, not a change"
+                        ),
+                    ),
                     Some(key) => (status(w.ok), format!("the sidecar claims key {key}")),
                     None => ("-", "the sidecar claims none".to_owned()),
                 };

@@ -713,10 +713,23 @@ fn a_chat_export_carries_a_sidecar_and_verify_names_what_failed() {
             .len(),
         3
     );
-    let key = json["watermark"]["claimed"].as_str().unwrap();
+    let key = json["watermark"]["claimed"].as_str().unwrap().to_owned();
     assert!(key.starts_with("wm-"), "{json}");
-    assert_eq!(json["watermark"]["key_id"], key, "{json}");
-    assert_eq!(json["watermark"]["watermarked"], true);
+    assert!(
+        json["watermark"]["tokens_scored"].as_u64().unwrap() >= 16,
+        "{json}"
+    );
+    // Whether three short replies reach z 4 depends on the key drawn; a found mark must be the
+    // claimed key's, and a miss on vouched-for bytes is not a failure.
+    if json["watermark"]["watermarked"] == true {
+        assert_eq!(json["watermark"]["key_id"], key.as_str(), "{json}");
+    }
+    assert_eq!(json["watermark"]["ok"], true);
+    let keyring = std::fs::read_to_string(keys.join("watermark-keys.json")).unwrap();
+    assert!(
+        keyring.contains(&key),
+        "the claim names this installation's key"
+    );
 
     // The text edited: the hash fails (and the watermark may survive a small edit).
     let original = std::fs::read_to_string(&out).unwrap();
@@ -724,6 +737,11 @@ fn a_chat_export_carries_a_sidecar_and_verify_names_what_failed() {
     let (code, json) = verify_json(&out, &[], &env);
     assert_eq!(code, 2);
     assert_eq!(json["failed"][0], "sidecar", "{json}");
+    // No valid sidecar vouches for the text now: a claimed mark must be found in it.
+    assert_eq!(
+        json["watermark"]["ok"], json["watermark"]["watermarked"],
+        "{json}"
+    );
     assert!(
         json["sidecar"]["reason"]
             .as_str()
