@@ -161,14 +161,6 @@ pub fn chat(
     export: Option<(PathBuf, FormatArg)>,
 ) -> anyhow::Result<ExitCode> {
     let (world, resolved, _store) = load(config, args)?;
-    let source = ExportSource {
-        production: world.production.iri.clone(),
-        character: world.entities[resolved.character].iri.clone(),
-        speaker: world.entities[resolved.character].name.clone(),
-        player: String::new(),
-        session: None,
-        canon_revision: world.canon_revision.clone(),
-    };
     let mut exported = Vec::new();
     let backend = backend(config)?;
     let options = session_options(config)?;
@@ -272,7 +264,16 @@ pub fn chat(
     {
         eprintln!("nothing said, so nothing exported to {}", file.display());
     } else if let Some((file, format)) = export {
-        let source = ExportSource { player, ..source };
+        let planner = session.planner();
+        let world = planner.world();
+        let source = ExportSource {
+            production: world.production.iri.clone(),
+            character: world.entities[planner.speaker()].iri.clone(),
+            speaker: name,
+            player,
+            session: None,
+            canon_revision: world.canon_revision.clone(),
+        };
         let export = lore_engine::export(format.into(), &source, &exported);
         let sidecar = write_export(config, &file, &export)?;
         eprintln!(

@@ -85,7 +85,9 @@ pub fn export_session(
             );
         };
         let world = World::load_cached(&store, &row.production, &config.cache.join("worlds"))?;
-        let export = session_export(&db, &row, &world, format.into()).await?;
+        // The label `lore serve` prompts with (its options are the defaults here too).
+        let player = lore_engine::SessionOptions::default().player_label;
+        let export = session_export(&db, &row, &world, &player, format.into()).await?;
         db.close().await;
         anyhow::ensure!(
             !export.text.is_empty(),

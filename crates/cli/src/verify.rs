@@ -128,9 +128,7 @@ pub fn verify_file(config: &Config, args: FileArgs) -> anyhow::Result<ExitCode> 
     };
     let watermark = match String::from_utf8(bytes) {
         Ok(text) => {
-            let tokenizer = load_tokenizer(config, args.tokenizer)?;
-            let keyring = Keyring::open_watermarks(&config.keys)?;
-            let detection = detect(&tokenizer.tokenize(&text), keyring.materials());
+            let detection = detect_text(config, args.tokenizer, &text)?;
             let claimed = sidecar
                 .provenance
                 .as_ref()
@@ -197,14 +195,22 @@ pub fn verify_file(config: &Config, args: FileArgs) -> anyhow::Result<ExitCode> 
     })
 }
 
-fn load_tokenizer(config: &Config, path: Option<PathBuf>) -> anyhow::Result<GgufTokenizer> {
-    let path = path.unwrap_or_else(|| config.model.clone());
-    GgufTokenizer::load(&path).with_context(|| {
+/// The watermark verdict on `text`, read with the tokenizer of `tokenizer` (default: the
+/// configured model's) and tested with every watermark key of the installation.
+fn detect_text(
+    config: &Config,
+    tokenizer: Option<PathBuf>,
+    text: &str,
+) -> anyhow::Result<Detection> {
+    let path = tokenizer.unwrap_or_else(|| config.model.clone());
+    let tokenizer = GgufTokenizer::load(&path).with_context(|| {
         format!(
             "loading the tokenizer from {} (--tokenizer names another GGUF file)",
             path.display()
         )
-    })
+    })?;
+    let keyring = Keyring::open_watermarks(&config.keys)?;
+    Ok(detect(&tokenizer.tokenize(text), keyring.materials()))
 }
 
 pub fn c2pa_keys(config: &Config, command: C2paKeysCommand) -> anyhow::Result<ExitCode> {
@@ -221,10 +227,7 @@ pub fn verify(config: &Config, command: VerifyCommand) -> anyhow::Result<ExitCod
             tokenizer,
             json,
         } => {
-            let text = read_text(&file)?;
-            let tokenizer = load_tokenizer(config, tokenizer)?;
-            let keyring = Keyring::open_watermarks(&config.keys)?;
-            let detection = detect(&tokenizer.tokenize(&text), keyring.materials());
+            let detection = detect_text(config, tokenizer, &read_text(&file)?)?;
             print_detection(&detection, json)?;
             Ok(if detection.watermarked {
                 ExitCode::SUCCESS

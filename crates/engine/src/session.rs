@@ -535,10 +535,7 @@ impl CharacterSession {
                 text: reply.clone(),
                 recalled: Vec::new(),
             });
-            let generation = Generation {
-                text: reply.clone(),
-                ..Generation::nothing(StopReason::Stop)
-            };
+            let generation = Generation::scripted(reply.clone());
             let provenance = self
                 .planner
                 .provenance(&self.backend, None, &generation, None);

@@ -99,8 +99,7 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// A generation that produced nothing and cost nothing, ending for `stop`; also what a
-    /// scripted line (a deflection, a refusal) reports, since no model wrote it.
+    /// A generation that produced nothing and cost nothing, ending for `stop`.
     pub fn nothing(stop: StopReason) -> Generation {
         Generation {
             text: String::new(),
@@ -112,6 +111,15 @@ impl Generation {
             generation_time: Duration::ZERO,
             stop,
             watermark: None,
+        }
+    }
+
+    /// What a scripted line (a deflection, a refusal) reports: its text, and no model's
+    /// work, so no tokens and no watermark.
+    pub fn scripted(text: String) -> Generation {
+        Generation {
+            text,
+            ..Generation::nothing(StopReason::Stop)
         }
     }
 

@@ -204,7 +204,7 @@ impl StudioCredentials {
             ],
         });
         let context = c2pa::Context::new()
-            .with_settings(self.settings().as_str())
+            .with_settings(trust_settings(&self.ca_certificate).as_str())
             .map_err(|e| fail("c2pa settings", e))?
             .with_signer(signer);
         let mut builder = c2pa::Builder::from_context(context)
@@ -218,13 +218,9 @@ impl StudioCredentials {
             .sign_embeddable("application/c2pa")
             .map_err(|e| fail("signing the manifest", e))
     }
-
-    /// Verification settings that trust this studio's CA.
-    fn settings(&self) -> String {
-        trust_settings(&self.ca_certificate)
-    }
 }
 
+/// c2pa settings that trust the CAs in `trust_anchors_pem`.
 fn trust_settings(trust_anchors_pem: &str) -> String {
     serde_json::json!({
         "trust": {"trust_anchors": trust_anchors_pem},

@@ -429,10 +429,7 @@ async fn run(
         let provenance = hot.planner.provenance(
             &turns.backend_info,
             None,
-            &Generation {
-                text: reply.clone(),
-                ..Generation::nothing(StopReason::Stop)
-            },
+            &Generation::scripted(reply.clone()),
             Some(id),
         );
         let rails = RailOut::from_decision("input", &input_rail);
