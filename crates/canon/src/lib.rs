@@ -30,7 +30,7 @@ mod world;
 pub use error::{CanonError, SyntaxError};
 pub use resolve::{Resolved, productions};
 pub use retrieve::{NameIndex, Reason, Retrieved, Retriever, StandingContext};
-pub use store::{CanonStore, ImportReport, QueryOutput};
+pub use store::{CanonStore, ImportReport, QueryOutput, read_quads};
 pub use world::{
     Beat, Claim, Entity, EntityId, EntityKind, Fact, FactId, Production, Relationship, Span, World,
 };

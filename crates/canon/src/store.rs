@@ -5,7 +5,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use oxigraph::io::{RdfFormat, RdfParseError, RdfParser};
-use oxigraph::model::{Term, Triple};
+use oxigraph::model::{LiteralRef, NamedNode, Quad, QuadRef, Term, Triple};
 use oxigraph::sparql::{QueryResults, SparqlEvaluator};
 use oxigraph::store::{LoaderError, Store};
 
@@ -151,6 +151,32 @@ impl CanonStore {
         })
     }
 
+    /// Replaces the named graphs `graphs` with `quads` (which may also add to other graphs) in
+    /// one transaction, with a revision marker: readers see the old graphs or the new ones,
+    /// never a mix. For documents of a few thousand quads (a card, a lorebook); whole worlds go
+    /// through [`CanonStore::import`]'s bulk loader.
+    pub fn replace_graphs(
+        &self,
+        graphs: &[NamedNode],
+        quads: &[Quad],
+    ) -> Result<usize, CanonError> {
+        let mut transaction = self.store.start_transaction()?;
+        for graph in graphs {
+            transaction.clear_graph(graph)?;
+        }
+        for quad in quads {
+            transaction.insert(quad);
+        }
+        transaction.insert(QuadRef::new(
+            vocab::CANON,
+            vocab::REVISION,
+            LiteralRef::new_simple_literal(&revision_token()),
+            vocab::SYSTEM_GRAPH,
+        ));
+        transaction.commit()?;
+        Ok(self.store.len()?)
+    }
+
     /// A fingerprint of the canon in the store: the revision markers in the system graph.
     /// Every write path commits one with its data (imports do), so the fingerprint changes
     /// with every change of canon. It deliberately avoids `len()`, which scans the store.
@@ -186,6 +212,15 @@ impl CanonStore {
             .map_err(|e| CanonError::Query(e.to_string()))?;
         collect(results)
     }
+}
+
+/// Every quad of a canon file, parsed in full (for a file that joins a transaction with other
+/// documents; large files go through [`CanonStore::import`]).
+pub fn read_quads(file: &Path) -> Result<Vec<Quad>, CanonError> {
+    parser(format_of(file)?, file)?
+        .for_reader(open(file)?)
+        .map(|q| q.map_err(|e| syntax_error(file, e)))
+        .collect()
 }
 
 /// Unique per import: the time in nanoseconds and the process id.

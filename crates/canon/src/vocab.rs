@@ -45,6 +45,8 @@ terms! {
     FACTION = "Faction";
     /// `lore:Event`
     EVENT = "Event";
+    /// `lore:Concept`: a named idea (a custom, a legend, a word) facts can be about.
+    CONCEPT = "Concept";
     /// `lore:alias`
     ALIAS = "alias";
     /// `lore:appearsIn`
@@ -180,6 +182,81 @@ terms! {
     /// `lore:posthumousUse`
     POSTHUMOUS_USE = "posthumousUse";
 }
+
+/// The namespace of the `card:` vocabulary: how a character card or lorebook that came in
+/// through `lore import` is kept in canon, so that `lore export` can write it back unchanged.
+pub const CARD_NS: &str = "https://lorekeeper.dev/ns/card#";
+
+/// The namespace of card fields kept verbatim: `field:<name>` holds the card's field `<name>`
+/// (a string as a plain literal, anything else as an `rdf:JSON` literal) where canon has no
+/// property of its own for it.
+pub const CARD_FIELD_NS: &str = "https://lorekeeper.dev/ns/card/field#";
+
+macro_rules! card_terms {
+    ($ns:literal: $($(#[$doc:meta])* $name:ident = $local:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: NamedNodeRef<'static> =
+                NamedNodeRef::new_unchecked(concat!($ns, $local));
+        )*
+    };
+}
+
+card_terms! {
+    "https://lorekeeper.dev/ns/card#":
+    /// `card:spec`: the spec a card was written to (`chara_card_v3`, ...).
+    CARD_SPEC = "spec";
+    /// `card:specVersion`: its `spec_version`, as written.
+    CARD_SPEC_VERSION = "specVersion";
+    /// `card:envelope`: the card's top-level fields besides `spec`, `spec_version`, `data`.
+    CARD_ENVELOPE = "envelope";
+    /// `card:Lorebook`: a character book or standalone lorebook.
+    CARD_LOREBOOK = "Lorebook";
+    /// `card:book`: a character's embedded book.
+    CARD_BOOK = "book";
+    /// `card:entry`: an entry of a book.
+    CARD_ENTRY = "entry";
+    /// `card:Entry`: a lorebook entry; also a `lore:Fact` when it has text to tell.
+    CARD_ENTRY_CLASS = "Entry";
+    /// `card:index`: the place of a book, entry or file in its list.
+    CARD_INDEX = "index";
+    /// `card:decorators`: an entry's leading `@@decorator` lines (`rdf:JSON` array).
+    CARD_DECORATORS = "decorators";
+    /// `card:keysOf`: on a `lore:Concept`, the entry whose activation keys name it.
+    CARD_KEYS_OF = "keysOf";
+    /// `card:file`: a file carried with a card (a CHARX asset).
+    CARD_FILE = "file";
+    /// `card:path`: the file's path in the archive.
+    CARD_PATH = "path";
+    /// `card:bytes`: the file's bytes (`xsd:base64Binary`).
+    CARD_BYTES = "bytes";
+    /// `card:portrait`: the PNG a card came in (`xsd:base64Binary`).
+    CARD_PORTRAIT = "portrait";
+}
+
+card_terms! {
+    "https://lorekeeper.dev/ns/card/field#":
+    /// The card field `nickname`: another name for the character.
+    FIELD_NICKNAME = "nickname";
+    /// The card field `personality`.
+    FIELD_PERSONALITY = "personality";
+    /// The card field `scenario`.
+    FIELD_SCENARIO = "scenario";
+    /// The card field `first_mes`: the character's greeting.
+    FIELD_FIRST_MES = "first_mes";
+    /// The card field `mes_example`: example dialogue.
+    FIELD_MES_EXAMPLE = "mes_example";
+    /// The entry field `enabled`.
+    FIELD_ENABLED = "enabled";
+}
+
+/// `rdf:JSON`: the datatype of card values that are not strings.
+pub const RDF_JSON: NamedNodeRef<'static> =
+    NamedNodeRef::new_unchecked("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON");
+
+/// `xsd:base64Binary`
+pub const XSD_BASE64: NamedNodeRef<'static> =
+    NamedNodeRef::new_unchecked("http://www.w3.org/2001/XMLSchema#base64Binary");
 
 /// `schema:deathDate`: when a performer died.
 pub const SCHEMA_DEATH_DATE: NamedNodeRef<'static> =

@@ -51,6 +51,8 @@ pub enum EntityKind {
     Faction,
     /// `lore:Event`
     Event,
+    /// `lore:Concept`
+    Concept,
 }
 
 /// A named thing of the story.
@@ -348,6 +350,7 @@ impl World {
                     c if c == vocab::OBJECT.as_str() => Some(EntityKind::Object),
                     c if c == vocab::FACTION.as_str() => Some(EntityKind::Faction),
                     c if c == vocab::EVENT.as_str() => Some(EntityKind::Event),
+                    c if c == vocab::CONCEPT.as_str() => Some(EntityKind::Concept),
                     c if c == vocab::FACT.as_str() => {
                         facts.push((iri.clone(), description));
                         None
@@ -419,19 +422,29 @@ impl World {
                     world
                         .entity_by_iri
                         .insert(iri.clone(), world.entities.len());
+                    let name = text(description, vocab::RDFS_LABEL)
+                        .unwrap_or_else(|| local_name(&iri).to_owned());
+                    let expand = |t: String| expand_placeholders(&t, Some(&name));
+                    let mut aliases = texts(description, vocab::ALIAS);
+                    aliases.extend(texts(description, vocab::FIELD_NICKNAME));
                     world.entities.push(Entity {
-                        name: text(description, vocab::RDFS_LABEL)
-                            .unwrap_or_else(|| local_name(&iri).to_owned()),
                         iri: iri.clone(),
                         kind,
-                        aliases: texts(description, vocab::ALIAS),
-                        persona: text(description, vocab::PERSONA),
-                        speech_style: text(description, vocab::SPEECH_STYLE),
-                        goals: texts(description, vocab::GOAL),
-                        sample_lines: texts(description, vocab::SAMPLE_LINE),
-                        deflections: texts(description, vocab::DEFLECTION),
+                        aliases,
+                        persona: card_persona(description, &name),
+                        speech_style: text(description, vocab::SPEECH_STYLE).map(expand),
+                        goals: texts(description, vocab::GOAL)
+                            .into_iter()
+                            .map(expand)
+                            .collect(),
+                        sample_lines: card_sample_lines(description, &name),
+                        deflections: texts(description, vocab::DEFLECTION)
+                            .into_iter()
+                            .map(expand)
+                            .collect(),
                         appears_in,
                         died_at: integer(description, vocab::DIED_AT),
+                        name,
                     });
                     break;
                 }
@@ -474,13 +487,24 @@ impl World {
             if superseded.contains(iri.as_str()) {
                 continue;
             }
-            let Some(statement) = text(description, vocab::STATEMENT) else {
+            let Some(statement) =
+                text(description, vocab::STATEMENT).filter(|s| !s.trim().is_empty())
+            else {
                 continue;
             };
-            let knowers = iris(description, vocab::KNOWN_BY)
+            // A lorebook entry switched off in its card.
+            if first(description, vocab::FIELD_ENABLED).is_some_and(|t| term_text(t) == "false") {
+                continue;
+            }
+            let knowers: Vec<(EntityId, Option<i64>)> = iris(description, vocab::KNOWN_BY)
                 .filter_map(|c| world.entity_by_iri.get(c))
                 .map(|&c| (c, None))
                 .collect();
+            // In a character's own lorebook, `{{char}}` is that character.
+            let statement = match knowers.as_slice() {
+                [(only, _)] => expand_placeholders(&statement, Some(&world.entities[*only].name)),
+                _ => expand_placeholders(&statement, None),
+            };
             let claim = match (
                 iris(description, vocab::SUBJECT).next(),
                 iris(description, vocab::PROPERTY).next(),
@@ -738,6 +762,82 @@ fn portrayal(
     })
 }
 
+/// The player, where a card's text says `{{user}}`.
+const PLAYER: &str = "the player";
+
+/// A character card's placeholders resolved: `{{char}}` and `<BOT>` become `character` (left
+/// as written when there is none), `{{user}}` and `<USER>` the player; case does not matter.
+pub(crate) fn expand_placeholders(text: &str, character: Option<&str>) -> String {
+    if !text.contains(['{', '<']) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while let Some(c) = rest.chars().next() {
+        if c == '{' || c == '<' {
+            for (pattern, replacement) in [
+                ("{{char}}", character),
+                ("<bot>", character),
+                ("{{user}}", Some(PLAYER)),
+                ("<user>", Some(PLAYER)),
+            ] {
+                let Some(replacement) = replacement else {
+                    continue;
+                };
+                if rest
+                    .get(..pattern.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(pattern))
+                {
+                    out.push_str(replacement);
+                    rest = &rest[pattern.len()..];
+                    continue 'scan;
+                }
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The persona of a character, with a card's personality and scenario after it when it came
+/// from one.
+fn card_persona(d: &Description, name: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(persona) = text(d, vocab::PERSONA).filter(|p| !p.trim().is_empty()) {
+        parts.push(persona);
+    }
+    if let Some(p) = text(d, vocab::FIELD_PERSONALITY).filter(|p| !p.trim().is_empty()) {
+        parts.push(format!("{{{{char}}}}'s personality: {p}"));
+    }
+    if let Some(s) = text(d, vocab::FIELD_SCENARIO).filter(|s| !s.trim().is_empty()) {
+        parts.push(format!("Scenario: {s}"));
+    }
+    (!parts.is_empty()).then(|| expand_placeholders(parts.join("\n").trim(), Some(name)))
+}
+
+/// Lines in the character's voice: `lore:sampleLine`s, then a card's greeting and the
+/// character's lines of its example dialogue (`{{char}}: ...`).
+fn card_sample_lines(d: &Description, name: &str) -> Vec<String> {
+    let mut lines = texts(d, vocab::SAMPLE_LINE);
+    lines.extend(text(d, vocab::FIELD_FIRST_MES).filter(|g| !g.trim().is_empty()));
+    if let Some(dialogue) = text(d, vocab::FIELD_MES_EXAMPLE) {
+        for line in dialogue.lines() {
+            let line = line.trim();
+            let spoken = ["{{char}}:", "<bot>:"].iter().find_map(|p| {
+                line.get(..p.len())
+                    .filter(|head| head.eq_ignore_ascii_case(p))
+                    .map(|_| line[p.len()..].trim())
+            });
+            lines.extend(spoken.filter(|s| !s.is_empty()).map(str::to_owned));
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| expand_placeholders(&l, Some(name)))
+        .collect()
+}
+
 /// The description of the node named `iri`, looked up, not searched for.
 fn described<'a>(
     nodes: &'a HashMap<NamedOrBlankNode, Description>,
@@ -826,6 +926,22 @@ fn span(d: &Description) -> Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_expand_in_any_case() {
+        assert_eq!(
+            expand_placeholders(
+                "{{Char}} greets {{USER}}; <BOT> and <user>. {{other}} ✓",
+                Some("Ada")
+            ),
+            "Ada greets the player; Ada and the player. {{other}} ✓"
+        );
+        assert_eq!(
+            expand_placeholders("{{char}} sees {{user}}", None),
+            "{{char}} sees the player"
+        );
+        assert_eq!(expand_placeholders("plain", Some("Ada")), "plain");
+    }
 
     #[test]
     fn span_holds_half_open() {

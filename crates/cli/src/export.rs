@@ -19,7 +19,7 @@ use crate::serve::runtime;
 /// The organisation named on certificates made on first use.
 const ORGANISATION: &str = "Lorekeeper studio";
 
-/// What an export holds, as the command line names it.
+/// What a conversation's export holds, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
     /// Both sides of the conversation, turn by turn.
@@ -33,6 +33,34 @@ impl From<FormatArg> for ExportFormat {
         match format {
             FormatArg::Transcript => ExportFormat::Transcript,
             FormatArg::Replies => ExportFormat::Replies,
+        }
+    }
+}
+
+/// What `lore export` writes: a session's conversation, or canon in a community format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportArg {
+    /// Both sides of a session's conversation, turn by turn.
+    Transcript,
+    /// A session's character's replies alone (their watermark can be checked).
+    Replies,
+    /// A character as a Character Card V2 (JSON).
+    CardV2,
+    /// A character as a Character Card V3 (JSON, or PNG with a V2 backfill for FILE.png).
+    CardV3,
+    /// A character as a CHARX archive.
+    Charx,
+    /// A lorebook (`lorebook_v3`): the character's, or the production's standalone one.
+    Lorebook,
+}
+
+impl ExportArg {
+    /// The conversation format, if this is one.
+    pub fn session(self) -> Option<FormatArg> {
+        match self {
+            ExportArg::Transcript => Some(FormatArg::Transcript),
+            ExportArg::Replies => Some(FormatArg::Replies),
+            _ => None,
         }
     }
 }
@@ -103,5 +131,98 @@ pub fn export_session(
         row.turns,
         sidecar.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lore export --production P [--character C] --format card-v2|card-v3|charx|lorebook`.
+pub fn export_card(
+    config: &Config,
+    production: &str,
+    character: Option<&str>,
+    format: ExportArg,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(config)?;
+    let world = World::load(&store, production)?;
+    let character = character
+        .map(|name| {
+            world.character(name).with_context(|| {
+                format!(
+                    "no character {name:?} in {}; it has {}",
+                    world.production.title,
+                    world
+                        .entities
+                        .iter()
+                        .filter(|e| e.kind == lore_canon::EntityKind::Character)
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
+        .transpose()?;
+    let png = out.is_some_and(|o| o.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")));
+    let (bytes, dropped) = match (format, character) {
+        (ExportArg::Lorebook, character) => {
+            let book = match character {
+                Some(c) => {
+                    let card = lore_cards::card_from_canon(&store, &world, c)?;
+                    match card.data.get("character_book") {
+                        Some(serde_json::Value::Object(book)) => book.clone(),
+                        _ => anyhow::bail!("{} has no lorebook", world.entities[c].name),
+                    }
+                }
+                None => {
+                    let books = lore_cards::lorebooks(&store, &world.production)?;
+                    let [book] = books.as_slice() else {
+                        anyhow::bail!(
+                            "{} has {} standalone lorebooks ({}): name a --character to write its book",
+                            world.production.title,
+                            books.len(),
+                            books.join(", ")
+                        );
+                    };
+                    lore_cards::lorebook_from_canon(&store, &world.production, book)?
+                }
+            };
+            (
+                lore_cards::pretty(&lore_cards::lorebook_json(&book)),
+                Vec::new(),
+            )
+        }
+        (ExportArg::Transcript | ExportArg::Replies, _) => {
+            anyhow::bail!("--format {format:?} writes a session: give --session ID")
+        }
+        (_, None) => anyhow::bail!("--format {format:?} writes a character: give --character NAME"),
+        (format, Some(c)) => {
+            let card = lore_cards::card_from_canon(&store, &world, c)?;
+            match format {
+                ExportArg::Charx => (lore_cards::card_charx(&card), Vec::new()),
+                ExportArg::CardV3 if png => lore_cards::card_png(&card, lore_cards::Spec::V3),
+                ExportArg::CardV2 if png => lore_cards::card_png(&card, lore_cards::Spec::V2),
+                ExportArg::CardV2 => {
+                    let (json, dropped) = lore_cards::card_json(&card, lore_cards::Spec::V2);
+                    (lore_cards::pretty(&json), dropped)
+                }
+                _ => {
+                    let (json, dropped) = lore_cards::card_json(&card, lore_cards::Spec::V3);
+                    (lore_cards::pretty(&json), dropped)
+                }
+            }
+        }
+    };
+    match out {
+        Some(out) => {
+            std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
+        }
+        None if matches!(format, ExportArg::Charx) => {
+            anyhow::bail!("a CHARX archive is binary: give --out FILE.charx")
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
+    }
+    for path in dropped {
+        eprintln!("not written: {path} (the format has no place for it)");
+    }
     Ok(ExitCode::SUCCESS)
 }

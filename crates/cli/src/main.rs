@@ -18,6 +18,7 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lore_canon::consent::LikenessUse;
 use lore_engine::LikenessScope;
@@ -133,11 +134,20 @@ impl GenArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load canon (Turtle, TriG, N-Triples, N-Quads, JSON-LD) into the store, atomically.
+    /// Load canon (Turtle, TriG, N-Triples, N-Quads, JSON-LD), character cards (V1/V2/V3 JSON,
+    /// PNG, CHARX) and lorebooks (lorebook_v3, SillyTavern world info) into the store,
+    /// atomically. A card imported again replaces what its earlier import wrote.
     Import {
         /// Files to load; all or none are imported.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// A production (name or IRI) the cards and lorebooks join; repeat for several.
+        /// Without one, each gets a production of its own, rated Everyone.
+        #[arg(long, value_name = "PRODUCTION")]
+        production: Vec<String>,
+        /// The studio that owns productions created for cards.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
     },
     /// Lint canon: the given files, or the store when none are given.
     Check {
@@ -214,15 +224,29 @@ enum Command {
     },
     /// Write a stored session's conversation to a file, with a signed C2PA sidecar beside it.
     Export {
-        /// The session (`lore serve` stores them).
-        #[arg(long, value_name = "ID")]
-        session: String,
-        /// What the file holds.
-        #[arg(long, value_enum, default_value_t = export::FormatArg::Transcript)]
-        format: export::FormatArg,
-        /// The file to write; its sidecar is FILE.c2pa.
+        /// The session (`lore serve` stores them) whose conversation to write.
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "production",
+            conflicts_with = "production"
+        )]
+        session: Option<String>,
+        /// The production of the character or lorebook to write as a card.
+        #[arg(long, value_name = "PRODUCTION")]
+        production: Option<String>,
+        /// The character to write as a card (name or IRI).
+        #[arg(long, value_name = "NAME")]
+        character: Option<String>,
+        /// What the file holds: a session's transcript or replies; or a character as a card
+        /// (card-v2, card-v3: JSON, or PNG with both chunks when FILE ends in .png; charx), or
+        /// a lorebook (the character's, or the production's standalone one).
+        #[arg(long, value_enum, default_value_t = export::ExportArg::Transcript)]
+        format: export::ExportArg,
+        /// The file to write (for a session, its sidecar is FILE.c2pa); JSON goes to standard
+        /// output without it.
         #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Session database URL (default as for `serve`).
         #[arg(long, value_name = "URL")]
         database: Option<String>,
@@ -280,7 +304,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.store = store;
     }
     match cli.command {
-        Command::Import { files } => import::run(&config, &files),
+        Command::Import {
+            files,
+            production,
+            tenant,
+        } => import::run(
+            &config,
+            &files,
+            &import::CardTarget {
+                productions: production,
+                tenant,
+            },
+        ),
         Command::Check { files, json } => check::run(&config, &files, json),
         Command::Query { query, format } => query::run(&config, &query, format),
         Command::Context { session, text } => chat::context(&config, &session, &text),
@@ -324,6 +359,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Export {
             session,
+            production,
+            character,
             format,
             out,
             database,
@@ -331,7 +368,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(v) = database {
                 config.database = v;
             }
-            export::export_session(&config, &session, format, &out)
+            match (session, production) {
+                (Some(session), _) => {
+                    let out = out.context("--out FILE is needed to export a session")?;
+                    let format = format.session().with_context(|| {
+                        format!("--format {format:?} writes a character: give --production, not --session")
+                    })?;
+                    export::export_session(&config, &session, format, &out)
+                }
+                (None, Some(production)) => export::export_card(
+                    &config,
+                    &production,
+                    character.as_deref(),
+                    format,
+                    out.as_deref(),
+                ),
+                (None, None) => anyhow::bail!("say what to export: --session ID or --production P"),
+            }
         }
         Command::Eval { what } => {
             eval::eval(&config, what)?;

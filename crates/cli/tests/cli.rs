@@ -908,3 +908,238 @@ fn a_stored_session_exports_with_its_turns_records() {
         &["no session \"s-nope\""],
     );
 }
+
+fn card_corpus(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cards/tests/corpus")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+fn count_quads(store: &str) -> String {
+    let run = lore(
+        &[
+            "query",
+            "--store",
+            store,
+            "--format",
+            "csv",
+            "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout
+}
+
+#[test]
+fn cards_join_a_production_and_export_without_loss() {
+    let (dir, store) = sample_store();
+    let seraphine = card_corpus("seraphine.png");
+    let gazetteer = card_corpus("lorebook_v3.json");
+
+    // One bad file: nothing at all is imported, and the error names the file and the path.
+    let broken = dir.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"spec":"chara_card_v3","spec_version":"3.0","data":{"name":"X","tags":["a",1]}}"#,
+    )
+    .unwrap();
+    let before = count_quads(&store);
+    let run = lore(
+        &[
+            "import",
+            "--store",
+            &store,
+            "--production",
+            "lanterns",
+            &seraphine,
+            broken.to_str().unwrap(),
+        ],
+        "",
+    );
+    fails_with(
+        &run,
+        &["broken.json", "$.data.tags[1]", "expected a string"],
+    );
+    assert_eq!(
+        count_quads(&store),
+        before,
+        "a failed import wrote something"
+    );
+
+    let run = lore(
+        &[
+            "import",
+            "--store",
+            &store,
+            "--production",
+            "lanterns",
+            &seraphine,
+            &gazetteer,
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for needle in [
+        "$.data.creator_notes: lore:writerNote (writer-only",
+        "$.data.character_book.entries[0]: fact <",
+        "joins <https://lorekeeper.dev/worlds/brindlemoor#lanterns>",
+        "$.entries[2]",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "{needle:?} not in {}",
+            run.stdout
+        );
+    }
+    let check = lore(&["check", "--store", &store], "");
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+
+    // The card's character talks in Lanterns, and its book is retrieved by its keys.
+    let context = lore(
+        &[
+            "context",
+            "--store",
+            &store,
+            "-p",
+            "lanterns",
+            "-c",
+            "sera",
+            "--json",
+            "Can I drink from the Moonwell?",
+        ],
+        "",
+    );
+    assert_eq!(context.code, 0, "{}", context.stderr);
+    assert!(
+        context.stdout.contains("book/0/entry/0"),
+        "{}",
+        context.stdout
+    );
+    assert!(
+        !context.stdout.contains("poisoned"),
+        "a writer-only note reached a prompt"
+    );
+
+    // Out again as PNG: the V3 card is the one that went in, field for field.
+    let out = dir.path().join("seraphine-out.png");
+    let run = lore(
+        &[
+            "export",
+            "--store",
+            &store,
+            "--production",
+            "lanterns",
+            "--character",
+            "Seraphine",
+            "--format",
+            "card-v3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(card_corpus("v3_full.json")).unwrap())
+            .unwrap();
+    let exported = lore(
+        &[
+            "export",
+            "--store",
+            &store,
+            "--production",
+            "lanterns",
+            "--character",
+            "Seraphine",
+            "--format",
+            "card-v3",
+        ],
+        "",
+    );
+    let exported: serde_json::Value = serde_json::from_str(&exported.stdout).unwrap();
+    assert_eq!(exported, original);
+    assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
+
+    // A character written in canon becomes a card too, without secrets.
+    let pip = lore(
+        &[
+            "export",
+            "--store",
+            &store,
+            "--production",
+            "lanterns",
+            "--character",
+            "pip",
+            "--format",
+            "card-v2",
+        ],
+        "",
+    );
+    assert_eq!(pip.code, 0, "{}", pip.stderr);
+    let pip: serde_json::Value = serde_json::from_str(&pip.stdout).unwrap();
+    assert_eq!(pip["spec"], "chara_card_v2");
+    assert_eq!(pip["data"]["name"], "Pip Tallow");
+    assert!(
+        pip["data"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("apprentice lamplighter")
+    );
+    assert!(
+        pip["data"]["mes_example"]
+            .as_str()
+            .unwrap()
+            .contains("{{char}}: Blimey")
+    );
+
+    let book = lore(
+        &[
+            "export",
+            "--store",
+            &store,
+            "--production",
+            "lanterns",
+            "--format",
+            "lorebook",
+        ],
+        "",
+    );
+    assert_eq!(book.code, 0, "{}", book.stderr);
+    let book: serde_json::Value = serde_json::from_str(&book.stdout).unwrap();
+    assert_eq!(book["data"]["name"], "Moonvale Gazetteer");
+
+    fails_with(
+        &lore(
+            &[
+                "export",
+                "--store",
+                &store,
+                "--production",
+                "lanterns",
+                "--character",
+                "nobody",
+                "--format",
+                "charx",
+                "--out",
+                "x.charx",
+            ],
+            "",
+        ),
+        &["no character \"nobody\"", "Pip Tallow"],
+    );
+    fails_with(
+        &lore(
+            &[
+                "import",
+                "--store",
+                &store,
+                &sample_world().replace(".trig", ".png"),
+            ],
+            "",
+        ),
+        &["brindlemoor.png"],
+    );
+}
