@@ -8,12 +8,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(texts) = png::text_chunks(data) else {
         return;
     };
-    let kept: Vec<(String, Vec<u8>)> = texts
+    let refs: Vec<(&str, &[u8])> = texts
         .iter()
-        .map(|(k, t, _)| (k.clone(), t.to_vec()))
-        .filter(|(k, _)| png::CARD_KEYWORDS.contains(&k.as_str()))
+        .filter(|t| png::CARD_KEYWORDS.contains(&t.keyword.as_str()))
+        .map(|t| (t.keyword.as_str(), t.text))
         .collect();
-    let refs: Vec<(&str, &[u8])> = kept.iter().map(|(k, t)| (k.as_str(), t.as_slice())).collect();
     let rewritten = png::with_card_chunks(data, &refs).expect("a PNG that reads can be rewritten");
     png::chunks(&rewritten).expect("what we write reads");
 });

@@ -127,7 +127,7 @@ fn read_png(file: &Path, bytes: &[u8]) -> Result<Card, CardError> {
     let texts = png::text_chunks(bytes).map_err(|e| CardError::new(file, None, e.to_string()))?;
     let chunk = ["ccv3", "chara"]
         .iter()
-        .find_map(|k| texts.iter().find(|(keyword, ..)| keyword == k))
+        .find_map(|k| texts.iter().find(|t| t.keyword == *k))
         .ok_or_else(|| {
             CardError::new(
                 file,
@@ -135,9 +135,9 @@ fn read_png(file: &Path, bytes: &[u8]) -> Result<Card, CardError> {
                 "PNG has no character card: no ccv3 or chara tEXt chunk",
             )
         })?;
-    let at = format!("tEXt chunk {} at byte {}", chunk.0, chunk.2);
+    let at = format!("tEXt chunk {} at byte {}", chunk.keyword, chunk.offset);
     let text: Vec<u8> = chunk
-        .1
+        .text
         .iter()
         .copied()
         .filter(|b| !b.is_ascii_whitespace())

@@ -549,7 +549,7 @@ fn slug(name: &str) -> String {
         }
     }
     let out = out.trim_end_matches('-');
-    let ascii_only = name.chars().all(|c| c.is_ascii());
+    let ascii_only = name.is_ascii();
     if out.is_empty() || !ascii_only {
         // Non-ASCII names (and names that differ only there) must not collide.
         let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {

@@ -120,9 +120,20 @@ pub fn chunks(png: &[u8]) -> Result<Vec<Chunk<'_>>, PngError> {
     }
 }
 
-/// The `tEXt` chunks of a PNG as (keyword, text bytes, chunk offset). The text of a card chunk
-/// is base64, so it is returned as bytes, not decoded from Latin-1.
-pub fn text_chunks(png: &[u8]) -> Result<Vec<(String, &[u8], usize)>, PngError> {
+/// A `tEXt` chunk. The text of a card chunk is base64, so it is kept as bytes, not decoded
+/// from Latin-1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextChunk<'a> {
+    /// The keyword (`chara`, `ccv3`, ...).
+    pub keyword: String,
+    /// The text after the keyword's NUL.
+    pub text: &'a [u8],
+    /// Where the chunk starts in the file.
+    pub offset: usize,
+}
+
+/// The `tEXt` chunks of a PNG, in file order.
+pub fn text_chunks(png: &[u8]) -> Result<Vec<TextChunk<'_>>, PngError> {
     let mut out = Vec::new();
     for chunk in chunks(png)? {
         if &chunk.kind != b"tEXt" {
@@ -137,7 +148,11 @@ pub fn text_chunks(png: &[u8]) -> Result<Vec<(String, &[u8], usize)>, PngError> 
             })?;
         // Keywords are Latin-1; the ones we look for are ASCII.
         let keyword = chunk.data[..nul].iter().map(|&b| b as char).collect();
-        out.push((keyword, &chunk.data[nul + 1..], chunk.offset));
+        out.push(TextChunk {
+            keyword,
+            text: &chunk.data[nul + 1..],
+            offset: chunk.offset,
+        });
     }
     Ok(out)
 }
@@ -226,12 +241,15 @@ mod tests {
         let with = with_card_chunks(&png, &[("chara", b"djI="), ("ccv3", b"djM=")]).unwrap();
         let texts = text_chunks(&with).unwrap();
         assert_eq!(texts.len(), 2);
-        assert_eq!((texts[0].0.as_str(), texts[0].1), ("chara", &b"djI="[..]));
+        assert_eq!(
+            (texts[0].keyword.as_str(), texts[0].text),
+            ("chara", &b"djI="[..])
+        );
         // Writing again replaces, never duplicates.
         let again = with_card_chunks(&with, &[("ccv3", b"eA=="), ("other", b"y")]).unwrap();
         let texts = text_chunks(&again).unwrap();
         assert_eq!(texts.len(), 2);
-        assert_eq!(texts[0].1, b"eA==");
+        assert_eq!(texts[0].text, b"eA==");
         assert_eq!(
             with_card_chunks(&with, &[]).unwrap(),
             png,

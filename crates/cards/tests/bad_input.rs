@@ -1,4 +1,8 @@
 //! Bad cards get an error naming the file and the place; nothing panics.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on the first unexpected error"
+)]
 
 use std::path::Path;
 

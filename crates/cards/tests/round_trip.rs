@@ -1,5 +1,9 @@
 //! The round trip over a corpus of cards written for it: import → export → import gives the
 //! same canon, and the export of an imported card keeps every field and extension it had.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on the first unexpected error"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +40,7 @@ fn import(store: &CanonStore, document: &Document) -> lore_cards::Mapped {
         Document::Lorebook(book) => lore_cards::lorebook_to_canon(book, "book", &placement),
     };
     store
-        .replace_graphs(&[mapped.graph.clone()], &mapped.quads)
+        .replace_graphs(std::slice::from_ref(&mapped.graph), &mapped.quads)
         .unwrap();
     mapped
 }
@@ -179,14 +183,14 @@ fn png_card_round_trips_with_both_chunks_and_prefers_ccv3() {
         "{dropped:?}"
     );
     let texts = lore_cards::png::text_chunks(&png).unwrap();
-    let keywords: Vec<_> = texts.iter().map(|t| t.0.as_str()).collect();
+    let keywords: Vec<_> = texts.iter().map(|t| t.keyword.as_str()).collect();
     assert_eq!(keywords, ["chara", "ccv3"]);
     let decode = |b: &[u8]| -> Value {
         serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b).unwrap())
             .unwrap()
     };
-    assert_eq!(decode(texts[0].1)["spec"], "chara_card_v2");
-    assert_eq!(decode(texts[1].1)["spec"], "chara_card_v3");
+    assert_eq!(decode(texts[0].text)["spec"], "chara_card_v2");
+    assert_eq!(decode(texts[1].text)["spec"], "chara_card_v3");
 
     let file = tempfile::NamedTempFile::with_suffix(".png").unwrap();
     std::fs::write(file.path(), &png).unwrap();
@@ -206,7 +210,7 @@ fn png_card_round_trips_with_both_chunks_and_prefers_ccv3() {
     assert_eq!(png2, png, "a PNG card exported again is the same file");
 
     // A PNG with only a V2 chunk reads as V2.
-    let v2_only = lore_cards::png::with_card_chunks(&png, &[("chara", texts[0].1)]).unwrap();
+    let v2_only = lore_cards::png::with_card_chunks(&png, &[("chara", texts[0].text)]).unwrap();
     std::fs::write(file.path(), &v2_only).unwrap();
     let Document::Card(v2) = read(file.path()) else {
         panic!()
@@ -261,7 +265,7 @@ fn standalone_lorebooks_round_trip_and_several_books_share_a_production() {
         };
         let mapped = lore_cards::lorebook_to_canon(&book, file, &placement);
         store
-            .replace_graphs(&[mapped.graph.clone()], &mapped.quads)
+            .replace_graphs(std::slice::from_ref(&mapped.graph), &mapped.quads)
             .unwrap();
         books.push((file, book, mapped));
     }
@@ -287,7 +291,7 @@ fn standalone_lorebooks_round_trip_and_several_books_share_a_production() {
         let store2 = CanonStore::in_memory().unwrap();
         let mapped2 = lore_cards::lorebook_to_canon(&book2, file, &placement);
         store2
-            .replace_graphs(&[mapped2.graph.clone()], &mapped2.quads)
+            .replace_graphs(std::slice::from_ref(&mapped2.graph), &mapped2.quads)
             .unwrap();
         assert_eq!(
             graph_quads(&store, mapped.graph.as_ref()),
