@@ -218,7 +218,7 @@ card_terms! {
     CARD_ENTRY = "entry";
     /// `card:Entry`: a lorebook entry; also a `lore:Fact` when it has text to tell.
     CARD_ENTRY_CLASS = "Entry";
-    /// `card:index`: the place of a book, entry or file in its list.
+    /// `card:index`: the place of an entry or file in its list.
     CARD_INDEX = "index";
     /// `card:decorators`: an entry's leading `@@decorator` lines (`rdf:JSON` array).
     CARD_DECORATORS = "decorators";

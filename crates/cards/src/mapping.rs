@@ -106,11 +106,14 @@ pub fn card_to_canon(card: &Card, placement: &Placement<'_>) -> Mapped {
             ("character_book", Value::Object(book)) => {
                 let node = out.node(&format!("{base}/book/0"));
                 out.add(&character, vocab::CARD_BOOK, node.as_ref());
-                let owner = Owner {
-                    character: &character,
-                    names: &own_names,
+                let links = Links {
+                    owner: Some(Owner {
+                        character: &character,
+                        names: &own_names,
+                    }),
+                    names: placement.names,
                 };
-                out.book(&at, &node, 0, book, Some(owner), placement.names);
+                out.book(&at, &node, book, links);
             }
             ("name", Value::String(_)) => out.text(
                 &character,
@@ -188,16 +191,27 @@ pub fn lorebook_to_canon(
     let base = format!("https://lorekeeper.dev/lorebooks/{}", slug(&name));
     let mut out = Builder::new(&base);
     let node = out.node(&base);
-    out.book("$", &node, 0, &book.book, None, placement.names);
+    let links = Links {
+        owner: None,
+        names: placement.names,
+    };
+    out.book("$", &node, &book.book, links);
     out.place(&base, &node, &name, placement, false);
     out.finish(node)
 }
 
-/// The character and the names a lorebook's `{{char}}` entries link to.
+/// The character whose book it is, and the names its keys may use for that character.
 #[derive(Clone, Copy)]
 struct Owner<'a> {
     character: &'a NamedNode,
     names: &'a [String],
+}
+
+/// What a book's entries link to: its owner, if a character's, and the world's names.
+#[derive(Clone, Copy)]
+struct Links<'a> {
+    owner: Option<Owner<'a>>,
+    names: &'a HashMap<String, String>,
 }
 
 struct Builder {
@@ -250,17 +264,9 @@ impl Builder {
         self.add(subject, field_property(field).as_ref(), literal(value));
     }
 
-    fn book(
-        &mut self,
-        at: &str,
-        node: &NamedNode,
-        index: usize,
-        book: &Map<String, Value>,
-        owner: Option<Owner<'_>>,
-        names: &HashMap<String, String>,
-    ) {
+    /// A book: a character has at most one, a standalone lorebook is one.
+    fn book(&mut self, at: &str, node: &NamedNode, book: &Map<String, Value>, links: Links<'_>) {
         self.add(node, vocab::RDF_TYPE, vocab::CARD_LOREBOOK);
-        self.add(node, vocab::CARD_INDEX, Literal::from(index as i64));
         for (field, value) in book {
             if field != "entries" {
                 self.field(node, field, value);
@@ -284,20 +290,17 @@ impl Builder {
             };
             let at = format!("{at}.entries[{i}]");
             let node_entry = self.node(&format!("{}/entry/{i}", node.as_str()));
-            self.entry(&at, node, &node_entry, i, entry, owner, names);
+            self.entry(&at, (node, &node_entry), i, entry, links);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
         at: &str,
-        book: &NamedNode,
-        node: &NamedNode,
+        (book, node): (&NamedNode, &NamedNode),
         index: usize,
         entry: &Map<String, Value>,
-        owner: Option<Owner<'_>>,
-        names: &HashMap<String, String>,
+        Links { owner, names }: Links<'_>,
     ) {
         self.add(node, vocab::RDF_TYPE, vocab::CARD_ENTRY_CLASS);
         self.add(book, vocab::CARD_ENTRY, node.as_ref());

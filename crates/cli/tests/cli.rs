@@ -947,18 +947,12 @@ fn cards_join_a_production_and_export_without_loss() {
     )
     .unwrap();
     let before = count_quads(&store);
-    let run = lore(
-        &[
-            "import",
-            "--store",
-            &store,
-            "--production",
-            "lanterns",
-            &seraphine,
-            broken.to_str().unwrap(),
-        ],
-        "",
-    );
+    let import = |files: &[&str]| {
+        let mut all = vec!["import", "--store", &store, "--production", "lanterns"];
+        all.extend_from_slice(files);
+        lore(&all, "")
+    };
+    let run = import(&[&seraphine, broken.to_str().unwrap()]);
     fails_with(
         &run,
         &["broken.json", "$.data.tags[1]", "expected a string"],
@@ -969,18 +963,7 @@ fn cards_join_a_production_and_export_without_loss() {
         "a failed import wrote something"
     );
 
-    let run = lore(
-        &[
-            "import",
-            "--store",
-            &store,
-            "--production",
-            "lanterns",
-            &seraphine,
-            &gazetteer,
-        ],
-        "",
-    );
+    let run = import(&[&seraphine, &gazetteer]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     for needle in [
         "$.data.creator_notes: lore:writerNote (writer-only",
@@ -1024,110 +1007,53 @@ fn cards_join_a_production_and_export_without_loss() {
     );
 
     // Out again as PNG: the V3 card is the one that went in, field for field.
+    let export = |args: &[&str]| {
+        let mut all = vec!["export", "--store", &store, "--production", "lanterns"];
+        all.extend_from_slice(args);
+        lore(&all, "")
+    };
     let out = dir.path().join("seraphine-out.png");
-    let run = lore(
-        &[
-            "export",
-            "--store",
-            &store,
-            "--production",
-            "lanterns",
-            "--character",
-            "Seraphine",
-            "--format",
-            "card-v3",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        "",
-    );
+    let run = export(&[
+        "--character",
+        "Seraphine",
+        "--format",
+        "card-v3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let original: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(card_corpus("v3_full.json")).unwrap())
             .unwrap();
-    let exported = lore(
-        &[
-            "export",
-            "--store",
-            &store,
-            "--production",
-            "lanterns",
-            "--character",
-            "Seraphine",
-            "--format",
-            "card-v3",
-        ],
-        "",
-    );
+    let exported = export(&["--character", "Seraphine", "--format", "card-v3"]);
     let exported: serde_json::Value = serde_json::from_str(&exported.stdout).unwrap();
     assert_eq!(exported, original);
     assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
 
-    // A character written in canon becomes a card too, without secrets.
-    let pip = lore(
-        &[
-            "export",
-            "--store",
-            &store,
-            "--production",
-            "lanterns",
-            "--character",
-            "pip",
-            "--format",
-            "card-v2",
-        ],
-        "",
-    );
+    // A character written in canon becomes a card too.
+    let pip = export(&["--character", "pip", "--format", "card-v2"]);
     assert_eq!(pip.code, 0, "{}", pip.stderr);
     let pip: serde_json::Value = serde_json::from_str(&pip.stdout).unwrap();
     assert_eq!(pip["spec"], "chara_card_v2");
     assert_eq!(pip["data"]["name"], "Pip Tallow");
-    assert!(
-        pip["data"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("apprentice lamplighter")
-    );
-    assert!(
-        pip["data"]["mes_example"]
-            .as_str()
-            .unwrap()
-            .contains("{{char}}: Blimey")
-    );
+    let text = |field: &str| pip["data"][field].as_str().unwrap().to_owned();
+    assert!(text("description").contains("apprentice lamplighter"));
+    assert!(text("mes_example").contains("{{char}}: Blimey"));
 
-    let book = lore(
-        &[
-            "export",
-            "--store",
-            &store,
-            "--production",
-            "lanterns",
-            "--format",
-            "lorebook",
-        ],
-        "",
-    );
+    let book = export(&["--format", "lorebook"]);
     assert_eq!(book.code, 0, "{}", book.stderr);
     let book: serde_json::Value = serde_json::from_str(&book.stdout).unwrap();
     assert_eq!(book["data"]["name"], "Moonvale Gazetteer");
 
     fails_with(
-        &lore(
-            &[
-                "export",
-                "--store",
-                &store,
-                "--production",
-                "lanterns",
-                "--character",
-                "nobody",
-                "--format",
-                "charx",
-                "--out",
-                "x.charx",
-            ],
-            "",
-        ),
+        &export(&[
+            "--character",
+            "nobody",
+            "--format",
+            "charx",
+            "--out",
+            "x.charx",
+        ]),
         &["no character \"nobody\"", "Pip Tallow"],
     );
     fails_with(
