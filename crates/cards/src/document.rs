@@ -119,6 +119,29 @@ pub fn read(file: &Path, bytes: &[u8]) -> Result<Document, CardError> {
         card.files = files;
         return Ok(Document::Card(card));
     }
+    // A file named for a container that does not hold one is named as such, not as bad JSON.
+    match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => {
+            return Err(CardError::new(
+                file,
+                None,
+                png::PngError::NotPng.to_string(),
+            ));
+        }
+        Some("charx") => {
+            return Err(CardError::new(
+                file,
+                None,
+                "not a CHARX archive (no zip signature)",
+            ));
+        }
+        _ => {}
+    }
     let value = parse_json(file, None, bytes)?;
     document(file, value)
 }

@@ -86,6 +86,16 @@ fn json_errors_name_the_path() {
 
 #[test]
 fn png_errors_name_the_chunk() {
+    let not_png = lore_cards::read(Path::new("cards/x.png"), b"GIF89a...").unwrap_err();
+    assert_eq!(
+        not_png.to_string(),
+        "cards/x.png: not a PNG file (no PNG signature)"
+    );
+    let not_zip = lore_cards::read(Path::new("cards/x.charx"), b"{}").unwrap_err();
+    assert!(
+        not_zip.to_string().contains("not a CHARX archive"),
+        "{not_zip}"
+    );
     assert!(error(&png::placeholder()).contains("no ccv3 or chara tEXt chunk"));
     let message = error(&png_with("ccv3", b"!!not base64!!"));
     assert!(
