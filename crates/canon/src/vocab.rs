@@ -63,6 +63,8 @@ terms! {
     DEFLECTION = "deflection";
     /// `lore:locatedIn`
     LOCATED_IN = "locatedIn";
+    /// `lore:heldBy`: as a claim's property, who holds an object.
+    HELD_BY = "heldBy";
     /// `lore:Beat`
     BEAT = "Beat";
     /// `lore:order`
