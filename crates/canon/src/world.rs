@@ -657,7 +657,7 @@ impl World {
 }
 
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
-const SNAPSHOT_FORMAT: u64 = 8;
+const SNAPSHOT_FORMAT: u64 = 9;
 
 /// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
 fn fnv(hash: u64, bytes: &[u8]) -> u64 {

@@ -25,7 +25,7 @@ use crate::config::{BackendKind, Config};
 use crate::export::{FormatArg, write_export};
 use crate::query::open_store;
 
-fn load(
+pub(crate) fn load(
     config: &Config,
     args: &SessionArgs,
 ) -> anyhow::Result<(Arc<World>, lore_canon::Resolved, CanonStore)> {

@@ -12,6 +12,7 @@ mod eval_watermark;
 mod export;
 mod import;
 mod query;
+mod quest;
 mod serve;
 mod verify;
 
@@ -172,6 +173,17 @@ enum Command {
         /// The player's line.
         text: String,
     },
+    /// Plan a quest the character gives at the beat, and print it with its proof.
+    Quest {
+        #[command(flatten)]
+        session: SessionArgs,
+        /// A play style the player likes (repeat for several): steers the choice of quest.
+        #[arg(long, value_enum, value_name = "STYLE")]
+        likes: Vec<quest::StyleArg>,
+        /// Varies the offer among equally good quests.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Talk to a character in the terminal (or one line per turn from a pipe).
     Chat {
         #[command(flatten)]
@@ -319,6 +331,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { files, json } => check::run(&config, &files, json),
         Command::Query { query, format } => query::run(&config, &query, format),
         Command::Context { session, text } => chat::context(&config, &session, &text),
+        Command::Quest {
+            session,
+            likes,
+            seed,
+        } => quest::run(&config, &session, &likes, seed),
         Command::Chat {
             session,
             generation,

@@ -1069,3 +1069,40 @@ fn cards_join_a_production_and_export_without_loss() {
         &["brindlemoor.png"],
     );
 }
+
+#[test]
+fn quest_plans_with_a_proof_and_follows_the_player() {
+    let (_dir, store) = sample_store();
+    let quest = |extra: &[&str]| {
+        let mut args = vec![
+            "quest", "--store", &store, "-p", "lanterns", "-c", "odile", "--at", "3", "--json",
+        ];
+        args.extend_from_slice(extra);
+        let run = lore(&args, "");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()
+    };
+    let talk = quest(&["--likes", "talk"]);
+    let combat = quest(&["--likes", "combat"]);
+    assert_eq!(talk["style"], "talk");
+    assert_eq!(combat["style"], "combat");
+    for q in [&talk, &combat] {
+        assert_eq!(q["verified"], true);
+        let steps = q["steps"].as_array().unwrap();
+        assert!(steps.len() >= 2);
+        assert!(
+            steps
+                .iter()
+                .all(|s| !s["proof"].as_array().unwrap().is_empty())
+        );
+    }
+    fails_with(
+        &lore(
+            &[
+                "quest", "--store", &store, "-p", "nocturne", "-c", "aldous", "--at", "12",
+            ],
+            "",
+        ),
+        &["Brother Aldous is dead"],
+    );
+}

@@ -16,6 +16,6 @@ mod simulate;
 mod state;
 
 pub use plan::{Action, Motivation, Quest, Step, plan, quests};
-pub use player::{PlayerModel, Style};
+pub use player::{Choice, PlayerModel, Style};
 pub use simulate::{Failure, simulate};
 pub use state::{Evidence, WorldState};
