@@ -5,11 +5,13 @@
 //! - [`generation`]: the engine's embedded backend against a bare llama.cpp decode loop on
 //!   the same model, threads and prompt, and turn n>1's time to first token against the
 //!   cost of evaluating only its new tokens;
-//! - [`serve`]: the HTTP server over a stub model, driven by `wrk`, against the stub alone.
+//! - [`serve`]: the HTTP server over a stub model, driven by `wrk`, against the stub alone;
+//! - [`quest`]: quest planning latency per verified quest, and the variety of offers.
 //!
 //! Numbers are reported, never asserted: the machines are shared and noisy.
 
 pub mod generation;
+pub mod quest;
 pub mod retrieval;
 pub mod serve;
 pub mod synth;

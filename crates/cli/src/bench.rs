@@ -31,6 +31,15 @@ pub enum BenchCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Quest planning: a verified quest per living character, beat and player history.
+    Quest {
+        /// Production (default: the sample world's Lanterns of Brindlemoor).
+        #[arg(long, default_value = "lanterns")]
+        production: String,
+        /// Player histories per character and beat.
+        #[arg(long, default_value_t = 100)]
+        histories: usize,
+    },
     /// Per-turn retrieval and prompt assembly on the store.
     Context {
         /// Production to use (default: the sample world's Lanterns of Brindlemoor).
@@ -126,6 +135,28 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
                 report.store_len,
                 report.store_len as f64 / secs,
                 peak_rss_mib().unwrap_or(f64::NAN)
+            );
+        }
+        BenchCommand::Quest {
+            production,
+            histories,
+        } => {
+            let store = open_store(config)?;
+            let world = lore_canon::World::load(&store, &production)?;
+            let r = lore_bench::quest::run(&world, histories, 1);
+            println!(
+                "quest: {} entities; {} givers x {histories} histories; world state per beat p50 {:.1} us",
+                world.entities.len(),
+                r.givers,
+                r.state.p50
+            );
+            println!(
+                "quest plan + simulator replay, n={}: p50 {:.1} us, p99 {:.1} us, max {:.1} us (goal: p99 <= 1000 us); invalid {}",
+                r.plan.n, r.plan.p50, r.plan.p99, r.plan.max, r.invalid
+            );
+            println!(
+                "quest variety per giver and beat over {histories} histories: {:.1} strategies, {:.1} distinct plans",
+                r.strategies_per_giver, r.plans_per_giver
             );
         }
         BenchCommand::Context {

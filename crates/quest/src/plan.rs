@@ -306,26 +306,49 @@ impl Planner<'_> {
             })
     }
 
-    /// Other living characters.
-    fn others(&self) -> impl Iterator<Item = EntityId> + '_ {
-        self.state
-            .living
-            .iter()
-            .copied()
-            .filter(move |&c| c != self.giver)
+    /// The places, people and things around the giver, and around those: where errands
+    /// lead. Two hops (the giver's place, the people there), so a plan costs what the giver's
+    /// neighbourhood holds, not what the world does.
+    fn around(&self) -> Vec<EntityId> {
+        let mut out: Vec<EntityId> = self.state.neighbours(self.giver).to_vec();
+        for &n in self.state.neighbours(self.giver) {
+            out.extend_from_slice(self.state.neighbours(n));
+        }
+        out.sort_unstable();
+        out.dedup();
+        out.retain(|&e| e != self.giver);
+        out
     }
 
-    /// Objects lying somewhere, held by no one.
-    fn loose_items(&self) -> impl Iterator<Item = (EntityId, EntityId)> + '_ {
-        self.state.objects.iter().copied().filter_map(|i| {
+    /// Living characters around the giver.
+    fn others<'a>(&'a self, around: &'a [EntityId]) -> impl Iterator<Item = EntityId> + 'a {
+        around.iter().copied().filter(move |&c| self.state.alive(c))
+    }
+
+    fn objects<'a>(&'a self, around: &'a [EntityId]) -> impl Iterator<Item = EntityId> + 'a {
+        around
+            .iter()
+            .copied()
+            .filter(|e| self.state.objects.binary_search(e).is_ok())
+    }
+
+    /// Objects around the giver lying somewhere, held by no one.
+    fn loose_items<'a>(
+        &'a self,
+        around: &'a [EntityId],
+    ) -> impl Iterator<Item = (EntityId, EntityId)> + 'a {
+        self.objects(around).filter_map(|i| {
             (!self.state.holder.contains_key(&i)).then_some(())?;
             self.state.place_of(i).map(|p| (i, p))
         })
     }
 
-    /// Objects held by a living character other than the giver.
-    fn held_items(&self) -> impl Iterator<Item = (EntityId, EntityId, String)> + '_ {
-        self.state.objects.iter().copied().filter_map(|i| {
+    /// Objects around the giver held by a living character other than the giver.
+    fn held_items<'a>(
+        &'a self,
+        around: &'a [EntityId],
+    ) -> impl Iterator<Item = (EntityId, EntityId, String)> + 'a {
+        self.objects(around).filter_map(|i| {
             let (holder, fact) = self.state.holder.get(&i)?;
             (*holder != self.giver && self.state.alive(*holder)).then(|| (i, *holder, fact.clone()))
         })
@@ -346,6 +369,7 @@ impl Planner<'_> {
     }
 
     fn all(&self) -> Vec<Quest> {
+        let around = self.around();
         let mut out = Vec::new();
         let mut push = |motivation, strategy, style, steps: Vec<Step>| {
             out.push(Quest {
@@ -356,7 +380,7 @@ impl Planner<'_> {
                 steps,
             });
         };
-        for n in self.others() {
+        for n in self.others(&around) {
             let mut steps = Vec::new();
             self.meet(n, &mut steps);
             steps.push(self.step(Action::Listen { to: n }, self.living_at(n)));
@@ -416,7 +440,7 @@ impl Planner<'_> {
                 );
             }
         }
-        for (item, place) in self.loose_items() {
+        for (item, place) in self.loose_items(&around) {
             let mut steps = self.fetch(item, place);
             self.meet(self.giver, &mut steps);
             steps.push(self.step(
@@ -456,7 +480,7 @@ impl Planner<'_> {
                 steps,
             );
 
-            for n in self.others() {
+            for n in self.others(&around) {
                 let mut steps = self.fetch(item, place);
                 self.meet(n, &mut steps);
                 steps.push(self.step(Action::Deliver { item, to: n }, self.living_at(n)));
@@ -469,7 +493,7 @@ impl Planner<'_> {
                 );
             }
         }
-        for (item, holder, fact) in self.held_items() {
+        for (item, holder, fact) in self.held_items(&around) {
             let held = Evidence {
                 iri: fact,
                 says: format!(
@@ -512,7 +536,10 @@ impl Planner<'_> {
             ];
             push(Motivation::Protection, "stand guard", Style::Combat, steps);
         }
-        for &place in &self.state.places {
+        let places = around
+            .iter()
+            .filter(|e| self.state.places.binary_search(e).is_ok());
+        for &place in places {
             if Some(place) == self.state.place_of(self.giver) {
                 continue;
             }

@@ -30,6 +30,9 @@ pub struct WorldState {
     pub living: Vec<EntityId>,
     /// (source, target) → (strength, relationship IRI), for relationships holding at the beat.
     pub feelings: HashMap<(EntityId, EntityId), (f64, String)>,
+    /// Entity → the entities it shares a fact or a relationship with at the beat, or stands
+    /// in the same place as: where a quest giver's errands lead. Sorted, no repeats.
+    pub neighbours: HashMap<EntityId, Vec<EntityId>>,
 }
 
 impl WorldState {
@@ -63,7 +66,7 @@ impl WorldState {
             .into_iter()
             .filter(|&c| !world.entities[c].dead_at(beat))
             .collect();
-        let feelings = world
+        let feelings: HashMap<(EntityId, EntityId), (f64, String)> = world
             .relationships
             .iter()
             .filter(|r| r.span.holds_at(beat))
@@ -74,8 +77,33 @@ impl WorldState {
                 )
             })
             .collect();
+        let mut neighbours: HashMap<EntityId, Vec<EntityId>> = HashMap::new();
+        let mut link = |a: EntityId, b: EntityId| {
+            if a != b {
+                neighbours.entry(a).or_default().push(b);
+                neighbours.entry(b).or_default().push(a);
+            }
+        };
+        for fact in world.facts.iter().filter(|f| f.span.holds_at(beat)) {
+            for (i, &a) in fact.about.iter().enumerate() {
+                for &b in &fact.about[i + 1..] {
+                    link(a, b);
+                }
+            }
+        }
+        for &(source, target) in feelings.keys() {
+            link(source, target);
+        }
+        for (&entity, (place, _)) in &location {
+            link(entity, *place);
+        }
+        for list in neighbours.values_mut() {
+            list.sort_unstable();
+            list.dedup();
+        }
         WorldState {
             beat,
+            neighbours,
             location,
             holder,
             places: of_kind(EntityKind::Place),
@@ -83,6 +111,11 @@ impl WorldState {
             living,
             feelings,
         }
+    }
+
+    /// The entities `entity` is linked to at the beat.
+    pub fn neighbours(&self, entity: EntityId) -> &[EntityId] {
+        self.neighbours.get(&entity).map_or(&[], Vec::as_slice)
     }
 
     /// Whether `character` is alive at the beat.
