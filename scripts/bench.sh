@@ -22,6 +22,14 @@ rm -rf "$dir/synthetic"
   --production https://lorekeeper.dev/worlds/synthetic#production \
   --character https://lorekeeper.dev/worlds/synthetic#c0_0 --at 3
 
+echo "== quests: sample world, then a synthetic world of 10,000 entities"
+"$lore" bench --store "$dir/sample" quest --production lanterns
+"$lore" bench synth --quads 446500 "$dir/synthetic10k.nq" >/dev/null
+rm -rf "$dir/synthetic10k"
+"$lore" import --store "$dir/synthetic10k" "$dir/synthetic10k.nq" >/dev/null
+"$lore" bench --store "$dir/synthetic10k" quest \
+  --production https://lorekeeper.dev/worlds/synthetic#production --histories 2
+
 echo "== generation"
 "$lore" bench generation --threads "${BENCH_THREADS:-2}" --prompt-out "$dir/prompt.txt"
 
