@@ -9,13 +9,17 @@
 //! - [`PlayerModel`]: what a player chose before, which steers the choice among valid quests.
 //! - [`simulate`]: replays a quest's steps against the state, checking every precondition
 //!   and applying every postcondition. The planner never calls it: it is the check.
+//! - [`QuestRun`]: a quest in play; game [`event`]s advance its steps (out of order, refused
+//!   or unrelated ones are said so), and a changed world fails it with the reason.
 
 mod plan;
 mod player;
 mod simulate;
 mod state;
+mod track;
 
 pub use plan::{Action, Motivation, Quest, Step, plan, quests};
 pub use player::{Choice, PlayerModel, Style};
 pub use simulate::{Failure, simulate};
 pub use state::{Evidence, WorldState};
+pub use track::{EventError, Progress, QuestRun, Status, event};

@@ -17,7 +17,7 @@ pub struct Failure {
     pub reason: String,
 }
 
-struct Sim<'a> {
+pub(crate) struct Sim<'a> {
     world: &'a World,
     state: &'a WorldState,
     at: Option<EntityId>,
@@ -26,7 +26,19 @@ struct Sim<'a> {
     holder: HashMap<EntityId, EntityId>,
 }
 
-impl Sim<'_> {
+impl<'a> Sim<'a> {
+    /// The player nowhere in particular, with nothing, in `state`.
+    pub(crate) fn new(world: &'a World, state: &'a WorldState) -> Sim<'a> {
+        Sim {
+            world,
+            state,
+            at: None,
+            carrying: HashSet::new(),
+            location: state.location.iter().map(|(&e, (p, _))| (e, *p)).collect(),
+            holder: state.holder.iter().map(|(&i, (h, _))| (i, *h)).collect(),
+        }
+    }
+
     fn name(&self, e: EntityId) -> &str {
         &self.world.entities[e].name
     }
@@ -39,7 +51,7 @@ impl Sim<'_> {
         }
     }
 
-    fn alive(&self, c: EntityId) -> Result<(), String> {
+    pub(crate) fn alive(&self, c: EntityId) -> Result<(), String> {
         self.kind(c, EntityKind::Character)?;
         if self.state.alive(c) {
             Ok(())
@@ -68,7 +80,8 @@ impl Sim<'_> {
         }
     }
 
-    fn apply(&mut self, action: &Action, giver: EntityId) -> Result<(), String> {
+    /// Checks `action`'s preconditions and applies its postconditions.
+    pub(crate) fn apply(&mut self, action: &Action, giver: EntityId) -> Result<(), String> {
         match *action {
             Action::Goto { place } => {
                 self.kind(place, EntityKind::Place)?;
@@ -153,14 +166,7 @@ impl Sim<'_> {
 /// A quest must end with its giver (a report or a gift) and every step must be possible when
 /// its turn comes.
 pub fn simulate(world: &World, state: &WorldState, quest: &Quest) -> Result<(), Failure> {
-    let mut sim = Sim {
-        world,
-        state,
-        at: None,
-        carrying: HashSet::new(),
-        location: state.location.iter().map(|(&e, (p, _))| (e, *p)).collect(),
-        holder: state.holder.iter().map(|(&i, (h, _))| (i, *h)).collect(),
-    };
+    let mut sim = Sim::new(world, state);
     sim.alive(quest.giver)
         .map_err(|reason| Failure { step: 0, reason })?;
     for (step, s) in quest.steps.iter().enumerate() {
