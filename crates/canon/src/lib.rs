@@ -28,7 +28,7 @@ pub mod vocab;
 mod world;
 
 pub use error::{CanonError, SyntaxError};
-pub use resolve::{Resolved, productions};
+pub use resolve::{Resolved, fold_name, productions};
 pub use retrieve::{NameIndex, Reason, Retrieved, Retriever, StandingContext};
 pub use store::{CanonStore, ImportReport, QueryOutput, read_quads};
 pub use world::{

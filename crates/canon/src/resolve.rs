@@ -16,16 +16,19 @@ pub struct Resolved {
     pub beat: Option<i64>,
 }
 
+/// A name with case, spaces and punctuation folded away: `odile-marrow` and `Odile Marrow`
+/// fold alike.
+pub fn fold_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Case- and separator-insensitive name comparison: `odile-marrow` matches `Odile Marrow`.
 pub(crate) fn matches_name(candidate: &str, typed: &str) -> bool {
-    let fold = |s: &str| {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    let typed = fold(typed);
-    !typed.is_empty() && fold(candidate) == typed
+    let typed = fold_name(typed);
+    !typed.is_empty() && fold_name(candidate) == typed
 }
 
 fn literal(store: &CanonStore, subject: NamedNodeRef<'_>, p: NamedNodeRef<'_>) -> Option<String> {

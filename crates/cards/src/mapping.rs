@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
-use lore_canon::{CanonError, CanonStore, EntityId, Production, World, vocab};
+use lore_canon::{CanonError, CanonStore, EntityId, Production, World, fold_name as fold, vocab};
 use oxigraph::model::{
     GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNodeRef, Quad, Term,
 };
@@ -56,14 +56,6 @@ pub fn names(world: &World) -> HashMap<String, String> {
         }
     }
     out
-}
-
-/// Case-, space- and punctuation-insensitive form of a name.
-fn fold(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 /// A card as canon.

@@ -1,6 +1,6 @@
 //! A quest in play: events from the game advance its steps; a changed world is rechecked.
 
-use lore_canon::{EntityId, World};
+use lore_canon::{EntityId, World, fold_name};
 
 use crate::plan::{Action, Quest};
 use crate::simulate::Sim;
@@ -112,18 +112,13 @@ pub fn event(world: &World, verb: &str, targets: &[&str]) -> Result<Action, Even
 }
 
 fn entity(world: &World, name: &str) -> Option<EntityId> {
-    let fold = |s: &str| {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    let wanted = fold(name);
+    let wanted = fold_name(name);
     world.entity(name).or_else(|| {
-        world
-            .entities
-            .iter()
-            .position(|e| fold(&e.name) == wanted || e.aliases.iter().any(|a| fold(a) == wanted))
+        world.entities.iter().position(|e| {
+            std::iter::once(&e.name)
+                .chain(&e.aliases)
+                .any(|n| fold_name(n) == wanted)
+        })
     })
 }
 

@@ -5,24 +5,12 @@
     reason = "a test should fail loudly on the first unexpected error"
 )]
 
-use std::path::Path;
+mod common;
 
-use lore_canon::{CanonStore, World};
+use common::world;
 use lore_quest::{
     Action, EventError, PlayerModel, Progress, QuestRun, Status, WorldState, event, plan, quests,
 };
-
-fn world(production: &str) -> World {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../world");
-    let store = CanonStore::in_memory().unwrap();
-    store
-        .import(
-            &[root.join("policy.trig"), root.join("brindlemoor.trig")],
-            |_| (),
-        )
-        .unwrap();
-    World::load(&store, production).unwrap()
-}
 
 #[test]
 fn steps_advance_in_order_and_the_quest_completes() {

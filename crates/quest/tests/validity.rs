@@ -6,22 +6,11 @@
 )]
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+mod common;
 
-use lore_canon::{CanonStore, EntityKind, World};
+use common::world;
+use lore_canon::{EntityKind, World};
 use lore_quest::{PlayerModel, Style, WorldState, plan, quests, simulate};
-
-fn sample_store() -> CanonStore {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../world");
-    let store = CanonStore::in_memory().unwrap();
-    store
-        .import(
-            &[root.join("policy.trig"), root.join("brindlemoor.trig")],
-            |_| (),
-        )
-        .unwrap();
-    store
-}
 
 /// A player who took up quests of one style and turned down the rest.
 fn player_who_likes(
@@ -42,12 +31,11 @@ fn player_who_likes(
 
 #[test]
 fn a_thousand_planned_quests_all_replay() {
-    let store = sample_store();
     let mut planned = 0;
     let mut structures: HashMap<String, HashSet<String>> = HashMap::new();
     'outer: for round in 0u64.. {
         for production in ["lanterns", "nocturne"] {
-            let world = World::load(&store, production).unwrap();
+            let world = world(production);
             let beats: Vec<Option<i64>> = std::iter::once(None)
                 .chain(world.beats.iter().map(|b| Some(b.order)))
                 .collect();
@@ -90,10 +78,9 @@ fn a_thousand_planned_quests_all_replay() {
 
 #[test]
 fn every_candidate_quest_replays_too() {
-    let store = sample_store();
     let mut checked = 0;
     for production in ["lanterns", "nocturne"] {
-        let world = World::load(&store, production).unwrap();
+        let world = world(production);
         for beat in std::iter::once(None).chain(world.beats.iter().map(|b| Some(b.order))) {
             let state = WorldState::at(&world, beat);
             for giver in 0..world.entities.len() {
@@ -113,8 +100,7 @@ fn every_candidate_quest_replays_too() {
 
 #[test]
 fn players_with_different_histories_get_different_quests() {
-    let store = sample_store();
-    let world = World::load(&store, "lanterns").unwrap();
+    let world = world("lanterns");
     let state = WorldState::at(&world, Some(3));
     let odile = world.character("odile").unwrap();
     let fighter = player_who_likes(&world, &state, odile, Style::Combat, 12);
@@ -128,8 +114,7 @@ fn players_with_different_histories_get_different_quests() {
 
 #[test]
 fn the_dead_give_no_quests_and_tampered_quests_fail() {
-    let store = sample_store();
-    let world = World::load(&store, "nocturne").unwrap();
+    let world = world("nocturne");
     let aldous = world.character("aldous").unwrap();
     let after_death = WorldState::at(&world, Some(12));
     assert!(quests(&world, &after_death, aldous).is_empty());
