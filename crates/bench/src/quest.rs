@@ -1,7 +1,7 @@
 //! Quest planning: latency per verified quest, and how varied the offers are across player
 //! histories.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use lore_canon::{EntityKind, World};
@@ -46,7 +46,7 @@ pub fn run(world: &World, histories: usize, seed: u64) -> QuestReport {
                 continue;
             }
             let mut seen_strategies = HashSet::new();
-            let mut seen_plans: HashMap<(&str, Vec<usize>), ()> = HashMap::new();
+            let mut seen_plans = HashSet::new();
             for h in 0..histories {
                 let player = history(seed ^ ((h as u64) << 20) ^ giver as u64);
                 let started = Instant::now();
@@ -58,7 +58,7 @@ pub fn run(world: &World, histories: usize, seed: u64) -> QuestReport {
                 invalid += usize::from(!valid);
                 if let Some(q) = quest {
                     seen_strategies.insert(q.strategy);
-                    seen_plans.insert((q.strategy, q.targets()), ());
+                    seen_plans.insert((q.strategy, q.targets()));
                 }
             }
             strategies.push(seen_strategies.len() as f64);

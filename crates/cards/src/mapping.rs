@@ -62,7 +62,7 @@ pub fn names(world: &World) -> HashMap<String, String> {
 pub fn card_to_canon(card: &Card, placement: &Placement<'_>) -> Mapped {
     let base = format!("https://lorekeeper.dev/cards/{}", slug(card.name()));
     let mut out = Builder::new(&base);
-    let character = out.node(&base);
+    let character = NamedNode::new_unchecked(base.as_str());
     let name = card.name().to_owned();
     out.add(&character, vocab::RDF_TYPE, vocab::CHARACTER);
     out.add(
@@ -96,7 +96,7 @@ pub fn card_to_canon(card: &Card, placement: &Placement<'_>) -> Mapped {
         let at = format!("{path}.{field}");
         match (field.as_str(), value) {
             ("character_book", Value::Object(book)) => {
-                let node = out.node(&format!("{base}/book/0"));
+                let node = NamedNode::new_unchecked(format!("{base}/book/0"));
                 out.add(&character, vocab::CARD_BOOK, node.as_ref());
                 let links = Links {
                     owner: Some(Owner {
@@ -146,7 +146,7 @@ pub fn card_to_canon(card: &Card, placement: &Placement<'_>) -> Mapped {
         out.note("the PNG image", "kept as the character's portrait");
     }
     for (i, file) in card.files.iter().enumerate() {
-        let node = out.node(&format!("{base}/file/{i}"));
+        let node = NamedNode::new_unchecked(format!("{base}/file/{i}"));
         out.add(&character, vocab::CARD_FILE, node.as_ref());
         out.add(&node, vocab::CARD_INDEX, Literal::from(i as i64));
         out.add(
@@ -182,7 +182,7 @@ pub fn lorebook_to_canon(
         .to_owned();
     let base = format!("https://lorekeeper.dev/lorebooks/{}", slug(&name));
     let mut out = Builder::new(&base);
-    let node = out.node(&base);
+    let node = NamedNode::new_unchecked(base.as_str());
     let links = Links {
         owner: None,
         names: placement.names,
@@ -221,10 +221,6 @@ impl Builder {
             report: Vec::new(),
             names: HashMap::new(),
         }
-    }
-
-    fn node(&self, iri: &str) -> NamedNode {
-        NamedNode::new_unchecked(iri)
     }
 
     fn add(&mut self, subject: &NamedNode, predicate: NamedNodeRef<'_>, object: impl Into<Term>) {
@@ -281,7 +277,7 @@ impl Builder {
                 continue;
             };
             let at = format!("{at}.entries[{i}]");
-            let node_entry = self.node(&format!("{}/entry/{i}", node.as_str()));
+            let node_entry = NamedNode::new_unchecked(format!("{}/entry/{i}", node.as_str()));
             self.entry(&at, (node, &node_entry), i, entry, links);
         }
     }
@@ -353,7 +349,7 @@ impl Builder {
             about.push(owner.character.as_str().to_owned());
         }
         if let Some((first, rest)) = unnamed.split_first() {
-            let concept = self.node(&format!("{}/keys", node.as_str()));
+            let concept = NamedNode::new_unchecked(format!("{}/keys", node.as_str()));
             self.add(&concept, vocab::RDF_TYPE, vocab::CONCEPT);
             self.add(
                 &concept,
@@ -402,7 +398,7 @@ impl Builder {
     ) {
         let graph = self.graph.clone();
         if placement.productions.is_empty() {
-            let production = self.node(&format!("{base}/production"));
+            let production = NamedNode::new_unchecked(format!("{base}/production"));
             self.add(&production, vocab::RDF_TYPE, vocab::PRODUCTION);
             self.add(
                 &production,

@@ -72,15 +72,25 @@ pub enum EventError {
 
 /// Reads a game event (`"give"`, `["the Everlight", "Odile"]`): entities by IRI, name or alias.
 pub fn event(world: &World, verb: &str, targets: &[&str]) -> Result<Action, EventError> {
-    let (expected, shape) = match verb {
-        "take" => (2, "item, holder"),
-        "give" | "deliver" => (2, "item, receiver"),
-        "escort" => (2, "character, place"),
-        "goto" | "get" | "listen" | "report" | "spy" | "use" | "repair" | "defend" | "capture" => {
-            (1, "one entity")
-        }
+    type Make = fn(EntityId, EntityId) -> Action;
+    // One place knows each verb: how to build it and what it takes.
+    let (make, shape): (Make, &'static str) = match verb {
+        "goto" => (|a, _| Action::Goto { place: a }, "one entity"),
+        "get" => (|a, _| Action::Get { item: a }, "one entity"),
+        "take" => (|a, b| Action::Take { item: a, from: b }, "item, holder"),
+        "give" => (|a, b| Action::Give { item: a, to: b }, "item, receiver"),
+        "deliver" => (|a, b| Action::Deliver { item: a, to: b }, "item, receiver"),
+        "escort" => (|a, b| Action::Escort { who: a, to: b }, "character, place"),
+        "listen" => (|a, _| Action::Listen { to: a }, "one entity"),
+        "report" => (|a, _| Action::Report { to: a }, "one entity"),
+        "spy" => (|a, _| Action::Spy { on: a }, "one entity"),
+        "use" => (|a, _| Action::Use { item: a }, "one entity"),
+        "repair" => (|a, _| Action::Repair { item: a }, "one entity"),
+        "defend" => (|a, _| Action::Defend { place: a }, "one entity"),
+        "capture" => (|a, _| Action::Capture { who: a }, "one entity"),
         other => return Err(EventError::UnknownAction(other.to_owned())),
     };
+    let expected = make(0, 0).targets().len();
     if targets.len() != expected {
         return Err(EventError::Arity {
             verb: verb.to_owned(),
@@ -93,22 +103,7 @@ pub fn event(world: &World, verb: &str, targets: &[&str]) -> Result<Action, Even
         .iter()
         .map(|t| entity(world, t).ok_or_else(|| EventError::UnknownEntity((*t).to_owned())))
         .collect::<Result<_, _>>()?;
-    let (a, b) = (ids[0], ids.get(1).copied().unwrap_or(ids[0]));
-    Ok(match verb {
-        "goto" => Action::Goto { place: a },
-        "get" => Action::Get { item: a },
-        "take" => Action::Take { item: a, from: b },
-        "give" => Action::Give { item: a, to: b },
-        "deliver" => Action::Deliver { item: a, to: b },
-        "escort" => Action::Escort { who: a, to: b },
-        "listen" => Action::Listen { to: a },
-        "report" => Action::Report { to: a },
-        "spy" => Action::Spy { on: a },
-        "use" => Action::Use { item: a },
-        "repair" => Action::Repair { item: a },
-        "defend" => Action::Defend { place: a },
-        _ => Action::Capture { who: a },
-    })
+    Ok(make(ids[0], ids.get(1).copied().unwrap_or(ids[0])))
 }
 
 fn entity(world: &World, name: &str) -> Option<EntityId> {
