@@ -9,8 +9,10 @@
 //! - [`PlayerModel`]: what a player chose before, which steers the choice among valid quests.
 //! - [`simulate`]: replays a quest's steps against the state, checking every precondition
 //!   and applying every postcondition. The planner never calls it: it is the check.
-//! - [`QuestRun`]: a quest in play; game [`event`]s advance its steps (out of order, refused
-//!   or unrelated ones are said so), and a changed world fails it with the reason.
+//! - [`QuestLog`]: a session's quests in play, stored with it by IRI: offers, answers, and
+//!   game [`event`]s, which advance steps (out of order ones are said so, impossible ones
+//!   refused); the session's events change the state later quests are planned in, and a
+//!   changed world fails an open quest with the reason (the caller may offer a replacement).
 
 mod plan;
 mod player;
@@ -19,7 +21,10 @@ mod state;
 mod track;
 
 pub use plan::{Action, Motivation, Quest, Step, plan, quests};
-pub use player::{Choice, PlayerModel, Style};
+pub use player::{Choice, DISTRUST, PlayerModel, Style};
 pub use simulate::{Failure, simulate};
 pub use state::{Evidence, WorldState};
-pub use track::{EventError, Progress, QuestRun, Status, event};
+pub use track::{
+    EventError, LogError, LoggedAction, LoggedEvent, LoggedQuest, LoggedStep, Progress, QuestLog,
+    QuestProgress, Status, WriteUp, event,
+};

@@ -2,11 +2,11 @@
 
 use lore_canon::{EntityId, World};
 
-use crate::player::{Choice, PlayerModel, Style};
+use crate::player::{PlayerModel, Style};
 use crate::state::{Evidence, WorldState};
 
 /// Why a quest giver wants something done (Doran and Parberry's nine motivations).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Motivation {
     /// To learn something.
@@ -200,20 +200,6 @@ impl Quest {
             }
         }
         out
-    }
-
-    /// The player's choice about this quest, for their [`PlayerModel`].
-    pub fn choice(&self, world: &World, accepted: bool) -> Choice {
-        Choice {
-            strategy: self.strategy.to_owned(),
-            style: self.style,
-            targets: self
-                .targets()
-                .into_iter()
-                .map(|e| world.entities[e].iri.clone())
-                .collect(),
-            accepted,
-        }
     }
 }
 
@@ -579,6 +565,7 @@ pub fn plan(
     player: &PlayerModel,
     seed: u64,
 ) -> Option<Quest> {
+    let regard = player.regard_of(&world.entities[giver].iri);
     let mut best: Option<(f64, Quest)> = None;
     for (i, quest) in quests(world, state, giver).into_iter().enumerate() {
         let targets: Vec<String> = quest
@@ -588,7 +575,11 @@ pub fn plan(
             .collect();
         let jitter = (mix(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 11) as f64
             / (1u64 << 53) as f64;
+        // A character who thinks well of the player trusts them with longer errands; a cool
+        // one tries them with short ones.
+        let trust = 0.3 * regard * (quest.steps.len() as f64 - 3.0) / 3.0;
         let score = player.preference(quest.style) - 0.6 * player.seen(quest.strategy, &targets)
+            + trust
             + 0.5 * jitter;
         if best.as_ref().is_none_or(|(b, _)| score > *b) {
             best = Some((score, quest));

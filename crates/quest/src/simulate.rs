@@ -17,6 +17,7 @@ pub struct Failure {
     pub reason: String,
 }
 
+#[derive(Clone)]
 pub(crate) struct Sim<'a> {
     world: &'a World,
     state: &'a WorldState,
@@ -80,8 +81,10 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Checks `action`'s preconditions and applies its postconditions.
-    pub(crate) fn apply(&mut self, action: &Action, giver: EntityId) -> Result<(), String> {
+    /// Checks `action`'s preconditions and applies its postconditions. With `giver`, also the
+    /// rules of that giver's quest (a report goes to them; no one spies on or captures them);
+    /// without, only what the world allows.
+    pub(crate) fn apply(&mut self, action: &Action, giver: Option<EntityId>) -> Result<(), String> {
         match *action {
             Action::Goto { place } => {
                 self.kind(place, EntityKind::Place)?;
@@ -129,13 +132,13 @@ impl<'a> Sim<'a> {
             }
             Action::Listen { to: who } | Action::Spy { on: who } | Action::Capture { who } => {
                 self.alive(who)?;
-                if who == giver && !matches!(action, Action::Listen { .. }) {
+                if Some(who) == giver && !matches!(action, Action::Listen { .. }) {
                     return Err(format!("{} would act against themselves", self.name(who)));
                 }
                 self.with(who)?;
             }
             Action::Report { to } => {
-                if to != giver {
+                if giver.is_some_and(|g| g != to) {
                     return Err(format!("{} did not give this quest", self.name(to)));
                 }
                 self.alive(to)?;
@@ -162,6 +165,29 @@ impl<'a> Sim<'a> {
     }
 }
 
+impl Sim<'_> {
+    /// The world as the player's actions left it: `base` with objects moved to where the
+    /// actions put them (taken objects are with the player, so nowhere in the world) and
+    /// characters to where they were escorted; each change cites `fact`, the session fact
+    /// of the action that made it.
+    pub(crate) fn state(&self, fact: impl Fn(EntityId) -> String) -> WorldState {
+        let mut state = self.state.clone();
+        state.location.retain(|e, _| self.location.contains_key(e));
+        for (&e, &place) in &self.location {
+            if state.location.get(&e).is_none_or(|(p, _)| *p != place) {
+                state.location.insert(e, (place, fact(e)));
+            }
+        }
+        state.holder.retain(|i, _| self.holder.contains_key(i));
+        for (&item, &holder) in &self.holder {
+            if state.holder.get(&item).is_none_or(|(h, _)| *h != holder) {
+                state.holder.insert(item, (holder, fact(item)));
+            }
+        }
+        state
+    }
+}
+
 /// Replays `quest` from `state`, the player starting nowhere in particular with nothing.
 /// A quest must end with its giver (a report or a gift) and every step must be possible when
 /// its turn comes.
@@ -170,7 +196,7 @@ pub fn simulate(world: &World, state: &WorldState, quest: &Quest) -> Result<(), 
     sim.alive(quest.giver)
         .map_err(|reason| Failure { step: 0, reason })?;
     for (step, s) in quest.steps.iter().enumerate() {
-        sim.apply(&s.action, quest.giver)
+        sim.apply(&s.action, Some(quest.giver))
             .map_err(|reason| Failure { step, reason })?;
     }
     let ends_with_giver = quest.steps.last().is_some_and(|s| {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use lore_canon::{EntityId, EntityKind, World, vocab};
 
 /// Why something holds: the canon fact (or entity) that says so, in words.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     /// The IRI of the fact, relationship or entity.
     pub iri: String,

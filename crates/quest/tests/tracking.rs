@@ -1,5 +1,6 @@
-//! Quests in play: events advance steps in order, odd events are named, and a world that
-//! changes under a running quest fails it with the reason.
+//! Quests in play: events advance steps in order, odd events are named, the session's events
+//! change what later quests are planned over, and a world that changes under an open quest
+//! fails it with the reason.
 #![allow(
     clippy::unwrap_used,
     reason = "a test should fail loudly on the first unexpected error"
@@ -9,39 +10,63 @@ mod common;
 
 use common::world;
 use lore_quest::{
-    Action, EventError, PlayerModel, Progress, QuestRun, Status, WorldState, event, plan, quests,
+    Action, EventError, LogError, LoggedQuest, PlayerModel, Progress, QuestLog, QuestProgress,
+    Status, WorldState, event, plan, quests,
 };
+
+/// A log holding `quest`, accepted.
+fn running(world: &lore_canon::World, state: &WorldState, quest: &lore_quest::Quest) -> QuestLog {
+    let mut log = QuestLog::default();
+    log.quests.push(LoggedQuest::new(world, 0, quest));
+    assert_eq!(log.accept(world, state, 0), Ok(Progress::Possible));
+    log
+}
+
+fn fact(n: usize) -> String {
+    format!("urn:session#e{n}")
+}
 
 #[test]
 fn steps_advance_in_order_and_the_quest_completes() {
     let world = world("lanterns");
     let state = WorldState::at(&world, Some(3));
     let odile = world.character("odile").unwrap();
+    let odile_iri = world.entities[odile].iri.clone();
     for quest in quests(&world, &state, odile) {
-        let mut run = QuestRun::new(quest.clone());
+        let mut log = running(&world, &state, &quest);
         for (i, step) in quest.steps.iter().enumerate() {
-            let progress = run.event(&world, &state, step.action);
-            if i + 1 == quest.steps.len() {
-                assert_eq!(progress, Progress::Completed, "{}", quest.strategy);
+            let progress = log.event(&world, &state, step.action, fact(i)).unwrap();
+            let expected = if i + 1 == quest.steps.len() {
+                Progress::Completed
             } else {
-                assert_eq!(
-                    progress,
-                    Progress::StepDone { step: i },
-                    "{}",
-                    quest.strategy
-                );
-            }
+                Progress::StepDone { step: i }
+            };
+            assert_eq!(
+                progress,
+                [QuestProgress {
+                    quest: 0,
+                    progress: expected
+                }],
+                "{}",
+                quest.strategy
+            );
         }
-        assert_eq!(run.status, Status::Completed);
-        assert_eq!(
-            run.event(&world, &state, quest.steps[0].action),
-            Progress::Ended
+        assert_eq!(log.quests[0].status, Status::Completed);
+        assert!(
+            log.player.regard_of(&odile_iri) > 0.0,
+            "a quest done pleases"
         );
+        assert_eq!(log.events.len(), quest.steps.len());
+        // A completed quest takes no more events.
+        let again = log
+            .event(&world, &state, quest.steps[0].action, fact(99))
+            .unwrap_or_default();
+        assert!(again.is_empty(), "{again:?}");
     }
 }
 
 #[test]
-fn out_of_order_refused_and_unrelated_events_are_named() {
+fn out_of_order_impossible_and_unrelated_events_are_named() {
     let world = world("lanterns");
     let state = WorldState::at(&world, Some(3));
     let odile = world.character("odile").unwrap();
@@ -49,25 +74,39 @@ fn out_of_order_refused_and_unrelated_events_are_named() {
         .into_iter()
         .find(|q| q.strategy == "interview a witness" && q.steps.len() == 4)
         .unwrap();
-    let mut run = QuestRun::new(quest.clone());
+    let mut log = running(&world, &state, &quest);
     // Reporting before going anywhere: Odile is at the quay, the player is not.
-    let report = quest.steps[3].action;
-    let Progress::Refused { reason } = run.event(&world, &state, report) else {
+    let Err(LogError::Impossible(reason)) =
+        log.event(&world, &state, quest.steps[3].action, fact(0))
+    else {
         panic!("a report from nowhere was accepted")
     };
     assert!(reason.contains("not at"), "{reason}");
+    assert!(log.events.is_empty(), "an impossible event is not logged");
     // Going to the quay first is the third step, done early.
     assert_eq!(
-        run.event(&world, &state, quest.steps[2].action),
-        Progress::OutOfOrder {
-            expected: 0,
-            got: 2
-        }
+        log.event(&world, &state, quest.steps[2].action, fact(1)),
+        Ok(vec![QuestProgress {
+            quest: 0,
+            progress: Progress::OutOfOrder {
+                expected: 0,
+                got: 2
+            }
+        }])
     );
     let elsewhere = event(&world, "goto", &["the Fogmarsh"]).unwrap();
-    assert_eq!(run.event(&world, &state, elsewhere), Progress::Unrelated);
-    assert_eq!(run.done, 0);
-    assert_eq!(run.status, Status::Running);
+    assert_eq!(log.event(&world, &state, elsewhere, fact(2)), Ok(vec![]));
+    assert_eq!(log.events.len(), 2);
+    assert_eq!(log.quests[0].done, 0);
+    assert_eq!(log.quests[0].status, Status::Running);
+    assert_eq!(
+        log.accept(&world, &state, 0),
+        Err(LogError::NotOffered {
+            id: 0,
+            status: "running"
+        })
+    );
+    assert_eq!(log.refuse(7), Err(LogError::NoQuest(7)));
 }
 
 #[test]
@@ -101,27 +140,35 @@ fn events_name_what_is_wrong() {
 }
 
 #[test]
-fn a_world_that_changes_under_a_running_quest_fails_it() {
-    // The giver dies after the quest is offered.
+fn a_giver_who_dies_fails_the_quest_and_a_living_one_replans() {
     let nocturne = world("nocturne");
     let aldous = nocturne.character("aldous").unwrap();
     let before = WorldState::at(&nocturne, Some(2));
-    let quest = plan(&nocturne, &before, aldous, &PlayerModel::default(), 3).unwrap();
-    let mut run = QuestRun::new(quest.clone());
-    assert_eq!(run.recheck(&nocturne, &before), Progress::Possible);
-    let Progress::Failed { reason, .. } =
-        run.recheck(&nocturne, &WorldState::at(&nocturne, Some(12)))
+    let mut log = QuestLog::default();
+    log.offer(&nocturne, &before, aldous, 3, None).unwrap();
+    assert_eq!(log.accept(&nocturne, &before, 0), Ok(Progress::Possible));
+    assert!(log.recheck(&nocturne, &before).is_empty());
+    let after = WorldState::at(&nocturne, Some(12));
+    let failed = log.recheck(&nocturne, &after);
+    let [
+        QuestProgress {
+            quest: 0,
+            progress: Progress::Failed { reason, .. },
+        },
+    ] = failed.as_slice()
     else {
-        panic!("a dead giver's quest still runs")
+        panic!("a dead giver's quest still runs: {failed:?}")
     };
     assert!(reason.contains("dead"), "{reason}");
-    assert!(matches!(run.status, Status::Failed(_)));
-    assert_eq!(
-        run.event(&nocturne, &before, quest.steps[0].action),
-        Progress::Ended
-    );
+    assert!(matches!(log.quests[0].status, Status::Failed(_)));
+    let Err(LogError::NothingToOffer(why)) = log.offer(&nocturne, &after, aldous, 3, Some(0))
+    else {
+        panic!("a dead giver offered a replacement")
+    };
+    assert!(why.contains("dead"), "{why}");
 
-    // Canon is edited so that an item the quest needs is no longer where it lay.
+    // An item the quest needs is no longer where it lay: the quest fails, and its giver,
+    // alive, offers another in its place.
     let lanterns = world("lanterns");
     let state = WorldState::at(&lanterns, Some(3));
     let corvin = lanterns.character("corvin").unwrap();
@@ -141,11 +188,154 @@ fn a_world_that_changes_under_a_running_quest_fails_it() {
     else {
         unreachable!()
     };
+    let mut log = running(&lanterns, &state, &fetch);
     let mut edited = state.clone();
     edited.location.remove(&item);
-    let mut run = QuestRun::new(fetch);
-    let Progress::Failed { reason, .. } = run.recheck(&lanterns, &edited) else {
-        panic!("the quest survived losing its item")
+    let failed = log.recheck(&lanterns, &edited);
+    let [
+        QuestProgress {
+            progress: Progress::Failed { reason, .. },
+            ..
+        },
+    ] = failed.as_slice()
+    else {
+        panic!("the quest survived losing its item: {failed:?}")
     };
     assert!(reason.contains("does not say where"), "{reason}");
+    let replacement = log.offer(&lanterns, &edited, corvin, 1, Some(0)).unwrap();
+    assert_eq!((replacement.id, replacement.replaces), (1, Some(0)));
+    assert!(
+        replacement
+            .steps
+            .iter()
+            .all(|s| !s.action.targets.contains(&lanterns.entities[item].iri)),
+        "the replacement does not need the lost item"
+    );
+}
+
+#[test]
+fn the_sessions_events_change_what_later_quests_rest_on() {
+    let world = world("lanterns");
+    let state = WorldState::at(&world, Some(3));
+    let corvin = world.character("corvin").unwrap();
+    let fetch = quests(&world, &state, corvin)
+        .into_iter()
+        .find(|q| {
+            q.steps
+                .iter()
+                .any(|s| matches!(s.action, Action::Get { .. }))
+        })
+        .unwrap();
+    let mut log = QuestLog::default();
+    // The player picks the item up on their own, before any quest.
+    for (i, step) in fetch.steps.iter().enumerate() {
+        log.event(&world, &state, step.action, fact(i)).unwrap();
+        if matches!(step.action, Action::Get { .. }) {
+            break;
+        }
+    }
+    let Some(Action::Get { item }) = fetch
+        .steps
+        .iter()
+        .map(|s| s.action)
+        .find(|a| matches!(a, Action::Get { .. }))
+    else {
+        unreachable!()
+    };
+    let now = log.state(&world, &state);
+    assert!(
+        state.location.contains_key(&item) && !now.location.contains_key(&item),
+        "the item is with the player now"
+    );
+    // No quest planned now sends the player to pick it up where it lay.
+    for seed in 0..20 {
+        let quest = plan(&world, &now, corvin, &PlayerModel::default(), seed).unwrap();
+        assert!(
+            !quest.steps.iter().any(|s| s.action == Action::Get { item }),
+            "{quest:#?}"
+        );
+    }
+    // Giving it to Odile makes her its holder, on the session's word.
+    let odile = world.character("odile").unwrap();
+    let odile_place = state.place_of(odile).unwrap();
+    log.event(
+        &world,
+        &state,
+        Action::Goto { place: odile_place },
+        fact(10),
+    )
+    .unwrap();
+    log.event(&world, &state, Action::Give { item, to: odile }, fact(11))
+        .unwrap();
+    let now = log.state(&world, &state);
+    assert_eq!(now.holder.get(&item), Some(&(odile, fact(11))));
+}
+
+#[test]
+fn turning_quests_down_cools_the_giver_until_they_offer_none() {
+    let world = world("lanterns");
+    let state = WorldState::at(&world, Some(3));
+    let odile = world.character("odile").unwrap();
+    let mut log = QuestLog::default();
+    let mut refused = 0;
+    let why = loop {
+        match log.offer(&world, &state, odile, refused, None) {
+            Ok(quest) => {
+                let id = quest.id;
+                log.refuse(id).unwrap();
+                refused += 1;
+            }
+            Err(LogError::NothingToOffer(why)) => break why,
+            Err(other) => panic!("{other}"),
+        }
+        assert!(
+            refused < 10,
+            "a giver kept offering to a player who refuses all"
+        );
+    };
+    assert!(why.contains("trusts"), "{why}");
+    assert_eq!(refused, 3);
+    assert_eq!(
+        log.player.tone(&world.entities[odile].iri),
+        Some("distrusts the player and is curt with them")
+    );
+    assert_eq!(log.player.history.len(), 3);
+    assert!(log.player.history.iter().all(|c| !c.accepted));
+}
+
+#[test]
+fn a_stored_log_reads_back_and_names_what_canon_lost() {
+    let world = world("lanterns");
+    let state = WorldState::at(&world, Some(3));
+    let odile = world.character("odile").unwrap();
+    let mut log = QuestLog::default();
+    log.offer(&world, &state, odile, 5, None).unwrap();
+    log.accept(&world, &state, 0).unwrap();
+    let first = log.quests[0].steps[0].action.resolve(&world).unwrap();
+    log.event(&world, &state, first, fact(0)).unwrap();
+    let stored = serde_json::to_string(&log).unwrap();
+    let read: QuestLog = serde_json::from_str(&stored).unwrap();
+    assert_eq!(read, log);
+
+    // Canon loses an entity the quest needs: the quest fails, naming it.
+    let mut edited: QuestLog = read;
+    let gone = edited.quests[0].steps.last().unwrap().action.targets[0].clone();
+    for step in &mut edited.quests[0].steps {
+        for t in &mut step.action.targets {
+            if *t == gone {
+                t.push_str("-deleted");
+            }
+        }
+    }
+    let failed = edited.recheck(&world, &state);
+    let [
+        QuestProgress {
+            progress: Progress::Failed { reason, .. },
+            ..
+        },
+    ] = failed.as_slice()
+    else {
+        panic!("{failed:?}")
+    };
+    assert!(reason.contains("no longer in canon"), "{reason}");
 }

@@ -10,7 +10,7 @@ mod common;
 
 use common::world;
 use lore_canon::{EntityKind, World};
-use lore_quest::{PlayerModel, Style, WorldState, plan, quests, simulate};
+use lore_quest::{LoggedQuest, PlayerModel, Style, WorldState, plan, quests, simulate};
 
 /// A player who took up quests of one style and turned down the rest.
 fn player_who_likes(
@@ -24,7 +24,7 @@ fn player_who_likes(
     for quest in quests(world, state, giver).iter().take(n) {
         player
             .history
-            .push(quest.choice(world, quest.style == style));
+            .push(LoggedQuest::new(world, 0, quest).choice(quest.style == style));
     }
     player
 }
