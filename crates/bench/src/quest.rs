@@ -97,5 +97,8 @@ fn history(seed: u64) -> PlayerModel {
             }
         })
         .collect();
-    PlayerModel { history }
+    PlayerModel {
+        history,
+        ..PlayerModel::default()
+    }
 }

@@ -56,6 +56,7 @@ pub fn run(
                 accepted: true,
             })
             .collect(),
+        ..PlayerModel::default()
     };
     let started = Instant::now();
     let quest = plan(&world, &state, giver, &player, seed);
