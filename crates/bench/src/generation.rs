@@ -133,7 +133,7 @@ fn greedy(max_tokens: usize, stop_rules: bool) -> GenParams {
             ..SamplerConfig::default()
         },
         stop_rules,
-        watermark: None,
+        ..GenParams::default()
     }
 }
 

@@ -126,6 +126,7 @@ pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions>
             },
             stop_rules: true,
             watermark: Some(watermark),
+            structured: None,
         },
         semantic: Some(Arc::new(load_semantic(config)?)),
         signer: Some(signer),

@@ -141,6 +141,7 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
             // the model's sampling, which is what the watermark is about.
             stop_rules: false,
             watermark,
+            structured: None,
         };
         let reply =
             session.generate(conversation, &params(Some(watermark.clone())), &mut |_| {

@@ -20,14 +20,17 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 
 use crate::prompt::Conversation;
 use lore_mark::Watermark;
 
 use crate::{
     Backend, BackendInfo, GenError, GenParams, Generation, Sampler, Session, StopReason,
-    StopScanner, TextScore,
+    StopScanner, Structured, TextScore,
 };
 
 /// How the embedded model runs.
@@ -561,7 +564,14 @@ fn generate(
     }
     let prompt_time = started.elapsed();
 
-    let mut scanner = StopScanner::new(if params.stop_rules { stops } else { Vec::new() });
+    let mut grammar = params
+        .structured
+        .as_ref()
+        .map(|s| Grammar::new(model, s))
+        .transpose()?;
+    // Structured output is ended by its grammar, never by a stop string.
+    let stop_rules = params.stop_rules && grammar.is_none();
+    let mut scanner = StopScanner::new(if stop_rules { stops } else { Vec::new() });
     let mut utf8 = Vec::new();
     let mut generated = 0;
     let mut first_token_at = None;
@@ -574,17 +584,25 @@ fn generate(
                 .text()
                 .trim_end()
                 .ends_with(['.', '!', '?', '"', '\u{2026}']);
-            if !params.stop_rules
-                || ends_sentence
-                || generated >= params.max_tokens + SENTENCE_GRACE
-            {
+            if let Some(structured) = &params.structured {
+                return Err(GenError::Unfinished {
+                    name: structured.name.clone(),
+                    max_tokens: params.max_tokens,
+                });
+            }
+            if !stop_rules || ends_sentence || generated >= params.max_tokens + SENTENCE_GRACE {
                 break StopReason::Length;
             }
         }
-        let token = LlamaToken(sampler.sample(state.context.get_logits_ith(logits_index)) as i32);
+        let logits = state.context.get_logits_ith(logits_index);
+        let token = match grammar.as_mut() {
+            Some(grammar) => grammar.pick(&mut sampler, logits)?,
+            None => LlamaToken(sampler.sample(logits) as i32),
+        };
         generated += 1;
         first_token_at.get_or_insert_with(|| started.elapsed());
-        if params.stop_rules && vocab.is_eog(token) {
+        // The grammar allows the end of the text only once the value is complete.
+        if (stop_rules || grammar.is_some()) && vocab.is_eog(token) {
             break StopReason::EndOfTurn;
         }
         vocab.token_to_piece_into(token, &mut utf8, false, None);
@@ -629,6 +647,69 @@ fn generate(
         stop,
         watermark: params.watermark.as_ref().map(Watermark::settings),
     })
+}
+
+/// llama.cpp's grammar sampler over our [`Sampler`]: our sampler proposes a token (so the
+/// watermark and settings apply as to any reply); the grammar keeps it if it may come next,
+/// and otherwise masks every token it forbids and our sampler picks again among the rest.
+/// Checking the one proposal first spares a pass over the whole vocabulary on most steps.
+struct Grammar {
+    sampler: LlamaSampler,
+    masked: Vec<f32>,
+}
+
+impl Grammar {
+    fn new(model: &LlamaModel, structured: &Structured) -> Result<Grammar, GenError> {
+        let gbnf = structured.schema.to_gbnf();
+        let sampler = LlamaSampler::grammar(model, &gbnf, "root").map_err(|e| {
+            GenError::Runtime(format!(
+                "the grammar of {} does not compile: {e}",
+                structured.name
+            ))
+        })?;
+        Ok(Grammar {
+            sampler,
+            masked: Vec::new(),
+        })
+    }
+
+    fn allows(&mut self, token: LlamaToken) -> bool {
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+        self.sampler.apply(&mut one);
+        one.data[0].logit().is_finite()
+    }
+
+    fn pick(&mut self, sampler: &mut Sampler, logits: &[f32]) -> Result<LlamaToken, GenError> {
+        let proposed = sampler.choose(logits);
+        let token = if self.allows(LlamaToken(proposed as i32)) {
+            sampler.accept(proposed);
+            proposed
+        } else {
+            let mut all = LlamaTokenDataArray::from_iter(
+                logits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
+                false,
+            );
+            self.sampler.apply(&mut all);
+            self.masked.clear();
+            self.masked.resize(logits.len(), f32::NEG_INFINITY);
+            let mut any = false;
+            for d in &all.data {
+                if d.logit().is_finite() {
+                    self.masked[d.id().0 as usize] = d.logit();
+                    any = true;
+                }
+            }
+            if !any {
+                return Err(GenError::Runtime("the grammar allows no next token".into()));
+            }
+            sampler.sample(&self.masked)
+        };
+        self.sampler.accept(LlamaToken(token as i32));
+        Ok(LlamaToken(token as i32))
+    }
 }
 
 #[cfg(test)]

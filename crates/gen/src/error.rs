@@ -55,6 +55,22 @@ pub enum GenError {
         /// What was wrong.
         reason: String,
     },
+    /// Structured output reached its token budget before its value was complete.
+    #[error("{name}: the structured output was not complete after {max_tokens} tokens")]
+    Unfinished {
+        /// The schema's name.
+        name: String,
+        /// The budget.
+        max_tokens: usize,
+    },
+    /// A remote backend's structured output does not match the schema.
+    #[error("{name}: the output does not match its schema: {reason}")]
+    Unstructured {
+        /// The schema's name.
+        name: String,
+        /// Where and how it fails.
+        reason: String,
+    },
     /// The embedded model's worker thread is gone.
     #[error("the embedded model worker stopped")]
     WorkerGone,

@@ -8,6 +8,7 @@
 //! - [`Sampler`]: token choice from raw logits, where the watermark is applied;
 //! - [`StopScanner`]: the stop rules that keep a base model from speaking for anyone else,
 //!   applied to the stream so that no held-back text is ever shown and then retracted;
+//! - [`schema`]: structured output, a JSON Schema subset enforced during decoding;
 //! - [`prompt`]: one [`Conversation`] rendered either as a transcript for base models or as
 //!   chat messages for models with a chat template.
 //!
@@ -19,6 +20,7 @@ mod error;
 mod openai;
 pub mod prompt;
 mod sampler;
+pub mod schema;
 mod stop;
 mod tokenizer;
 
@@ -31,6 +33,7 @@ pub use error::GenError;
 pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use prompt::{Conversation, Role, Turn};
 pub use sampler::{Sampler, SamplerConfig};
+pub use schema::{Schema, Structured};
 pub use stop::StopScanner;
 pub use tokenizer::GgufTokenizer;
 
@@ -48,6 +51,8 @@ pub struct GenParams {
     /// The watermark to mark sampled tokens with; backends that do not sample themselves
     /// ignore it and say so in [`Generation::watermark`].
     pub watermark: Option<Watermark>,
+    /// JSON the reply must be, enforced while decoding; stop strings do not apply to it.
+    pub structured: Option<Structured>,
 }
 
 impl Default for GenParams {
@@ -57,6 +62,7 @@ impl Default for GenParams {
             sampler: SamplerConfig::default(),
             stop_rules: true,
             watermark: None,
+            structured: None,
         }
     }
 }

@@ -121,9 +121,13 @@ impl Session for OpenAiSession {
             .collect();
         let mut stops = conversation.stop_strings();
         stops.retain(|s| s != "\n");
+        if params.structured.is_some() {
+            // The server's strict schema ends the value; a stop string could cut it short.
+            stops.clear();
+        }
         // The OpenAI API accepts at most four stop strings; ours are also applied locally.
         let server_stops: Vec<&String> = stops.iter().take(4).collect();
-        let body = json!({
+        let mut body = json!({
             "model": self.backend.config.model,
             "messages": messages,
             "stream": true,
@@ -134,6 +138,16 @@ impl Session for OpenAiSession {
             "seed": params.sampler.seed,
             "stop": server_stops,
         });
+        if let Some(structured) = &params.structured {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {
+                    "name": structured.name,
+                    "strict": true,
+                    "schema": structured.schema.to_json_schema(),
+                },
+            });
+        }
         // Serialised once, not once per attempt.
         let body = serde_json::to_vec(&body).map_err(|e| remote(e.to_string()))?;
         let started = Instant::now();
@@ -191,6 +205,16 @@ impl Session for OpenAiSession {
         // The connection goes back to the agent's pool only once its body has been read to
         // the end; without this every turn would open a new connection.
         let _ = std::io::copy(&mut reader.take(64 * 1024), &mut std::io::sink());
+        if let Some(structured) = &params.structured {
+            // We do not decode here, so the server's word is checked, not trusted.
+            serde_json::from_str::<Value>(&stream.text)
+                .map_err(|e| e.to_string())
+                .and_then(|v| structured.schema.check(&v))
+                .map_err(|reason| GenError::Unstructured {
+                    name: structured.name.clone(),
+                    reason,
+                })?;
+        }
         Ok(stream)
     }
 }
@@ -409,14 +433,15 @@ mod tests {
     }
 
     /// Serves one canned HTTP response per connection, in order, and counts requests.
-    fn serve(
-        responses: Vec<&'static str>,
-    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    /// Requests served so far, and their bodies.
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+    fn serve(responses: Vec<&'static str>) -> (String, Seen) {
         use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let seen = count.clone();
+        let bodies = Seen::default();
+        let seen = bodies.clone();
         std::thread::spawn(move || {
             for response in responses {
                 let (mut socket, _) = listener.accept().unwrap();
@@ -434,11 +459,13 @@ mod tests {
                 }
                 let mut body = vec![0; length];
                 reader.read_exact(&mut body).unwrap();
-                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
                 socket.write_all(response.as_bytes()).unwrap();
             }
         });
-        (url, count)
+        (url, bodies)
     }
 
     fn conversation() -> Conversation {
@@ -476,7 +503,7 @@ mod tests {
             .generate(&conversation(), &GenParams::default(), &mut |_| true)
             .unwrap();
         assert_eq!(g.text, "Hm.");
-        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(count.lock().unwrap().len(), 3);
     }
 
     #[test]
@@ -488,7 +515,7 @@ mod tests {
             .generate(&conversation(), &GenParams::default(), &mut |_| true)
             .unwrap_err();
         assert!(err.to_string().contains("400"), "{err}");
-        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(count.lock().unwrap().len(), 1);
 
         let (url, count) = serve(vec![UNAVAILABLE, UNAVAILABLE, UNAVAILABLE]);
         let mut session = quick_retrying_session(url);
@@ -496,6 +523,40 @@ mod tests {
             .generate(&conversation(), &GenParams::default(), &mut |_| true)
             .unwrap_err();
         assert!(err.to_string().contains("after 3 attempts"), "{err}");
-        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(count.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn structured_output_is_asked_for_and_checked() {
+        let wrong = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n\
+                     data: {\"choices\":[{\"delta\":{\"content\":\"{\\\"title\\\": 3}\"},\"finish_reason\":\"stop\"}]}\n\n\
+                     data: [DONE]\n\n";
+        let (url, bodies) = serve(vec![wrong]);
+        let mut session = quick_retrying_session(url);
+        let params = GenParams {
+            structured: Some(crate::Structured {
+                name: "write_up".into(),
+                schema: crate::Schema::Object(vec![(
+                    "title".into(),
+                    crate::Schema::String { min: 1, max: 40 },
+                )]),
+            }),
+            ..GenParams::default()
+        };
+        let err = session
+            .generate(&conversation(), &params, &mut |_| true)
+            .unwrap_err();
+        assert!(
+            matches!(&err, GenError::Unstructured { reason, .. } if reason == "$.title: expected a string"),
+            "{err}"
+        );
+        let body: Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
+        assert_eq!(body["response_format"]["type"], "json_schema");
+        assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+        assert_eq!(
+            body["response_format"]["json_schema"]["schema"]["required"],
+            json!(["title"])
+        );
+        assert_eq!(body["stop"], json!([]), "no stop string cuts a JSON value");
     }
 }

@@ -104,7 +104,9 @@ impl Sampler {
         token
     }
 
-    fn choose(&mut self, logits: &[f32]) -> u32 {
+    /// Picks the next token from `logits` without recording it: a caller that may reject it
+    /// (a grammar) records the token it keeps with [`Sampler::accept`].
+    pub fn choose(&mut self, logits: &[f32]) -> u32 {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let temperature = self.config.temperature.max(0.0);
         // Penalties only lower logits, so a token below the cutoff before them stays below.
