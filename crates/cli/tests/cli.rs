@@ -850,6 +850,7 @@ fn a_stored_session_exports_with_its_turns_records() {
             },
             memory: Vec::new(),
             ends_session: false,
+            memory_start: 0,
         })
         .await
         .unwrap();

@@ -11,6 +11,7 @@ mod export;
 mod memory;
 mod preamble;
 mod provenance;
+mod quest;
 mod reply;
 mod session;
 
@@ -18,6 +19,7 @@ pub use export::{Export, ExportFormat, ExportSource, ExportTurn, export};
 pub use lore_canon::World;
 pub use memory::{MemoryFact, MemoryKind};
 pub use preamble::preamble;
+pub use quest::{plan_write_up, write_up_schema};
 pub use reply::{CheckedReply, OutputReport, Repair, SentenceVerdict, generate_checked};
 pub use session::{
     CharacterSession, EngineError, History, LikenessScope, SessionOptions, TurnContext,

@@ -3,7 +3,8 @@
 //! The transcript keeps only a window of recent lines in the prompt; memory is what lets a
 //! character recall a line that has left it. Every player line becomes a fact (nothing is
 //! summarised away), linked to the canon entities it names, and a self-introduction also
-//! becomes a pinned fact ("the visitor's name is Ada"). Recall is lexical and by entity, so it
+//! becomes a pinned fact ("the visitor's name is Ada"). Game events and quests leave event
+//! facts; how the character regards the player after them is a pinned fact too. Recall is lexical and by entity, so it
 //! is deterministic, cheap and explainable, like canon retrieval.
 
 use std::collections::HashSet;
@@ -14,7 +15,7 @@ use lore_canon::{Reason, Retrieved};
 const MAX_MEMORY_CHARS: usize = 400;
 
 /// What kind of thing a memory records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MemoryKind {
     /// Something the player said.
     Said,
@@ -22,6 +23,8 @@ pub enum MemoryKind {
     Name,
     /// Something that happened in the session (reported by the game).
     Event,
+    /// How the character regards the player now: recalled on every turn, the newest only.
+    Regard,
 }
 
 impl MemoryKind {
@@ -31,7 +34,13 @@ impl MemoryKind {
             MemoryKind::Said => "said",
             MemoryKind::Name => "name",
             MemoryKind::Event => "event",
+            MemoryKind::Regard => "regard",
         }
+    }
+
+    /// Whether the newest memory of this kind is recalled on every turn.
+    pub fn pinned(self) -> bool {
+        matches!(self, MemoryKind::Name | MemoryKind::Regard)
     }
 
     /// The kind a stored name stands for.
@@ -40,6 +49,7 @@ impl MemoryKind {
             "said" => Some(MemoryKind::Said),
             "name" => Some(MemoryKind::Name),
             "event" => Some(MemoryKind::Event),
+            "regard" => Some(MemoryKind::Regard),
             _ => None,
         }
     }
@@ -168,8 +178,9 @@ fn content_words(lowercase: &str) -> HashSet<&str> {
 }
 
 /// The memories worth recalling for `input`: names always, then those sharing entities or
-/// words with it, best first (entities weigh double, newer wins ties). Memories of lines still
-/// in the prompt (index ≥ `window_start`) are skipped: the model sees those lines already.
+/// words with it, best first (entities weigh double, newer wins ties). Memories of what the
+/// player said in lines still in the prompt (index ≥ `window_start`) are skipped: the model
+/// sees those lines already.
 pub(crate) fn recall(
     memory: &[MemoryFact],
     input: &str,
@@ -181,9 +192,10 @@ pub(crate) fn recall(
     let words = content_words(&input);
     let mut scored: Vec<(usize, &MemoryFact)> = memory
         .iter()
-        .filter(|m| m.line < window_start || m.kind == MemoryKind::Name)
+        // A said line still in the prompt is seen there; events never are.
+        .filter(|m| m.kind != MemoryKind::Said || m.line < window_start)
         .filter_map(|m| {
-            if m.kind == MemoryKind::Name {
+            if m.kind.pinned() {
                 return Some((usize::MAX, m));
             }
             let shared_entities = m.entities.iter().filter(|e| mentioned.contains(e)).count();
@@ -197,11 +209,12 @@ pub(crate) fn recall(
         })
         .collect();
     scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.line.cmp(&a.1.line)));
-    // Only the newest name counts: a player may correct it.
-    let mut named = false;
+    // Only the newest of a pinned kind counts: a player may correct their name, and regard
+    // moves.
+    let mut pinned = HashSet::new();
     scored
         .into_iter()
-        .filter(|(_, m)| m.kind != MemoryKind::Name || !std::mem::replace(&mut named, true))
+        .filter(|(_, m)| !m.kind.pinned() || pinned.insert(m.kind))
         .take(limit)
         .map(|(_, m)| Retrieved {
             iri: m.iri.clone(),

@@ -348,6 +348,7 @@ impl Status {
 /// A session's quests: what the player did in the game, every quest offered and where it
 /// stands, and the player model that both update. Stored with the session as it is.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct QuestLog {
     /// The player's actions, oldest first.
     pub events: Vec<LoggedEvent>,

@@ -145,7 +145,7 @@ impl SessionRow {
 }
 
 /// A stored turn.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TurnRow {
     /// Its index in the session, from 0.
     pub turn: i64,
@@ -193,6 +193,42 @@ pub struct TurnRecord {
     pub memory: Vec<MemoryRow>,
     /// Whether this turn ends the session.
     pub ends_session: bool,
+    /// The session's count of memory facts the turn was planned on: its new facts are
+    /// numbered from it, so a quest update recorded since makes the turn stale.
+    pub memory_start: i64,
+}
+
+/// A change to a session's quests, recorded whole or not at all.
+#[derive(Debug, Clone)]
+pub struct QuestRecord {
+    /// The session.
+    pub session_id: String,
+    /// The session's turn count the change was made on.
+    pub turns: i64,
+    /// The session's count of memory facts the change was made on (`memory` is numbered from
+    /// it).
+    pub memory_start: i64,
+    /// The quest log (JSON), which replaces the stored one.
+    pub player_state: String,
+    /// New facts of the session's graph.
+    pub memory: Vec<MemoryRow>,
+    /// What the session's client is told: (kind, JSON body).
+    pub events: Vec<(String, String)>,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// A stored session event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Its number in the session, from 0.
+    pub seq: i64,
+    /// What kind of event (`quest_offered`, ...).
+    pub kind: String,
+    /// Its JSON body.
+    pub body: String,
+    /// When it was recorded.
+    pub created_ms: i64,
 }
 
 type Ack = oneshot::Sender<Result<(), DbError>>;
@@ -462,6 +498,10 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM session_events WHERE session_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -515,6 +555,90 @@ impl Db {
                     kind: r.try_get(2)?,
                     text: r.try_get(3)?,
                     entities: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// Records a change to a session's quests whole or not at all: the quest log, its new
+    /// memory facts and its events; returns the events' numbers. A conflict if the session
+    /// moved on (a turn or another change recorded) since the change was made.
+    pub async fn record_quest(&self, record: &QuestRecord) -> Result<Vec<i64>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE sessions SET player_state = $1, memory_facts = memory_facts + $2, \
+             updated_ms = $3 WHERE id = $4 AND turns = $5 AND memory_facts = $6",
+        )
+        .bind(&record.player_state)
+        .bind(i64::try_from(record.memory.len()).unwrap_or(i64::MAX))
+        .bind(record.at_ms)
+        .bind(&record.session_id)
+        .bind(record.turns)
+        .bind(record.memory_start)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Err(DbError::Conflict(format!(
+                "session {} changed while its quests were updated (deleted, or a turn or \
+                 another update was recorded first); nothing was recorded",
+                record.session_id
+            )));
+        }
+        let with_id = TurnRecord {
+            session_id: record.session_id.clone(),
+            turn: TurnRow::default(),
+            memory: record.memory.clone(),
+            ends_session: false,
+            memory_start: record.memory_start,
+        };
+        insert_memory(&mut tx, &[&with_id]).await?;
+        let next: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq) + 1, 0) FROM session_events WHERE session_id = $1",
+        )
+        .bind(&record.session_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let seqs: Vec<i64> = (next..).take(record.events.len()).collect();
+        for ((kind, body), seq) in record.events.iter().zip(&seqs) {
+            sqlx::query(
+                "INSERT INTO session_events (session_id, seq, kind, body, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&record.session_id)
+            .bind(*seq)
+            .bind(kind)
+            .bind(body)
+            .bind(record.at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(seqs)
+    }
+
+    /// Session `id`'s events after `after` (all with `None`), in order.
+    pub async fn session_events(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<Vec<EventRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, body, created_ms FROM session_events \
+             WHERE session_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(id)
+        .bind(after.unwrap_or(-1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRow {
+                    seq: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    body: r.try_get(2)?,
+                    created_ms: r.try_get(3)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -653,7 +777,7 @@ async fn advance_sessions(
     records: &[&TurnRecord],
 ) -> Result<HashMap<String, i64>, DbError> {
     let mut moved = HashMap::new();
-    for chunk in round.chunks(MAX_PARAMETERS / 5) {
+    for chunk in round.chunks(MAX_PARAMETERS / 6) {
         // VALUES columns are column1.. in both SQLite and PostgreSQL.
         let sql = format!(
             "UPDATE sessions SET turns = sessions.turns + 1, \
@@ -661,8 +785,9 @@ async fn advance_sessions(
              ended_ms = CASE WHEN v.column5 = 1 THEN v.column4 ELSE sessions.ended_ms END \
              FROM (VALUES {}) AS v \
              WHERE sessions.id = v.column1 AND sessions.turns = v.column2 \
+             AND sessions.memory_facts = v.column6 \
              RETURNING sessions.id, sessions.turns",
-            placeholders(chunk.len(), 5)
+            placeholders(chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
         for &i in chunk {
@@ -672,7 +797,8 @@ async fn advance_sessions(
                 .bind(record.turn.turn)
                 .bind(i64::try_from(record.memory.len()).unwrap_or(i64::MAX))
                 .bind(record.turn.created_ms)
-                .bind(i64::from(record.ends_session));
+                .bind(i64::from(record.ends_session))
+                .bind(record.memory_start);
         }
         for row in query.fetch_all(&mut **tx).await? {
             let id: String = row.try_get(0)?;
@@ -798,6 +924,7 @@ mod tests {
                 turn,
                 memory,
                 ends_session: false,
+                memory_start: 0,
             },
             ack,
         )
@@ -813,12 +940,14 @@ mod tests {
 
         // a's turns 0 and 1 in one batch (two rounds); b's turn 3 is stale (b has 0 turns);
         // "gone" does not exist.
-        let batch = vec![
+        let mut batch = vec![
             record("a", 0, 2),
             record("b", 3, 1),
             record("a", 1, 1),
             record("gone", 0, 1),
         ];
+        // a's second turn was planned after its first, on the two facts it left.
+        batch[2].0.memory_start = 2;
         let results = commit(&db.pool, &batch).await.unwrap();
         assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
         assert!(matches!(results[1], Err(DbError::Conflict(_))));
@@ -837,6 +966,47 @@ mod tests {
         );
         assert!(db.turns("b", 0).await.unwrap().is_empty());
         assert!(db.memory("b").await.unwrap().is_empty());
+
+        // A quest update made on a's state lands; one made on a stale state does not, and
+        // a turn planned before the update is stale too.
+        let quest = |memory_start: i64| QuestRecord {
+            session_id: "a".into(),
+            turns: 2,
+            memory_start,
+            player_state: format!("{{\"at\": {memory_start}}}"),
+            memory: vec![MemoryRow {
+                seq: memory_start,
+                line: 4,
+                kind: "event".into(),
+                text: "The visitor went to the quay.".into(),
+                entities: String::new(),
+            }],
+            events: vec![
+                ("event_recorded".into(), "{}".into()),
+                ("step_done".into(), "{}".into()),
+            ],
+            at_ms: 5,
+        };
+        assert_eq!(db.record_quest(&quest(3)).await.unwrap(), [0, 1]);
+        assert!(matches!(
+            db.record_quest(&quest(3)).await,
+            Err(DbError::Conflict(_))
+        ));
+        assert_eq!(db.record_quest(&quest(4)).await.unwrap(), [2, 3]);
+        let a = db.session("a").await.unwrap().unwrap();
+        assert_eq!(
+            (a.memory_facts, a.player_state.as_str()),
+            (5, "{\"at\": 4}")
+        );
+        let events = db.session_events("a", Some(1)).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+        let mut stale = vec![record("a", 2, 1)];
+        stale[0].0.memory_start = 3;
+        let results = commit(&db.pool, &stale).await.unwrap();
+        assert!(
+            matches!(results[0], Err(DbError::Conflict(_))),
+            "{results:?}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod error;
 pub mod export;
 mod metrics;
 pub mod openai;
+mod quests;
 mod routes;
 mod sparql;
 mod state;
@@ -93,7 +94,9 @@ pub enum ServeError {
     paths(
         routes::list_productions, routes::get_production, routes::list_characters,
         routes::get_character, routes::create_session, routes::list_sessions,
-        routes::get_session, routes::delete_session, routes::post_turn, routes::list_keys,
+        routes::get_session, routes::delete_session, routes::post_turn, quests::list_quests,
+        quests::offer_quest, quests::answer_quest, quests::post_event, quests::stream_events,
+        routes::list_keys,
         routes::post_key, routes::delete_key, routes::healthz, routes::readyz, routes::metrics,
         openai::models, openai::chat_completions, sparql::get, sparql::post,
         verify::public_keys, verify::verify, export::get_export,
@@ -181,6 +184,18 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
             get(routes::get_session).delete(routes::delete_session),
         )
         .route("/v1/sessions/{id}/turns", post(routes::post_turn))
+        .route(
+            "/v1/sessions/{id}/quests",
+            get(quests::list_quests).post(quests::offer_quest),
+        )
+        .route(
+            "/v1/sessions/{id}/quests/{quest}/{answer}",
+            post(quests::answer_quest),
+        )
+        .route(
+            "/v1/sessions/{id}/events",
+            get(quests::stream_events).post(quests::post_event),
+        )
         .route("/v1/sessions/{id}/export", get(export::get_export))
         .route("/v1/keys", get(routes::list_keys).post(routes::post_key))
         .route("/v1/keys/{id}", axum::routing::delete(routes::delete_key))

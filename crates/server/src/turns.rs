@@ -21,18 +21,23 @@ use lore_engine::{
 use lore_gen::{Backend, BackendInfo, Generation, Role as LineRole, Session, StopReason, Turn};
 use lore_guard::Action;
 use lore_mark::SignedRecord;
-use tokio::sync::{Semaphore, mpsc};
+use lore_quest::QuestLog;
+use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use crate::auth::Caller;
 use crate::db::{MemoryRow, SessionRow, TurnRecord, TurnRow, now_ms};
 use crate::error::ApiError;
 use crate::state::App;
-use crate::wire::{OutputRailOut, RailOut, Timing, TurnOut, Usage};
+use crate::wire::{OutputRailOut, RailOut, SessionEventOut, Timing, TurnOut, Usage};
 
 /// How often an SSE stream sends a comment while nothing else is due. The output rail holds
 /// a reply back until a sentence is whole and checked; a write is how a server notices that a
 /// client left, so the heartbeat keeps a departed client's generation from running on.
 pub const SSE_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Events a slow live listener may fall behind by before it is told to resume from the
+/// stored events.
+const EVENT_BACKLOG: usize = 256;
 
 /// Longest player line, in bytes.
 pub const MAX_INPUT_BYTES: usize = 4096;
@@ -48,16 +53,20 @@ pub enum TurnEvent {
     Error(ApiError),
 }
 
-/// A session kept in memory between turns: the tail of its transcript, its memory and its
-/// backend session (which holds the evaluated prompt prefix).
-struct Hot {
-    row: SessionRow,
-    planner: Arc<TurnPlanner>,
+/// A session kept in memory between turns: the tail of its transcript, its memory, its
+/// quests and its backend session (which holds the evaluated prompt prefix).
+pub(crate) struct Hot {
+    pub(crate) row: SessionRow,
+    pub(crate) planner: Arc<TurnPlanner>,
     offset: usize,
     lines: Vec<Turn>,
-    memory: Vec<MemoryFact>,
-    backend: Option<Box<dyn Session>>,
+    pub(crate) memory: Vec<MemoryFact>,
+    pub(crate) quests: QuestLog,
+    pub(crate) backend: Option<Box<dyn Session>>,
 }
+
+/// A session held for one request: no turn or quest update of it runs meanwhile.
+pub(crate) type Held = tokio::sync::OwnedMutexGuard<Option<Hot>>;
 
 struct HotEntry {
     session: Arc<tokio::sync::Mutex<Option<Hot>>>,
@@ -86,6 +95,8 @@ pub struct Turns {
     slots: Arc<Semaphore>,
     closing: AtomicBool,
     abort: Arc<AtomicBool>,
+    /// Live listeners of each session's events.
+    listeners: Mutex<HashMap<String, broadcast::Sender<SessionEventOut>>>,
 }
 
 /// Releases an admission when the turn ends, however it ends.
@@ -123,6 +134,7 @@ impl Turns {
             in_flight: Arc::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
             abort: Arc::new(AtomicBool::new(false)),
+            listeners: Mutex::new(HashMap::new()),
         }
     }
 
@@ -179,6 +191,54 @@ impl Turns {
         session
     }
 
+    /// Waits for a generation slot.
+    pub(crate) async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("generation slots closed"))
+    }
+
+    /// Tells the live listeners of session `id` what was recorded.
+    pub(crate) fn publish(&self, id: &str, events: &[SessionEventOut]) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = listeners.get(id) {
+            for event in events {
+                if sender.send(event.clone()).is_err() {
+                    // Nobody listens any more.
+                    listeners.remove(id);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A live feed of session `id`'s events from now on.
+    pub(crate) fn subscribe(&self, id: &str) -> broadcast::Receiver<SessionEventOut> {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners
+            .entry(id.to_owned())
+            .or_insert_with(|| broadcast::channel(EVENT_BACKLOG).0)
+            .subscribe()
+    }
+
+    /// Session `id`, warm, held for `caller`, its owner (else: unknown session).
+    pub(crate) async fn hold(app: &App, caller: &Caller, id: &str) -> Result<Held, ApiError> {
+        let hot = app.turns.entry(id);
+        let mut guard = hot.lock_owned().await;
+        if guard.is_none() {
+            *guard = Some(load(app, id).await?);
+        }
+        match guard.as_ref() {
+            Some(s) if s.row.tenant == caller.tenant && s.row.owner_key == caller.key_id => {
+                Ok(guard)
+            }
+            Some(_) => Err(unknown_session(id)),
+            None => Err(ApiError::internal("a warm session vanished")),
+        }
+    }
+
     /// Starts a turn of session `id` for `caller`. Errors found before anything streams
     /// (unknown session, bad input, full queue) come back here, as a status code.
     pub async fn start(
@@ -221,17 +281,7 @@ impl Turns {
         app.metrics.queue_depth.inc();
         let queued = QueueSlot(app.clone());
         let started = Instant::now();
-        let hot = turns.entry(id);
-        let mut guard = hot.clone().lock_owned().await;
-        if guard.is_none() {
-            *guard = Some(load(app, id).await?);
-        }
-        let Some(session) = guard.as_ref() else {
-            return Err(ApiError::internal("a warm session vanished"));
-        };
-        if session.row.tenant != caller.tenant || session.row.owner_key != caller.key_id {
-            return Err(unknown_session(id));
-        }
+        let guard = Turns::hold(app, caller, id).await?;
         app.metrics.stage("load", started.elapsed().as_secs_f64());
         let (events, receiver) = mpsc::channel(64);
         let app = app.clone();
@@ -360,9 +410,11 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
             )
         })
         .collect();
+    let quests = crate::quests::read_log(&row)?;
     Ok(Hot {
         row,
         planner,
+        quests,
         offset: first_turn * 2,
         lines,
         memory,
@@ -385,12 +437,7 @@ async fn run(
     let turns = &app.turns;
     let metrics = &app.metrics;
     let queue_started = Instant::now();
-    let _slot = turns
-        .slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::internal("generation slots closed"))?;
+    let _slot = turns.slot().await?;
     drop(queued);
     let queue_time = queue_started.elapsed();
     metrics.stage("queue", queue_time.as_secs_f64());
@@ -452,6 +499,7 @@ async fn run(
             },
             memory: Vec::new(),
             ends_session: input_rail.action == Action::EndSession,
+            memory_start: hot.row.memory_facts,
         };
         let withheld = Turn {
             role: LineRole::Player,
@@ -612,6 +660,7 @@ async fn run(
             })
             .collect(),
         ends_session: false,
+        memory_start: hot.row.memory_facts,
     };
     let turn_index = record.turn.turn;
     if let Err(e) = commit_turn(app, hot, record, player_line, learned).await {

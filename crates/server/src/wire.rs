@@ -365,3 +365,121 @@ pub struct ErrorDetail {
     /// Message for people.
     pub message: String,
 }
+
+/// A fact a step rests on.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvidenceOut {
+    /// The IRI of the fact, relationship, entity or session fact.
+    pub iri: String,
+    /// What it establishes.
+    pub says: String,
+}
+
+/// One step of a quest.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepOut {
+    /// The verb (`goto`, `give`, ...).
+    pub action: String,
+    /// The entities, by IRI, in the verb's order.
+    pub targets: Vec<String>,
+    /// The step in words.
+    pub text: String,
+    /// Why it could be done when planned.
+    pub proof: Vec<EvidenceOut>,
+}
+
+/// The model's words around a quest.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WriteUpOut {
+    /// Title.
+    pub title: String,
+    /// How the giver puts it.
+    pub hook: String,
+    /// The giver's lines.
+    pub lines: Vec<String>,
+    /// `model` (decoded under the write-up's JSON schema) or `plan` (the plan's own words).
+    pub written_by: String,
+}
+
+/// A quest of the session: the plan (the truth), its write-up and where it stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuestOut {
+    /// Its number in the session.
+    pub id: usize,
+    /// The giver's IRI.
+    pub giver: String,
+    /// Why the giver wants it (knowledge, comfort, reputation, serenity, protection,
+    /// conquest, wealth, ability, equipment).
+    pub motivation: String,
+    /// How (`"spy on a rival"`).
+    pub strategy: String,
+    /// How it is mostly played (combat, talk, stealth, exploration).
+    pub style: String,
+    /// `offered`, `refused`, `running`, `completed` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Steps done, in order.
+    pub done: usize,
+    /// The steps.
+    pub steps: Vec<StepOut>,
+    /// The failed quest this one replaces.
+    pub replaces: Option<usize>,
+    /// Its write-up.
+    pub write_up: Option<WriteUpOut>,
+}
+
+/// A session's quests and what the player chose.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuestsOut {
+    /// Every quest offered, by id.
+    pub quests: Vec<QuestOut>,
+    /// How many game events were recorded.
+    pub events: usize,
+    /// Character IRI → regard for the player (0 neutral; completed quests raise it, refused
+    /// ones lower it).
+    pub regard: std::collections::BTreeMap<String, f64>,
+}
+
+/// Something the player did in the game: `{"action": "give", "targets": ["the Everlight",
+/// "Odile"]}`. Entities by IRI, name or alias.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct GameEventIn {
+    /// The verb: goto, get, take, give, deliver, escort, listen, report, spy, use, repair,
+    /// defend or capture.
+    pub action: String,
+    /// Its entities, in the verb's order (give: item, receiver).
+    pub targets: Vec<String>,
+}
+
+/// What a session's client is told happened (on `GET /v1/sessions/{id}/events` and in the
+/// answers of the quest routes).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionEventOut {
+    /// Its number in the session: resume a stream after it with `?after=`.
+    pub seq: i64,
+    /// `event_recorded`, `quest_offered`, `quest_accepted`, `quest_refused`, `step_done`,
+    /// `step_out_of_order`, `quest_completed`, `quest_failed` or `regard_changed`.
+    pub kind: String,
+    /// The quest it concerns.
+    pub quest: Option<usize>,
+    /// The step it concerns.
+    pub step: Option<usize>,
+    /// Why (a failure's reason).
+    pub reason: Option<String>,
+    /// The session fact that records it, which characters recall.
+    pub fact: Option<String>,
+    /// The same in words.
+    pub text: String,
+    /// When it was recorded.
+    pub created_ms: i64,
+}
+
+/// The answer to a quest route: the quest and what was recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuestChangeOut {
+    /// The quest asked about (absent for a game event).
+    pub quest: Option<QuestOut>,
+    /// What was recorded, in order (a replacement quest offered after a failure among them).
+    pub events: Vec<SessionEventOut>,
+}

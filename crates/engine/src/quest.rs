@@ -1,0 +1,139 @@
+//! Quest write-ups: the model puts a planned quest into the giver's words, under a JSON
+//! schema enforced while decoding. The plan stays the truth; the write-up is words around it.
+//!
+//! A write-up passes the same output rail as a reply (policy and canon, field by field); one
+//! that fails it, or a backend that cannot produce it, leaves the plan's own words, marked
+//! `written_by: "plan"`, so a quest is never offered without text nor with text that failed.
+
+use lore_gen::{Conversation, GenError, GenParams, Role, Schema, Session, Structured, Turn};
+use lore_quest::{LoggedQuest, WriteUp};
+
+use crate::session::TurnPlanner;
+
+/// Most characters of a write-up's title, hook and each of its lines. Bounded so decoding
+/// ends: at worst about 450 characters, under [`WRITE_UP_TOKENS`].
+const TITLE_CHARS: usize = 48;
+const HOOK_CHARS: usize = 160;
+const LINE_CHARS: usize = 120;
+const MAX_LINES: usize = 2;
+/// Token budget of a write-up: enough for every bound at one token per character.
+const WRITE_UP_TOKENS: usize = 512;
+
+/// The write-up's JSON schema: `{"title", "hook", "lines": [..]}`.
+pub fn write_up_schema() -> Schema {
+    let text = |max| Schema::String { min: 1, max };
+    Schema::Object(vec![
+        ("title".into(), text(TITLE_CHARS)),
+        ("hook".into(), text(HOOK_CHARS)),
+        (
+            "lines".into(),
+            Schema::Array {
+                items: Box::new(text(LINE_CHARS)),
+                min: 1,
+                max: MAX_LINES,
+            },
+        ),
+    ])
+}
+
+/// The plan in its own words: what a quest says when no model may write it up.
+pub fn plan_write_up(giver: &str, quest: &LoggedQuest) -> WriteUp {
+    let steps: Vec<&str> = quest.steps.iter().map(|s| s.text.as_str()).collect();
+    let mut title = quest.strategy.clone();
+    if let Some(first) = title.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    WriteUp {
+        title,
+        hook: format!("{giver} has an errand for you: {}.", quest.strategy),
+        lines: vec![format!("{}.", steps.join(", then "))],
+        written_by: "plan".into(),
+    }
+}
+
+impl TurnPlanner {
+    /// The speaker's write-up of `quest`, which it gives: generated in `session` under the
+    /// write-up schema and checked by the output rail; the plan's own words if either fails.
+    pub fn write_up(&self, session: &mut dyn Session, quest: &LoggedQuest) -> WriteUp {
+        let name = self.character_name().to_owned();
+        match self.generate_write_up(session, quest) {
+            Ok(write_up) => write_up,
+            Err(reason) => {
+                tracing::info!(quest = quest.id, %reason, "quest written up from the plan");
+                plan_write_up(&name, quest)
+            }
+        }
+    }
+
+    fn generate_write_up(
+        &self,
+        session: &mut dyn Session,
+        quest: &LoggedQuest,
+    ) -> Result<WriteUp, String> {
+        let name = self.character_name();
+        let steps: String = quest
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{}. {}\n", i + 1, s.text))
+            .collect();
+        // The schema shapes the output; the example shows a base model what goes where.
+        let preamble = format!(
+            "{}\n\n{name} has an errand for the {player}: to {strategy}. The steps, which the \
+             words must follow and not change:\n{steps}{name} puts it in JSON: a short title, a \
+             hook in {name}'s voice, and one or two lines {name} says.\nExample: {{\"title\": \
+             \"The Missing Ledger\", \"hook\": \"Someone walked off with my ledger.\", \
+             \"lines\": [\"Find it before the tide turns.\"]}}",
+            self.preamble(),
+            player = self.options().player_label.to_lowercase(),
+            strategy = quest.strategy,
+        );
+        let conversation = Conversation {
+            character: name.to_owned(),
+            player: self.options().player_label.clone(),
+            others: Vec::new(),
+            avoid: Vec::new(),
+            preamble,
+            turns: vec![Turn {
+                role: Role::Player,
+                text: "Have you any work for me?".into(),
+                recalled: Vec::new(),
+            }],
+        };
+        let params = GenParams {
+            max_tokens: WRITE_UP_TOKENS,
+            structured: Some(Structured {
+                name: "quest_write_up".into(),
+                schema: write_up_schema(),
+            }),
+            ..self.options().generation.clone()
+        };
+        let generation = session
+            .generate(&conversation, &params, &mut |_| true)
+            .map_err(|e: GenError| e.to_string())?;
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            title: String,
+            hook: String,
+            lines: Vec<String>,
+        }
+        let fields: Fields = serde_json::from_str(&generation.text)
+            .map_err(|e| format!("the write-up does not parse: {e}"))?;
+        let texts = std::iter::once(&fields.title)
+            .chain(std::iter::once(&fields.hook))
+            .chain(&fields.lines);
+        for text in texts {
+            let verdict = self.check_sentence(text).map_err(|e| e.to_string())?;
+            if !verdict.passes() {
+                self.audit_withheld(&verdict);
+                return Err("the output rail withheld the write-up".into());
+            }
+        }
+        Ok(WriteUp {
+            title: fields.title.trim().to_owned(),
+            hook: fields.hook.trim().to_owned(),
+            lines: fields.lines.iter().map(|l| l.trim().to_owned()).collect(),
+            written_by: "model".into(),
+        })
+    }
+}
