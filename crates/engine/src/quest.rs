@@ -1,9 +1,10 @@
 //! Quest write-ups: the model puts a planned quest into the giver's words, under a JSON
 //! schema enforced while decoding. The plan stays the truth; the write-up is words around it.
 //!
-//! A write-up passes the same output rail as a reply (policy and canon, field by field); one
-//! that fails it, or a backend that cannot produce it, leaves the plan's own words, marked
-//! `written_by: "plan"`, so a quest is never offered without text nor with text that failed.
+//! A write-up passes the same output rail as a reply (policy and canon, field by field), must
+//! name something the quest is about and nothing it is not; one that fails, or a backend that
+//! cannot produce it, leaves the plan's own words, marked `written_by: "plan"`, so a quest is
+//! never offered without text nor with text that failed.
 
 use lore_gen::{Conversation, GenError, GenParams, Role, Schema, Session, Structured, Turn};
 use lore_quest::{LoggedQuest, WriteUp};
@@ -16,6 +17,8 @@ const TITLE_CHARS: usize = 48;
 const HOOK_CHARS: usize = 160;
 const LINE_CHARS: usize = 120;
 const MAX_LINES: usize = 2;
+/// Fewest letters in each field of a model's write-up.
+const MIN_LETTERS: usize = 3;
 /// Token budget of a write-up: enough for every bound at one token per character.
 const WRITE_UP_TOKENS: usize = 512;
 
@@ -55,12 +58,12 @@ impl TurnPlanner {
     /// The speaker's write-up of `quest`, which it gives: generated in `session` under the
     /// write-up schema and checked by the output rail; the plan's own words if either fails.
     pub fn write_up(&self, session: &mut dyn Session, quest: &LoggedQuest) -> WriteUp {
-        let name = self.character_name().to_owned();
-        match self.generate_write_up(session, quest) {
+        let plan = plan_write_up(self.character_name(), quest);
+        match self.generate_write_up(session, quest, &plan) {
             Ok(write_up) => write_up,
             Err(reason) => {
                 tracing::info!(quest = quest.id, %reason, "quest written up from the plan");
-                plan_write_up(&name, quest)
+                plan
             }
         }
     }
@@ -69,6 +72,7 @@ impl TurnPlanner {
         &self,
         session: &mut dyn Session,
         quest: &LoggedQuest,
+        plan: &WriteUp,
     ) -> Result<WriteUp, String> {
         let name = self.character_name();
         let steps: String = quest
@@ -77,13 +81,17 @@ impl TurnPlanner {
             .enumerate()
             .map(|(i, s)| format!("{}. {}\n", i + 1, s.text))
             .collect();
-        // The schema shapes the output; the example shows a base model what goes where.
+        // The schema shapes the output; the example, the plan's own words, shows a base model
+        // what goes where without giving it anything else to copy.
+        let example = serde_json::json!({
+            "title": plan.title,
+            "hook": plan.hook,
+            "lines": plan.lines,
+        });
         let preamble = format!(
             "{}\n\n{name} has an errand for the {player}: to {strategy}. The steps, which the \
              words must follow and not change:\n{steps}{name} puts it in JSON: a short title, a \
-             hook in {name}'s voice, and one or two lines {name} says.\nExample: {{\"title\": \
-             \"The Missing Ledger\", \"hook\": \"Someone walked off with my ledger.\", \
-             \"lines\": [\"Find it before the tide turns.\"]}}",
+             hook in {name}'s voice, and one or two lines {name} says.\nExample: {example}",
             self.preamble(),
             player = self.options().player_label.to_lowercase(),
             strategy = quest.strategy,
@@ -122,12 +130,33 @@ impl TurnPlanner {
         let texts = std::iter::once(&fields.title)
             .chain(std::iter::once(&fields.hook))
             .chain(&fields.lines);
+        // The words may name only what the quest is about, and must name some of it.
+        let about: Vec<&String> = std::iter::once(&quest.giver)
+            .chain(quest.steps.iter().flat_map(|s| &s.action.targets))
+            .collect();
+        let mut named_any = false;
         for text in texts {
+            if text.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
+                return Err(format!(
+                    "a field of the write-up is all but empty: {text:?}"
+                ));
+            }
+            for iri in self.mentioned_iris(text) {
+                if !about.contains(&&iri) {
+                    return Err(format!(
+                        "the write-up names <{iri}>, which the quest is not about"
+                    ));
+                }
+                named_any |= iri != quest.giver;
+            }
             let verdict = self.check_sentence(text).map_err(|e| e.to_string())?;
             if !verdict.passes() {
                 self.audit_withheld(&verdict);
                 return Err("the output rail withheld the write-up".into());
             }
+        }
+        if !named_any {
+            return Err("the write-up names nothing the quest is about".into());
         }
         Ok(WriteUp {
             title: fields.title.trim().to_owned(),

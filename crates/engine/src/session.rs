@@ -438,7 +438,8 @@ impl TurnPlanner {
         )
     }
 
-    fn mentioned_iris(&self, input: &str) -> Vec<String> {
+    /// The IRIs of the canon entities `input` names.
+    pub(crate) fn mentioned_iris(&self, input: &str) -> Vec<String> {
         let world = self.retriever.world();
         self.retriever
             .mentions(input)

@@ -584,7 +584,7 @@ pub async fn answer_quest(
     responses((status = 200, body = QuestChangeOut),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The event cannot have happened (the player does not have the item, is not there, the character is dead)"),
-        (status = 422, body = ErrorBody, description = "Unknown action or entity, or the wrong number of entities")),
+        (status = 400, body = ErrorBody, description = "Unknown action or entity, or the wrong number of entities")),
     security(("api_key" = [])))]
 pub async fn post_event(
     State(app): AppState,

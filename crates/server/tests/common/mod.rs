@@ -315,13 +315,22 @@ pub struct Events {
 
 impl Events {
     pub fn open(url: &str, key: &str, body: &serde_json::Value) -> Events {
+        Events::request("POST", url, key, body.to_string().into_bytes())
+    }
+
+    /// A stream a GET opens.
+    pub fn get(url: &str, key: &str) -> Events {
+        Events::request("GET", url, key, Vec::new())
+    }
+
+    fn request(method: &str, url: &str, key: &str, body: Vec<u8>) -> Events {
         let request = ureq::http::Request::builder()
-            .method("POST")
+            .method(method)
             .uri(url)
             .header("Authorization", format!("Bearer {key}"))
             .header("Content-Type", "application/json")
             .header("Accept", "text/event-stream")
-            .body(body.to_string().into_bytes())
+            .body(body)
             .unwrap();
         let response = agent().run(request).unwrap();
         assert_eq!(response.status().as_u16(), 200);
