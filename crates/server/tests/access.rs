@@ -77,6 +77,45 @@ fn every_route_enforces_role_and_tenant() {
                 Some(json!({"input": "Good evening."})),
                 (if is_owner { 200 } else { 404 }),
             ),
+            (
+                "POST",
+                url(&format!("/v1/sessions/{session}/quests")),
+                Some(json!({})),
+                (if is_owner { 201 } else { 404 }),
+            ),
+            // After the owner's offer above: the first caller is the owner.
+            (
+                "POST",
+                url(&format!("/v1/sessions/{session}/quests/0/refuse")),
+                Some(json!({})),
+                (if is_owner { 200 } else { 404 }),
+            ),
+            (
+                "POST",
+                url(&format!("/v1/sessions/{session}/events")),
+                Some(json!({"action": "goto", "targets": ["Lantern Quay"]})),
+                (if is_owner { 200 } else { 404 }),
+            ),
+            (
+                "GET",
+                url(&format!("/v1/sessions/{session}/quests")),
+                None,
+                (if home && (is_owner || admin) {
+                    200
+                } else {
+                    404
+                }),
+            ),
+            (
+                "GET",
+                url(&format!("/v1/sessions/{session}/events?follow=false")),
+                None,
+                (if home && (is_owner || admin) {
+                    200
+                } else {
+                    404
+                }),
+            ),
             // After the owner's turn above: the first caller is the owner.
             (
                 "GET",
@@ -170,6 +209,6 @@ fn every_route_enforces_role_and_tenant() {
             "{sessions}"
         );
     }
-    assert_eq!(checked, callers.len() * 19);
+    assert_eq!(checked, callers.len() * 24);
     server.stop();
 }

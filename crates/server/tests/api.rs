@@ -351,6 +351,9 @@ fn health_readiness_openapi_and_metrics() {
         "/v1/sessions",
         "/v1/sessions/{id}",
         "/v1/sessions/{id}/turns",
+        "/v1/sessions/{id}/quests",
+        "/v1/sessions/{id}/quests/{quest}/{answer}",
+        "/v1/sessions/{id}/events",
         "/v1/keys",
         "/v1/models",
         "/v1/chat/completions",
@@ -363,6 +366,8 @@ fn health_readiness_openapi_and_metrics() {
         );
     }
     assert!(doc["components"]["schemas"]["TurnOut"].is_object());
+    assert!(doc["components"]["schemas"]["QuestOut"].is_object());
+    assert!(doc["components"]["schemas"]["SessionEventOut"].is_object());
     let admin = server.key("brindlemoor", Role::Admin);
     let metrics = get(&format!("{}/metrics", server.url), Some(&admin));
     assert_eq!(metrics.status, 200);

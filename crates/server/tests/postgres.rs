@@ -33,8 +33,25 @@ fn sessions_persist_in_postgres_across_restarts() {
         &json!({ "input": "I am Tom. The boat is moored at Crane's wharf." }),
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // Quest changes record in PostgreSQL too: the log, its facts and its numbered events.
+    let quests = format!("{}/v1/sessions/{id}/quests", server.url);
+    let offered = post(&quests, Some(&key), &json!({}));
+    assert_eq!(offered.status, 201, "{}", offered.body);
+    let moved = post(
+        &format!("{}/v1/sessions/{id}/events", server.url),
+        Some(&key),
+        &json!({"action": "goto", "targets": ["Lantern Quay"]}),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.json()["events"][0]["seq"], 1);
     server.stop();
     let server = start(&canon, Options::new(postgres_url(), backend));
+    let listed = get(
+        &format!("{}/v1/sessions/{id}/quests", server.url),
+        Some(&key),
+    );
+    assert_eq!(listed.json()["quests"][0]["status"], "offered");
+    assert_eq!(listed.json()["events"], 1);
     let turns = format!("{}/v1/sessions/{id}/turns", server.url);
     let r = post(&turns, Some(&key), &json!({ "input": "Still there?" }));
     assert_eq!(r.status, 200, "{}", r.body);
