@@ -183,6 +183,13 @@ enum Command {
         /// Varies the offer among equally good quests.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Plan in a stored session (`lore serve`'s): at its beat, over the world its game
+        /// events left, for its player's history. Nothing is written.
+        #[arg(long = "session", value_name = "ID")]
+        stored: Option<String>,
+        /// Session database URL (default as for `serve`).
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Talk to a character in the terminal (or one line per turn from a pipe).
     Chat {
@@ -335,7 +342,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             session,
             likes,
             seed,
-        } => quest::run(&config, &session, &likes, seed),
+            stored,
+            database,
+        } => {
+            if let Some(v) = database {
+                config.database = v;
+            }
+            quest::run(&config, &session, &likes, seed, stored.as_deref())
+        }
         Command::Chat {
             session,
             generation,

@@ -5,12 +5,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use lore_quest::{Choice, PlayerModel, Quest, Style, WorldState, plan, simulate};
+use lore_quest::{Choice, DISTRUST, Quest, QuestLog, Style, WorldState, plan, simulate};
+use lore_server::db::Db;
 use serde_json::json;
 
 use crate::SessionArgs;
 use crate::chat::load;
 use crate::config::Config;
+use crate::serve::runtime;
 
 /// A play style, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,27 +43,37 @@ pub fn run(
     args: &SessionArgs,
     likes: &[StyleArg],
     seed: u64,
+    stored: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let (world, resolved, _store) = load(config, args)?;
+    let (world, mut resolved, _store) = load(config, args)?;
     let giver = resolved.character;
-    let state = WorldState::at(&world, resolved.beat);
-    // A player who took up one quest of each style they like.
-    let player = PlayerModel {
-        history: likes
-            .iter()
-            .map(|&style| Choice {
-                strategy: String::new(),
-                style: style.into(),
-                targets: Vec::new(),
-                accepted: true,
-            })
-            .collect(),
-        ..PlayerModel::default()
+    let log = match stored {
+        Some(id) => {
+            let (log, beat) = stored_log(config, &world, giver, id)?;
+            resolved.beat = beat;
+            log
+        }
+        None => QuestLog::default(),
     };
+    let base = WorldState::at(&world, resolved.beat);
+    let state = log.state(&world, &base);
+    // The session's player, who also took up one quest of each style they like.
+    let mut player = log.player.clone();
+    player.history.extend(likes.iter().map(|&style| Choice {
+        strategy: String::new(),
+        style: style.into(),
+        targets: Vec::new(),
+        accepted: true,
+    }));
     let started = Instant::now();
     let quest = plan(&world, &state, giver, &player, seed);
     let micros = started.elapsed().as_micros();
+    let regard = player.regard_of(&world.entities[giver].iri);
     let name = &world.entities[giver].name;
+    anyhow::ensure!(
+        regard > DISTRUST,
+        "{name} no longer trusts this player with a quest (regard {regard:+.1})"
+    );
     let quest = quest.with_context(|| match state.alive(giver) {
         false => format!("{name} is dead at this beat and gives no quests"),
         true => format!("the world as it stands offers {name} no quest to give"),
@@ -115,4 +127,37 @@ fn quest_json(
         "verified": true,
         "micros": micros,
     })
+}
+
+/// The quest log and beat of stored session `id`, which must be `giver`'s in `world`.
+fn stored_log(
+    config: &Config,
+    world: &lore_canon::World,
+    giver: lore_canon::EntityId,
+    id: &str,
+) -> anyhow::Result<(QuestLog, Option<i64>)> {
+    let row = runtime()?.block_on(async {
+        let db = Db::connect(&config.database).await?;
+        let row = db.session(id).await;
+        db.close().await;
+        anyhow::Ok(row?)
+    })?;
+    let row = row.with_context(|| {
+        format!(
+            "no session {id:?} in {} (`lore serve` stores sessions there)",
+            config.database
+        )
+    })?;
+    let character = &world.entities[giver];
+    anyhow::ensure!(
+        row.production == world.production.iri && row.character == character.iri,
+        "session {id} is with <{}> in <{}>, not with {} in {}",
+        row.character,
+        row.production,
+        character.name,
+        world.production.title
+    );
+    let log = serde_json::from_str(&row.player_state)
+        .with_context(|| format!("session {id}: its stored quest log does not read"))?;
+    Ok((log, row.beat))
 }
