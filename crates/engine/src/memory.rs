@@ -190,8 +190,11 @@ pub(crate) fn recall(
 ) -> Vec<Retrieved> {
     let input = input.to_lowercase();
     let words = content_words(&input);
+    // Newest first (memory is in the order it was made), so that the stable sort by score
+    // below keeps the newer of equals ahead.
     let mut scored: Vec<(usize, &MemoryFact)> = memory
         .iter()
+        .rev()
         // A said line still in the prompt is seen there; events never are.
         .filter(|m| m.kind != MemoryKind::Said || m.line < window_start)
         .filter_map(|m| {
@@ -208,7 +211,7 @@ pub(crate) fn recall(
             (score > 0).then_some((score, m))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.line.cmp(&a.1.line)));
+    scored.sort_by(|a, b| b.0.cmp(&a.0));
     // Only the newest of a pinned kind counts: a player may correct their name, and regard
     // moves.
     let mut pinned = HashSet::new();
@@ -279,5 +282,49 @@ mod tests {
         let got = recall(&memory, "hello", &[], 10, 3);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].text, "The visitor's name is Bea.");
+    }
+
+    #[test]
+    fn game_events_are_recalled_at_once_newest_first_with_the_newest_regard() {
+        let fact = |seq: usize, kind, text: &str, entities: &[&str]| {
+            MemoryFact::new(
+                format!("urn:s#m{seq}"),
+                4,
+                kind,
+                text.into(),
+                entities.iter().map(|e| (*e).to_owned()).collect(),
+            )
+        };
+        let memory = vec![
+            fact(
+                0,
+                MemoryKind::Regard,
+                "Odile is grateful to the player.",
+                &[],
+            ),
+            fact(
+                1,
+                MemoryKind::Event,
+                "The visitor went to the Guildhall.",
+                &["urn:g"],
+            ),
+            fact(
+                2,
+                MemoryKind::Event,
+                "The visitor walked Odile to the Guildhall.",
+                &["urn:g"],
+            ),
+            fact(3, MemoryKind::Regard, "Odile trusts the player.", &[]),
+        ];
+        // Line 4 is still in the prompt (window from 0), yet events are not in any line.
+        let got = recall(&memory, "the guildhall?", &["urn:g".into()], 0, 2);
+        let texts: Vec<&str> = got.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Odile trusts the player.",
+                "The visitor walked Odile to the Guildhall."
+            ]
+        );
     }
 }

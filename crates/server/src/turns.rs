@@ -153,9 +153,14 @@ impl Turns {
         self.hot.lock().map_or(0, |h| h.len())
     }
 
-    /// Refuses new turns from now on (shutdown has begun).
+    /// Refuses new turns from now on (shutdown has begun), and ends the live event streams
+    /// (their clients resume from the stored events elsewhere).
     pub fn close(&self) {
         self.closing.store(true, Ordering::Release);
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Stops turns in flight at their next token; they record nothing.
@@ -217,6 +222,10 @@ impl Turns {
     /// A live feed of session `id`'s events from now on.
     pub(crate) fn subscribe(&self, id: &str) -> broadcast::Receiver<SessionEventOut> {
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closing.load(Ordering::Acquire) {
+            // Its sender dropped at once: the stream ends after what is stored.
+            return broadcast::channel(1).1;
+        }
         listeners
             .entry(id.to_owned())
             .or_insert_with(|| broadcast::channel(EVENT_BACKLOG).0)

@@ -228,11 +228,23 @@ fn quests_are_offered_tracked_failed_replaced_and_streamed() {
                 .unwrap()
                 .contains("escort Odile Marrow to the Guildhall")
     }));
+    // Odile recalls it when asked, and her regard for the player is with her on every turn.
     let turn = post(
         &url("/turns"),
         Some(&key),
-        &json!({"input": "Thank you, Odile."}),
+        &json!({"input": "Remember when I walked you to the Guildhall?"}),
     );
     assert_eq!(turn.status, 200, "{}", turn.body);
+    let used: Vec<String> = turn.json()["facts_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    assert!(used.contains(&escort_fact), "{used:?}");
+    let regard_fact = memory.iter().find(|m| m["kind"] == "regard").unwrap()["iri"]
+        .as_str()
+        .unwrap();
+    assert!(used.iter().any(|f| f == regard_fact), "{used:?}");
     server.stop();
 }
