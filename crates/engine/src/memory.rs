@@ -211,7 +211,7 @@ pub(crate) fn recall(
             (score > 0).then_some((score, m))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     // Only the newest of a pinned kind counts: a player may correct their name, and regard
     // moves.
     let mut pinned = HashSet::new();
