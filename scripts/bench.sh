@@ -30,6 +30,10 @@ rm -rf "$dir/synthetic10k"
 "$lore" bench --store "$dir/synthetic10k" quest \
   --production https://lorekeeper.dev/worlds/synthetic#production --histories 2
 
+echo "== quest write-ups on the model (decoding under their schema vs unconstrained)"
+"$lore" bench --store "$dir/sample" write-up --production lanterns --at 2 --quests 20 \
+  --threads "${BENCH_THREADS:-2}"
+
 echo "== generation"
 "$lore" bench generation --threads "${BENCH_THREADS:-2}" --prompt-out "$dir/prompt.txt"
 

@@ -6,7 +6,9 @@
 //!   the same model, threads and prompt, and turn n>1's time to first token against the
 //!   cost of evaluating only its new tokens;
 //! - [`serve`]: the HTTP server over a stub model, driven by `wrk`, against the stub alone;
-//! - [`quest`]: quest planning latency per verified quest, and the variety of offers.
+//! - [`quest`]: quest planning latency per verified quest, and the variety of offers;
+//! - [`write_up`]: quest write-ups on the model, and decoding under their schema against
+//!   unconstrained decoding of the same prompts.
 //!
 //! Numbers are reported, never asserted: the machines are shared and noisy.
 
@@ -15,6 +17,7 @@ pub mod quest;
 pub mod retrieval;
 pub mod serve;
 pub mod synth;
+pub mod write_up;
 
 /// Latency percentiles of a sample, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]

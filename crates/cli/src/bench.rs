@@ -2,6 +2,7 @@
 
 use std::io::BufWriter;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -39,6 +40,25 @@ pub enum BenchCommand {
         /// Player histories per character and beat.
         #[arg(long, default_value_t = 100)]
         histories: usize,
+    },
+    /// Quest write-ups on the model: latency, the share kept from the model, and decoding under
+    /// the write-up's schema against unconstrained decoding of the same prompts.
+    WriteUp {
+        /// Production (default: the sample world's Lanterns of Brindlemoor).
+        #[arg(long, default_value = "lanterns")]
+        production: String,
+        /// Story time: a beat's number or name.
+        #[arg(long, value_name = "BEAT", default_value = "2")]
+        at: String,
+        /// Write-ups to measure.
+        #[arg(long, default_value_t = 20)]
+        quests: usize,
+        /// GGUF file (default: the configured model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Per-turn retrieval and prompt assembly on the store.
     Context {
@@ -157,6 +177,38 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
             println!(
                 "quest variety per giver and beat over {histories} histories: {:.1} strategies, {:.1} distinct plans",
                 r.strategies_per_giver, r.plans_per_giver
+            );
+        }
+        BenchCommand::WriteUp {
+            production,
+            at,
+            quests,
+            model,
+            threads,
+        } => {
+            let store = open_store(config)?;
+            let world = lore_canon::World::load(&store, &production)?;
+            let beat = Some(
+                world
+                    .beat(&at)
+                    .with_context(|| format!("no beat {at:?} in {}", world.production.title))?,
+            );
+            let model = model.unwrap_or_else(|| config.model.clone());
+            let r = lore_bench::write_up::run(Arc::new(world), beat, &model, threads, quests)?;
+            println!(
+                "quest write-ups on {} ({threads} threads), n={}: p50 {:.0} ms, p99 {:.0} ms; the model's words kept in {} of {} (the rest: the plan's)",
+                model.display(),
+                r.written,
+                r.latency_ms.p50,
+                r.latency_ms.p99,
+                r.by_model,
+                r.written
+            );
+            println!(
+                "decoding per token: under the schema {:.1} ms, unconstrained {:.1} ms, same prompts and session: ratio {:.2}x",
+                r.structured_ms_per_token,
+                r.free_ms_per_token,
+                r.structured_ms_per_token / r.free_ms_per_token.max(f64::MIN_POSITIVE)
             );
         }
         BenchCommand::Context {

@@ -1,7 +1,7 @@
-//! The provenance record of a reply: what made it, from what, for whom; signed when the
-//! session has a signer.
+//! The provenance record of a reply or a quest's write-up: what made it, from what, for whom;
+//! signed when the session has a signer.
 
-use lore_gen::{BackendInfo, Conversation, Generation};
+use lore_gen::{BackendInfo, Conversation, GenParams, Generation};
 use lore_mark::provenance::{
     ACTION_CREATED, ALGORITHMIC_MEDIA, Sampling, TRAINED_ALGORITHMIC_MEDIA, sha256_hex,
 };
@@ -29,12 +29,26 @@ impl TurnPlanner {
         generation: &Generation,
         session: Option<&str>,
     ) -> Option<SignedRecord> {
+        let params = &self.options().generation;
+        self.record("reply", backend, prompt, params, generation, session)
+    }
+
+    /// The signed record of an `artefact` (`reply`, `quest`) that `generation` made with
+    /// `params`.
+    pub(crate) fn record(
+        &self,
+        artefact: &str,
+        backend: &BackendInfo,
+        prompt: Option<&Conversation>,
+        params: &GenParams,
+        generation: &Generation,
+        session: Option<&str>,
+    ) -> Option<SignedRecord> {
         let signer = self.options().signer.as_ref()?;
         let world = self.world();
-        let params = &self.options().generation;
         let generated = generation.generated_tokens > 0;
         let record = Provenance {
-            artefact: "reply".into(),
+            artefact: artefact.into(),
             content_sha256: sha256_hex(generation.text.as_bytes()),
             engine: ENGINE.into(),
             backend: backend.kind.into(),

@@ -6,7 +6,10 @@
 //! cannot produce it, leaves the plan's own words, marked `written_by: "plan"`, so a quest is
 //! never offered without text nor with text that failed.
 
-use lore_gen::{Conversation, GenError, GenParams, Role, Schema, Session, Structured, Turn};
+use lore_gen::{
+    BackendInfo, Conversation, GenError, GenParams, Generation, Role, Schema, Session, Structured,
+    Turn,
+};
 use lore_quest::{LoggedQuest, WriteUp};
 
 use crate::session::TurnPlanner;
@@ -51,30 +54,48 @@ pub fn plan_write_up(giver: &str, quest: &LoggedQuest) -> WriteUp {
         hook: format!("{giver} has an errand for you: {}.", quest.strategy),
         lines: vec![format!("{}.", steps.join(", then "))],
         written_by: "plan".into(),
+        provenance: None,
     }
 }
 
 impl TurnPlanner {
     /// The speaker's write-up of `quest`, which it gives: generated in `session` under the
     /// write-up schema and checked by the output rail; the plan's own words if either fails.
-    pub fn write_up(&self, session: &mut dyn Session, quest: &LoggedQuest) -> WriteUp {
-        let plan = plan_write_up(self.character_name(), quest);
-        match self.generate_write_up(session, quest, &plan) {
-            Ok(write_up) => write_up,
-            Err(reason) => {
-                tracing::info!(quest = quest.id, %reason, "quest written up from the plan");
-                plan
-            }
-        }
-    }
-
-    fn generate_write_up(
+    /// Signed, when the planner signs, as a `quest` artefact of `backend` in session `id`.
+    pub fn write_up(
         &self,
         session: &mut dyn Session,
+        backend: &BackendInfo,
         quest: &LoggedQuest,
-        plan: &WriteUp,
-    ) -> Result<WriteUp, String> {
+        id: Option<&str>,
+    ) -> WriteUp {
+        let (conversation, params) = self.write_up_request(quest);
+        let (mut write_up, generation) =
+            match self.generate_write_up(session, quest, &conversation, &params) {
+                Ok(written) => written,
+                Err(reason) => {
+                    tracing::info!(quest = quest.id, %reason, "quest written up from the plan");
+                    let plan = plan_write_up(self.character_name(), quest);
+                    let scripted = Generation::scripted(String::new());
+                    (plan, scripted)
+                }
+            };
+        // The record hashes the write-up as kept, not the model's raw text.
+        let generation = Generation {
+            text: write_up.content(),
+            ..generation
+        };
+        let prompt = (generation.generated_tokens > 0).then_some(&conversation);
+        write_up.provenance = self
+            .record("quest", backend, prompt, &params, &generation, id)
+            .and_then(|r| serde_json::to_string(&r).ok());
+        write_up
+    }
+
+    /// The prompt and settings a write-up of `quest` is generated with.
+    pub fn write_up_request(&self, quest: &LoggedQuest) -> (Conversation, GenParams) {
         let name = self.character_name();
+        let plan = plan_write_up(name, quest);
         let steps: String = quest
             .steps
             .iter()
@@ -116,8 +137,18 @@ impl TurnPlanner {
             }),
             ..self.options().generation.clone()
         };
+        (conversation, params)
+    }
+
+    fn generate_write_up(
+        &self,
+        session: &mut dyn Session,
+        quest: &LoggedQuest,
+        conversation: &Conversation,
+        params: &GenParams,
+    ) -> Result<(WriteUp, Generation), String> {
         let generation = session
-            .generate(&conversation, &params, &mut |_| true)
+            .generate(conversation, params, &mut |_| true)
             .map_err(|e: GenError| e.to_string())?;
         #[derive(serde::Deserialize)]
         struct Fields {
@@ -158,11 +189,13 @@ impl TurnPlanner {
         if !named_any {
             return Err("the write-up names nothing the quest is about".into());
         }
-        Ok(WriteUp {
+        let write_up = WriteUp {
             title: fields.title.trim().to_owned(),
             hook: fields.hook.trim().to_owned(),
             lines: fields.lines.iter().map(|l| l.trim().to_owned()).collect(),
             written_by: "model".into(),
-        })
+            provenance: None,
+        };
+        Ok((write_up, generation))
     }
 }

@@ -52,7 +52,7 @@ fn every_quest_gets_a_write_up_within_its_schema() {
             .enumerate()
         {
             let logged = LoggedQuest::new(&world, i, quest);
-            let write_up = planner.write_up(&mut *session, &logged);
+            let write_up = planner.write_up(&mut *session, &backend.info(), &logged, None);
             let value = serde_json::json!({
                 "title": write_up.title,
                 "hook": write_up.hook,
@@ -109,9 +109,15 @@ fn a_write_up_that_strays_from_its_quest_is_replaced_by_the_plans_words() {
         })
         .unwrap();
     let logged = LoggedQuest::new(&world, 0, &quest);
+    let info = lore_gen::BackendInfo {
+        kind: "test",
+        model: String::new(),
+        chat_template: false,
+        model_sha256: None,
+    };
     let written = |text: &str| {
         planner
-            .write_up(&mut Canned(vec![text.to_owned()]), &logged)
+            .write_up(&mut Canned(vec![text.to_owned()]), &info, &logged, None)
             .written_by
     };
     let good = r#"{"title": "A word with Pip", "hook": "Pip Tallow saw something, love.", "lines": ["Find Pip Tallow at the Guildhall."]}"#;

@@ -221,6 +221,28 @@ pub struct WriteUp {
     /// What wrote it: `model` (decoded under the write-up's JSON schema) or `plan` (the
     /// engine's own words, when no model could).
     pub written_by: String,
+    /// Its signed provenance record (JSON), over the SHA-256 of [`WriteUp::content`], when
+    /// the engine signs.
+    #[serde(default)]
+    pub provenance: Option<String>,
+}
+
+impl WriteUp {
+    /// The text its provenance record hashes: `{"title","hook","lines"}` as compact JSON.
+    pub fn content(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Content<'a> {
+            title: &'a str,
+            hook: &'a str,
+            lines: &'a [String],
+        }
+        serde_json::to_string(&Content {
+            title: &self.title,
+            hook: &self.hook,
+            lines: &self.lines,
+        })
+        .unwrap_or_default()
+    }
 }
 
 /// A quest of the log: the plan, its write-up and where it stands.

@@ -91,6 +91,10 @@ fn quest_out(quest: &LoggedQuest) -> QuestOut {
             hook: w.hook.clone(),
             lines: w.lines.clone(),
             written_by: w.written_by.clone(),
+            provenance: w
+                .provenance
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok()),
         }),
     }
 }
@@ -296,8 +300,10 @@ async fn write_up_and_offer(
     };
     let planner = hot.planner.clone();
     let logged = update.log.quests[quest].clone();
+    let info = app.turns.backend_info().clone();
+    let id = hot.row.id.clone();
     let (write_up, backend) = tokio::task::spawn_blocking(move || {
-        let write_up = planner.write_up(&mut *backend, &logged);
+        let write_up = planner.write_up(&mut *backend, &info, &logged, Some(&id));
         (write_up, backend)
     })
     .await

@@ -143,6 +143,11 @@ impl Turns {
         &*self.backend
     }
 
+    /// What the backend runs, as records state it.
+    pub fn backend_info(&self) -> &BackendInfo {
+        &self.backend_info
+    }
+
     /// Turns admitted now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)

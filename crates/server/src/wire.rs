@@ -399,6 +399,10 @@ pub struct WriteUpOut {
     pub lines: Vec<String>,
     /// `model` (decoded under the write-up's JSON schema) or `plan` (the plan's own words).
     pub written_by: String,
+    /// Its signed provenance record (artefact `quest`), over the SHA-256 of
+    /// `{"title","hook","lines"}` as compact JSON; absent when the server does not sign.
+    #[schema(value_type = Option<Object>)]
+    pub provenance: Option<serde_json::Value>,
 }
 
 /// A quest of the session: the plan (the truth), its write-up and where it stands.

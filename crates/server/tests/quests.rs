@@ -69,6 +69,27 @@ fn quests_are_offered_tracked_failed_replaced_and_streamed() {
     assert!(!title.is_empty() && title.chars().count() <= 48, "{title}");
     let lines = write_up["lines"].as_array().unwrap();
     assert!((1..=2).contains(&lines.len()), "{write_up}");
+    // Signed as a quest over the write-up's content, which /v1/verify checks.
+    let record: Value =
+        serde_json::from_str(write_up["provenance"]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(record["artefact"], "quest", "{record}");
+    let content = json!({
+        "title": write_up["title"],
+        "hook": write_up["hook"],
+        "lines": write_up["lines"],
+    })
+    .to_string();
+    let verdict = post(
+        &format!("{}/v1/verify", server.url),
+        Some(&key),
+        &json!({"text": content, "provenance": write_up["provenance"]}),
+    );
+    assert_eq!(
+        verdict.json()["provenance"]["valid"],
+        true,
+        "{}",
+        verdict.body
+    );
     let mut told = kinds(&offer["events"]);
     assert_eq!(told, ["quest_offered"]);
 
