@@ -9,7 +9,7 @@ use lore_canon::{EntityId, World, fold_name};
 
 use crate::plan::{Action, Motivation, Quest, plan};
 use crate::player::{PlayerModel, Style};
-use crate::simulate::Sim;
+use crate::simulate::{Sim, simulate};
 use crate::state::{Evidence, WorldState};
 
 /// What an event or a recheck did to a running quest.
@@ -448,6 +448,14 @@ impl QuestLog {
         let quest = plan(world, &state, giver, &self.player, seed).ok_or_else(|| {
             LogError::NothingToOffer(format!(
                 "the world as it stands offers {name} no quest to give"
+            ))
+        })?;
+        // Offered only once the simulator, written apart from the planner, has replayed it.
+        simulate(world, &state, &quest).map_err(|f| {
+            LogError::NothingToOffer(format!(
+                "{name}'s planned quest fails at step {}: {} (a planner bug)",
+                f.step + 1,
+                f.reason
             ))
         })?;
         let mut logged = LoggedQuest::new(world, self.quests.len(), &quest);
