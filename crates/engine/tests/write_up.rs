@@ -24,8 +24,8 @@ fn model_path() -> PathBuf {
     )
 }
 
-#[test]
-fn every_quest_gets_a_write_up_within_its_schema() {
+/// The sample world's store and its Lanterns production.
+fn lanterns() -> (CanonStore, Arc<World>) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world");
     let store = CanonStore::in_memory().unwrap();
     store
@@ -35,6 +35,12 @@ fn every_quest_gets_a_write_up_within_its_schema() {
         )
         .unwrap();
     let world = Arc::new(World::load(&store, "lanterns").unwrap());
+    (store, world)
+}
+
+#[test]
+fn every_quest_gets_a_write_up_within_its_schema() {
+    let (store, world) = lanterns();
     let mut config = EmbeddedConfig::new(model_path());
     config.n_ctx = 4096;
     let backend = EmbeddedBackend::load(config).unwrap();
@@ -88,15 +94,7 @@ impl lore_gen::Session for Canned {
 
 #[test]
 fn a_write_up_that_strays_from_its_quest_is_replaced_by_the_plans_words() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world");
-    let store = CanonStore::in_memory().unwrap();
-    store
-        .import(
-            &[root.join("policy.trig"), root.join("brindlemoor.trig")],
-            |_| (),
-        )
-        .unwrap();
-    let world = Arc::new(World::load(&store, "lanterns").unwrap());
+    let (store, world) = lanterns();
     let resolved = world.resolve(&store, "odile", Some("2")).unwrap();
     let planner = TurnPlanner::new(world.clone(), resolved, SessionOptions::default()).unwrap();
     let state = WorldState::at(&world, resolved.beat);

@@ -22,6 +22,24 @@ fn running(world: &lore_canon::World, state: &WorldState, quest: &lore_quest::Qu
     log
 }
 
+/// A quest `giver` gives that has the player pick something up, and that thing.
+fn fetch_quest(
+    world: &lore_canon::World,
+    state: &WorldState,
+    giver: usize,
+) -> (lore_quest::Quest, usize) {
+    quests(world, state, giver)
+        .into_iter()
+        .find_map(|q| {
+            let item = q.steps.iter().find_map(|s| match s.action {
+                Action::Get { item } => Some(item),
+                _ => None,
+            })?;
+            Some((q, item))
+        })
+        .expect("the giver can ask for something fetched")
+}
+
 fn fact(n: usize) -> String {
     format!("urn:session#e{n}")
 }
@@ -172,22 +190,7 @@ fn a_giver_who_dies_fails_the_quest_and_a_living_one_replans() {
     let lanterns = world("lanterns");
     let state = WorldState::at(&lanterns, Some(3));
     let corvin = lanterns.character("corvin").unwrap();
-    let fetch = quests(&lanterns, &state, corvin)
-        .into_iter()
-        .find(|q| {
-            q.steps
-                .iter()
-                .any(|s| matches!(s.action, Action::Get { .. }))
-        })
-        .expect("Corvin can ask for something fetched");
-    let Some(Action::Get { item }) = fetch
-        .steps
-        .iter()
-        .map(|s| s.action)
-        .find(|a| matches!(a, Action::Get { .. }))
-    else {
-        unreachable!()
-    };
+    let (fetch, item) = fetch_quest(&lanterns, &state, corvin);
     let mut log = running(&lanterns, &state, &fetch);
     let mut edited = state.clone();
     edited.location.remove(&item);
@@ -218,14 +221,7 @@ fn the_sessions_events_change_what_later_quests_rest_on() {
     let world = world("lanterns");
     let state = WorldState::at(&world, Some(3));
     let corvin = world.character("corvin").unwrap();
-    let fetch = quests(&world, &state, corvin)
-        .into_iter()
-        .find(|q| {
-            q.steps
-                .iter()
-                .any(|s| matches!(s.action, Action::Get { .. }))
-        })
-        .unwrap();
+    let (fetch, item) = fetch_quest(&world, &state, corvin);
     let mut log = QuestLog::default();
     // The player picks the item up on their own, before any quest.
     for (i, step) in fetch.steps.iter().enumerate() {
@@ -234,14 +230,6 @@ fn the_sessions_events_change_what_later_quests_rest_on() {
             break;
         }
     }
-    let Some(Action::Get { item }) = fetch
-        .steps
-        .iter()
-        .map(|s| s.action)
-        .find(|a| matches!(a, Action::Get { .. }))
-    else {
-        unreachable!()
-    };
     let now = log.state(&world, &state);
     assert!(
         state.location.contains_key(&item) && !now.location.contains_key(&item),

@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt, stream};
-use lore_engine::{MemoryFact, MemoryKind, World};
+use lore_engine::{MemoryKind, World};
 use lore_quest::{
     LogError, LoggedQuest, Progress, QuestLog, QuestProgress, Status, WorldState, event,
 };
@@ -26,7 +26,7 @@ use crate::db::{DbError, MemoryRow, QuestRecord, SessionRow, now_ms};
 use crate::error::{ApiError, ApiJson};
 use crate::routes::visible_session;
 use crate::state::App;
-use crate::turns::{Held, Hot, SSE_HEARTBEAT, Turns, session_graph};
+use crate::turns::{Held, Hot, SSE_HEARTBEAT, Turns, memory_fact, session_ended, session_graph};
 use crate::wire::{
     ErrorBody, EvidenceOut, GameEventIn, QuestChangeOut, QuestOut, QuestsOut, SessionEventOut,
     StepOut, WriteUpOut,
@@ -387,15 +387,8 @@ async fn commit(
             return Err(e.into());
         }
     };
-    hot.memory.extend(update.facts.iter().map(|m| {
-        MemoryFact::new(
-            format!("{}#m{}", update.graph, m.seq),
-            usize::try_from(m.line).unwrap_or(0),
-            MemoryKind::parse(&m.kind).unwrap_or(MemoryKind::Event),
-            m.text.clone(),
-            m.entities.split_whitespace().map(str::to_owned).collect(),
-        )
-    }));
+    hot.memory
+        .extend(update.facts.iter().map(|m| memory_fact(&update.graph, m)));
     hot.row.memory_facts += update.facts.len() as i64;
     hot.row.player_state = player_state;
     hot.row.updated_ms = at;
@@ -418,11 +411,7 @@ async fn commit(
 async fn hold_open(app: &App, caller: &Caller, id: &str) -> Result<Held, ApiError> {
     let held = Turns::hold(app, caller, id).await?;
     if held.as_ref().is_some_and(|h| h.row.ended_ms.is_some()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "session_ended",
-            format!("session '{id}' was ended by the rails; start a new session"),
-        ));
+        return Err(session_ended(id));
     }
     Ok(held)
 }

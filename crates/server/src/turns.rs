@@ -328,6 +328,26 @@ impl Drop for QueueSlot {
     }
 }
 
+/// A stored fact of session graph `graph`, as the engine recalls it.
+pub(crate) fn memory_fact(graph: &str, m: &MemoryRow) -> MemoryFact {
+    MemoryFact::new(
+        format!("{graph}#m{}", m.seq),
+        usize::try_from(m.line).unwrap_or(0),
+        MemoryKind::parse(&m.kind).unwrap_or(MemoryKind::Said),
+        m.text.clone(),
+        m.entities.split_whitespace().map(str::to_owned).collect(),
+    )
+}
+
+/// A session the rails ended takes no more turns or quest changes.
+pub(crate) fn session_ended(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "session_ended",
+        format!("session '{id}' was ended by the rails; start a new session"),
+    )
+}
+
 /// A session the caller cannot see, whether or not it exists.
 pub(crate) fn unknown_session(id: &str) -> ApiError {
     ApiError::not_found("unknown_session", format!("no session '{id}' for this key"))
@@ -413,16 +433,8 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
         .db
         .memory(id)
         .await?
-        .into_iter()
-        .map(|m| {
-            MemoryFact::new(
-                format!("{}#m{}", session_graph(id), m.seq),
-                usize::try_from(m.line).unwrap_or(0),
-                MemoryKind::parse(&m.kind).unwrap_or(MemoryKind::Said),
-                m.text,
-                m.entities.split_whitespace().map(str::to_owned).collect(),
-            )
-        })
+        .iter()
+        .map(|m| memory_fact(&session_graph(id), m))
         .collect();
     let quests = crate::quests::read_log(&row)?;
     Ok(Hot {
@@ -463,11 +475,7 @@ async fn run(
         return Err(cancelled());
     }
     if hot.row.ended_ms.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "session_ended",
-            format!("session '{id}' was ended by the rails; start a new session"),
-        ));
+        return Err(session_ended(id));
     }
     let plan_started = Instant::now();
     // Consent can lapse, or canon change, while a session is open.
