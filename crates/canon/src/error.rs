@@ -118,6 +118,67 @@ pub enum CanonError {
         /// The beat asked for.
         beat: i64,
     },
+    /// No commit matches.
+    #[error("no commit '{rev}': {hint}")]
+    UnknownCommit {
+        /// What was asked for.
+        rev: String,
+        /// How to name one.
+        hint: String,
+    },
+    /// More than one commit starts with the given digits.
+    #[error("'{rev}' names more than one commit ({matches}); give more digits")]
+    AmbiguousCommit {
+        /// What was asked for.
+        rev: String,
+        /// The commits it matches.
+        matches: String,
+    },
+    /// Others changed the same triples after the commit a change was based on.
+    #[error(
+        "conflict: the change is based on commit {base}, but {commits} changed the same triples since: {triples}; nothing was committed (rebase on the newest commit and try again)"
+    )]
+    Conflict {
+        /// The commit the change was based on.
+        base: String,
+        /// The commits since that touch the same triples.
+        commits: String,
+        /// The triples in conflict.
+        triples: String,
+    },
+    /// A change removes triples canon does not hold.
+    #[error("the change removes triples canon does not hold: {triples}; nothing was committed")]
+    NotHeld {
+        /// The triples.
+        triples: String,
+    },
+    /// A change both adds and removes the same triples.
+    #[error("the change both adds and removes: {triples}")]
+    AddedAndRemoved {
+        /// The triples.
+        triples: String,
+    },
+    /// A change would leave canon as it is.
+    #[error("the change adds nothing canon lacks and removes nothing; nothing was committed")]
+    NoChange,
+    /// A change touches a graph only the engine writes.
+    #[error("the graph {graph} is the engine's own bookkeeping; canon changes may not touch it")]
+    ReservedGraph {
+        /// The graph.
+        graph: String,
+    },
+    /// Later commits depend on the commit to revert.
+    #[error(
+        "cannot revert {commit} alone: later commits changed the same triples ({dependents}): {triples}; revert them with it (--with-dependents) or first"
+    )]
+    RevertBlocked {
+        /// The commit asked for.
+        commit: String,
+        /// The later commits that depend on it.
+        dependents: String,
+        /// The triples they share.
+        triples: String,
+    },
     /// The canon itself is malformed in a way that stops reading it.
     #[error("malformed canon at {subject}: {message}")]
     Malformed {

@@ -4,7 +4,9 @@
 //! model, no prompt format, no terminal and no wire format.
 //!
 //! - [`vocab`]: the `lore:` vocabulary (its Turtle is compiled in) and IRI constants.
-//! - [`CanonStore`]: the on-disk Oxigraph store; atomic imports, read-only SPARQL.
+//! - [`CanonStore`]: the on-disk Oxigraph store; atomic imports, read-only SPARQL, and the
+//!   history of canon: every change a [`Commit`] (log, diff, revert, canon as of a commit,
+//!   conflicting edits refused).
 //! - [`World`]: one production's canon, layered over the shared graphs it extends,
 //!   read into memory once so that a turn never waits on the store.
 //! - [`Retriever`]: what one character may use at one beat of story time, and the
@@ -19,6 +21,7 @@
 
 pub mod consent;
 mod error;
+mod history;
 pub mod lint;
 pub mod policy;
 mod resolve;
@@ -28,6 +31,7 @@ pub mod vocab;
 mod world;
 
 pub use error::{CanonError, SyntaxError};
+pub use history::{Base, Change, Commit, CommitMeta};
 pub use resolve::{Resolved, fold_name, productions};
 pub use retrieve::{NameIndex, Reason, Retrieved, Retriever, StandingContext};
 pub use store::{CanonStore, ImportReport, QueryOutput, read_quads};

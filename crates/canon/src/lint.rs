@@ -64,7 +64,11 @@ const REFERENCES: [&str; 13] = [
 /// Reads `files` into an in-memory store for linting, with where each subject first appears.
 pub fn load_files(files: &[PathBuf]) -> Result<(CanonStore, Positions), CanonError> {
     let store = CanonStore::in_memory()?;
-    store.import(files, |_| ())?;
+    store.import(
+        files,
+        crate::CommitMeta::new("lint", "files to check"),
+        |_| (),
+    )?;
     let mut positions = Positions::new();
     for file in files {
         subject_lines(file, &mut positions)?;

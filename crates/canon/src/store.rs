@@ -1,25 +1,31 @@
 //! The on-disk canon store.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use oxigraph::io::{RdfFormat, RdfParseError, RdfParser};
-use oxigraph::model::{LiteralRef, NamedNode, Quad, QuadRef, Term, Triple};
+use oxigraph::model::{NamedNode, Quad, Term, Triple};
 use oxigraph::sparql::{QueryResults, SparqlEvaluator};
-use oxigraph::store::{LoaderError, Store};
+use oxigraph::store::Store;
 
 use crate::error::{CanonError, SyntaxError};
-use crate::vocab;
+use crate::history::{self, Base, Change, Commit, CommitMeta};
 
 /// Memory the bulk loader may use per import, in megabytes; keeps large imports bounded.
 const BULK_LOADER_MEMORY_MB: usize = 512;
 
 /// Canon on disk: an Oxigraph store (RocksDB) holding one named graph per production
-/// and the shared graphs they extend.
+/// and the shared graphs they extend, and the history of every change (`lore:history`).
 pub struct CanonStore {
     store: Store,
     path: PathBuf,
+    /// Held while a change is checked against canon and committed, so two changes never
+    /// both pass their checks against the same head. One process writes a store (RocksDB
+    /// locks it), so a lock in the process suffices.
+    writer: Mutex<()>,
 }
 
 /// What an import did.
@@ -29,6 +35,8 @@ pub struct ImportReport {
     pub files: Vec<(PathBuf, u64)>,
     /// Quads in the store after the import.
     pub store_len: usize,
+    /// The commit that recorded it; `None` when canon already held every quad.
+    pub commit: Option<Commit>,
 }
 
 /// The result of a read-only query.
@@ -57,6 +65,7 @@ impl CanonStore {
         Ok(Self {
             store,
             path: path.to_owned(),
+            writer: Mutex::new(()),
         })
     }
 
@@ -69,15 +78,27 @@ impl CanonStore {
         Ok(Self {
             store,
             path: path.to_owned(),
+            writer: Mutex::new(()),
         })
     }
 
     /// An empty store in memory, for linting files and for tests.
     pub fn in_memory() -> Result<Self, CanonError> {
-        Ok(Self {
-            store: Store::new()?,
+        Ok(Self::from_oxigraph(Store::new()?))
+    }
+
+    /// A store in memory around `store`.
+    pub(crate) fn from_oxigraph(store: Store) -> Self {
+        Self {
+            store,
             path: PathBuf::new(),
-        })
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// Held while a change is checked and committed.
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The directory this store lives in (empty for an in-memory store).
@@ -90,109 +111,95 @@ impl CanonStore {
         &self.store
     }
 
-    /// Imports canon files atomically: every file is first parsed in full (so a syntax error
-    /// names its line and column and nothing is written), then all go through the bulk loader,
-    /// whose memory is bounded, and become visible together at its commit.
+    /// Imports canon files atomically, as one commit: every file is first parsed in full (so
+    /// a syntax error names its line and column and nothing is written), then the quads canon
+    /// lacks go through the bulk loader with the commit that records them, and become visible
+    /// together at its commit.
     ///
     /// `progress` is called with the number of quads loaded so far.
     pub fn import(
         &self,
         files: &[PathBuf],
+        meta: CommitMeta,
         progress: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<ImportReport, CanonError> {
+        let _writer = self.lock_writer();
         let mut counts = Vec::with_capacity(files.len());
+        let mut added = HashSet::new();
         for file in files {
             let format = format_of(file)?;
             let mut quads = 0;
             for quad in parser(format, file)?.for_reader(open(file)?) {
-                quad.map_err(|e| syntax_error(file, e))?;
+                let quad = quad.map_err(|e| syntax_error(file, e))?;
                 quads += 1;
+                if history::is_reserved(quad.graph_name.as_ref()) {
+                    return Err(CanonError::ReservedGraph {
+                        graph: quad.graph_name.to_string(),
+                    });
+                }
+                if !self.store.contains(&quad)? {
+                    added.insert(quad);
+                }
             }
             counts.push((file.clone(), quads));
         }
-
-        let mut loader = self
-            .store
-            .bulk_loader()
-            .with_max_memory_size_in_megabytes(BULK_LOADER_MEMORY_MB)
-            .on_progress(progress);
-        for file in files {
-            let format = format_of(file)?;
-            loader
-                .load_from_reader(parser(format, file)?, open(file)?)
-                .map_err(|e| match e {
-                    LoaderError::Parsing(e) => syntax_error(file, e),
-                    LoaderError::Storage(e) => CanonError::Storage(e),
-                    LoaderError::InvalidBaseIri { iri, .. } => CanonError::Malformed {
-                        subject: iri,
-                        message: "invalid base IRI".into(),
-                    },
-                })?;
-        }
-        // A revision marker, committed with the data: caches keyed on the revision can never
-        // outlive the canon they were built from.
-        let marker = format!(
-            "<{}> <{}> \"{}\" <{}> .\n",
-            vocab::CANON.as_str(),
-            vocab::REVISION.as_str(),
-            revision_token(),
-            vocab::SYSTEM_GRAPH.as_str()
-        );
-        loader
-            .load_from_slice(RdfFormat::NQuads, marker.as_bytes())
-            .map_err(|e| CanonError::Malformed {
-                subject: vocab::CANON.as_str().to_owned(),
-                message: e.to_string(),
-            })?;
-        loader.commit()?;
+        let commit = if added.is_empty() {
+            None
+        } else {
+            let change = Change::new(added, []);
+            let commit =
+                history::new_commit(self.head()?.as_ref(), None, meta, Vec::new(), &change);
+            let mut loader = self
+                .store
+                .bulk_loader()
+                .with_max_memory_size_in_megabytes(BULK_LOADER_MEMORY_MB)
+                .on_progress(progress);
+            let record = history::commit_quads(&commit, &change);
+            loader.load_quads(change.added.into_iter().chain(record))?;
+            loader.commit()?;
+            Some(commit)
+        };
         Ok(ImportReport {
             files: counts,
             store_len: self.store.len()?,
+            commit,
         })
     }
 
-    /// Replaces the named graphs `graphs` with `quads` (which may also add to other graphs) in
-    /// one transaction, with a revision marker: readers see the old graphs or the new ones,
-    /// never a mix. For documents of a few thousand quads (a card, a lorebook); whole worlds go
-    /// through [`CanonStore::import`]'s bulk loader.
+    /// Replaces the named graphs `graphs` with `quads` (which may also add to other graphs) as
+    /// one commit: readers see the old graphs or the new ones, never a mix. For documents of
+    /// a few thousand quads (a card, a lorebook); whole worlds go through
+    /// [`CanonStore::import`]'s bulk loader. `None` when canon already was exactly that.
     pub fn replace_graphs(
         &self,
         graphs: &[NamedNode],
         quads: &[Quad],
-    ) -> Result<usize, CanonError> {
-        let mut transaction = self.store.start_transaction()?;
+        meta: CommitMeta,
+    ) -> Result<Option<Commit>, CanonError> {
+        let new: HashSet<&Quad> = quads.iter().collect();
+        let mut removed = Vec::new();
         for graph in graphs {
-            transaction.clear_graph(graph)?;
+            for quad in self
+                .store
+                .quads_for_pattern(None, None, None, Some(graph.as_ref().into()))
+            {
+                let quad = quad?;
+                if !new.contains(&quad) {
+                    removed.push(quad);
+                }
+            }
         }
-        for quad in quads {
-            transaction.insert(quad);
+        let change = Change::new(quads.iter().cloned(), removed);
+        match self.commit_change(&Base::Head, meta, change) {
+            Err(CanonError::NoChange) => Ok(None),
+            other => other.map(Some),
         }
-        transaction.insert(QuadRef::new(
-            vocab::CANON,
-            vocab::REVISION,
-            LiteralRef::new_simple_literal(&revision_token()),
-            vocab::SYSTEM_GRAPH,
-        ));
-        transaction.commit()?;
-        Ok(self.store.len()?)
     }
 
-    /// A fingerprint of the canon in the store: the revision markers in the system graph.
-    /// Every write path commits one with its data (imports do), so the fingerprint changes
-    /// with every change of canon. It deliberately avoids `len()`, which scans the store.
+    /// A fingerprint of the canon in the store: the id of its newest commit (empty before
+    /// the first). Every write is a commit, so it changes with every change of canon.
     pub fn revision(&self) -> Result<String, CanonError> {
-        let mut markers: Vec<String> = self
-            .store
-            .quads_for_pattern(
-                Some(vocab::CANON.into()),
-                Some(vocab::REVISION),
-                None,
-                Some(vocab::SYSTEM_GRAPH.into()),
-            )
-            .map(|q| q.map(|q| q.object.to_string()))
-            .collect::<Result<_, _>>()?;
-        markers.sort();
-        Ok(markers.join(" "))
+        Ok(self.head()?.map(|c| c.id).unwrap_or_default())
     }
 
     /// Runs a read-only SPARQL query. Updates are refused with [`CanonError::UpdateRefused`].
@@ -221,14 +228,6 @@ pub fn read_quads(file: &Path) -> Result<Vec<Quad>, CanonError> {
         .for_reader(open(file)?)
         .map(|q| q.map_err(|e| syntax_error(file, e)))
         .collect()
-}
-
-/// Unique per import: the time in nanoseconds and the process id.
-fn revision_token() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{nanos}-{}", std::process::id())
 }
 
 fn collect(results: QueryResults<'_>) -> Result<QueryOutput, CanonError> {
@@ -317,6 +316,10 @@ fn syntax_error(file: &Path, error: RdfParseError) -> CanonError {
 mod tests {
     use super::*;
 
+    fn meta() -> CommitMeta {
+        CommitMeta::new("test", "import")
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -328,10 +331,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CanonStore::open(&dir.path().join("store")).unwrap();
         let good = write(dir.path(), "good.ttl", "<urn:a> <urn:b> <urn:c> .\n");
-        store.import(&[good], |_| ()).unwrap();
-        // One quad of canon, one revision marker.
-        assert_eq!(store.oxigraph().len().unwrap(), 2);
+        let report = store.import(&[good], meta(), |_| ()).unwrap();
         let revision = store.revision().unwrap();
+        assert_eq!(revision, report.commit.unwrap().id);
+        let len = store.oxigraph().len().unwrap();
 
         let more = write(dir.path(), "more.ttl", "<urn:d> <urn:e> <urn:f> .\n");
         let bad = write(
@@ -339,7 +342,7 @@ mod tests {
             "bad.ttl",
             "<urn:x> <urn:y> <urn:z> .\n<urn:x> <urn:y> .\n",
         );
-        let err = store.import(&[more, bad], |_| ()).unwrap_err();
+        let err = store.import(&[more, bad], meta(), |_| ()).unwrap_err();
         let CanonError::Syntax(syntax) = err else {
             panic!("{err}")
         };
@@ -347,7 +350,7 @@ mod tests {
         assert!(syntax.column.is_some());
         assert_eq!(
             store.oxigraph().len().unwrap(),
-            2,
+            len,
             "a failed import wrote something"
         );
         assert_eq!(store.revision().unwrap(), revision);
@@ -362,7 +365,7 @@ mod tests {
             "w.trig",
             "<urn:g> { <urn:a> <urn:b> \"c\" . }\n",
         );
-        let report = store.import(&[file], |_| ()).unwrap();
+        let report = store.import(&[file], meta(), |_| ()).unwrap();
         assert_eq!(report.files[0].1, 1);
         let QueryOutput::Boolean(true) = store
             .query("ASK { GRAPH <urn:g> { <urn:a> ?p ?o } }")
@@ -382,7 +385,7 @@ mod tests {
             r#"{"@context": {"lore": "https://lorekeeper.dev/ns/lore#"},
                 "@id": "urn:w:odile", "@type": "lore:Character", "lore:persona": "A warden."}"#,
         );
-        assert_eq!(store.import(&[file], |_| ()).unwrap().files[0].1, 2);
+        assert_eq!(store.import(&[file], meta(), |_| ()).unwrap().files[0].1, 2);
         let QueryOutput::Boolean(true) = store
             .query("ASK { <urn:w:odile> <https://lorekeeper.dev/ns/lore#persona> \"A warden.\" }")
             .unwrap()

@@ -115,12 +115,36 @@ terms! {
     DESCRIPTION = "description";
     /// `lore:writerNote`: never read by retrieval.
     WRITER_NOTE = "writerNote";
-    /// `lore:revision`: a marker each import commits in the system graph.
-    REVISION = "revision";
-    /// `lore:canon`: the subject of revision markers.
-    CANON = "canon";
     /// `lore:system`: the named graph of the engine's own bookkeeping.
     SYSTEM_GRAPH = "system";
+    /// `lore:history`: the named graph of canon's commits.
+    HISTORY_GRAPH = "history";
+    /// `lore:Commit`
+    COMMIT = "Commit";
+    /// `lore:sequence`: a commit's place in history, from 1.
+    SEQUENCE = "sequence";
+    /// `lore:parent`
+    PARENT = "parent";
+    /// `lore:basedOn`: the commit a change's author saw, when others landed in between.
+    BASED_ON = "basedOn";
+    /// `lore:author`
+    AUTHOR = "author";
+    /// `lore:committedAt`
+    COMMITTED_AT = "committedAt";
+    /// `lore:message`
+    MESSAGE = "message";
+    /// `lore:provenance`: a signed provenance record (JSON).
+    PROVENANCE = "provenance";
+    /// `lore:reverts`
+    REVERTS = "reverts";
+    /// `lore:added`: N-Quads a commit added (one literal per chunk).
+    ADDED = "added";
+    /// `lore:removed`: N-Quads a commit removed.
+    REMOVED = "removed";
+    /// `lore:addedCount`
+    ADDED_COUNT = "addedCount";
+    /// `lore:removedCount`
+    REMOVED_COUNT = "removedCount";
     /// `lore:policy`: the named graph of the studio-wide policy, beneath every production.
     POLICY_GRAPH = "policy";
     /// `lore:Rating`

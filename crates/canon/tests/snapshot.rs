@@ -35,7 +35,13 @@ fn snapshots_are_reused_until_canon_changes() {
     let cache = dir.path().join("worlds");
     let store = CanonStore::open(&dir.path().join("store")).unwrap();
     let world_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world/brindlemoor.trig");
-    store.import(&[world_file], |_| ()).unwrap();
+    store
+        .import(
+            &[world_file],
+            lore_canon::CommitMeta::new("test", "import"),
+            |_| (),
+        )
+        .unwrap();
 
     let fresh = World::load_cached(&store, "lanterns", &cache).unwrap();
     assert_eq!(snapshots(&cache), 1);
@@ -59,7 +65,13 @@ fn snapshots_are_reused_until_canon_changes() {
                 <https://lorekeeper.dev/ns/lore#commonKnowledge> true . }"#,
     )
     .unwrap();
-    store.import(&[more], |_| ()).unwrap();
+    store
+        .import(
+            &[more],
+            lore_canon::CommitMeta::new("test", "import"),
+            |_| (),
+        )
+        .unwrap();
     let after = World::load_cached(&store, "lanterns", &cache).unwrap();
     assert!(
         after.facts.iter().any(|f| f.iri == "urn:new-fact"),
@@ -74,7 +86,13 @@ fn a_corrupt_snapshot_is_rebuilt() {
     let cache = dir.path().join("worlds");
     let store = CanonStore::open(&dir.path().join("store")).unwrap();
     let world_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world/brindlemoor.trig");
-    store.import(&[world_file], |_| ()).unwrap();
+    store
+        .import(
+            &[world_file],
+            lore_canon::CommitMeta::new("test", "import"),
+            |_| (),
+        )
+        .unwrap();
     let fresh = World::load_cached(&store, "nocturne", &cache).unwrap();
     for entry in std::fs::read_dir(&cache).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();

@@ -40,7 +40,11 @@ fn import(store: &CanonStore, document: &Document) -> lore_cards::Mapped {
         Document::Lorebook(book) => lore_cards::lorebook_to_canon(book, "book", &placement),
     };
     store
-        .replace_graphs(std::slice::from_ref(&mapped.graph), &mapped.quads)
+        .replace_graphs(
+            std::slice::from_ref(&mapped.graph),
+            &mapped.quads,
+            lore_canon::CommitMeta::new("test", "import"),
+        )
         .unwrap();
     mapped
 }
@@ -275,7 +279,11 @@ fn standalone_lorebooks_round_trip_and_several_books_share_a_production() {
         };
         let mapped = lore_cards::lorebook_to_canon(&book, file, &placement);
         store
-            .replace_graphs(std::slice::from_ref(&mapped.graph), &mapped.quads)
+            .replace_graphs(
+                std::slice::from_ref(&mapped.graph),
+                &mapped.quads,
+                lore_canon::CommitMeta::new("test", "import"),
+            )
             .unwrap();
         books.push((file, book, mapped));
     }
@@ -301,7 +309,11 @@ fn standalone_lorebooks_round_trip_and_several_books_share_a_production() {
         let store2 = CanonStore::in_memory().unwrap();
         let mapped2 = lore_cards::lorebook_to_canon(&book2, file, &placement);
         store2
-            .replace_graphs(std::slice::from_ref(&mapped2.graph), &mapped2.quads)
+            .replace_graphs(
+                std::slice::from_ref(&mapped2.graph),
+                &mapped2.quads,
+                lore_canon::CommitMeta::new("test", "import"),
+            )
             .unwrap();
         assert_eq!(
             graph_quads(&store, mapped.graph.as_ref()),

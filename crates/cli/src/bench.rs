@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Subcommand;
 use lore_bench::{generation, peak_rss_mib, retrieval, serve, synth};
-use lore_canon::CanonStore;
+use lore_canon::{CanonStore, CommitMeta};
 
 use crate::config::Config;
 use crate::query::open_store;
@@ -148,7 +148,8 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
             );
             let store = CanonStore::open(&into)?;
             let started = Instant::now();
-            let report = store.import(&files, |_| ())?;
+            let report =
+                store.import(&files, CommitMeta::new("bench", "benchmark import"), |_| ())?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "import: {} quads in {secs:.2} s ({:.0} quads/s); peak RSS {:.0} MiB",

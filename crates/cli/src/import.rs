@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use lore_canon::{CanonStore, World};
+use lore_canon::{CanonStore, CommitMeta, World};
 use lore_cards::{Document, Mapped, Placement};
 
 use crate::config::Config;
+use crate::history::CommitArgs;
 
 /// Where imported cards and lorebooks go.
 pub struct CardTarget {
@@ -20,7 +21,16 @@ pub struct CardTarget {
     pub tenant: Option<String>,
 }
 
-pub fn run(config: &Config, files: &[PathBuf], target: &CardTarget) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Config,
+    files: &[PathBuf],
+    target: &CardTarget,
+    commit: &CommitArgs,
+) -> anyhow::Result<ExitCode> {
+    let meta = commit.meta(|| {
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        format!("Import {}", names.join(", "))
+    });
     std::fs::create_dir_all(&config.store).with_context(|| {
         format!(
             "cannot create the store directory {}",
@@ -30,7 +40,7 @@ pub fn run(config: &Config, files: &[PathBuf], target: &CardTarget) -> anyhow::R
     let store = CanonStore::open(&config.store)?;
     let (cards, canon): (Vec<&PathBuf>, Vec<&PathBuf>) = files.iter().partition(|f| is_card(f));
     if cards.is_empty() {
-        return import_canon(config, &store, files);
+        return import_canon(config, &store, files, meta);
     }
     // Every document is read and mapped before anything is written; then all of them, and
     // any canon files beside them, commit in one transaction.
@@ -86,7 +96,7 @@ pub fn run(config: &Config, files: &[PathBuf], target: &CardTarget) -> anyhow::R
     }
     let graphs: Vec<_> = mapped.iter().map(|(_, m)| m.graph.clone()).collect();
     quads.extend(mapped.iter().flat_map(|(_, m)| m.quads.iter().cloned()));
-    let store_len = store.replace_graphs(&graphs, &quads)?;
+    let commit = store.replace_graphs(&graphs, &quads, meta)?;
     for (file, m) in &mapped {
         println!(
             "{}: <{}> in graph <{}>, {} quads (the graph replaced as a whole)",
@@ -102,10 +112,16 @@ pub fn run(config: &Config, files: &[PathBuf], target: &CardTarget) -> anyhow::R
     for (file, n) in canon_counts {
         println!("{}: {n} quads", file.display());
     }
-    println!(
-        "imported into {}; the store holds {store_len} quads",
-        config.store.display()
-    );
+    match commit {
+        Some(c) => println!(
+            "imported into {} as commit {} (+{} -{} quads)",
+            config.store.display(),
+            c.short_id(),
+            c.added,
+            c.removed
+        ),
+        None => println!("canon already held all of it; nothing was committed"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -113,6 +129,7 @@ fn import_canon(
     config: &Config,
     store: &CanonStore,
     files: &[PathBuf],
+    meta: CommitMeta,
 ) -> anyhow::Result<ExitCode> {
     let bar = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} {msg} {pos} quads ({per_sec}) {elapsed}")
@@ -121,14 +138,18 @@ fn import_canon(
     bar.set_message("importing");
     let progress = bar.clone();
     let started = Instant::now();
-    let report = store.import(files, move |n| progress.set_position(n));
+    let report = store.import(files, meta, move |n| progress.set_position(n));
     bar.finish_and_clear();
     let report = report?;
     for (file, quads) in &report.files {
         println!("{}: {quads} quads", file.display());
     }
+    let commit = report.commit.as_ref().map_or_else(
+        || "nothing new, no commit".to_owned(),
+        |c| format!("commit {}", c.short_id()),
+    );
     println!(
-        "imported into {} in {:.2?}; the store holds {} quads",
+        "imported into {} in {:.2?} ({commit}); the store holds {} quads",
         config.store.display(),
         started.elapsed(),
         report.store_len

@@ -10,6 +10,7 @@ mod config;
 mod eval;
 mod eval_watermark;
 mod export;
+mod history;
 mod import;
 mod query;
 mod quest;
@@ -149,6 +150,46 @@ enum Command {
         /// The studio that owns productions created for cards.
         #[arg(long, value_name = "TENANT")]
         tenant: Option<String>,
+        #[command(flatten)]
+        commit: history::CommitArgs,
+    },
+    /// Canon's history, newest first: every import, edit and revert is a commit.
+    Log {
+        /// Show only the newest N.
+        #[arg(long, short = 'n', value_name = "N")]
+        limit: Option<usize>,
+        /// One JSON object per commit.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed between canon as of commit FROM and as of TO (`root`: before the
+    /// first commit); with FROM alone, what that commit changed.
+    Diff {
+        /// A commit: id, unique prefix, head or head~N.
+        from: String,
+        /// A later (or earlier) commit.
+        to: Option<String>,
+        /// {"added": [...], "removed": [...]} as N-Quads lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Edit canon: add and remove the triples of files, as one commit.
+    Commit {
+        #[command(flatten)]
+        edit: history::EditArgs,
+        #[command(flatten)]
+        commit: history::CommitArgs,
+    },
+    /// Undo a commit with a new commit; refused when later commits changed the same triples,
+    /// unless they are reverted with it.
+    Revert {
+        /// The commit: id, unique prefix, head or head~N.
+        commit: String,
+        /// Also revert the later commits that changed the same triples, in the same commit.
+        #[arg(long)]
+        with_dependents: bool,
+        #[command(flatten)]
+        author: history::CommitArgs,
     },
     /// Lint canon: the given files, or the store when none are given.
     Check {
@@ -165,6 +206,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = query::Format::Table)]
         format: query::Format,
+        /// Query canon as it stood right after this commit.
+        #[arg(long, value_name = "COMMIT")]
+        as_of: Option<String>,
     },
     /// Show what a turn would retrieve for a player line, without generating.
     Context {
@@ -327,6 +371,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             files,
             production,
             tenant,
+            commit,
         } => import::run(
             &config,
             &files,
@@ -334,9 +379,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 productions: production,
                 tenant,
             },
+            &commit,
         ),
+        Command::Log { limit, json } => history::log(&config, limit, json),
+        Command::Diff { from, to, json } => history::diff(&config, &from, to.as_deref(), json),
+        Command::Commit { edit, commit } => history::commit(&config, &edit, &commit),
+        Command::Revert {
+            commit,
+            with_dependents,
+            author,
+        } => history::revert(&config, &commit, with_dependents, &author),
         Command::Check { files, json } => check::run(&config, &files, json),
-        Command::Query { query, format } => query::run(&config, &query, format),
+        Command::Query {
+            query,
+            format,
+            as_of,
+        } => query::run(&config, &query, format, as_of.as_deref()),
         Command::Context { session, text } => chat::context(&config, &session, &text),
         Command::Quest {
             session,

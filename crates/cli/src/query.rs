@@ -34,14 +34,22 @@ pub fn open_store(config: &Config) -> anyhow::Result<CanonStore> {
     Ok(CanonStore::open_read_only(&config.store)?)
 }
 
-pub fn run(config: &Config, query: &str, format: Format) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Config,
+    query: &str,
+    format: Format,
+    as_of: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let text = match query.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read query file {path}"))?,
         None => query.to_owned(),
     };
     let store = open_store(config)?;
-    let output = store.query(&text)?;
+    let output = match as_of {
+        Some(commit) => store.as_of(commit)?.query(&text)?,
+        None => store.query(&text)?,
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match (output, format) {

@@ -362,7 +362,13 @@ mod tests {
         "#,
         )
         .unwrap();
-        store.import(&[file], |_| ()).unwrap();
+        store
+            .import(
+                &[file],
+                lore_canon::CommitMeta::new("test", "import"),
+                |_| (),
+            )
+            .unwrap();
         let world = Arc::new(World::load(&store, "P").unwrap());
         let resolved = world.resolve(&store, "Ada", None).unwrap();
         TurnPlanner::new(world, resolved, SessionOptions::default()).unwrap()

@@ -659,7 +659,13 @@ mod tests {
                  :f1 a lore:Fact ; lore:about :b ; lore:statement "Bram bakes at dawn." ; lore:commonKnowledge true .
                  :r a lore:Relationship ; lore:source :a ; lore:target :b ; lore:kind "neighbour" . }
         "#).unwrap();
-        store.import(&[file], |_| ()).unwrap();
+        store
+            .import(
+                &[file],
+                lore_canon::CommitMeta::new("test", "import"),
+                |_| (),
+            )
+            .unwrap();
         let world = Arc::new(World::load(&store, "P").unwrap());
         let resolved = world.resolve(&store, "Ada", None).unwrap();
         let prompts = Arc::new(std::sync::Mutex::new(Vec::new()));

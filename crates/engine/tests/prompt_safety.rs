@@ -16,7 +16,13 @@ use oxigraph::model::Term;
 fn sample_store() -> CanonStore {
     let world = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world/brindlemoor.trig");
     let store = CanonStore::in_memory().unwrap();
-    store.import(&[world], |_| ()).unwrap();
+    store
+        .import(
+            &[world],
+            lore_canon::CommitMeta::new("test", "import"),
+            |_| (),
+        )
+        .unwrap();
     store
 }
 

@@ -31,6 +31,7 @@ fn lanterns() -> (CanonStore, Arc<World>) {
     store
         .import(
             &[root.join("policy.trig"), root.join("brindlemoor.trig")],
+            lore_canon::CommitMeta::new("test", "import"),
             |_| (),
         )
         .unwrap();

@@ -47,6 +47,7 @@ fn world(production: &str) -> World {
     store
         .import(
             &[dir.join("policy.trig"), dir.join("brindlemoor.trig")],
+            lore_canon::CommitMeta::new("test", "import"),
             |_| (),
         )
         .unwrap();

@@ -11,6 +11,7 @@ pub fn world(production: &str) -> World {
     store
         .import(
             &[root.join("policy.trig"), root.join("brindlemoor.trig")],
+            lore_canon::CommitMeta::new("test", "import"),
             |_| (),
         )
         .expect("the sample world imports");

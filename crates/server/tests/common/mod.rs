@@ -63,6 +63,7 @@ pub fn canon() -> Canon {
                 world.join("brindlemoor.trig"),
                 rival,
             ],
+            lore_canon::CommitMeta::new("test", "import"),
             |_| (),
         )
         .unwrap();

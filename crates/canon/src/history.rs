@@ -1,0 +1,899 @@
+//! Versioned canon: every change is a commit, kept in the store beside the canon it changed.
+//!
+//! A commit records its author, time, message, provenance (when generation proposed it) and
+//! the exact quads it added and removed, as N-Quads in the graph `lore:history`, written in
+//! the same transaction as the change itself: canon and its history never disagree. History
+//! is linear. A commit names the commit its author saw (its base); when others committed
+//! since, the change goes on top only if it touches none of the triples they touched, and is
+//! otherwise refused with those triples named. Reverting applies the inverse of a commit's
+//! change; a revert that later commits depend on is refused unless they are reverted with it.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+
+use oxigraph::io::{RdfFormat, RdfParser};
+use oxigraph::model::{
+    GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNodeRef, Quad, Term,
+};
+use oxigraph::store::Store;
+use sha2::{Digest, Sha256};
+
+use crate::error::CanonError;
+use crate::store::CanonStore;
+use crate::vocab;
+
+/// Quads per N-Quads literal of a commit's change, so no single value grows without bound.
+const CHUNK_QUADS: usize = 4096;
+/// Triples an error message names before it says how many more there are.
+const NAMED_IN_ERRORS: usize = 8;
+/// The prefix of a commit's IRI; the rest is its id.
+const COMMIT_IRI: &str = "urn:lore:commit:";
+
+/// One commit of canon, without its change (see [`CanonStore::change`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Commit {
+    /// SHA-256 (hex) over everything below and the change.
+    pub id: String,
+    /// 1 for the first commit, then one more for each.
+    pub sequence: u64,
+    /// The commit before it.
+    pub parent: Option<String>,
+    /// The commit its author saw, when others committed in between.
+    pub based_on: Option<String>,
+    /// Who made it (a key's name, a user, `import`).
+    pub author: String,
+    /// When, RFC 3339 in UTC.
+    pub time: String,
+    /// Why.
+    pub message: String,
+    /// The signed provenance record (JSON) of generated material it brought in.
+    pub provenance: Option<String>,
+    /// The commits it reverts.
+    pub reverts: Vec<String>,
+    /// Quads added.
+    pub added: usize,
+    /// Quads removed.
+    pub removed: usize,
+}
+
+impl Commit {
+    /// The first 12 hex digits, enough to name a commit in a store of any realistic size.
+    pub fn short_id(&self) -> &str {
+        short(&self.id)
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// What a commit changes: quads added and quads removed (disjoint, each sorted, no repeats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    /// Quads the commit adds.
+    pub added: Vec<Quad>,
+    /// Quads the commit removes.
+    pub removed: Vec<Quad>,
+}
+
+impl Change {
+    /// A change from any quads: sorted, repeats dropped.
+    pub fn new(
+        added: impl IntoIterator<Item = Quad>,
+        removed: impl IntoIterator<Item = Quad>,
+    ) -> Self {
+        Self {
+            added: sorted(added),
+            removed: sorted(removed),
+        }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// The change that undoes this one.
+    pub fn inverse(&self) -> Change {
+        Change {
+            added: self.removed.clone(),
+            removed: self.added.clone(),
+        }
+    }
+
+    /// The net effect of applying `changes` in order.
+    pub fn compose<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Change {
+        let mut net: BTreeMap<String, (Quad, bool)> = BTreeMap::new();
+        for change in changes {
+            for (quads, adds) in [(&change.removed, false), (&change.added, true)] {
+                for quad in quads {
+                    let key = quad.to_string();
+                    match net.get(&key) {
+                        // Added then removed, or removed then added: no net change.
+                        Some((_, was_added)) if *was_added != adds => {
+                            net.remove(&key);
+                        }
+                        _ => {
+                            net.insert(key, (quad.clone(), adds));
+                        }
+                    }
+                }
+            }
+        }
+        let (added, removed): (Vec<_>, Vec<_>) = net.into_values().partition(|(_, adds)| *adds);
+        Change {
+            added: added.into_iter().map(|(q, _)| q).collect(),
+            removed: removed.into_iter().map(|(q, _)| q).collect(),
+        }
+    }
+
+    /// Every quad it touches, as N-Quads text.
+    fn touched(&self) -> impl Iterator<Item = String> + '_ {
+        self.added.iter().chain(&self.removed).map(Quad::to_string)
+    }
+
+    /// The (graph, subject, predicate) slots whose values it removes: a change that adds or
+    /// removes a value in the same slot edits the same thing.
+    fn edited_slots(&self) -> HashSet<String> {
+        self.removed.iter().map(slot).collect()
+    }
+
+    /// Its quads as N-Quads text, added lines first with `+`, removed with `-`.
+    pub fn to_patch(&self) -> String {
+        let mut text = String::new();
+        for quad in &self.added {
+            let _ = writeln!(text, "+ {quad} .");
+        }
+        for quad in &self.removed {
+            let _ = writeln!(text, "- {quad} .");
+        }
+        text
+    }
+}
+
+fn sorted(quads: impl IntoIterator<Item = Quad>) -> Vec<Quad> {
+    let by_text: BTreeMap<String, Quad> = quads.into_iter().map(|q| (q.to_string(), q)).collect();
+    by_text.into_values().collect()
+}
+
+fn slot(quad: &Quad) -> String {
+    format!("{} {} {}", quad.graph_name, quad.subject, quad.predicate)
+}
+
+/// Who makes a change and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitMeta {
+    /// Who (a key's name, a user, `import`).
+    pub author: String,
+    /// Why.
+    pub message: String,
+    /// The provenance record of generated material it brings in.
+    pub provenance: Option<String>,
+}
+
+impl CommitMeta {
+    /// A change by `author` for `message`, not generated.
+    pub fn new(author: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            author: author.into(),
+            message: message.into(),
+            provenance: None,
+        }
+    }
+}
+
+/// The commit a change was made against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// Whatever is newest when it lands (imports and tools that hold no earlier view).
+    Head,
+    /// Canon before its first commit.
+    Root,
+    /// A commit, by id, unique prefix, `head` or `head~N`.
+    Commit(String),
+}
+
+impl CanonStore {
+    /// The newest commit, if canon has any.
+    pub fn head(&self) -> Result<Option<Commit>, CanonError> {
+        let newest = self.commit_nodes()?.into_iter().max_by_key(|(seq, _)| *seq);
+        newest.map(|(_, id)| self.commit_info(&id)).transpose()
+    }
+
+    /// Every commit, newest first.
+    pub fn log(&self) -> Result<Vec<Commit>, CanonError> {
+        let mut nodes = self.commit_nodes()?;
+        nodes.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        nodes.iter().map(|(_, id)| self.commit_info(id)).collect()
+    }
+
+    /// The commit `rev` names: a full id, a unique prefix of at least 4 hex digits, `head`,
+    /// or `head~N` (N commits before the newest).
+    pub fn commit(&self, rev: &str) -> Result<Commit, CanonError> {
+        let id = self.resolve(rev)?;
+        self.commit_info(&id)
+    }
+
+    /// What commit `rev` itself changed.
+    pub fn change(&self, rev: &str) -> Result<Change, CanonError> {
+        let id = self.resolve(rev)?;
+        self.change_of(&id)
+    }
+
+    /// The net change from canon as of `from` (`None`: before the first commit) to canon as
+    /// of `to`, in either order.
+    pub fn diff(&self, from: Option<&str>, to: &str) -> Result<Change, CanonError> {
+        let from = from.map(|r| self.commit(r)).transpose()?;
+        let to = self.commit(to)?;
+        let from_seq = from.as_ref().map_or(0, |c| c.sequence);
+        let (low, high, forward) = if from_seq <= to.sequence {
+            (from_seq, to.sequence, true)
+        } else {
+            (to.sequence, from_seq, false)
+        };
+        let changes = self.changes_between(low, high)?;
+        let net = Change::compose(&changes);
+        Ok(if forward { net } else { net.inverse() })
+    }
+
+    /// Canon as it stood right after commit `rev`: a copy in memory, for queries.
+    pub fn as_of(&self, rev: &str) -> Result<CanonStore, CanonError> {
+        let target = self.commit(rev)?;
+        let copy = Store::new()?;
+        let mut transaction = copy.start_transaction()?;
+        for quad in self.oxigraph().iter() {
+            let quad = quad?;
+            if !is_reserved(quad.graph_name.as_ref()) {
+                transaction.insert(&quad);
+            }
+        }
+        let later = self.changes_between(target.sequence, u64::MAX)?;
+        let undo = Change::compose(&later).inverse();
+        for quad in &undo.removed {
+            transaction.remove(quad);
+        }
+        transaction.extend(&undo.added);
+        transaction.commit()?;
+        Ok(CanonStore::from_oxigraph(copy))
+    }
+
+    /// Commits `change` on top of canon, as made against `base`. Additions canon already
+    /// holds are dropped; every removal must be held. When others committed after `base`,
+    /// the change lands only if it touches none of their triples (nor a value they removed
+    /// from the same subject and property), else [`CanonError::Conflict`] names them.
+    pub fn commit_change(
+        &self,
+        base: &Base,
+        meta: CommitMeta,
+        change: Change,
+    ) -> Result<Commit, CanonError> {
+        let _writer = self.lock_writer();
+        let head = self.head()?;
+        let base_seq = match base {
+            Base::Head => head.as_ref().map_or(0, |c| c.sequence),
+            Base::Root => 0,
+            Base::Commit(rev) => self.commit(rev)?.sequence,
+        };
+        check_graphs(&change)?;
+        let both: Vec<String> = {
+            let removed: HashSet<String> = change.removed.iter().map(Quad::to_string).collect();
+            change
+                .added
+                .iter()
+                .map(Quad::to_string)
+                .filter(|q| removed.contains(q))
+                .collect()
+        };
+        if !both.is_empty() {
+            return Err(CanonError::AddedAndRemoved {
+                triples: name_some(&both),
+            });
+        }
+        if head.as_ref().is_some_and(|h| h.sequence > base_seq) {
+            self.check_conflicts(base_seq, &change)?;
+        }
+        let change = self.effective(change)?;
+        let based_on = match base {
+            Base::Commit(_) if head.as_ref().map_or(0, |h| h.sequence) > base_seq => {
+                self.commit_at(base_seq)?
+            }
+            _ => None,
+        };
+        self.write_commit(head.as_ref(), based_on, meta, Vec::new(), change)
+    }
+
+    /// Reverts commit `rev`: a new commit with the inverse of its change. When later commits
+    /// changed any of the same triples, they depend on it: with `with_dependents` they are
+    /// reverted in the same commit, else [`CanonError::RevertBlocked`] names them.
+    /// The message is `meta`'s when it has one, else says what was reverted.
+    pub fn revert(
+        &self,
+        rev: &str,
+        meta: CommitMeta,
+        with_dependents: bool,
+    ) -> Result<Commit, CanonError> {
+        let _writer = self.lock_writer();
+        let target = self.commit(rev)?;
+        let mut touched: HashSet<String> = self.change_of(&target.id)?.touched().collect();
+        let mut reverted = vec![(target.clone(), self.change_of(&target.id)?)];
+        let mut shared = BTreeSet::new();
+        let mut later = self.commit_nodes()?;
+        later.retain(|(seq, _)| *seq > target.sequence);
+        later.sort();
+        for (_, id) in later {
+            let change = self.change_of(&id)?;
+            let overlap: Vec<String> = change.touched().filter(|q| touched.contains(q)).collect();
+            if overlap.is_empty() {
+                continue;
+            }
+            shared.extend(overlap);
+            touched.extend(change.touched());
+            reverted.push((self.commit_info(&id)?, change));
+        }
+        if reverted.len() > 1 && !with_dependents {
+            return Err(CanonError::RevertBlocked {
+                commit: target.short_id().to_owned(),
+                dependents: reverted[1..]
+                    .iter()
+                    .map(|(c, _)| format!("{} \"{}\"", c.short_id(), c.message))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                triples: name_some(&shared.into_iter().collect::<Vec<_>>()),
+            });
+        }
+        let undo = Change::compose(reverted.iter().map(|(_, c)| c)).inverse();
+        if undo.is_empty() {
+            return Err(CanonError::NoChange);
+        }
+        let names: Vec<&str> = reverted.iter().map(|(c, _)| c.short_id()).collect();
+        let message = match reverted.as_slice() {
+            _ if !meta.message.is_empty() => meta.message,
+            [(only, _)] => format!("Revert {} \"{}\"", only.short_id(), only.message),
+            _ => format!("Revert {} together", names.join(", ")),
+        };
+        let ids = reverted.iter().map(|(c, _)| c.id.clone()).collect();
+        let head = self.head()?;
+        self.write_commit(
+            head.as_ref(),
+            None,
+            CommitMeta { message, ..meta },
+            ids,
+            undo,
+        )
+    }
+
+    /// Refuses `change` when a commit after `base_seq` touched its triples or edited a slot
+    /// it changes.
+    fn check_conflicts(&self, base_seq: u64, change: &Change) -> Result<(), CanonError> {
+        let mut later = self.commit_nodes()?;
+        later.retain(|(seq, _)| *seq > base_seq);
+        later.sort();
+        let mine: HashSet<String> = change.touched().collect();
+        let my_slots: HashSet<String> = change
+            .added
+            .iter()
+            .chain(&change.removed)
+            .map(slot)
+            .collect();
+        let my_edits = change.edited_slots();
+        let mut commits = Vec::new();
+        let mut triples = BTreeSet::new();
+        for (_, id) in later {
+            let theirs = self.change_of(&id)?;
+            let their_edits = theirs.edited_slots();
+            let before = triples.len();
+            for quad in theirs.added.iter().chain(&theirs.removed) {
+                let text = quad.to_string();
+                let key = slot(quad);
+                if mine.contains(&text)
+                    || (their_edits.contains(&key) && my_slots.contains(&key))
+                    || my_edits.contains(&key)
+                {
+                    triples.insert(text);
+                }
+            }
+            if triples.len() > before {
+                commits.push(short(&id).to_owned());
+            }
+        }
+        if commits.is_empty() {
+            return Ok(());
+        }
+        Err(CanonError::Conflict {
+            base: self
+                .commit_at(base_seq)?
+                .map_or_else(|| "the empty canon".to_owned(), |id| short(&id).to_owned()),
+            commits: commits.join(", "),
+            triples: name_some(&triples.into_iter().collect::<Vec<_>>()),
+        })
+    }
+
+    /// `change` against canon now: additions already held dropped, removals all held.
+    fn effective(&self, change: Change) -> Result<Change, CanonError> {
+        let store = self.oxigraph();
+        let mut missing = Vec::new();
+        for quad in &change.removed {
+            if !store.contains(quad)? {
+                missing.push(quad.to_string());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(CanonError::NotHeld {
+                triples: name_some(&missing),
+            });
+        }
+        let mut added = Vec::with_capacity(change.added.len());
+        for quad in change.added {
+            if !store.contains(&quad)? {
+                added.push(quad);
+            }
+        }
+        let change = Change {
+            added,
+            removed: change.removed,
+        };
+        if change.is_empty() {
+            return Err(CanonError::NoChange);
+        }
+        Ok(change)
+    }
+
+    /// Applies `change` and records it as the commit after `head`, in one transaction.
+    fn write_commit(
+        &self,
+        head: Option<&Commit>,
+        based_on: Option<String>,
+        meta: CommitMeta,
+        reverts: Vec<String>,
+        change: Change,
+    ) -> Result<Commit, CanonError> {
+        let commit = new_commit(head, based_on, meta, reverts, &change);
+        let mut transaction = self.oxigraph().start_transaction()?;
+        for quad in &change.removed {
+            transaction.remove(quad);
+        }
+        transaction.extend(&change.added);
+        transaction.extend(&commit_quads(&commit, &change));
+        transaction.commit()?;
+        tracing::info!(
+            commit = commit.short_id(),
+            added = commit.added,
+            removed = commit.removed,
+            "canon commit"
+        );
+        Ok(commit)
+    }
+
+    /// Full id of the commit `rev` names.
+    fn resolve(&self, rev: &str) -> Result<String, CanonError> {
+        let rev = rev.trim();
+        let mut nodes = self.commit_nodes()?;
+        let unknown = |hint: &str| CanonError::UnknownCommit {
+            rev: rev.to_owned(),
+            hint: hint.to_owned(),
+        };
+        let lower = rev.to_ascii_lowercase();
+        if let Some(back) = lower.strip_prefix("head") {
+            let back: u64 = match back.strip_prefix('~') {
+                None if back.is_empty() => 0,
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| unknown("write head~N with N a number"))?,
+                None => return Err(unknown("write head or head~N")),
+            };
+            nodes.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+            let count = nodes.len();
+            return nodes
+                .into_iter()
+                .nth(usize::try_from(back).unwrap_or(usize::MAX))
+                .map(|(_, id)| id)
+                .ok_or_else(|| unknown(&format!("canon has {count} commits")));
+        }
+        if lower.len() < 4 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(unknown(
+                "give a commit id (at least 4 hex digits), head or head~N",
+            ));
+        }
+        let matches: Vec<String> = nodes
+            .into_iter()
+            .map(|(_, id)| id)
+            .filter(|id| id.starts_with(&lower))
+            .collect();
+        match matches.as_slice() {
+            [id] => Ok(id.clone()),
+            [] => Err(unknown("`lore log` lists the commits")),
+            _ => Err(CanonError::AmbiguousCommit {
+                rev: rev.to_owned(),
+                matches: matches
+                    .iter()
+                    .map(|m| short(m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// (sequence, id) of every commit.
+    fn commit_nodes(&self) -> Result<Vec<(u64, String)>, CanonError> {
+        let mut nodes = Vec::new();
+        for quad in self.oxigraph().quads_for_pattern(
+            None,
+            Some(vocab::SEQUENCE),
+            None,
+            Some(vocab::HISTORY_GRAPH.into()),
+        ) {
+            let quad = quad?;
+            let id = match &quad.subject {
+                oxigraph::model::NamedOrBlankNode::NamedNode(n) => {
+                    n.as_str().strip_prefix(COMMIT_IRI)
+                }
+                _ => None,
+            };
+            let seq = match &quad.object {
+                Term::Literal(l) => l.value().parse().ok(),
+                _ => None,
+            };
+            match (id, seq) {
+                (Some(id), Some(seq)) => nodes.push((seq, id.to_owned())),
+                _ => {
+                    return Err(malformed(
+                        &quad.subject.to_string(),
+                        "a commit without a sequence number",
+                    ));
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// The id of the commit with sequence `seq` (`None` for 0, before the first).
+    fn commit_at(&self, seq: u64) -> Result<Option<String>, CanonError> {
+        Ok(self
+            .commit_nodes()?
+            .into_iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, id)| id))
+    }
+
+    /// The changes of the commits with sequence in `(after, up_to]`, in order.
+    fn changes_between(&self, after: u64, up_to: u64) -> Result<Vec<Change>, CanonError> {
+        let mut nodes = self.commit_nodes()?;
+        nodes.retain(|(seq, _)| *seq > after && *seq <= up_to);
+        nodes.sort();
+        nodes.iter().map(|(_, id)| self.change_of(id)).collect()
+    }
+
+    fn commit_info(&self, id: &str) -> Result<Commit, CanonError> {
+        let node = commit_node(id);
+        let values = |predicate: NamedNodeRef<'_>| -> Result<Vec<Term>, CanonError> {
+            self.oxigraph()
+                .quads_for_pattern(
+                    Some(NamedOrBlankNodeRef::from(node.as_ref())),
+                    Some(predicate),
+                    None,
+                    Some(vocab::HISTORY_GRAPH.into()),
+                )
+                .map(|q| q.map(|q| q.object).map_err(CanonError::from))
+                .collect()
+        };
+        let text = |predicate| -> Result<Option<String>, CanonError> {
+            Ok(values(predicate)?.into_iter().next().map(|t| match t {
+                Term::Literal(l) => l.value().to_owned(),
+                Term::NamedNode(n) => n
+                    .as_str()
+                    .strip_prefix(COMMIT_IRI)
+                    .unwrap_or(n.as_str())
+                    .to_owned(),
+                other => other.to_string(),
+            }))
+        };
+        let number = |predicate| -> Result<u64, CanonError> {
+            text(predicate)?
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| malformed(node.as_str(), "a commit without its counts"))
+        };
+        let mut reverts: Vec<String> = values(vocab::REVERTS)?
+            .into_iter()
+            .filter_map(|t| match t {
+                Term::NamedNode(n) => n.as_str().strip_prefix(COMMIT_IRI).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        reverts.sort();
+        Ok(Commit {
+            id: id.to_owned(),
+            sequence: number(vocab::SEQUENCE)?,
+            parent: text(vocab::PARENT)?,
+            based_on: text(vocab::BASED_ON)?,
+            author: text(vocab::AUTHOR)?.unwrap_or_default(),
+            time: text(vocab::COMMITTED_AT)?.unwrap_or_default(),
+            message: text(vocab::MESSAGE)?.unwrap_or_default(),
+            provenance: text(vocab::PROVENANCE)?,
+            reverts,
+            added: usize::try_from(number(vocab::ADDED_COUNT)?).unwrap_or(usize::MAX),
+            removed: usize::try_from(number(vocab::REMOVED_COUNT)?).unwrap_or(usize::MAX),
+        })
+    }
+
+    fn change_of(&self, id: &str) -> Result<Change, CanonError> {
+        let node = commit_node(id);
+        let read = |predicate: NamedNodeRef<'_>| -> Result<Vec<Quad>, CanonError> {
+            let mut quads = Vec::new();
+            for chunk in self.oxigraph().quads_for_pattern(
+                Some(NamedOrBlankNodeRef::from(node.as_ref())),
+                Some(predicate),
+                None,
+                Some(vocab::HISTORY_GRAPH.into()),
+            ) {
+                let Term::Literal(text) = chunk?.object else {
+                    return Err(malformed(
+                        node.as_str(),
+                        "a change that is not N-Quads text",
+                    ));
+                };
+                for quad in RdfParser::from_format(RdfFormat::NQuads).for_slice(text.value()) {
+                    quads.push(quad.map_err(|e| malformed(node.as_str(), &e.to_string()))?);
+                }
+            }
+            Ok(quads)
+        };
+        Ok(Change::new(read(vocab::ADDED)?, read(vocab::REMOVED)?))
+    }
+}
+
+/// A commit's record (the change not yet stored): its id hashes everything it says.
+pub(crate) fn new_commit(
+    head: Option<&Commit>,
+    based_on: Option<String>,
+    meta: CommitMeta,
+    reverts: Vec<String>,
+    change: &Change,
+) -> Commit {
+    let time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut commit = Commit {
+        id: String::new(),
+        sequence: head.map_or(1, |h| h.sequence + 1),
+        parent: head.map(|h| h.id.clone()),
+        based_on,
+        author: meta.author,
+        time,
+        message: meta.message,
+        provenance: meta.provenance,
+        reverts,
+        added: change.added.len(),
+        removed: change.removed.len(),
+    };
+    let mut hasher = Sha256::new();
+    let header = hashed_header(&commit);
+    hasher.update(header.as_bytes());
+    hasher.update(change.to_patch().as_bytes());
+    commit.id = hasher
+        .finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    commit
+}
+
+/// The commit's fields, one per line, in a fixed order (what its id hashes).
+fn hashed_header(commit: &Commit) -> String {
+    format!(
+        "sequence {}\nparent {:?}\nbased_on {:?}\nauthor {:?}\ntime {:?}\nmessage {:?}\nprovenance {:?}\nreverts {:?}\n",
+        commit.sequence,
+        commit.parent,
+        commit.based_on,
+        commit.author,
+        commit.time,
+        commit.message,
+        commit.provenance,
+        commit.reverts
+    )
+}
+
+fn commit_node(id: &str) -> NamedNode {
+    NamedNode::new_unchecked(format!("{COMMIT_IRI}{id}"))
+}
+
+/// The quads of the graph `lore:history` that record `commit` and its change.
+pub(crate) fn commit_quads(commit: &Commit, change: &Change) -> Vec<Quad> {
+    let node = commit_node(&commit.id);
+    let graph = vocab::HISTORY_GRAPH;
+    let mut quads = Vec::new();
+    let mut put = |predicate: NamedNodeRef<'_>, object: Term| {
+        quads.push(Quad::new(node.clone(), predicate, object, graph));
+    };
+    put(oxigraph::model::vocab::rdf::TYPE, vocab::COMMIT.into());
+    let integer = |n: usize| {
+        Term::from(Literal::new_typed_literal(
+            n.to_string(),
+            oxigraph::model::vocab::xsd::INTEGER,
+        ))
+    };
+    put(
+        vocab::SEQUENCE,
+        integer(usize::try_from(commit.sequence).unwrap_or(usize::MAX)),
+    );
+    put(vocab::ADDED_COUNT, integer(commit.added));
+    put(vocab::REMOVED_COUNT, integer(commit.removed));
+    for (predicate, other) in [
+        (vocab::PARENT, &commit.parent),
+        (vocab::BASED_ON, &commit.based_on),
+    ] {
+        if let Some(other) = other {
+            put(predicate, commit_node(other).into());
+        }
+    }
+    for reverted in &commit.reverts {
+        put(vocab::REVERTS, commit_node(reverted).into());
+    }
+    put(
+        vocab::AUTHOR,
+        Literal::new_simple_literal(&commit.author).into(),
+    );
+    put(
+        vocab::COMMITTED_AT,
+        Literal::new_typed_literal(&commit.time, oxigraph::model::vocab::xsd::DATE_TIME).into(),
+    );
+    put(
+        vocab::MESSAGE,
+        Literal::new_simple_literal(&commit.message).into(),
+    );
+    if let Some(provenance) = &commit.provenance {
+        put(
+            vocab::PROVENANCE,
+            Literal::new_simple_literal(provenance).into(),
+        );
+    }
+    for (predicate, part) in [
+        (vocab::ADDED, &change.added),
+        (vocab::REMOVED, &change.removed),
+    ] {
+        for chunk in part.chunks(CHUNK_QUADS) {
+            let mut text = String::new();
+            for quad in chunk {
+                let _ = writeln!(text, "{quad} .");
+            }
+            put(predicate, Literal::new_simple_literal(text).into());
+        }
+    }
+    quads
+}
+
+/// The engine's own graphs, which no change of canon may touch.
+pub(crate) fn is_reserved(graph: GraphNameRef<'_>) -> bool {
+    graph == GraphNameRef::from(vocab::HISTORY_GRAPH)
+        || graph == GraphNameRef::from(vocab::SYSTEM_GRAPH)
+}
+
+fn check_graphs(change: &Change) -> Result<(), CanonError> {
+    match change
+        .added
+        .iter()
+        .chain(&change.removed)
+        .find(|q| is_reserved(q.graph_name.as_ref()))
+    {
+        Some(quad) => Err(CanonError::ReservedGraph {
+            graph: quad.graph_name.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The first few of `triples`, and how many more there are.
+fn name_some(triples: &[String]) -> String {
+    let mut named = triples
+        .iter()
+        .take(NAMED_IN_ERRORS)
+        .map(|t| format!("{t} ."))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if triples.len() > NAMED_IN_ERRORS {
+        let _ = write!(named, "; and {} more", triples.len() - NAMED_IN_ERRORS);
+    }
+    named
+}
+
+fn malformed(subject: &str, message: &str) -> CanonError {
+    CanonError::Malformed {
+        subject: subject.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxigraph::model::LiteralRef;
+
+    fn quad(s: &str, o: &str) -> Quad {
+        Quad::new(
+            NamedNode::new_unchecked(format!("urn:{s}")),
+            NamedNode::new_unchecked("urn:p"),
+            Literal::new_simple_literal(o),
+            NamedNode::new_unchecked("urn:g"),
+        )
+    }
+
+    fn meta(message: &str) -> CommitMeta {
+        CommitMeta::new("test", message)
+    }
+
+    #[test]
+    fn commits_apply_and_revert_exactly() {
+        let store = CanonStore::in_memory().unwrap();
+        let first = store
+            .commit_change(&Base::Root, meta("a"), Change::new([quad("a", "1")], []))
+            .unwrap();
+        assert_eq!(first.sequence, 1);
+        assert_eq!(store.revision().unwrap(), first.id);
+        let second = store
+            .commit_change(
+                &Base::Commit(first.id.clone()),
+                meta("b"),
+                Change::new([quad("b", "2")], [quad("a", "1")]),
+            )
+            .unwrap();
+        assert_eq!(second.parent.as_deref(), Some(first.id.as_str()));
+        assert!(!store.oxigraph().contains(&quad("a", "1")).unwrap());
+        let revert = store.revert(&second.id[..6], meta(""), false).unwrap();
+        assert_eq!(revert.reverts, vec![second.id.clone()]);
+        assert!(store.oxigraph().contains(&quad("a", "1")).unwrap());
+        assert!(!store.oxigraph().contains(&quad("b", "2")).unwrap());
+        let log = store.log().unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log[0].id, revert.id);
+        assert_eq!(
+            store.diff(Some(&first.id), &revert.id).unwrap(),
+            Change::default()
+        );
+        let literal_count = store
+            .oxigraph()
+            .quads_for_pattern(
+                None,
+                Some(vocab::MESSAGE),
+                Some(LiteralRef::new_simple_literal("b").into()),
+                None,
+            )
+            .count();
+        assert_eq!(literal_count, 1);
+    }
+
+    #[test]
+    fn stale_base_conflicts_name_triples() {
+        let store = CanonStore::in_memory().unwrap();
+        let first = store
+            .commit_change(&Base::Head, meta("a"), Change::new([quad("a", "1")], []))
+            .unwrap();
+        store
+            .commit_change(
+                &Base::Commit(first.id.clone()),
+                meta("edit"),
+                Change::new([quad("a", "2")], [quad("a", "1")]),
+            )
+            .unwrap();
+        let err = store
+            .commit_change(
+                &Base::Commit(first.id.clone()),
+                meta("other edit"),
+                Change::new([quad("a", "3")], [quad("a", "1")]),
+            )
+            .unwrap_err();
+        let CanonError::Conflict { triples, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(triples.contains("<urn:a> <urn:p> \"1\""), "{err}");
+        // Elsewhere in the graph, the same stale base is fine.
+        let landed = store
+            .commit_change(
+                &Base::Commit(first.id.clone()),
+                meta("unrelated"),
+                Change::new([quad("z", "9")], []),
+            )
+            .unwrap();
+        assert_eq!(landed.based_on.as_deref(), Some(first.id.as_str()));
+    }
+}
