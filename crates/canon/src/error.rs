@@ -167,6 +167,12 @@ pub enum CanonError {
         /// The graph.
         graph: String,
     },
+    /// A change touches a graph its author may not change.
+    #[error("the change touches {graph}, which this author may not change; nothing was committed")]
+    OutsideScope {
+        /// The graph.
+        graph: String,
+    },
     /// Later commits depend on the commit to revert.
     #[error(
         "cannot revert {commit} alone: later commits changed the same triples ({dependents}): {triples}; revert them with it (--with-dependents) or first"

@@ -54,6 +54,8 @@ pub struct Commit {
     pub added: usize,
     /// Quads removed.
     pub removed: usize,
+    /// The named graphs it changed, sorted.
+    pub graphs: Vec<String>,
 }
 
 impl Commit {
@@ -127,6 +129,32 @@ impl Change {
         }
     }
 
+    /// The named graphs it changes, sorted.
+    pub fn graphs(&self) -> Vec<String> {
+        let graphs: BTreeSet<String> = self
+            .added
+            .iter()
+            .chain(&self.removed)
+            .filter_map(|q| match &q.graph_name {
+                oxigraph::model::GraphName::NamedNode(g) => Some(g.as_str().to_owned()),
+                _ => None,
+            })
+            .collect();
+        graphs.into_iter().collect()
+    }
+
+    /// Only the quads in `graphs`.
+    pub fn within(&self, graphs: &[String]) -> Change {
+        let keep = |q: &&Quad| match &q.graph_name {
+            oxigraph::model::GraphName::NamedNode(g) => graphs.iter().any(|x| x == g.as_str()),
+            _ => false,
+        };
+        Change {
+            added: self.added.iter().filter(keep).cloned().collect(),
+            removed: self.removed.iter().filter(keep).cloned().collect(),
+        }
+    }
+
     /// Every quad it touches, as N-Quads text.
     fn touched(&self) -> impl Iterator<Item = String> + '_ {
         self.added.iter().chain(&self.removed).map(Quad::to_string)
@@ -169,15 +197,18 @@ pub struct CommitMeta {
     pub message: String,
     /// The provenance record of generated material it brings in.
     pub provenance: Option<String>,
+    /// The named graphs the author may change; `None`: any.
+    pub scope: Option<Vec<String>>,
 }
 
 impl CommitMeta {
-    /// A change by `author` for `message`, not generated.
+    /// A change by `author` for `message`, not generated, in any graph.
     pub fn new(author: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             author: author.into(),
             message: message.into(),
             provenance: None,
+            scope: None,
         }
     }
 }
@@ -447,6 +478,21 @@ impl CanonStore {
         reverts: Vec<String>,
         change: Change,
     ) -> Result<Commit, CanonError> {
+        if let Some(scope) = &meta.scope {
+            if let Some(graph) = change.graphs().into_iter().find(|g| !scope.contains(g)) {
+                return Err(CanonError::OutsideScope { graph });
+            }
+            if change
+                .added
+                .iter()
+                .chain(&change.removed)
+                .any(|q| q.graph_name.is_default_graph())
+            {
+                return Err(CanonError::OutsideScope {
+                    graph: "the default graph".to_owned(),
+                });
+            }
+        }
         let commit = new_commit(head, based_on, meta, reverts, &change);
         let mut transaction = self.oxigraph().start_transaction()?;
         for quad in &change.removed {
@@ -600,6 +646,14 @@ impl CanonStore {
             })
             .collect();
         reverts.sort();
+        let mut graphs: Vec<String> = values(vocab::TOUCHES)?
+            .into_iter()
+            .filter_map(|t| match t {
+                Term::NamedNode(n) => Some(n.into_string()),
+                _ => None,
+            })
+            .collect();
+        graphs.sort();
         Ok(Commit {
             id: id.to_owned(),
             sequence: number(vocab::SEQUENCE)?,
@@ -612,6 +666,7 @@ impl CanonStore {
             reverts,
             added: usize::try_from(number(vocab::ADDED_COUNT)?).unwrap_or(usize::MAX),
             removed: usize::try_from(number(vocab::REMOVED_COUNT)?).unwrap_or(usize::MAX),
+            graphs,
         })
     }
 
@@ -664,6 +719,7 @@ pub(crate) fn new_commit(
         reverts,
         added: change.added.len(),
         removed: change.removed.len(),
+        graphs: change.graphs(),
     };
     let mut hasher = Sha256::new();
     let header = hashed_header(&commit);
@@ -729,6 +785,9 @@ pub(crate) fn commit_quads(commit: &Commit, change: &Change) -> Vec<Quad> {
     }
     for reverted in &commit.reverts {
         put(vocab::REVERTS, commit_node(reverted).into());
+    }
+    for graph in &commit.graphs {
+        put(vocab::TOUCHES, NamedNode::new_unchecked(graph).into());
     }
     put(
         vocab::AUTHOR,

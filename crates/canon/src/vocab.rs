@@ -137,6 +137,8 @@ terms! {
     PROVENANCE = "provenance";
     /// `lore:reverts`
     REVERTS = "reverts";
+    /// `lore:touches`: a named graph a commit changed.
+    TOUCHES = "touches";
     /// `lore:added`: N-Quads a commit added (one literal per chunk).
     ADDED = "added";
     /// `lore:removed`: N-Quads a commit removed.

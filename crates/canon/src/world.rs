@@ -218,8 +218,8 @@ pub struct World {
     pub policy: Policy,
     /// Portrayals of its characters by real performers, with their likeness consent.
     pub portrayals: Vec<Portrayal>,
-    /// Fingerprint of the store's canon when this world was read: what provenance records
-    /// name as the canon a reply was grounded in.
+    /// The commit of canon this world was read at (empty before the first): what
+    /// provenance records name as the canon a reply was grounded in.
     pub canon_revision: String,
     /// Rebuilt from `entities` after reading a snapshot.
     #[serde(skip)]
@@ -317,10 +317,7 @@ impl World {
             }
         }
         let mut world = Self::from_nodes(production, &nodes);
-        world.canon_revision = format!(
-            "{:016x}",
-            fnv(0xcbf2_9ce4_8422_2325, store.revision()?.as_bytes())
-        );
+        world.canon_revision = store.revision()?;
         Ok(world)
     }
 

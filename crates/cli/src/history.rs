@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lore_canon::{Base, CanonStore, Change, Commit, CommitMeta};
+use lore_canon::{Base, Change, Commit, CommitMeta};
 use oxigraph::model::{GraphName, NamedNode, Quad};
 
 use crate::config::Config;
-use crate::query::open_store;
+use crate::query::{open_store, open_writable};
 
 /// Who makes a change and why.
 #[derive(clap::Args, Clone)]
@@ -172,10 +172,4 @@ pub fn revert(
         commit.removed
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Opens the configured store for writing; a missing store is an error, not a new empty one.
-fn open_writable(config: &Config) -> anyhow::Result<CanonStore> {
-    drop(open_store(config)?);
-    Ok(CanonStore::open(&config.store)?)
 }

@@ -24,6 +24,17 @@ pub enum Format {
 
 /// Opens the configured store for reading; a missing store is an error, not a new empty one.
 pub fn open_store(config: &Config) -> anyhow::Result<CanonStore> {
+    require_store(config)?;
+    Ok(CanonStore::open_read_only(&config.store)?)
+}
+
+/// Opens the configured store for writing; a missing store is an error, not a new empty one.
+pub fn open_writable(config: &Config) -> anyhow::Result<CanonStore> {
+    require_store(config)?;
+    Ok(CanonStore::open(&config.store)?)
+}
+
+fn require_store(config: &Config) -> anyhow::Result<()> {
     if !config.store.exists() {
         bail!(
             "no canon store at {}; import canon first with `lore import --store {} FILE...`",
@@ -31,7 +42,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<CanonStore> {
             config.store.display()
         );
     }
-    Ok(CanonStore::open_read_only(&config.store)?)
+    Ok(())
 }
 
 pub fn run(

@@ -8,7 +8,6 @@ use anyhow::Context;
 use lore_server::{Db, Role, ServerConfig, TurnLimits, auth};
 
 use crate::config::{BackendKind, Config};
-use crate::query::open_store;
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -36,7 +35,8 @@ fn verifier(config: &Config) -> anyhow::Result<lore_server::Verifier> {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn serve(config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(open_store(config)?);
+    // The server owns canon while it runs: writers change it through its API.
+    let store = Arc::new(crate::query::open_writable(config)?);
     let backend: Arc<dyn lore_gen::Backend> = Arc::from(crate::chat::backend(config)?);
     let server = ServerConfig {
         cache: config.cache.join("worlds"),

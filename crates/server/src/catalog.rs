@@ -2,7 +2,7 @@
 //! every session of the same character at the same story time.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use lore_canon::{CanonError, CanonStore, EntityKind, Resolved, World, productions};
@@ -27,11 +27,14 @@ pub fn local_id(iri: &str) -> &str {
 
 type PlannerKey = (String, usize, Option<i64>);
 
-/// Every served production, by tenant.
+/// Every served production, by tenant, as of one commit of canon.
 pub struct Catalog {
     served: Vec<Arc<Served>>,
     planners: Mutex<HashMap<PlannerKey, Arc<TurnPlanner>>>,
     options: SessionOptions,
+    cache: PathBuf,
+    /// The commit of canon it was loaded from.
+    pub revision: String,
 }
 
 impl Catalog {
@@ -41,6 +44,7 @@ impl Catalog {
         cache: &Path,
         options: SessionOptions,
     ) -> Result<Catalog, CanonError> {
+        let revision = store.revision()?;
         let mut served = Vec::new();
         for production in productions(store)? {
             let Some(tenant) = production.tenant.clone() else {
@@ -61,7 +65,28 @@ impl Catalog {
             served,
             planners: Mutex::new(HashMap::new()),
             options,
+            cache: cache.to_owned(),
+            revision,
         })
+    }
+
+    /// The catalog of canon as it is now in `store`, with the same settings.
+    pub fn reload(&self, store: &CanonStore) -> Result<Catalog, CanonError> {
+        Catalog::load(store, &self.cache, self.options.clone())
+    }
+
+    /// The graphs a writer of `tenant` may change: those its productions read and no other
+    /// tenant's production reads (a graph shared across studios is changed by the CLI).
+    pub fn writable_graphs(&self, tenant: &str) -> Vec<String> {
+        let others: Vec<String> = self
+            .served
+            .iter()
+            .filter(|s| s.tenant != tenant)
+            .flat_map(|s| graphs_of(s))
+            .collect();
+        let mut graphs = self.graphs(tenant);
+        graphs.retain(|g| !others.contains(g));
+        graphs
     }
 
     /// The session options every planner uses.
@@ -81,10 +106,7 @@ impl Catalog {
     pub fn graphs(&self, tenant: &str) -> Vec<String> {
         let mut graphs: Vec<String> = self
             .productions(tenant)
-            .flat_map(|s| {
-                let p = &s.world.production;
-                std::iter::once(p.graph.clone()).chain(p.extends.iter().cloned())
-            })
+            .flat_map(|s| graphs_of(s))
             .collect();
         graphs.sort();
         graphs.dedup();
@@ -93,7 +115,7 @@ impl Catalog {
 
     /// `tenant`'s production named `name` (its id, IRI or title). Another tenant's
     /// production is as unknown as one that does not exist.
-    pub fn production(&self, tenant: &str, name: &str) -> Result<&Arc<Served>, ApiError> {
+    pub fn production(&self, tenant: &str, name: &str) -> Result<Arc<Served>, ApiError> {
         let folded = name.to_lowercase();
         self.productions(tenant)
             .find(|s| {
@@ -101,6 +123,7 @@ impl Catalog {
                     || s.world.production.iri == name
                     || s.world.production.title.to_lowercase() == folded
             })
+            .cloned()
             .ok_or_else(|| {
                 let known: Vec<&str> = self.productions(tenant).map(|s| s.id.as_str()).collect();
                 ApiError::not_found(
@@ -118,9 +141,10 @@ impl Catalog {
     }
 
     /// The production with IRI `iri`, if `tenant` may see it.
-    pub fn production_by_iri(&self, tenant: &str, iri: &str) -> Option<&Arc<Served>> {
+    pub fn production_by_iri(&self, tenant: &str, iri: &str) -> Option<Arc<Served>> {
         self.productions(tenant)
             .find(|s| s.world.production.iri == iri)
+            .cloned()
     }
 
     /// Resolves a character (id, IRI, name or alias) and a story time (beat number or name).
@@ -185,6 +209,12 @@ impl Catalog {
         planners.insert(key, planner.clone());
         Ok(planner)
     }
+}
+
+/// The graphs a production reads: its own and those it extends.
+fn graphs_of(served: &Served) -> impl Iterator<Item = String> + '_ {
+    let p = &served.world.production;
+    std::iter::once(p.graph.clone()).chain(p.extends.iter().cloned())
 }
 
 /// A production's characters, in id order.

@@ -119,12 +119,13 @@ pub async fn get_export(
             "this server has no C2PA credentials to sign exports with",
         ));
     };
-    let served = app.catalog.production(&row.tenant, &row.production)?;
+    let served = app.catalog().production(&row.tenant, &row.production)?;
     let format = match query.format {
         FormatParam::Transcript => ExportFormat::Transcript,
         FormatParam::Replies => ExportFormat::Replies,
     };
-    let player = &app.catalog.options().player_label;
+    let catalog = app.catalog();
+    let player = &catalog.options().player_label;
     let export = session_export(&app.db, &row, &served.world, player, format).await?;
     if export.text.is_empty() {
         return Err(ApiError::new(

@@ -5,7 +5,8 @@
 //!   Events), described by `/openapi.json`;
 //! - OpenAI-compatible `/v1/models` and `/v1/chat/completions`, where each character is a
 //!   model ([`openai`]);
-//! - a read-only SPARQL 1.1 Protocol endpoint for writers ([`sparql`]);
+//! - a read-only SPARQL 1.1 Protocol endpoint for writers ([`sparql`]), and canon's history
+//!   with writers' edits and reverts (`/v1/canon/...`);
 //! - `/healthz`, `/readyz` and Prometheus `/metrics`.
 //!
 //! Every route but health and the OpenAPI document needs an API key ([`auth`]) bound to a
@@ -14,6 +15,7 @@
 //! [`turns`], which bounds the queue and cancels generation when a client goes away.
 
 pub mod auth;
+mod canon;
 mod catalog;
 pub mod db;
 mod error;
@@ -99,7 +101,8 @@ pub enum ServeError {
         routes::list_keys,
         routes::post_key, routes::delete_key, routes::healthz, routes::readyz, routes::metrics,
         openai::models, openai::chat_completions, sparql::get, sparql::post,
-        verify::public_keys, verify::verify, export::get_export,
+        verify::public_keys, verify::verify, export::get_export, canon::list_commits,
+        canon::get_commit, canon::diff, canon::post_commit, canon::revert,
     ),
     modifiers(&BearerAuth),
 )]
@@ -204,6 +207,13 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/sparql", get(sparql::get).post(sparql::post))
+        .route(
+            "/v1/canon/commits",
+            get(canon::list_commits).post(canon::post_commit),
+        )
+        .route("/v1/canon/commits/{commit}", get(canon::get_commit))
+        .route("/v1/canon/commits/{commit}/revert", post(canon::revert))
+        .route("/v1/canon/diff", get(canon::diff))
         .route("/openapi.json", get(openapi_document))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
@@ -238,7 +248,8 @@ pub async fn build(
     );
     Ok(Arc::new(App {
         store,
-        catalog,
+        catalog: Arc::new(catalog).into(),
+        reloading: std::sync::Mutex::new(()),
         db,
         keys: auth::KeyCache::new(config.key_cache_ttl),
         turns: Turns::new(backend, config.limits.clone()),

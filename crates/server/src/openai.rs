@@ -42,7 +42,7 @@ pub const TERRITORY_HEADER: &str = "x-lore-territory";
     security(("api_key" = [])))]
 pub async fn models(State(app): State<Arc<App>>, caller: Caller) -> Json<Value> {
     let data: Vec<Value> = app
-        .catalog
+        .catalog()
         .productions(&caller.tenant)
         .flat_map(|served| {
             characters(&served.world)
@@ -114,8 +114,8 @@ async fn session_for(
             ),
         )
     })?;
-    let served = app.catalog.production(&caller.tenant, production)?;
-    let resolved = app.catalog.resolve(served, character, None)?;
+    let served = app.catalog().production(&caller.tenant, production)?;
+    let resolved = app.catalog().resolve(&served, character, None)?;
     let character_iri = &served.world.entities[resolved.character].iri;
     if let Some(id) = headers.get(SESSION_HEADER) {
         let id = id

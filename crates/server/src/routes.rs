@@ -60,7 +60,7 @@ fn character_out(served: &Served, entity: &lore_canon::Entity) -> CharacterOut {
     security(("api_key" = [])))]
 pub async fn list_productions(State(app): AppState, caller: Caller) -> Json<Vec<ProductionOut>> {
     Json(
-        app.catalog
+        app.catalog()
             .productions(&caller.tenant)
             .map(|s| production_out(s))
             .collect(),
@@ -77,9 +77,8 @@ pub async fn get_production(
     caller: Caller,
     Path(production): Path<String>,
 ) -> Result<Json<ProductionOut>, ApiError> {
-    Ok(Json(production_out(
-        app.catalog.production(&caller.tenant, &production)?,
-    )))
+    let served = app.catalog().production(&caller.tenant, &production)?;
+    Ok(Json(production_out(&served)))
 }
 
 /// The characters of a production.
@@ -92,10 +91,10 @@ pub async fn list_characters(
     caller: Caller,
     Path(production): Path<String>,
 ) -> Result<Json<Vec<CharacterOut>>, ApiError> {
-    let served = app.catalog.production(&caller.tenant, &production)?;
+    let served = app.catalog().production(&caller.tenant, &production)?;
     Ok(Json(
         characters(&served.world)
-            .map(|(_, e)| character_out(served, e))
+            .map(|(_, e)| character_out(&served, e))
             .collect(),
     ))
 }
@@ -112,16 +111,18 @@ pub async fn get_character(
     caller: Caller,
     Path((production, character)): Path<(String, String)>,
 ) -> Result<Json<CharacterOut>, ApiError> {
-    let served = app.catalog.production(&caller.tenant, &production)?;
-    let resolved = app.catalog.resolve(served, &character, None)?;
+    let served = app.catalog().production(&caller.tenant, &production)?;
+    let resolved = app.catalog().resolve(&served, &character, None)?;
     Ok(Json(character_out(
-        served,
+        &served,
         &served.world.entities[resolved.character],
     )))
 }
 
 fn session_out(app: &App, row: &SessionRow) -> SessionOut {
-    let served = app.catalog.production_by_iri(&row.tenant, &row.production);
+    let served = app
+        .catalog()
+        .production_by_iri(&row.tenant, &row.production);
     SessionOut {
         id: row.id.clone(),
         player: row.player.clone(),
@@ -179,15 +180,15 @@ pub(crate) async fn open_session(
         return Err(ApiError::invalid("field `player`: expected 1 to 256 bytes"));
     }
     let served = app
-        .catalog
+        .catalog()
         .production(&caller.tenant, &request.production)?;
     let resolved = app
-        .catalog
-        .resolve(served, &request.character, request.at.as_deref())?;
+        .catalog()
+        .resolve(&served, &request.character, request.at.as_deref())?;
     let likeness = likeness_scope(request)?;
     // Refused before the session exists, so a client learns at once what consent lacks.
-    app.catalog
-        .planner(served, resolved)
+    app.catalog()
+        .planner(&served, resolved)
         .map_err(ApiError::from_engine)?
         .check_likeness(&likeness, &lore_canon::consent::today())
         .map_err(ApiError::from_engine)?;

@@ -30,6 +30,8 @@ struct Params {
     update: bool,
     default_graphs: Vec<String>,
     named_graphs: Vec<String>,
+    /// A commit: the query runs over canon as it stood right after it (our extension).
+    as_of: Option<String>,
 }
 
 impl Params {
@@ -40,6 +42,7 @@ impl Params {
                 "update" => self.update = true,
                 "default-graph-uri" => self.default_graphs.push(value.into_owned()),
                 "named-graph-uri" => self.named_graphs.push(value.into_owned()),
+                "as_of" => self.as_of = Some(value.into_owned()),
                 _ => {}
             }
         }
@@ -50,7 +53,8 @@ impl Params {
 #[utoipa::path(get, path = "/sparql", tag = "canon",
     params(("query" = String, Query, description = "The SPARQL query"),
            ("default-graph-uri" = Option<Vec<String>>, Query, description = "Default graph(s)"),
-           ("named-graph-uri" = Option<Vec<String>>, Query, description = "Named graph(s)")),
+           ("named-graph-uri" = Option<Vec<String>>, Query, description = "Named graph(s)"),
+           ("as_of" = Option<String>, Query, description = "Query canon as it stood right after this commit")),
     responses((status = 200, description = "SPARQL results (JSON, XML, CSV, TSV) or RDF"),
               (status = 400, body = crate::wire::ErrorBody),
               (status = 403, body = crate::wire::ErrorBody)),
@@ -146,7 +150,7 @@ async fn run(
     let text = params
         .query
         .ok_or_else(|| ApiError::invalid("missing the `query` parameter"))?;
-    let allowed = app.catalog.graphs(&caller.tenant);
+    let allowed = app.catalog().graphs(&caller.tenant);
     let token = CancellationToken::new();
     // Oxigraph is built without its HTTP client, so SERVICE has no handler and fails.
     let mut prepared = SparqlEvaluator::new()
@@ -223,9 +227,15 @@ async fn run(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let as_of = params.as_of;
     let work = tokio::task::spawn_blocking(move || {
+        let past = as_of
+            .map(|commit| app.store.as_of(&commit))
+            .transpose()
+            .map_err(crate::canon::canon_error)?;
+        let store = past.as_ref().unwrap_or(&app.store);
         let results = prepared
-            .on_store(app.store.oxigraph())
+            .on_store(store.oxigraph())
             .execute()
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query_failed", e.to_string()))?;
         serialize(results, &accept)

@@ -1,7 +1,7 @@
 //! What every request handler shares.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lore_canon::CanonStore;
 
@@ -13,10 +13,12 @@ use crate::turns::Turns;
 
 /// The server's shared state.
 pub struct App {
-    /// Canon, for SPARQL.
+    /// Canon: SPARQL, history and writers' edits.
     pub store: Arc<CanonStore>,
-    /// Served productions and planners.
-    pub catalog: Catalog,
+    /// Served productions and planners, as of the newest commit (see [`App::catalog`]).
+    pub catalog: RwLock<Arc<Catalog>>,
+    /// Held while the catalog reloads, so reloads land in commit order.
+    pub reloading: Mutex<()>,
     /// Sessions and keys.
     pub db: Db,
     /// Verified keys.
@@ -29,4 +31,31 @@ pub struct App {
     pub verifier: crate::verify::Verifier,
     /// Set once startup finished; cleared when shutdown begins.
     pub ready: AtomicBool,
+}
+
+impl App {
+    /// The served productions as of the newest commit this server has loaded.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Loads canon again after a commit, unless the catalog already has it. Sessions pick up
+    /// the new canon at their next turn; a turn in flight finishes on the canon it began with.
+    pub fn reload_catalog(&self) -> Result<(), lore_canon::CanonError> {
+        let _reloading = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.catalog();
+        if self.store.revision()? == current.revision {
+            return Ok(());
+        }
+        let fresh = Arc::new(current.reload(&self.store)?);
+        tracing::info!(revision = %fresh.revision, "canon reloaded");
+        *self.catalog.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
 }

@@ -241,7 +241,12 @@ impl Turns {
     pub(crate) async fn hold(app: &App, caller: &Caller, id: &str) -> Result<Held, ApiError> {
         let hot = app.turns.entry(id);
         let mut guard = hot.lock_owned().await;
-        if guard.is_none() {
+        // A session warm from before a commit of canon is read again over the new canon.
+        let revision = app.catalog().revision.clone();
+        if guard
+            .as_ref()
+            .is_none_or(|h| h.planner.world().canon_revision != revision)
+        {
             *guard = Some(load(app, id).await?);
         }
         match guard.as_ref() {
@@ -376,7 +381,7 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
         .await?
         .ok_or_else(|| unknown_session(id))?;
     let served = app
-        .catalog
+        .catalog()
         .production_by_iri(&row.tenant, &row.production)
         .ok_or_else(|| {
             ApiError::new(
@@ -393,9 +398,9 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
         )
     })?;
     let planner = app
-        .catalog
+        .catalog()
         .planner(
-            served,
+            &served,
             lore_canon::Resolved {
                 character,
                 beat: row.beat,

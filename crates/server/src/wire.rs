@@ -487,3 +487,68 @@ pub struct QuestChangeOut {
     /// What was recorded, in order (a replacement quest offered after a failure among them).
     pub events: Vec<SessionEventOut>,
 }
+
+/// A commit of canon.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommitOut {
+    /// SHA-256 (hex) over the commit and its change.
+    pub id: String,
+    /// 1 for the first commit, one more for each after it.
+    pub sequence: u64,
+    /// The commit before it.
+    pub parent: Option<String>,
+    /// The commit its author saw, when others committed in between.
+    pub based_on: Option<String>,
+    /// Who made it (a writer key's id, `import`, a user of the CLI).
+    pub author: String,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+    /// Why.
+    pub message: String,
+    /// The signed provenance record of generated material it brought in (JSON text).
+    pub provenance: Option<String>,
+    /// The commits it reverts.
+    pub reverts: Vec<String>,
+    /// Quads it added (in every graph).
+    pub added: usize,
+    /// Quads it removed (in every graph).
+    pub removed: usize,
+    /// The graphs it changed that this tenant reads.
+    pub graphs: Vec<String>,
+}
+
+/// A change of canon as N-Quads statements.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeOut {
+    /// Statements added.
+    pub added: Vec<String>,
+    /// Statements removed.
+    pub removed: Vec<String>,
+}
+
+/// A commit and what it changed in this tenant's graphs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommitDetail {
+    /// The commit.
+    pub commit: CommitOut,
+    /// Its change, in the graphs this tenant reads.
+    pub change: ChangeOut,
+}
+
+/// An edit of canon.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCommit {
+    /// The commit the edit was made against (`GET /v1/canon/commits` lists them; `root`
+    /// before the first). When others committed since, the edit is refused if it touches
+    /// what they changed.
+    pub base: String,
+    /// Why.
+    pub message: String,
+    /// N-Quads statements to add, each in one of the tenant's graphs.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// N-Quads statements to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}

@@ -178,6 +178,55 @@ fn every_route_enforces_role_and_tenant() {
             ("GET", url(sparql), None, (if writer { 200 } else { 403 })),
             (
                 "GET",
+                url("/v1/canon/commits"),
+                None,
+                (if writer { 200 } else { 403 }),
+            ),
+            // By the time a rival key asks, the newest commit changed only brindlemoor's graphs.
+            (
+                "GET",
+                url("/v1/canon/commits/head"),
+                None,
+                (match (writer, home) {
+                    (false, _) => 403,
+                    (true, true) => 200,
+                    (true, false) => 404,
+                }),
+            ),
+            (
+                "GET",
+                url("/v1/canon/diff?from=root&to=head"),
+                None,
+                (if writer { 200 } else { 403 }),
+            ),
+            (
+                "POST",
+                url("/v1/canon/commits"),
+                Some(json!({
+                    "base": "head",
+                    "message": "a note",
+                    "add": [format!(
+                        "<https://lorekeeper.dev/worlds/brindlemoor#odile> <http://www.w3.org/2000/01/rdf-schema#comment> \"{tenant} {role:?}\" <https://lorekeeper.dev/worlds/brindlemoor/graph/lanterns>"
+                    )],
+                })),
+                (match (writer, home) {
+                    (false, _) => 403,
+                    (true, true) => 201,
+                    (true, false) => 403,
+                }),
+            ),
+            (
+                "POST",
+                url("/v1/canon/commits/head/revert"),
+                None,
+                (match (writer, home) {
+                    (false, _) => 403,
+                    (true, true) => 201,
+                    (true, false) => 404,
+                }),
+            ),
+            (
+                "GET",
                 url("/metrics"),
                 None,
                 (if admin { 200 } else { 403 }),
@@ -209,6 +258,6 @@ fn every_route_enforces_role_and_tenant() {
             "{sessions}"
         );
     }
-    assert_eq!(checked, callers.len() * 24);
+    assert_eq!(checked, callers.len() * 29);
     server.stop();
 }

@@ -359,6 +359,10 @@ fn health_readiness_openapi_and_metrics() {
         "/v1/chat/completions",
         "/sparql",
         "/metrics",
+        "/v1/canon/commits",
+        "/v1/canon/commits/{commit}",
+        "/v1/canon/commits/{commit}/revert",
+        "/v1/canon/diff",
     ] {
         assert!(
             paths.contains_key(path),
