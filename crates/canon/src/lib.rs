@@ -14,12 +14,14 @@
 //! - [`lint`]: `lore check`'s findings, each with a place and a fix.
 //! - [`policy`]: the moral knowledge graph of a production (read into its [`World`]).
 //! - [`consent`]: portrayals and the likeness consent their performers gave.
+//! - [`FactDraft`]: a session's fact drafted as canon, for a writer's review.
 //!
 //! Secrets and writer-only notes are kept out of prompts by construction: [`World`]
 //! never reads `lore:writerNote`, and [`Retriever`] only hands out facts the speaking
 //! character knows at the session's beat.
 
 pub mod consent;
+mod draft;
 mod error;
 mod history;
 pub mod lint;
@@ -30,6 +32,7 @@ mod store;
 pub mod vocab;
 mod world;
 
+pub use draft::FactDraft;
 pub use error::{CanonError, SyntaxError};
 pub use history::{Base, Change, Commit, CommitMeta};
 pub use resolve::{Resolved, fold_name, productions};

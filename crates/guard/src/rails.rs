@@ -194,6 +194,23 @@ impl Rails {
         character: &str,
         semantic: Option<&Arc<Semantic>>,
     ) -> Result<Rails, GuardError> {
+        Self::in_production(world, world.policy.off_limits_for(character), semantic)
+    }
+
+    /// The rails of `world`'s production for text no character speaks (material proposed
+    /// for canon): its hazards, its own off-limit topics and its rating.
+    pub fn for_production(
+        world: &World,
+        semantic: Option<&Arc<Semantic>>,
+    ) -> Result<Rails, GuardError> {
+        Self::in_production(world, &[], semantic)
+    }
+
+    fn in_production(
+        world: &World,
+        character_off_limits: &[String],
+        semantic: Option<&Arc<Semantic>>,
+    ) -> Result<Rails, GuardError> {
         let policy = &world.policy;
         // A production without a known rating is treated as the youngest audience.
         let age = world
@@ -204,7 +221,7 @@ impl Rails {
             .map_or(0, |r| r.minimum_age);
         let audience = Audience {
             production_off_limits: &policy.production_off_limits,
-            character_off_limits: policy.off_limits_for(character),
+            character_off_limits,
             age,
         };
         Self::for_audience(policy, audience, semantic)

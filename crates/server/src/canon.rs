@@ -67,7 +67,7 @@ fn commit_out(commit: Commit, readable: &[String]) -> CommitOut {
     }
 }
 
-fn change_out(change: &Change) -> ChangeOut {
+pub(crate) fn change_out(change: &Change) -> ChangeOut {
     let lines = |quads: &[Quad]| quads.iter().map(|q| format!("{q} .")).collect();
     ChangeOut {
         added: lines(&change.added),
@@ -76,7 +76,7 @@ fn change_out(change: &Change) -> ChangeOut {
 }
 
 /// Runs canon work off the async threads (RocksDB blocks).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, CanonError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -183,7 +183,7 @@ pub async fn diff(
 }
 
 /// Parses the statements of field `field`.
-fn statements(field: &str, lines: &[String]) -> Result<Vec<Quad>, ApiError> {
+pub(crate) fn parse_statements(field: &str, lines: &[String]) -> Result<Vec<Quad>, ApiError> {
     lines
         .iter()
         .enumerate()
@@ -212,7 +212,8 @@ fn statements(field: &str, lines: &[String]) -> Result<Vec<Quad>, ApiError> {
         .collect()
 }
 
-fn meta(app: &App, caller: &Caller, message: String) -> CommitMeta {
+/// A commit by `caller`, limited to the graphs its tenant's writers may change.
+pub(crate) fn writable_meta(app: &App, caller: &Caller, message: String) -> CommitMeta {
     CommitMeta {
         scope: Some(app.catalog().writable_graphs(&caller.tenant)),
         ..CommitMeta::new(format!("key {}", caller.key_id), message)
@@ -237,17 +238,17 @@ pub async fn post_commit(
         return Err(ApiError::invalid("field `message`: say why canon changes"));
     }
     let change = Change::new(
-        statements("add", &edit.add)?,
-        statements("remove", &edit.remove)?,
+        parse_statements("add", &edit.add)?,
+        parse_statements("remove", &edit.remove)?,
     );
     let base = match edit.base.trim() {
         b if b.eq_ignore_ascii_case("root") => Base::Root,
         b => Base::Commit(b.to_owned()),
     };
-    let meta = meta(&app, &caller, edit.message);
+    let meta = writable_meta(&app, &caller, edit.message);
     let store = app.store.clone();
     let commit = blocking(move || store.commit_change(&base, meta, change)).await?;
-    committed(app, &caller, commit).await
+    committed(app, &caller, "canon_commit", commit).await
 }
 
 /// `?with_dependents=`
@@ -275,18 +276,20 @@ pub async fn revert(
     caller.require(Role::Writer)?;
     let target = visible_commit(&app, &caller, &rev).await?;
     let with_dependents = query.with_dependents;
-    let meta = meta(&app, &caller, String::new());
+    let meta = writable_meta(&app, &caller, String::new());
     let store = app.store.clone();
     let commit = blocking(move || store.revert(&target.id, meta, with_dependents)).await?;
-    committed(app, &caller, commit).await
+    committed(app, &caller, "canon_revert", commit).await
 }
 
-/// Serves the new canon, then answers with the commit.
+/// Audits the commit and serves the new canon, then answers with the commit.
 async fn committed(
     app: Arc<App>,
     caller: &Caller,
+    action: &str,
     commit: Commit,
 ) -> Result<(StatusCode, Json<CommitOut>), ApiError> {
+    crate::review::audit_commit(&app, caller, action, &commit).await?;
     let reloading = app.clone();
     blocking(move || reloading.reload_catalog()).await?;
     let readable = app.catalog().graphs(&caller.tenant);

@@ -6,7 +6,8 @@
 //! - OpenAI-compatible `/v1/models` and `/v1/chat/completions`, where each character is a
 //!   model ([`openai`]);
 //! - a read-only SPARQL 1.1 Protocol endpoint for writers ([`sparql`]), and canon's history
-//!   with writers' edits and reverts (`/v1/canon/...`);
+//!   with writers' edits and reverts (`/v1/canon/...`), and the review queue of proposed
+//!   canon with the audit log ([`review`]: `/v1/proposals`, `/v1/audit`);
 //! - `/healthz`, `/readyz` and Prometheus `/metrics`.
 //!
 //! Every route but health and the OpenAPI document needs an API key ([`auth`]) bound to a
@@ -23,6 +24,7 @@ pub mod export;
 mod metrics;
 pub mod openai;
 mod quests;
+mod review;
 mod routes;
 mod sparql;
 mod state;
@@ -103,6 +105,8 @@ pub enum ServeError {
         openai::models, openai::chat_completions, sparql::get, sparql::post,
         verify::public_keys, verify::verify, export::get_export, canon::list_commits,
         canon::get_commit, canon::diff, canon::post_commit, canon::revert,
+        review::propose_fact, review::post_proposal, review::list_proposals,
+        review::get_proposal, review::accept, review::reject, review::defer, review::audit_log,
     ),
     modifiers(&BearerAuth),
 )]
@@ -214,6 +218,16 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
         .route("/v1/canon/commits/{commit}", get(canon::get_commit))
         .route("/v1/canon/commits/{commit}/revert", post(canon::revert))
         .route("/v1/canon/diff", get(canon::diff))
+        .route(
+            "/v1/proposals",
+            get(review::list_proposals).post(review::post_proposal),
+        )
+        .route("/v1/proposals/{id}", get(review::get_proposal))
+        .route("/v1/proposals/{id}/accept", post(review::accept))
+        .route("/v1/proposals/{id}/reject", post(review::reject))
+        .route("/v1/proposals/{id}/defer", post(review::defer))
+        .route("/v1/sessions/{id}/proposals", post(review::propose_fact))
+        .route("/v1/audit", get(review::audit_log))
         .route("/openapi.json", get(openapi_document))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
@@ -250,6 +264,7 @@ pub async fn build(
         store,
         catalog: Arc::new(catalog).into(),
         reloading: std::sync::Mutex::new(()),
+        reviews: tokio::sync::Mutex::new(()),
         db,
         keys: auth::KeyCache::new(config.key_cache_ttl),
         turns: Turns::new(backend, config.limits.clone()),

@@ -19,6 +19,8 @@ pub struct App {
     pub catalog: RwLock<Arc<Catalog>>,
     /// Held while the catalog reloads, so reloads land in commit order.
     pub reloading: Mutex<()>,
+    /// Held while a writer decides a proposal, so each is decided once.
+    pub reviews: tokio::sync::Mutex<()>,
     /// Sessions and keys.
     pub db: Db,
     /// Verified keys.

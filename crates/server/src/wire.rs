@@ -552,3 +552,120 @@ pub struct NewCommit {
     #[serde(default)]
     pub remove: Vec<String>,
 }
+
+/// Where a proposal came from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ProposalSource {
+    /// The session that learned it.
+    pub session: Option<String>,
+    /// The session fact it drafts (its IRI in the session's graph).
+    pub fact: Option<String>,
+    /// The transcript around it: the player's line and the reply.
+    pub excerpt: Vec<String>,
+    /// The model that spoke in that session, or generated the material.
+    pub model: Option<String>,
+    /// The signed provenance record of the reply it came from (JSON text).
+    pub provenance: Option<String>,
+    /// Who proposed it (`key <id>`).
+    pub proposed_by: String,
+}
+
+/// A proposal for canon.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalOut {
+    /// `p_<hex>`.
+    pub id: String,
+    /// The production's id.
+    pub production: String,
+    /// `session_fact` or `import`.
+    pub kind: String,
+    /// One line for the queue.
+    pub summary: String,
+    /// `pending`, `deferred`, `accepted` or `rejected`.
+    pub status: String,
+    /// Where it came from.
+    pub source: ProposalSource,
+    /// What it would change (as accepted, once accepted).
+    pub change: ChangeOut,
+    /// The commit of canon it was drafted against.
+    pub base: String,
+    /// Whether the rails refuse its text: it cannot be accepted unless edited.
+    pub rails_blocked: bool,
+    /// The policy nodes that fired on its text.
+    pub rails: Vec<RailOut>,
+    /// Why it was rejected or deferred.
+    pub reason: Option<String>,
+    /// Who decided.
+    pub reviewer: Option<String>,
+    /// The commit that made it canon.
+    pub commit: Option<String>,
+    /// When it was proposed.
+    pub created_ms: i64,
+    /// When it was decided.
+    pub decided_ms: Option<i64>,
+}
+
+/// Material for canon a writer brings (an import awaiting approval).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProposal {
+    /// The production (id, IRI or title) it is for.
+    pub production: String,
+    /// One line for the queue.
+    pub summary: String,
+    /// N-Quads statements it would add.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// N-Quads statements it would remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// A session fact to propose for canon.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeFact {
+    /// The fact's IRI in the session's graph (`memory[].iri` of `GET /v1/sessions/{id}`).
+    pub fact: String,
+    /// One line for the queue (default: the fact's sentence).
+    pub summary: Option<String>,
+}
+
+/// Accepting a proposal, optionally edited.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptIn {
+    /// The commit message (default: the proposal's summary).
+    pub message: Option<String>,
+    /// The writer's edit: these statements replace what the proposal adds.
+    pub add: Option<Vec<String>>,
+    /// The writer's edit: these statements replace what the proposal removes.
+    pub remove: Option<Vec<String>>,
+}
+
+/// Rejecting or deferring a proposal.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionIn {
+    /// Why (required to reject).
+    pub reason: Option<String>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditOut {
+    /// Its id.
+    pub id: String,
+    /// Who (`key <id>`).
+    pub actor: String,
+    /// `proposal_created`, `proposal_accepted`, `proposal_rejected`, `proposal_deferred`,
+    /// `canon_commit` or `canon_revert`.
+    pub action: String,
+    /// A proposal or commit id.
+    pub target: String,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// When.
+    pub created_ms: i64,
+}

@@ -19,6 +19,7 @@ fn every_route_enforces_role_and_tenant() {
     let owner = server.key("brindlemoor", Role::Player);
     let session = open_session(&server, &owner, "owner");
     let roles = [Role::Player, Role::Writer, Role::Admin];
+    let home_writer = server.key("brindlemoor", Role::Writer);
     let mut callers = vec![("brindlemoor", Role::Player, owner.clone())];
     for tenant in ["brindlemoor", "rival"] {
         for role in roles {
@@ -39,6 +40,26 @@ fn every_route_enforces_role_and_tenant() {
         let doomed_session = open_session(&server, &owner, "doomed");
         let doomed_key = server.key("brindlemoor", Role::Player);
         let doomed_key_id = doomed_key.split('_').nth(1).unwrap().to_owned();
+        // Proposals for the review routes, each decided at most once.
+        let proposal = |n: &str| {
+            post(
+                &url("/v1/proposals"),
+                Some(&home_writer),
+                &json!({"production": "lanterns", "summary": n,
+                        "add": [format!("<urn:x:{n}> <urn:x:p> \"{tenant} {role:?}\" <https://lorekeeper.dev/worlds/brindlemoor/graph/lanterns> .")]}),
+            )
+            .json()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let (to_read, to_accept, to_reject) =
+            (proposal("read"), proposal("accept"), proposal("reject"));
+        let writes = |ok: u16| match (writer, home) {
+            (false, _) => 403,
+            (true, true) => ok,
+            (true, false) => 404,
+        };
         let cases: Vec<(&str, String, Option<serde_json::Value>, u16)> = vec![
             ("GET", url("/v1/productions"), None, (200)),
             ("GET", url("/v1/productions/lanterns"), None, seen(200, 404)),
@@ -177,6 +198,59 @@ fn every_route_enforces_role_and_tenant() {
             ),
             ("GET", url(sparql), None, (if writer { 200 } else { 403 })),
             (
+                "POST",
+                url(&format!("/v1/sessions/{session}/proposals")),
+                Some(json!({"fact": format!("urn:lore:session:{session}#m0")})),
+                (if home && (is_owner || admin) {
+                    201
+                } else {
+                    404
+                }),
+            ),
+            (
+                "GET",
+                url("/v1/proposals"),
+                None,
+                (if writer { 200 } else { 403 }),
+            ),
+            (
+                "POST",
+                url("/v1/proposals"),
+                Some(json!({"production": "lanterns", "summary": "s",
+                        "add": [format!("<urn:x:new> <urn:x:p> \"{tenant} {role:?}\" <https://lorekeeper.dev/worlds/brindlemoor/graph/lanterns> .")]})),
+                writes(201),
+            ),
+            (
+                "GET",
+                url(&format!("/v1/proposals/{to_read}")),
+                None,
+                writes(200),
+            ),
+            (
+                "POST",
+                url(&format!("/v1/proposals/{to_read}/defer")),
+                Some(json!({})),
+                writes(200),
+            ),
+            (
+                "POST",
+                url(&format!("/v1/proposals/{to_accept}/accept")),
+                Some(json!({})),
+                writes(200),
+            ),
+            (
+                "POST",
+                url(&format!("/v1/proposals/{to_reject}/reject")),
+                Some(json!({"reason": "no"})),
+                writes(200),
+            ),
+            (
+                "GET",
+                url("/v1/audit"),
+                None,
+                (if writer { 200 } else { 403 }),
+            ),
+            (
                 "GET",
                 url("/v1/canon/commits"),
                 None,
@@ -258,6 +332,6 @@ fn every_route_enforces_role_and_tenant() {
             "{sessions}"
         );
     }
-    assert_eq!(checked, callers.len() * 29);
+    assert_eq!(checked, callers.len() * 37);
     server.stop();
 }

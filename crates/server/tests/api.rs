@@ -363,6 +363,10 @@ fn health_readiness_openapi_and_metrics() {
         "/v1/canon/commits/{commit}",
         "/v1/canon/commits/{commit}/revert",
         "/v1/canon/diff",
+        "/v1/proposals",
+        "/v1/proposals/{id}/accept",
+        "/v1/sessions/{id}/proposals",
+        "/v1/audit",
     ] {
         assert!(
             paths.contains_key(path),

@@ -44,6 +44,34 @@ fn sessions_persist_in_postgres_across_restarts() {
     );
     assert_eq!(moved.status, 200, "{}", moved.body);
     assert_eq!(moved.json()["events"][0]["seq"], 1);
+    // The review queue and the audit log in PostgreSQL: propose, list, decide once.
+    let writer = server.key("brindlemoor", Role::Writer);
+    let proposed = post(
+        &format!("{}/v1/sessions/{id}/proposals", server.url),
+        Some(&key),
+        &json!({"fact": format!("urn:lore:session:{id}#m0")}),
+    );
+    assert_eq!(proposed.status, 201, "{}", proposed.body);
+    let proposal = proposed.json()["id"].as_str().unwrap().to_owned();
+    let pending = get(
+        &format!("{}/v1/proposals?status=pending", server.url),
+        Some(&writer),
+    );
+    assert_eq!(
+        pending.json()[0]["id"],
+        proposal.as_str(),
+        "{}",
+        pending.body
+    );
+    let reject = format!("{}/v1/proposals/{proposal}/reject", server.url);
+    let rejected = post(&reject, Some(&writer), &json!({"reason": "not canon"}));
+    assert_eq!(rejected.status, 200, "{}", rejected.body);
+    assert_eq!(
+        post(&reject, Some(&writer), &json!({"reason": "again"})).status,
+        409
+    );
+    let audit = get(&format!("{}/v1/audit", server.url), Some(&writer)).json();
+    assert_eq!(audit[0]["action"], "proposal_rejected");
     server.stop();
     let server = start(&canon, Options::new(postgres_url(), backend));
     let listed = get(
