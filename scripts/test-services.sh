@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the integration tests talk to, set up from package registries: the official `openai`
-# Python package in a virtual environment, and a PostgreSQL server (Debian's package) on
-# loopback. Prints `export NAME=VALUE` lines for scripts/test.sh to evaluate.
+# Python package and Playwright in a virtual environment, Debian's Chromium for the browser
+# tests of the web UI, and a PostgreSQL server (Debian's package) on loopback. Prints `export NAME=VALUE` lines for scripts/test.sh to evaluate.
 # Usage: scripts/test-services.sh start | stop
 set -euo pipefail
 
@@ -25,10 +25,15 @@ start)
         as_root apt-get update -qq >&2
         as_root apt-get install -y -qq python3 python3-venv >&2
     fi
-    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
-        echo "installing the openai Python package into $venv" >&2
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import openai, playwright' 2>/dev/null; then
+        echo "installing the openai and playwright Python packages into $venv" >&2
         python3 -m venv "$venv" >&2
-        "$venv/bin/pip" install --quiet 'openai>=1.40,<3' >&2
+        # Playwright drives Debian's Chromium (below): it downloads no browser of its own.
+        "$venv/bin/pip" install --quiet 'openai>=1.40,<3' 'playwright>=1.45,<2' >&2
+    fi
+    if [ ! -x /usr/bin/chromium ]; then
+        as_root apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >&2
     fi
     if [ -z "$(pg_bin)" ]; then
         as_root apt-get update -qq >&2

@@ -102,7 +102,7 @@ async fn visible_commit(app: &Arc<App>, caller: &Caller, rev: &str) -> Result<Co
 }
 
 /// `?limit=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     limit: Option<usize>,
@@ -157,8 +157,8 @@ pub async fn get_commit(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffQuery {
-    from: String,
-    to: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
 }
 
 /// What changed in the caller's graphs from canon as of `from` (`root`: before the first
@@ -257,6 +257,13 @@ pub async fn post_commit(
 pub struct RevertQuery {
     #[serde(default)]
     with_dependents: bool,
+}
+
+impl RevertQuery {
+    /// A revert, of the commit alone or with its dependents.
+    pub(crate) fn new(with_dependents: bool) -> Self {
+        Self { with_dependents }
+    }
 }
 
 /// Reverts a commit (and, when asked, the later commits that depend on it).

@@ -29,6 +29,7 @@ mod routes;
 mod sparql;
 mod state;
 mod turns;
+mod ui;
 mod verify;
 mod wire;
 
@@ -228,6 +229,7 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
         .route("/v1/proposals/{id}/defer", post(review::defer))
         .route("/v1/sessions/{id}/proposals", post(review::propose_fact))
         .route("/v1/audit", get(review::audit_log))
+        .merge(ui::router())
         .route("/openapi.json", get(openapi_document))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))

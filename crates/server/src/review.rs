@@ -311,6 +311,16 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
+impl ListQuery {
+    /// The proposals with `status`.
+    pub(crate) fn status(status: &str) -> Self {
+        Self {
+            status: Some(status.to_owned()),
+            limit: None,
+        }
+    }
+}
+
 /// The review queue: the tenant's proposals, newest first.
 #[utoipa::path(get, path = "/v1/proposals", tag = "review",
     params(("status" = Option<String>, Query, description = "pending, deferred, accepted or rejected (default: all)"),
