@@ -32,7 +32,7 @@ mod store;
 pub mod vocab;
 mod world;
 
-pub use draft::FactDraft;
+pub use draft::{CharacterDraft, FactDraft};
 pub use error::{CanonError, SyntaxError};
 pub use history::{Base, Change, Commit, CommitMeta};
 pub use resolve::{Resolved, fold_name, productions};

@@ -5,8 +5,12 @@
 //! character knows about what the player said, assembles the prompt (the persona prefix stays
 //! byte-identical between turns so the backend reuses its evaluation), and streams the reply.
 //!
+//! It also drafts characters for writers ([`draft_character`]): material for the review
+//! queue, never canon by itself.
+//!
 //! The engine knows neither terminals nor HTTP: the CLI and the server drive it.
 
+mod draft;
 mod export;
 mod memory;
 mod preamble;
@@ -15,6 +19,7 @@ mod quest;
 mod reply;
 mod session;
 
+pub use draft::{DraftedCharacter, character_request, character_schema, draft_character};
 pub use export::{Export, ExportFormat, ExportSource, ExportTurn, export};
 pub use lore_canon::World;
 pub use memory::{MemoryFact, MemoryKind};

@@ -89,6 +89,9 @@ pub enum EngineError {
     /// The character's performer did not consent to this use of their likeness.
     #[error(transparent)]
     Consent(#[from] ConsentRefusal),
+    /// The model's draft of a character could not be used.
+    #[error("{0}")]
+    Draft(String),
 }
 
 /// What a client does with a character's replies, for likeness consent.

@@ -240,7 +240,7 @@ pub struct ProposalRow {
     pub tenant: String,
     /// The IRI of the production it was drafted for.
     pub production: String,
-    /// `session_fact` or `import`.
+    /// `session_fact`, `character` or `import`.
     pub kind: String,
     /// One line for the queue.
     pub summary: String,

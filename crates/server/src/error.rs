@@ -80,6 +80,11 @@ impl ApiError {
                 "likeness_consent",
                 refusal.to_string(),
             ),
+            lore_engine::EngineError::Draft(reason) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "draft_failed",
+                format!("{reason}; try another seed or brief"),
+            ),
             lore_engine::EngineError::Policy(e) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "policy_invalid",

@@ -108,6 +108,7 @@ pub enum ServeError {
         canon::get_commit, canon::diff, canon::post_commit, canon::revert,
         review::propose_fact, review::post_proposal, review::list_proposals,
         review::get_proposal, review::accept, review::reject, review::defer, review::audit_log,
+        review::draft_character,
     ),
     modifiers(&BearerAuth),
 )]
@@ -223,6 +224,7 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
             "/v1/proposals",
             get(review::list_proposals).post(review::post_proposal),
         )
+        .route("/v1/proposals/character", post(review::draft_character))
         .route("/v1/proposals/{id}", get(review::get_proposal))
         .route("/v1/proposals/{id}/accept", post(review::accept))
         .route("/v1/proposals/{id}/reject", post(review::reject))

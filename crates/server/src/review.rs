@@ -2,7 +2,8 @@
 //!
 //! A proposal is a change of canon (N-Quads to add and remove) drafted against a commit, with
 //! its source: a fact a session learned (proposed by the session's owner or an admin, with the
-//! transcript around it and the reply's provenance), or an import a writer brings for review.
+//! transcript around it and the reply's provenance), a character the model drafted at a
+//! writer's request (with the draft's signed record), or an import a writer brings.
 //! The production's rails judge its text when it is proposed and again when a writer edits it;
 //! a proposal they refuse cannot be accepted as it stands. Writers accept (optionally editing:
 //! acceptance is a commit of canon, carrying the proposal's provenance), reject with a reason,
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use lore_canon::{Base, Change, CommitMeta, FactDraft};
+use lore_canon::{Base, Change, CharacterDraft, CommitMeta, FactDraft};
 use lore_guard::{Action, Rails};
 use oxigraph::model::{Quad, Term};
 use serde::{Deserialize, Serialize};
@@ -27,8 +28,8 @@ use crate::error::{ApiError, ApiJson};
 use crate::routes::visible_session;
 use crate::state::App;
 use crate::wire::{
-    AcceptIn, AuditOut, DecisionIn, ErrorBody, NewProposal, ProposalOut, ProposalSource,
-    ProposeFact, RailOut,
+    AcceptIn, AuditOut, DecisionIn, DraftCharacterIn, ErrorBody, NewProposal, ProposalOut,
+    ProposalSource, ProposeFact, RailOut,
 };
 
 /// Proposals or audit entries listed when no limit is given.
@@ -296,6 +297,86 @@ pub async fn post_proposal(
         served,
         "import",
         body.summary,
+        source,
+        change,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Longest brief for a drafted character, in bytes.
+const MAX_BRIEF_BYTES: usize = 1000;
+
+/// Asks the model for a new character of a production, for review.
+#[utoipa::path(post, path = "/v1/proposals/character", tag = "review",
+    request_body = DraftCharacterIn,
+    responses((status = 201, body = ProposalOut), (status = 400, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "The model's draft could not be used (named)"),
+              (status = 503, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn draft_character(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<DraftCharacterIn>,
+) -> Result<(StatusCode, Json<ProposalOut>), ApiError> {
+    caller.require(Role::Writer)?;
+    let brief = body.brief.trim().to_owned();
+    if brief.is_empty() || brief.len() > MAX_BRIEF_BYTES {
+        return Err(ApiError::invalid(format!(
+            "field `brief`: say what character the writers want, in at most {MAX_BRIEF_BYTES} bytes"
+        )));
+    }
+    let served = app.catalog().production(&caller.tenant, &body.production)?;
+    let slot = app.turns.slot().await?;
+    let drafted = {
+        let (app, served, brief) = (app.clone(), served.clone(), brief.clone());
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let mut session = app
+                .turns
+                .backend()
+                .open_session()
+                .map_err(|e| ApiError::from_engine(e.into()))?;
+            lore_engine::draft_character(
+                &served.world,
+                app.catalog().options(),
+                session.as_mut(),
+                app.turns.backend_info(),
+                &brief,
+                body.seed,
+            )
+            .map_err(ApiError::from_engine)
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    let draft = CharacterDraft {
+        production: &served.world.production,
+        name: &drafted.name,
+        persona: &drafted.persona,
+        speech_style: &drafted.speech_style,
+        sample_line: &drafted.sample_line,
+    };
+    let change = Change::new(
+        draft
+            .quads()
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
+        [],
+    );
+    let source = ProposalSource {
+        excerpt: vec![format!("Brief: {brief}")],
+        model: Some(app.turns.backend_info().model.clone()),
+        provenance: drafted.provenance.clone(),
+        proposed_by: actor(&caller),
+        ..ProposalSource::default()
+    };
+    let summary = format!("New character: {}", drafted.name);
+    let out = propose(
+        &app,
+        &caller,
+        served.clone(),
+        "character",
+        summary,
         source,
         change,
     )

@@ -577,7 +577,7 @@ pub struct ProposalOut {
     pub id: String,
     /// The production's id.
     pub production: String,
-    /// `session_fact` or `import`.
+    /// `session_fact`, `character` (drafted by the model) or `import`.
     pub kind: String,
     /// One line for the queue.
     pub summary: String,
@@ -619,6 +619,19 @@ pub struct NewProposal {
     /// N-Quads statements it would remove.
     #[serde(default)]
     pub remove: Vec<String>,
+}
+
+/// A character for the model to draft, for review.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftCharacterIn {
+    /// The production (id, IRI or title) it is for.
+    pub production: String,
+    /// What the writers want: a role, a temperament, a tie to the story.
+    pub brief: String,
+    /// Varies the draft (default 0).
+    #[serde(default)]
+    pub seed: u64,
 }
 
 /// A session fact to propose for canon.

@@ -41,12 +41,7 @@ fn proposals_are_reviewed_once_committed_on_accept_and_audited() {
         &json!({"input": "Good evening, Warden.", "stream": false}),
     );
     assert_eq!(turn.status, 200, "{}", turn.body);
-    let event = post(
-        &url(&format!("/v1/sessions/{session}/events")),
-        Some(&player),
-        &json!({"action": "goto", "targets": ["the Guildhall"]}),
-    );
-    assert_eq!(event.status, 200, "{}", event.body);
+    go_to_the_guildhall(&server, &player, &session);
     let memory =
         get(&url(&format!("/v1/sessions/{session}")), Some(&player)).json()["memory"].clone();
     let fact = memory
@@ -234,6 +229,76 @@ fn proposals_are_reviewed_once_committed_on_accept_and_audited() {
         &json!({"production": "lanterns", "summary": "x"}),
     );
     assert_eq!(empty.status, 400);
+
+    // A character the writer asks the model for: drafted under a schema, signed, judged by
+    // the rails, and canon once accepted. A draft that copies an existing name is refused
+    // (422, naming it); another seed drafts again.
+    let mut drafted = None;
+    for seed in 0..6 {
+        let reply = post(
+            &url("/v1/proposals/character"),
+            Some(&writer),
+            &json!({"production": "lanterns", "brief": "a ferryman who smuggles lamp oil", "seed": seed}),
+        );
+        match reply.status {
+            201 => {
+                drafted = Some(reply.json());
+                break;
+            }
+            422 => assert_eq!(reply.code(), "draft_failed", "{}", reply.body),
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+    let drafted = drafted.expect("six seeds drafted no usable character");
+    assert_eq!(drafted["kind"], "character");
+    let signed: Value =
+        serde_json::from_str(drafted["source"]["provenance"].as_str().unwrap()).unwrap();
+    let record: Value = serde_json::from_str(signed["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(record["artefact"], "character");
+    assert!(
+        record["digital_source_type"]
+            .as_str()
+            .unwrap()
+            .ends_with("trainedAlgorithmicMedia")
+    );
+    let added = drafted["change"]["added"].to_string();
+    assert!(
+        added.contains("lore#Character") && added.contains("lore#appearsIn"),
+        "{added}"
+    );
+    if drafted["rails_blocked"] == false {
+        let id = drafted["id"].as_str().unwrap();
+        let accepted = post(
+            &url(&format!("/v1/proposals/{id}/accept")),
+            Some(&writer),
+            &json!({}),
+        );
+        assert_eq!(accepted.status, 200, "{}", accepted.body);
+        let name = drafted["summary"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("New character: ");
+        let characters = get(&url("/v1/productions/lanterns/characters"), Some(&player)).body;
+        assert!(
+            characters.contains(name),
+            "{name} not served after acceptance: {characters}"
+        );
+    }
+    let ask = |key: &str, brief: &str| {
+        post(
+            &url("/v1/proposals/character"),
+            Some(key),
+            &json!({"production": "lanterns", "brief": brief}),
+        )
+        .status
+    };
+    assert_eq!(ask(&writer, " "), 400);
+    assert_eq!(ask(&player, "a ferryman"), 403);
+    assert_eq!(
+        ask(&rival, "a ferryman"),
+        404,
+        "another studio's production is unknown"
+    );
 
     // Undoing the accepted fact is a revert like any other.
     let revert = post(

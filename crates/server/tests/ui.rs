@@ -24,12 +24,7 @@ fn writers_and_players_use_the_web_ui_in_chromium() {
 
     // A game proposes what one of its sessions learned.
     let session = open_session(&server, &player, "Wren");
-    let went = post(
-        &url(&format!("/v1/sessions/{session}/events")),
-        Some(&player),
-        &json!({"action": "goto", "targets": ["the Guildhall"]}),
-    );
-    assert_eq!(went.status, 200, "{}", went.body);
+    go_to_the_guildhall(&server, &player, &session);
     let proposed = post(
         &url(&format!("/v1/sessions/{session}/proposals")),
         Some(&player),

@@ -42,6 +42,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/ui/canon/{production}", get(canon::production))
         .route("/ui/canon/{production}/{entity}", get(canon::entity))
         .route("/ui/review", get(review::queue))
+        .route("/ui/review/draft", post(review::draft))
         .route("/ui/review/{id}/{decision}", post(review::decide))
         .route("/ui/history", get(review::history))
         .route("/ui/history/diff", get(review::diff))

@@ -14,7 +14,7 @@ use crate::canon;
 use crate::error::{ApiError, ApiJson};
 use crate::review as api;
 use crate::state::App;
-use crate::wire::{AcceptIn, DecisionIn};
+use crate::wire::{AcceptIn, DecisionIn, DraftCharacterIn};
 
 #[derive(Deserialize)]
 pub(crate) struct QueueQuery {
@@ -54,6 +54,18 @@ pub(crate) async fn queue(
                 a href="/ui/review" { "Open" } " · "
                 a href="/ui/review?status=accepted" { "Accepted" } " · "
                 a href="/ui/review?status=rejected" { "Rejected" }
+            }
+            form method="post" action="/ui/review/draft" class="card" {
+                h2 { "Ask the model for a character" }
+                label for="draft-production" { "Production" }
+                select id="draft-production" name="production" required {
+                    @for served in app.catalog().productions(&ui.0.tenant) {
+                        option value=(served.id) { (served.world.production.title) }
+                    }
+                }
+                label for="brief" { "What the writers want" }
+                input id="brief" name="brief" type="text" required maxlength="1000" size="60";
+                div { button type="submit" { "Draft a character for review" } }
             }
             @if proposals.is_empty() { p { "Nothing waiting." } }
             @for p in &proposals {
@@ -98,6 +110,28 @@ pub(crate) async fn queue(
             }
         },
     ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DraftForm {
+    production: String,
+    brief: String,
+}
+
+/// Has the model draft a character; the draft joins the queue.
+pub(crate) async fn draft(
+    State(app): State<Arc<App>>,
+    ui: UiCaller,
+    Form(form): Form<DraftForm>,
+) -> Result<Response, UiError> {
+    let request = DraftCharacterIn {
+        production: form.production,
+        brief: form.brief,
+        seed: 0,
+    };
+    let (_, drafted) = api::draft_character(State(app), ui.0, ApiJson(request)).await?;
+    let done = format!("Drafted for review: {}", drafted.0.summary);
+    Ok(Redirect::to(&format!("/ui/review?done={}", urlencode(&done))).into_response())
 }
 
 #[derive(Deserialize)]

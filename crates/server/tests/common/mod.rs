@@ -309,6 +309,16 @@ pub fn open_session(server: &Server, key: &str, player: &str) -> String {
     reply.json()["id"].as_str().unwrap().to_owned()
 }
 
+/// Records a game event in `session`: the player went to the Guildhall.
+pub fn go_to_the_guildhall(server: &Server, key: &str, session: &str) {
+    let reply = post(
+        &format!("{}/v1/sessions/{session}/events", server.url),
+        Some(key),
+        &serde_json::json!({"action": "goto", "targets": ["the Guildhall"]}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
 /// An open SSE response, read event by event.
 pub struct Events {
     lines: std::io::Lines<BufReader<Box<dyn Read + Send>>>,
