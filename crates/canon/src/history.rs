@@ -227,49 +227,51 @@ pub enum Base {
 impl CanonStore {
     /// The newest commit, if canon has any.
     pub fn head(&self) -> Result<Option<Commit>, CanonError> {
-        let newest = self.commit_nodes()?.into_iter().max_by_key(|(seq, _)| *seq);
-        newest.map(|(_, id)| self.commit_info(&id)).transpose()
+        self.head_of(&self.commit_index()?)
     }
 
     /// Every commit, newest first.
     pub fn log(&self) -> Result<Vec<Commit>, CanonError> {
-        let mut nodes = self.commit_nodes()?;
-        nodes.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-        nodes.iter().map(|(_, id)| self.commit_info(id)).collect()
+        let index = self.commit_index()?;
+        index
+            .0
+            .iter()
+            .rev()
+            .map(|(_, id)| self.commit_info(id))
+            .collect()
     }
 
     /// The commit `rev` names: a full id, a unique prefix of at least 4 hex digits, `head`,
     /// or `head~N` (N commits before the newest).
     pub fn commit(&self, rev: &str) -> Result<Commit, CanonError> {
-        let id = self.resolve(rev)?;
-        self.commit_info(&id)
+        self.commit_info(self.commit_index()?.resolve(rev)?)
     }
 
     /// What commit `rev` itself changed.
     pub fn change(&self, rev: &str) -> Result<Change, CanonError> {
-        let id = self.resolve(rev)?;
-        self.change_of(&id)
+        self.change_of(self.commit_index()?.resolve(rev)?)
     }
 
     /// The net change from canon as of `from` (`None`: before the first commit) to canon as
     /// of `to`, in either order.
     pub fn diff(&self, from: Option<&str>, to: &str) -> Result<Change, CanonError> {
-        let from = from.map(|r| self.commit(r)).transpose()?;
-        let to = self.commit(to)?;
-        let from_seq = from.as_ref().map_or(0, |c| c.sequence);
-        let (low, high, forward) = if from_seq <= to.sequence {
-            (from_seq, to.sequence, true)
+        let index = self.commit_index()?;
+        let from_seq = from.map_or(Ok(0), |r| index.sequence(r))?;
+        let to_seq = index.sequence(to)?;
+        let (low, high, forward) = if from_seq <= to_seq {
+            (from_seq, to_seq, true)
         } else {
-            (to.sequence, from_seq, false)
+            (to_seq, from_seq, false)
         };
-        let changes = self.changes_between(low, high)?;
+        let changes = self.changes_between(&index, low, high)?;
         let net = Change::compose(&changes);
         Ok(if forward { net } else { net.inverse() })
     }
 
     /// Canon as it stood right after commit `rev`: a copy in memory, for queries.
     pub fn as_of(&self, rev: &str) -> Result<CanonStore, CanonError> {
-        let target = self.commit(rev)?;
+        let index = self.commit_index()?;
+        let target = index.sequence(rev)?;
         let copy = Store::new()?;
         let mut transaction = copy.start_transaction()?;
         for quad in self.oxigraph().iter() {
@@ -278,7 +280,7 @@ impl CanonStore {
                 transaction.insert(&quad);
             }
         }
-        let later = self.changes_between(target.sequence, u64::MAX)?;
+        let later = self.changes_between(&index, target, u64::MAX)?;
         let undo = Change::compose(&later).inverse();
         for quad in &undo.removed {
             transaction.remove(quad);
@@ -299,11 +301,12 @@ impl CanonStore {
         change: Change,
     ) -> Result<Commit, CanonError> {
         let _writer = self.lock_writer();
-        let head = self.head()?;
+        let index = self.commit_index()?;
+        let head = self.head_of(&index)?;
         let base_seq = match base {
             Base::Head => head.as_ref().map_or(0, |c| c.sequence),
             Base::Root => 0,
-            Base::Commit(rev) => self.commit(rev)?.sequence,
+            Base::Commit(rev) => index.sequence(rev)?,
         };
         check_graphs(&change)?;
         let both: Vec<String> = {
@@ -321,12 +324,12 @@ impl CanonStore {
             });
         }
         if head.as_ref().is_some_and(|h| h.sequence > base_seq) {
-            self.check_conflicts(base_seq, &change)?;
+            self.check_conflicts(&index, base_seq, &change)?;
         }
         let change = self.effective(change)?;
         let based_on = match base {
             Base::Commit(_) if head.as_ref().map_or(0, |h| h.sequence) > base_seq => {
-                self.commit_at(base_seq)?
+                index.at(base_seq).map(str::to_owned)
             }
             _ => None,
         };
@@ -344,26 +347,26 @@ impl CanonStore {
         with_dependents: bool,
     ) -> Result<Commit, CanonError> {
         let _writer = self.lock_writer();
-        let target = self.commit(rev)?;
-        let mut touched: HashSet<String> = self.change_of(&target.id)?.touched().collect();
-        let mut reverted = vec![(target.clone(), self.change_of(&target.id)?)];
+        let index = self.commit_index()?;
+        let target = self.commit_info(index.resolve(rev)?)?;
+        let target_change = self.change_of(&target.id)?;
+        let mut touched: HashSet<String> = target_change.touched().collect();
         let mut shared = BTreeSet::new();
-        let mut later = self.commit_nodes()?;
-        later.retain(|(seq, _)| *seq > target.sequence);
-        later.sort();
+        let later = index.after(target.sequence);
+        let mut reverted = vec![(target, target_change)];
         for (_, id) in later {
-            let change = self.change_of(&id)?;
+            let change = self.change_of(id)?;
             let overlap: Vec<String> = change.touched().filter(|q| touched.contains(q)).collect();
             if overlap.is_empty() {
                 continue;
             }
             shared.extend(overlap);
             touched.extend(change.touched());
-            reverted.push((self.commit_info(&id)?, change));
+            reverted.push((self.commit_info(id)?, change));
         }
         if reverted.len() > 1 && !with_dependents {
             return Err(CanonError::RevertBlocked {
-                commit: target.short_id().to_owned(),
+                commit: reverted[0].0.short_id().to_owned(),
                 dependents: reverted[1..]
                     .iter()
                     .map(|(c, _)| format!("{} \"{}\"", c.short_id(), c.message))
@@ -383,7 +386,7 @@ impl CanonStore {
             _ => format!("Revert {} together", names.join(", ")),
         };
         let ids = reverted.iter().map(|(c, _)| c.id.clone()).collect();
-        let head = self.head()?;
+        let head = self.head_of(&index)?;
         self.write_commit(
             head.as_ref(),
             None,
@@ -395,10 +398,12 @@ impl CanonStore {
 
     /// Refuses `change` when a commit after `base_seq` touched its triples or edited a slot
     /// it changes.
-    fn check_conflicts(&self, base_seq: u64, change: &Change) -> Result<(), CanonError> {
-        let mut later = self.commit_nodes()?;
-        later.retain(|(seq, _)| *seq > base_seq);
-        later.sort();
+    fn check_conflicts(
+        &self,
+        index: &CommitIndex,
+        base_seq: u64,
+        change: &Change,
+    ) -> Result<(), CanonError> {
         let mine: HashSet<String> = change.touched().collect();
         let my_slots: HashSet<String> = change
             .added
@@ -409,8 +414,8 @@ impl CanonStore {
         let my_edits = change.edited_slots();
         let mut commits = Vec::new();
         let mut triples = BTreeSet::new();
-        for (_, id) in later {
-            let theirs = self.change_of(&id)?;
+        for (_, id) in index.after(base_seq) {
+            let theirs = self.change_of(id)?;
             let their_edits = theirs.edited_slots();
             let before = triples.len();
             for quad in theirs.added.iter().chain(&theirs.removed) {
@@ -424,16 +429,16 @@ impl CanonStore {
                 }
             }
             if triples.len() > before {
-                commits.push(short(&id).to_owned());
+                commits.push(short(id).to_owned());
             }
         }
         if commits.is_empty() {
             return Ok(());
         }
         Err(CanonError::Conflict {
-            base: self
-                .commit_at(base_seq)?
-                .map_or_else(|| "the empty canon".to_owned(), |id| short(&id).to_owned()),
+            base: index
+                .at(base_seq)
+                .map_or_else(|| "the empty canon".to_owned(), |id| short(id).to_owned()),
             commits: commits.join(", "),
             triples: name_some(&triples.into_iter().collect::<Vec<_>>()),
         })
@@ -510,57 +515,8 @@ impl CanonStore {
         Ok(commit)
     }
 
-    /// Full id of the commit `rev` names.
-    fn resolve(&self, rev: &str) -> Result<String, CanonError> {
-        let rev = rev.trim();
-        let mut nodes = self.commit_nodes()?;
-        let unknown = |hint: &str| CanonError::UnknownCommit {
-            rev: rev.to_owned(),
-            hint: hint.to_owned(),
-        };
-        let lower = rev.to_ascii_lowercase();
-        if let Some(back) = lower.strip_prefix("head") {
-            let back: u64 = match back.strip_prefix('~') {
-                None if back.is_empty() => 0,
-                Some(n) => n
-                    .parse()
-                    .map_err(|_| unknown("write head~N with N a number"))?,
-                None => return Err(unknown("write head or head~N")),
-            };
-            nodes.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-            let count = nodes.len();
-            return nodes
-                .into_iter()
-                .nth(usize::try_from(back).unwrap_or(usize::MAX))
-                .map(|(_, id)| id)
-                .ok_or_else(|| unknown(&format!("canon has {count} commits")));
-        }
-        if lower.len() < 4 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(unknown(
-                "give a commit id (at least 4 hex digits), head or head~N",
-            ));
-        }
-        let matches: Vec<String> = nodes
-            .into_iter()
-            .map(|(_, id)| id)
-            .filter(|id| id.starts_with(&lower))
-            .collect();
-        match matches.as_slice() {
-            [id] => Ok(id.clone()),
-            [] => Err(unknown("`lore log` lists the commits")),
-            _ => Err(CanonError::AmbiguousCommit {
-                rev: rev.to_owned(),
-                matches: matches
-                    .iter()
-                    .map(|m| short(m))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
-    }
-
-    /// (sequence, id) of every commit.
-    fn commit_nodes(&self) -> Result<Vec<(u64, String)>, CanonError> {
+    /// Every commit's sequence number and id, read once for an operation.
+    fn commit_index(&self) -> Result<CommitIndex, CanonError> {
         let mut nodes = Vec::new();
         for quad in self.oxigraph().quads_for_pattern(
             None,
@@ -589,24 +545,31 @@ impl CanonStore {
                 }
             }
         }
-        Ok(nodes)
+        nodes.sort();
+        Ok(CommitIndex(nodes))
     }
 
-    /// The id of the commit with sequence `seq` (`None` for 0, before the first).
-    fn commit_at(&self, seq: u64) -> Result<Option<String>, CanonError> {
-        Ok(self
-            .commit_nodes()?
-            .into_iter()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, id)| id))
+    fn head_of(&self, index: &CommitIndex) -> Result<Option<Commit>, CanonError> {
+        index
+            .0
+            .last()
+            .map(|(_, id)| self.commit_info(id))
+            .transpose()
     }
 
     /// The changes of the commits with sequence in `(after, up_to]`, in order.
-    fn changes_between(&self, after: u64, up_to: u64) -> Result<Vec<Change>, CanonError> {
-        let mut nodes = self.commit_nodes()?;
-        nodes.retain(|(seq, _)| *seq > after && *seq <= up_to);
-        nodes.sort();
-        nodes.iter().map(|(_, id)| self.change_of(id)).collect()
+    fn changes_between(
+        &self,
+        index: &CommitIndex,
+        after: u64,
+        up_to: u64,
+    ) -> Result<Vec<Change>, CanonError> {
+        index
+            .after(after)
+            .iter()
+            .take_while(|(seq, _)| *seq <= up_to)
+            .map(|(_, id)| self.change_of(id))
+            .collect()
     }
 
     fn commit_info(&self, id: &str) -> Result<Commit, CanonError> {
@@ -693,6 +656,86 @@ impl CanonStore {
             Ok(quads)
         };
         Ok(Change::new(read(vocab::ADDED)?, read(vocab::REMOVED)?))
+    }
+}
+
+/// Every commit as (sequence, id), oldest first: read once per operation, so one operation
+/// sees one history.
+struct CommitIndex(Vec<(u64, String)>);
+
+impl CommitIndex {
+    /// Full id of the commit `rev` names: a full id, a unique prefix of at least 4 hex digits,
+    /// `head` or `head~N`.
+    fn resolve(&self, rev: &str) -> Result<&str, CanonError> {
+        let rev = rev.trim();
+        let unknown = |hint: &str| CanonError::UnknownCommit {
+            rev: rev.to_owned(),
+            hint: hint.to_owned(),
+        };
+        let lower = rev.to_ascii_lowercase();
+        if let Some(back) = lower.strip_prefix("head") {
+            let back: usize = match back.strip_prefix('~') {
+                None if back.is_empty() => 0,
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| unknown("write head~N with N a number"))?,
+                None => return Err(unknown("write head or head~N")),
+            };
+            let count = self.0.len();
+            return self
+                .0
+                .iter()
+                .rev()
+                .nth(back)
+                .map(|(_, id)| id.as_str())
+                .ok_or_else(|| unknown(&format!("canon has {count} commits")));
+        }
+        if lower.len() < 4 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(unknown(
+                "give a commit id (at least 4 hex digits), head or head~N",
+            ));
+        }
+        let matches: Vec<&str> = self
+            .0
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .filter(|id| id.starts_with(&lower))
+            .collect();
+        match matches.as_slice() {
+            [id] => Ok(id),
+            [] => Err(unknown("`lore log` lists the commits")),
+            _ => Err(CanonError::AmbiguousCommit {
+                rev: rev.to_owned(),
+                matches: matches
+                    .iter()
+                    .map(|m| short(m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// The sequence number of the commit `rev` names.
+    fn sequence(&self, rev: &str) -> Result<u64, CanonError> {
+        let id = self.resolve(rev)?;
+        Ok(self
+            .0
+            .iter()
+            .find(|(_, i)| i == id)
+            .map_or(0, |(seq, _)| *seq))
+    }
+
+    /// The id of the commit with sequence `seq` (`None` for 0, before the first).
+    fn at(&self, seq: u64) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// The commits after sequence `seq`, oldest first.
+    fn after(&self, seq: u64) -> &[(u64, String)] {
+        &self.0[self.0.partition_point(|(s, _)| *s <= seq)..]
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -75,13 +75,27 @@ pub(crate) async fn start(
     Ok(Redirect::to(&format!("/ui/play/{}", created.0.id)).into_response())
 }
 
+/// Turns one page shows: each is verified (signature and watermark) as the page is drawn.
+const TURNS_PER_PAGE: i64 = 20;
+
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    /// The first turn shown; by default the page ends with the newest.
+    from: Option<i64>,
+}
+
 /// A session's conversation, each reply with what it stood on.
 pub(crate) async fn page(
     State(app): State<Arc<App>>,
     UiCaller(caller): UiCaller,
     Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> Page {
     let session = visible_session(&app, &caller, &id).await?;
+    let from = query
+        .from
+        .unwrap_or(session.turns - TURNS_PER_PAGE)
+        .clamp(0, session.turns.max(0));
     let served = app
         .catalog()
         .production_by_iri(&session.tenant, &session.production);
@@ -94,7 +108,8 @@ pub(crate) async fn page(
         })
         .unwrap_or_else(|| session.character.clone());
     let mut turns = Vec::new();
-    for turn in app.db.turns(&id, 0).await? {
+    let shown = app.db.turns(&id, from).await?;
+    for turn in shown.into_iter().take(TURNS_PER_PAGE as usize) {
         let provenance: Option<lore_mark::SignedRecord> = turn
             .provenance
             .as_deref()
@@ -126,6 +141,10 @@ pub(crate) async fn page(
             h1 { "Talking to " (speaker) }
             p { "Session " code { (id) } " · player " (session.player)
                 @if let Some(at) = &session.at { " · beat " (at) } }
+            @if from > 0 {
+                p { a href={ "/ui/play/" (id) "?from=" ((from - TURNS_PER_PAGE).max(0)) } { "Earlier turns" }
+                    " (" (from) " before these)" }
+            }
             @for (turn, verdict) in &turns {
                 section class="turn" id={ "turn-" (turn.turn) } aria-label={ "Turn " (turn.turn + 1) } {
                     p class="player" { (session.player) ": " (turn.input) }
@@ -164,6 +183,9 @@ pub(crate) async fn page(
                         }
                     }
                 }
+            }
+            @if from + TURNS_PER_PAGE < session.turns {
+                p { a href={ "/ui/play/" (id) } { "Newest turns" } }
             }
             form method="post" action={ "/ui/play/" (id) } class="card" {
                 label for="input" { "Say to " (speaker) }

@@ -261,13 +261,29 @@ pub fn call(
     body: Option<&[u8]>,
     content_type: Option<&str>,
 ) -> Reply {
-    let agent = agent();
-    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    let mut headers = Vec::new();
     if let Some(key) = key {
-        builder = builder.header("Authorization", format!("Bearer {key}"));
+        headers.push(("Authorization", format!("Bearer {key}")));
     }
     if body.is_some() {
-        builder = builder.header("Content-Type", content_type.unwrap_or("application/json"));
+        headers.push((
+            "Content-Type",
+            content_type.unwrap_or("application/json").to_owned(),
+        ));
+    }
+    call_with(method, url, &headers, body)
+}
+
+/// A web UI page, signed in with `key` as the UI's cookie.
+pub fn ui_page(url: &str, key: &str) -> Reply {
+    call_with("GET", url, &[("Cookie", format!("lore_key={key}"))], None)
+}
+
+fn call_with(method: &str, url: &str, headers: &[(&str, String)], body: Option<&[u8]>) -> Reply {
+    let agent = agent();
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
     }
     let request = builder.body(body.unwrap_or_default().to_vec()).unwrap();
     let mut response = agent.run(request).unwrap();
