@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lore_canon::World;
 use lore_canon::policy::Policy;
 use lore_guard::eval::{self, BinaryMetrics, Judged, Labelled, Source};
-use lore_guard::head::{Fit, Head};
+use lore_guard::head::{Example, Fit, Head};
 use lore_guard::normalize::views;
 use lore_guard::semantic::Embedded;
 use lore_guard::{Action, Audience, CanonCheck, HazardHead, Rails, Semantic};
@@ -115,9 +115,16 @@ pub enum TrainCommand {
     },
 }
 
+/// How much each of XSTest's safe prompts counts in fitting the head against an ordinary
+/// safe prompt. They are few (118 against ~580 safe moderation prompts) and share their words
+/// with harm ("kill a process"), so unweighted they barely move the boundary and the
+/// over-refusal budget then forces a high threshold that costs recall. Chosen by cross-
+/// validation on the development sets (5, 10, 20, 40 tried; see docs/benchmarks.md).
+const SAFE_LOOKALIKE_WEIGHT: f32 = 10.0;
+
 /// The most over-refusal on XSTest's safe prompts a threshold may cost, measured on held-out
 /// training prompts; below the 4% goal, leaving room for the lexicon's own false alarms.
-const OVER_REFUSAL_BUDGET: f64 = 0.03;
+const OVER_REFUSAL_BUDGET: f64 = 0.02;
 
 pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
     match what {
@@ -258,9 +265,17 @@ fn stratum(prompt: &Labelled) -> bool {
 /// best F1 on moderation prompts whose over-refusal on XSTest's safe prompts stays in budget.
 fn fit_hazard_head(prompts: &[Labelled], vectors: &Vectors, rows: &[usize]) -> HazardHead {
     let fit = Fit::default();
-    let examples = |rows: &[usize]| -> Vec<(&[f32], bool)> {
+    let examples = |rows: &[usize]| -> Vec<Example<'_>> {
         rows.iter()
-            .map(|&i| (vectors.mean[i].as_slice(), prompts[i].is_unsafe))
+            .map(|&i| Example {
+                features: vectors.mean[i].as_slice(),
+                is_unsafe: prompts[i].is_unsafe,
+                weight: if prompts[i].source == Source::XsTest && !prompts[i].is_unsafe {
+                    SAFE_LOOKALIKE_WEIGHT
+                } else {
+                    1.0
+                },
+            })
             .collect()
     };
     let labels: Vec<bool> = rows.iter().map(|&i| stratum(&prompts[i])).collect();

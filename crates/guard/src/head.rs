@@ -12,6 +12,17 @@ pub struct Head {
     pub bias: f32,
 }
 
+/// One labelled embedding to fit a head to.
+#[derive(Debug, Clone, Copy)]
+pub struct Example<'a> {
+    /// The embedding.
+    pub features: &'a [f32],
+    /// Its label.
+    pub is_unsafe: bool,
+    /// How much it counts against the others of its class (1 for most).
+    pub weight: f32,
+}
+
 /// How a head is fitted.
 #[derive(Debug, Clone, Copy)]
 pub struct Fit {
@@ -40,13 +51,20 @@ impl Head {
         1.0 / (1.0 + (-z).exp())
     }
 
-    /// Fits a head to labelled embeddings by full-batch Adam on the log loss, each class
-    /// weighted by the other's share so a rare class is not ignored. Deterministic.
-    pub fn fit(examples: &[(&[f32], bool)], fit: Fit) -> Head {
-        let dim = examples.first().map_or(0, |(x, _)| x.len());
-        let positives = examples.iter().filter(|(_, y)| *y).count().max(1) as f32;
-        let negatives = (examples.len() as f32 - positives).max(1.0);
-        let total = examples.len().max(1) as f32;
+    /// Fits a head to labelled embeddings by full-batch Adam on the weighted log loss, each
+    /// class weighted by the other's share so a rare class is not ignored. Deterministic.
+    pub fn fit(examples: &[Example<'_>], fit: Fit) -> Head {
+        let dim = examples.first().map_or(0, |e| e.features.len());
+        let class_total = |class: bool| -> f32 {
+            examples
+                .iter()
+                .filter(|e| e.is_unsafe == class)
+                .map(|e| e.weight)
+                .sum::<f32>()
+                .max(f32::MIN_POSITIVE)
+        };
+        let (positives, negatives) = (class_total(true), class_total(false));
+        let total = positives + negatives;
         let (pos_weight, neg_weight) = (total / (2.0 * positives), total / (2.0 * negatives));
 
         let mut params = vec![0.0f32; dim + 1];
@@ -56,21 +74,18 @@ impl Head {
         let mut grad = vec![0.0f32; dim + 1];
         for step in 1..=fit.epochs {
             grad.iter_mut().for_each(|g| *g = 0.0);
-            for (x, y) in examples {
-                let z: f32 = params[..dim]
-                    .iter()
-                    .zip(*x)
-                    .map(|(w, v)| w * v)
-                    .sum::<f32>()
-                    + params[dim];
+            for example in examples {
+                let x = example.features;
+                let z: f32 =
+                    params[..dim].iter().zip(x).map(|(w, v)| w * v).sum::<f32>() + params[dim];
                 let p = 1.0 / (1.0 + (-z).exp());
-                let (target, weight) = if *y {
+                let (target, weight) = if example.is_unsafe {
                     (1.0, pos_weight)
                 } else {
                     (0.0, neg_weight)
                 };
-                let err = weight * (p - target) / total;
-                for (g, v) in grad[..dim].iter_mut().zip(*x) {
+                let err = weight * example.weight * (p - target) / total;
+                for (g, v) in grad[..dim].iter_mut().zip(x) {
                     *g += err * v;
                 }
                 grad[dim] += err;
@@ -107,13 +122,55 @@ mod tests {
                 [t, 1.0 - t]
             })
             .collect();
-        let examples: Vec<(&[f32], bool)> = xs
+        let examples: Vec<Example<'_>> = xs
             .iter()
             .enumerate()
-            .map(|(i, x)| (&x[..], i >= 30))
+            .map(|(i, x)| Example {
+                features: &x[..],
+                is_unsafe: i >= 30,
+                weight: 1.0,
+            })
             .collect();
         let head = Head::fit(&examples, Fit::default());
         assert!(head.score(&[0.95, 0.05]) > 0.5);
         assert!(head.score(&[0.1, 0.9]) < 0.5);
+    }
+
+    #[test]
+    fn weighting_safe_lookalikes_moves_the_boundary_away_from_them() {
+        // Unsafe at x = 1, safe at x = 0, and a few safe lookalikes at x = 0.7.
+        let (unsafe_x, safe_x, lookalike_x) = ([1.0f32], [0.0f32], [0.7f32]);
+        let set = |lookalike_weight: f32| -> Vec<Example<'_>> {
+            let mut set = Vec::new();
+            for _ in 0..20 {
+                set.push(Example {
+                    features: &unsafe_x,
+                    is_unsafe: true,
+                    weight: 1.0,
+                });
+                set.push(Example {
+                    features: &safe_x,
+                    is_unsafe: false,
+                    weight: 1.0,
+                });
+            }
+            for _ in 0..3 {
+                set.push(Example {
+                    features: &lookalike_x,
+                    is_unsafe: false,
+                    weight: lookalike_weight,
+                });
+            }
+            set
+        };
+        let plain = Head::fit(&set(1.0), Fit::default());
+        let weighted = Head::fit(&set(10.0), Fit::default());
+        assert!(
+            weighted.score(&lookalike_x) < plain.score(&lookalike_x),
+            "weighted {} vs plain {}",
+            weighted.score(&lookalike_x),
+            plain.score(&lookalike_x)
+        );
+        assert!(weighted.score(&unsafe_x) > 0.5);
     }
 }
