@@ -2,9 +2,11 @@
 //! in-process on the CPU from its `model.safetensors` and `tokenizer.json`.
 //!
 //! The forward pass is written out here (embeddings, self-attention, feed-forward, mean
-//! pooling) because it is small and fixed; the tokenizer is Hugging Face's own, so word pieces
-//! are exactly those the model was trained on.
+//! pooling) because it is small and fixed; the linear layers, nearly all of its arithmetic,
+//! go through `faer`'s matrix product. The tokenizer is Hugging Face's own, so word pieces are
+//! exactly those the model was trained on.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, Axis, Slice};
@@ -62,15 +64,38 @@ pub enum EncoderError {
 }
 
 struct Linear {
-    /// `[in, out]`: stored transposed from PyTorch's `[out, in]` so a row of activations
-    /// multiplies it directly.
-    weight: Array2<f32>,
+    /// `[in, out]`, row-major: stored transposed from PyTorch's `[out, in]` so a row of
+    /// activations multiplies it directly.
+    weight: Vec<f32>,
+    inputs: usize,
     bias: Array1<f32>,
 }
 
 impl Linear {
     fn forward(&self, x: &Array2<f32>) -> Array2<f32> {
-        x.dot(&self.weight) + &self.bias
+        let (rows, outputs) = (x.nrows(), self.bias.len());
+        let x: Cow<'_, [f32]> = match x.as_slice() {
+            Some(data) => Cow::Borrowed(data),
+            // Logical order is row-major whatever the memory layout.
+            None => Cow::Owned(x.iter().copied().collect()),
+        };
+        let mut y = vec![0.0f32; rows * outputs];
+        for row in y.chunks_exact_mut(outputs) {
+            for (v, b) in row.iter_mut().zip(&self.bias) {
+                *v = *b;
+            }
+        }
+        faer::linalg::matmul::matmul(
+            faer::MatMut::from_row_major_slice_mut(&mut y, rows, outputs),
+            faer::Accum::Add,
+            faer::MatRef::from_row_major_slice(&x, rows, self.inputs),
+            faer::MatRef::from_row_major_slice(&self.weight, self.inputs, outputs),
+            1.0,
+            faer::Par::Seq,
+        );
+        // The buffer holds rows × outputs values by construction.
+        Array2::from_shape_vec((rows, outputs), y)
+            .unwrap_or_else(|_| Array2::zeros((rows, outputs)))
     }
 }
 
@@ -168,8 +193,10 @@ impl Weights<'_> {
             weight: self
                 .matrix(&format!("{prefix}.weight"), outputs, inputs)?
                 .reversed_axes()
-                .as_standard_layout()
-                .into_owned(),
+                .iter()
+                .copied()
+                .collect(),
+            inputs,
             bias: self.vector(&format!("{prefix}.bias"), outputs)?,
         })
     }
