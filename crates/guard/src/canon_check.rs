@@ -307,8 +307,10 @@ impl CanonCheck {
             .collect();
         let mut kin: HashMap<(EntityId, EntityId), Vec<&'static str>> = HashMap::new();
         for r in world.relationships.iter().filter(|r| r.span.holds_at(beat)) {
-            for word in words(&r.kind.to_lowercase()) {
-                if let Some(group) = kin_group(word) {
+            // Read as replies are (hyphenated words whole), so "father-in-law" in canon is an
+            // in-law, not a father.
+            for token in tokens(&r.kind) {
+                if let Some(group) = kin_group(&token.lower) {
                     kin.entry((r.source, r.target)).or_default().push(group);
                     kin.entry((r.target, r.source))
                         .or_default()
@@ -834,7 +836,7 @@ fn capitalised_phrases(text: &str) -> Vec<(Range<usize>, String)> {
 /// The family group a kin word belongs to.
 fn kin_group(word: &str) -> Option<&'static str> {
     Some(match word {
-        "brother" | "sister" | "sibling" | "twin" => "sibling",
+        "brother" | "sister" | "sibling" | "twin" | "half-brother" | "half-sister" => "sibling",
         "mother" | "father" | "mum" | "mom" | "dad" | "parent" => "parent",
         "son" | "daughter" | "child" => "child",
         "husband" | "wife" | "spouse" => "spouse",
@@ -843,6 +845,15 @@ fn kin_group(word: &str) -> Option<&'static str> {
         "cousin" => "cousin",
         "grandmother" | "grandfather" | "grandma" | "grandpa" => "grandparent",
         "grandson" | "granddaughter" | "grandchild" => "grandchild",
+        "father-in-law" | "mother-in-law" | "parent-in-law" => "parent-in-law",
+        "son-in-law" | "daughter-in-law" | "child-in-law" => "child-in-law",
+        "brother-in-law" | "sister-in-law" | "sibling-in-law" => "sibling-in-law",
+        "stepfather" | "stepmother" | "step-father" | "step-mother" | "stepparent"
+        | "step-parent" => "step-parent",
+        "stepson" | "stepdaughter" | "step-son" | "step-daughter" | "stepchild" | "step-child" => {
+            "step-child"
+        }
+        "stepbrother" | "stepsister" | "step-brother" | "step-sister" => "step-sibling",
         _ => return None,
     })
 }
@@ -856,6 +867,10 @@ fn inverse_group(group: &'static str) -> &'static str {
         "sibling's child" => "parent's sibling",
         "grandparent" => "grandchild",
         "grandchild" => "grandparent",
+        "parent-in-law" => "child-in-law",
+        "child-in-law" => "parent-in-law",
+        "step-parent" => "step-child",
+        "step-child" => "step-parent",
         same => same,
     }
 }
@@ -988,5 +1003,12 @@ mod tests {
         assert_eq!(inverse_group(kin_group("son").unwrap()), "parent");
         assert_eq!(inverse_group(kin_group("sister").unwrap()), "sibling");
         assert_eq!(kin_group("friend"), None);
+        assert_eq!(kin_group("father-in-law"), Some("parent-in-law"));
+        assert_eq!(
+            inverse_group(kin_group("father-in-law").unwrap()),
+            "child-in-law"
+        );
+        assert_eq!(inverse_group(kin_group("stepson").unwrap()), "step-parent");
+        assert_eq!(kin_group("half-sister"), Some("sibling"));
     }
 }

@@ -215,6 +215,12 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         ["wrong_relationship"]
     );
     assert_eq!(problems(&pip, "Nessa is my best friend."), [] as [&str; 0]);
+    // Hyphenated kin words are read whole: an in-law canon lacks is a wrong tie, not a
+    // father.
+    assert_eq!(
+        problems(&pip, "Corvin is my father-in-law."),
+        ["wrong_relationship"]
+    );
     assert_eq!(
         problems(&pip, "Meet me at the Silver Anchor."),
         ["unknown_place"]
