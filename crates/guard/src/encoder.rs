@@ -68,7 +68,7 @@ struct Linear {
     /// activations multiplies it directly.
     weight: Vec<f32>,
     inputs: usize,
-    bias: Array1<f32>,
+    bias: Vec<f32>,
 }
 
 impl Linear {
@@ -79,12 +79,7 @@ impl Linear {
             // Logical order is row-major whatever the memory layout.
             None => Cow::Owned(x.iter().copied().collect()),
         };
-        let mut y = vec![0.0f32; rows * outputs];
-        for row in y.chunks_exact_mut(outputs) {
-            for (v, b) in row.iter_mut().zip(&self.bias) {
-                *v = *b;
-            }
-        }
+        let mut y = self.bias.repeat(rows);
         faer::linalg::matmul::matmul(
             faer::MatMut::from_row_major_slice_mut(&mut y, rows, outputs),
             faer::Accum::Add,
@@ -197,7 +192,7 @@ impl Weights<'_> {
                 .copied()
                 .collect(),
             inputs,
-            bias: self.vector(&format!("{prefix}.bias"), outputs)?,
+            bias: self.vector(&format!("{prefix}.bias"), outputs)?.to_vec(),
         })
     }
 

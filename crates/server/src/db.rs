@@ -9,6 +9,7 @@
 //! cost of a commit (an fsync) is shared by every turn that arrived meanwhile.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::time::Duration;
 
 use lore_canon::consent::LikenessUse;
@@ -610,15 +611,16 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Turns of session `id` from turn `from` on, in order.
-    pub async fn turns(&self, id: &str, from: i64) -> Result<Vec<TurnRow>, DbError> {
+    /// Turns of session `id` numbered within `range`, in order.
+    pub async fn turns(&self, id: &str, range: Range<i64>) -> Result<Vec<TurnRow>, DbError> {
         let rows = sqlx::query(
             "SELECT turn, input, reply, recalled, facts_used, created_ms, rails, output_rail, \
              provenance FROM turns \
-             WHERE session_id = $1 AND turn >= $2 ORDER BY turn",
+             WHERE session_id = $1 AND turn >= $2 AND turn < $3 ORDER BY turn",
         )
         .bind(id)
-        .bind(from)
+        .bind(range.start)
+        .bind(range.end)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -1205,7 +1207,7 @@ mod tests {
 
         let a = db.session("a").await.unwrap().unwrap();
         assert_eq!((a.turns, a.memory_facts), (2, 3));
-        let turns = db.turns("a", 0).await.unwrap();
+        let turns = db.turns("a", 0..i64::MAX).await.unwrap();
         assert_eq!(turns.iter().map(|t| t.turn).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(db.memory("a").await.unwrap().len(), 3);
         let b = db.session("b").await.unwrap().unwrap();
@@ -1214,7 +1216,7 @@ mod tests {
             (0, 0),
             "nothing of a refused turn is kept"
         );
-        assert!(db.turns("b", 0).await.unwrap().is_empty());
+        assert!(db.turns("b", 0..i64::MAX).await.unwrap().is_empty());
         assert!(db.memory("b").await.unwrap().is_empty());
 
         // A quest update made on a's state lands; one made on a stale state does not, and

@@ -34,7 +34,7 @@ pub async fn session_export(
     format: ExportFormat,
 ) -> Result<Export, DbError> {
     let turns = db
-        .turns(&row.id, 0)
+        .turns(&row.id, 0..i64::MAX)
         .await?
         .into_iter()
         .map(|t| ExportTurn {

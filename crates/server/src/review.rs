@@ -209,7 +209,7 @@ pub async fn propose_fact(
     let at = fact.line / 2;
     let turn = app
         .db
-        .turns(&id, (at - 1).max(0))
+        .turns(&id, (at - 1).max(0)..at + 1)
         .await?
         .into_iter()
         .take_while(|t| t.turn <= at)

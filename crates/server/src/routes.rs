@@ -285,7 +285,7 @@ pub async fn get_session(
     let row = visible_session(&app, &caller, &id).await?;
     let transcript = app
         .db
-        .turns(&id, 0)
+        .turns(&id, 0..i64::MAX)
         .await?
         .into_iter()
         .map(|t| TranscriptTurn {

@@ -412,7 +412,7 @@ async fn load(app: &App, id: &str) -> Result<Hot, ApiError> {
     let mut lines = Vec::new();
     for turn in app
         .db
-        .turns(id, i64::try_from(first_turn).unwrap_or(0))
+        .turns(id, i64::try_from(first_turn).unwrap_or(0)..i64::MAX)
         .await?
     {
         let recalled: Vec<String> = serde_json::from_str(&turn.recalled).unwrap_or_default();

@@ -108,8 +108,7 @@ pub(crate) async fn page(
         })
         .unwrap_or_else(|| session.character.clone());
     let mut turns = Vec::new();
-    let shown = app.db.turns(&id, from).await?;
-    for turn in shown.into_iter().take(TURNS_PER_PAGE as usize) {
+    for turn in app.db.turns(&id, from..from + TURNS_PER_PAGE).await? {
         let provenance: Option<lore_mark::SignedRecord> = turn
             .provenance
             .as_deref()
