@@ -13,14 +13,17 @@
 //! - A claim that no longer holds, stated as true now: "Hestia is the Mayor" after she
 //!   resigned (a claim of a fact whose span ended before the beat, replaced by another).
 //! - A place canon does not have: a capitalised name after a preposition of place that no
-//!   entity has and no text of canon contains.
+//!   entity has and no text of canon contains, or, wherever it stands, a real-world place
+//!   (`data/real-world-places.txt`: "burning down London") that canon never names.
 //!
 //! These are rules over words, not a parser: they are measured on a labelled set
 //! (`lore eval replies`), and what they miss is counted there.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::{AhoCorasick, MatchKind};
 
 use lore_canon::{EntityId, EntityKind, NameIndex, World};
 
@@ -337,6 +340,10 @@ impl CanonCheck {
         for text in texts {
             for (_, phrase) in capitalised_phrases(text) {
                 known_phrases.insert(phrase.to_lowercase());
+            }
+            // A world set in the real one names its places, at a sentence's start or not.
+            for (_, place) in real_world_places(text) {
+                known_phrases.insert(place.to_lowercase());
             }
         }
         for e in &world.entities {
@@ -710,8 +717,59 @@ impl CanonCheck {
                 });
             }
         }
+        for (range, place) in real_world_places(sentence) {
+            let named = mentions
+                .iter()
+                .any(|(r, _)| r.start < range.end && range.start < r.end);
+            let reported = findings.iter().any(
+                |f| matches!(&f.problem, Problem::UnknownPlace { name } if name.contains(place)),
+            );
+            if !named && !reported && !self.known_phrases.contains(&place.to_lowercase()) {
+                findings.push(Finding {
+                    problem: Problem::UnknownPlace {
+                        name: place.to_owned(),
+                    },
+                    evidence: format!("{place}, a real-world place"),
+                    score: 1.0,
+                    avoid: vec![place.to_owned()],
+                });
+            }
+        }
         findings
     }
+}
+
+/// The real-world places of `data/real-world-places.txt`, longest first where names overlap
+/// ("New York" before "York").
+static REAL_WORLD_PLACES: LazyLock<Option<(AhoCorasick, Vec<&'static str>)>> =
+    LazyLock::new(|| {
+        let names: Vec<&'static str> = include_str!("../data/real-world-places.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        // A fixed list of short names: building cannot fail (a test checks it does not).
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&names)
+            .ok()?;
+        Some((automaton, names))
+    });
+
+/// The real-world places `text` names, as whole, case-sensitive words, with their byte ranges.
+fn real_world_places(text: &str) -> Vec<(Range<usize>, &'static str)> {
+    let Some((automaton, names)) = REAL_WORLD_PLACES.as_ref() else {
+        return Vec::new();
+    };
+    automaton
+        .find_iter(text)
+        .filter(|m| {
+            let before = text[..m.start()].chars().next_back();
+            let after = text[m.end()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        })
+        .map(|m| (m.range(), names[m.pattern().as_usize()]))
+        .collect()
 }
 
 /// A word of a sentence.
@@ -989,6 +1047,19 @@ mod tests {
         .map(|(_, p)| p)
         .collect();
         assert_eq!(found, ["Silver Anchor", "Tower of Bones", "Lantern Quay"]);
+    }
+
+    #[test]
+    fn real_world_places_are_found_as_whole_words() {
+        assert!(REAL_WORLD_PLACES.is_some());
+        let found: Vec<&str> = real_world_places(
+            "London burns, they sail for New York; Parisian lace and Londoners do not count.",
+        )
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+        assert_eq!(found, ["London", "New York"]);
+        assert!(real_world_places("a london fog").is_empty());
     }
 
     #[test]
