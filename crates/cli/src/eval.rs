@@ -80,6 +80,14 @@ pub enum EvalCommand {
         /// Spike threshold of the evaluation's key.
         #[arg(long, default_value_t = lore_mark::Watermark::DEFAULT_SPIKE)]
         spike: f32,
+        /// Append each generated reply to this JSON Lines file as it is made, so that a
+        /// detector can be measured again on the same replies (`--replies-from`).
+        #[arg(long, value_name = "FILE", conflicts_with = "replies_from")]
+        save_replies: Option<PathBuf>,
+        /// Score the replies a `--save-replies` run wrote instead of generating (no model
+        /// needed; no perplexity). They must have been made with the same key settings.
+        #[arg(long, value_name = "FILE")]
+        replies_from: Option<PathBuf>,
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -145,6 +153,8 @@ pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
             gamma,
             delta,
             spike,
+            save_replies,
+            replies_from,
             json,
         } => crate::eval_watermark::run(
             config,
@@ -157,6 +167,8 @@ pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
                 gamma,
                 delta,
                 spike,
+                save_replies,
+                replies_from,
                 json,
             },
         ),

@@ -2,6 +2,7 @@
 //! after edits, inside human text, how rarely in human text alone, and what it costs the
 //! replies in perplexity.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +12,7 @@ use lore_canon::{EntityKind, World};
 use lore_engine::{History, SessionOptions, TurnPlanner};
 use lore_gen::{
     Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenParams, GgufTokenizer,
-    SamplerConfig, Session,
+    SamplerConfig, Session, TextScore,
 };
 use lore_mark::{Watermark, WatermarkKey, Z_THRESHOLD, score, z_score};
 use rand::rngs::StdRng;
@@ -41,6 +42,10 @@ pub struct WatermarkEval {
     pub delta: f32,
     /// See `gamma`.
     pub spike: f32,
+    /// JSON Lines file each generated reply is appended to.
+    pub save_replies: Option<PathBuf>,
+    /// Replies saved by an earlier run, scored instead of generating.
+    pub replies_from: Option<PathBuf>,
     /// One JSON object instead of a table.
     pub json: bool,
 }
@@ -78,6 +83,8 @@ impl Rates {
 
 pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Read first: a bad file fails before the minute spent on the human corpus.
+    let saved = eval.replies_from.as_deref().map(read_saved).transpose()?;
     // A key of the evaluation's own, derived from a fixed phrase: runs are reproducible, and
     // no installation's real key is exercised or exposed.
     let secret: [u8; 32] = Sha256::digest(b"lorekeeper eval watermark").into();
@@ -106,59 +113,21 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
     };
     let human_stream: Vec<u32> = human.iter().flatten().copied().collect();
 
-    let conversations = conversations(config, &eval.prompts)?;
-    let mut embedded = EmbeddedConfig::new(config.model.clone());
-    embedded.threads = config.threads;
-    embedded.n_ctx = config.n_ctx;
-    let characters = conversations
-        .iter()
-        .map(|(slot, _)| slot + 1)
-        .max()
-        .unwrap_or(1);
-    embedded.max_live_sessions = characters;
-    let backend = EmbeddedBackend::load(embedded)?;
-    let mut sessions: Vec<Box<dyn Session>> = (0..characters)
-        .map(|_| backend.open_session())
-        .collect::<Result<_, _>>()?;
-
     let mut rng = StdRng::seed_from_u64(0x1ea7);
     let mut clean = Rates { z: Vec::new() };
     // The weakest clean replies, to show what a miss looks like.
     let mut weakest: Vec<(f64, usize, String)> = Vec::new();
     let mut substituted = [0.1, 0.2, 0.3].map(|_| Rates { z: Vec::new() });
     let mut pasted = Rates { z: Vec::new() };
-    let (mut marked_nll, mut plain_nll, mut marked_tokens, mut plain_tokens) = (0.0, 0.0, 0, 0);
-    let mut ratios = Vec::new();
+    let mut perplexity = PerplexityPairs::default();
     let mut generated_tokens = 0;
     let mut generation_secs = 0.0;
-    let bar = progress(eval.replies + eval.perplexity_pairs, "generating");
-    for i in 0..eval.replies {
-        let (slot, conversation) = &conversations[i % conversations.len()];
-        let session = &mut sessions[*slot];
-        let params = |watermark: Option<Watermark>| GenParams {
-            max_tokens: eval.tokens,
-            sampler: SamplerConfig {
-                temperature: config.temperature,
-                seed: 0x5eed + i as u64,
-                ..SamplerConfig::default()
-            },
-            // Exactly `tokens` tokens, whatever speaker the model goes on as: all of it is
-            // the model's sampling, which is what the watermark is about.
-            stop_rules: false,
-            watermark,
-            structured: None,
-        };
-        let reply =
-            session.generate(conversation, &params(Some(watermark.clone())), &mut |_| {
-                true
-            })?;
-        generated_tokens += reply.generated_tokens;
-        generation_secs += reply.generation_time.as_secs_f64();
-        let tokens = tokenizer.tokenize(&reply.text);
+    let mut score_reply = |text: &str| {
+        let tokens = tokenizer.tokenize(text);
         let (green, scored) = score(&tokens, &watermark);
         let z = z_score(green, scored, watermark.gamma());
         clean.z.push(z);
-        weakest.push((z, scored, reply.text.clone()));
+        weakest.push((z, scored, text.to_owned()));
         weakest.sort_by(|a, b| a.0.total_cmp(&b.0));
         weakest.truncate(WEAKEST_SHOWN);
         for (rates, share) in substituted.iter_mut().zip([0.1, 0.2, 0.3]) {
@@ -168,33 +137,88 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         pasted
             .z
             .push(z_of(&paste(&tokens, &human_stream, &mut rng), &watermark));
-        bar.inc(1);
-        if i < eval.perplexity_pairs {
-            let plain = session.generate(conversation, &params(None), &mut |_| true)?;
-            let a = session.score(conversation, &reply.text)?;
-            let b = session.score(conversation, &plain.text)?;
-            marked_nll += a.nll;
-            marked_tokens += a.tokens;
-            plain_nll += b.nll;
-            plain_tokens += b.tokens;
-            if a.tokens > 0 && b.tokens > 0 {
-                ratios.push((a.nll / a.tokens as f64).exp() / (b.nll / b.tokens as f64).exp());
-            }
-            bar.inc(1);
+    };
+
+    let replies = if let Some(saved) = &saved {
+        for reply in saved {
+            score_reply(&reply.text);
         }
-    }
-    bar.finish_and_clear();
-    let perplexity = |nll: f64, tokens: usize| (nll / tokens.max(1) as f64).exp();
-    let (marked_ppl, plain_ppl) = (
-        perplexity(marked_nll, marked_tokens),
-        perplexity(plain_nll, plain_tokens),
-    );
-    ratios.sort_by(f64::total_cmp);
-    let median_ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+        saved.len()
+    } else {
+        let conversations = conversations(config, &eval.prompts)?;
+        let mut embedded = EmbeddedConfig::new(config.model.clone());
+        embedded.threads = config.threads;
+        embedded.n_ctx = config.n_ctx;
+        let characters = conversations
+            .iter()
+            .map(|(slot, _)| slot + 1)
+            .max()
+            .unwrap_or(1);
+        embedded.max_live_sessions = characters;
+        let backend = EmbeddedBackend::load(embedded)?;
+        let mut sessions: Vec<Box<dyn Session>> = (0..characters)
+            .map(|_| backend.open_session())
+            .collect::<Result<_, _>>()?;
+        let mut save = eval
+            .save_replies
+            .as_deref()
+            .map(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))
+                    .map(|file| (path, file))
+            })
+            .transpose()?;
+        let bar = progress(eval.replies + eval.perplexity_pairs, "generating");
+        for i in 0..eval.replies {
+            let (slot, conversation) = &conversations[i % conversations.len()];
+            let session = &mut sessions[*slot];
+            let params = |watermark: Option<Watermark>| GenParams {
+                max_tokens: eval.tokens,
+                sampler: SamplerConfig {
+                    temperature: config.temperature,
+                    seed: 0x5eed + i as u64,
+                    ..SamplerConfig::default()
+                },
+                // Exactly `tokens` tokens, whatever speaker the model goes on as: all of it
+                // is the model's sampling, which is what the watermark is about.
+                stop_rules: false,
+                watermark,
+                structured: None,
+            };
+            let reply =
+                session.generate(conversation, &params(Some(watermark.clone())), &mut |_| {
+                    true
+                })?;
+            generated_tokens += reply.generated_tokens;
+            generation_secs += reply.generation_time.as_secs_f64();
+            if let Some((path, file)) = &mut save {
+                let line = json!({"index": i, "slot": slot, "text": reply.text});
+                writeln!(file, "{line}")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            score_reply(&reply.text);
+            bar.inc(1);
+            if i < eval.perplexity_pairs {
+                let plain = session.generate(conversation, &params(None), &mut |_| true)?;
+                perplexity.add(
+                    session.score(conversation, &reply.text)?,
+                    session.score(conversation, &plain.text)?,
+                );
+                bar.inc(1);
+            }
+        }
+        bar.finish_and_clear();
+        eval.replies
+    };
+    let (marked_ppl, plain_ppl) = (perplexity.marked(), perplexity.plain());
+    let median_ratio = perplexity.median_ratio();
     let report = json!({
-        "replies": eval.replies,
+        "replies": replies,
         "tokens_per_reply": eval.tokens,
-        "characters_and_lines": conversations.len(),
+        "replies_from": eval.replies_from,
         "watermark": watermark.settings(),
         "temperature": config.temperature,
         "z_threshold": Z_THRESHOLD,
@@ -216,7 +240,7 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
             "max_z": human_z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         },
         "perplexity": {
-            "pairs": eval.perplexity_pairs.min(eval.replies),
+            "pairs": perplexity.pairs(),
             "watermarked": marked_ppl,
             "unwatermarked": plain_ppl,
             "ratio": marked_ppl / plain_ppl,
@@ -238,8 +262,7 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         );
     };
     println!(
-        "{} replies of {} tokens, {}; temperature {}",
-        eval.replies,
+        "{replies} replies of {} tokens, {}; temperature {}",
         eval.tokens,
         serde_json::to_string(&watermark.settings())?,
         config.temperature
@@ -265,13 +288,90 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         false_positives,
         report["human"]["max_z"].as_f64().unwrap_or(0.0)
     );
-    println!(
-        "perplexity over {} pairs: watermarked {marked_ppl:.2}, unwatermarked {plain_ppl:.2} \
-         (ratio {:.3}, median pair ratio {median_ratio:.3})",
-        eval.perplexity_pairs.min(eval.replies),
-        marked_ppl / plain_ppl
-    );
+    if perplexity.pairs() == 0 {
+        println!("perplexity: no pairs (--perplexity-pairs 0, or replies read from a file)");
+    } else {
+        println!(
+            "perplexity over {} pairs: watermarked {marked_ppl:.2}, unwatermarked {plain_ppl:.2} \
+             (ratio {:.3}, median pair ratio {median_ratio:.3})",
+            perplexity.pairs(),
+            marked_ppl / plain_ppl
+        );
+    }
     Ok(())
+}
+
+/// Perplexity of watermarked replies against unwatermarked ones to the same prompts and seeds,
+/// both judged by the model that wrote them.
+#[derive(Default)]
+struct PerplexityPairs {
+    marked: TextScore,
+    plain: TextScore,
+    ratios: Vec<f64>,
+}
+
+impl PerplexityPairs {
+    fn add(&mut self, marked: TextScore, plain: TextScore) {
+        if marked.tokens > 0 && plain.tokens > 0 {
+            self.ratios.push(per_token(&marked) / per_token(&plain));
+        }
+        self.marked.nll += marked.nll;
+        self.marked.tokens += marked.tokens;
+        self.plain.nll += plain.nll;
+        self.plain.tokens += plain.tokens;
+    }
+
+    fn marked(&self) -> f64 {
+        per_token(&self.marked)
+    }
+
+    fn plain(&self) -> f64 {
+        per_token(&self.plain)
+    }
+
+    fn pairs(&self) -> usize {
+        self.ratios.len()
+    }
+
+    fn median_ratio(&self) -> f64 {
+        let mut ratios = self.ratios.clone();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// Perplexity: e to the mean negative log-likelihood per token.
+fn per_token(score: &TextScore) -> f64 {
+    (score.nll / score.tokens.max(1) as f64).exp()
+}
+
+/// One reply a `--save-replies` run wrote.
+#[derive(serde::Deserialize)]
+struct SavedReply {
+    text: String,
+}
+
+fn read_saved(path: &Path) -> anyhow::Result<Vec<SavedReply>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let replies = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            serde_json::from_str(line).with_context(|| {
+                format!(
+                    "{}:{}: not a saved reply (a JSON object with \"text\")",
+                    path.display(),
+                    n + 1
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<SavedReply>>>()?;
+    if replies.is_empty() {
+        bail!("{}: no saved replies", path.display());
+    }
+    Ok(replies)
 }
 
 fn z_of(tokens: &[u32], watermark: &Watermark) -> f64 {

@@ -592,7 +592,8 @@ fn watermark_keys_rotate_and_verify_gives_a_verdict_for_every_text() {
 
 #[test]
 fn eval_watermark_reports_every_condition_on_a_short_run() {
-    let (_dir, store) = sample_store();
+    let (dir, store) = sample_store();
+    let saved = dir.path().join("replies.jsonl");
     let corpora = cached("LORE_CORPORA", "corpora");
     let prompts =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../world/eval/watermark-prompts.txt");
@@ -612,12 +613,48 @@ fn eval_watermark_reports_every_condition_on_a_short_run() {
             "40",
             "--perplexity-pairs",
             "1",
+            "--save-replies",
+            saved.to_str().unwrap(),
             "--json",
         ],
         "",
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    // The saved replies score the same again, without the model.
+    let rescored = lore(
+        &[
+            "eval",
+            "watermark",
+            "--corpora",
+            corpora.to_str().unwrap(),
+            "--tokens",
+            "40",
+            "--replies-from",
+            saved.to_str().unwrap(),
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(rescored.code, 0, "{}", rescored.stderr);
+    let rescored: serde_json::Value = serde_json::from_str(&rescored.stdout).unwrap();
+    assert_eq!(rescored["replies"], 2);
+    assert_eq!(rescored["clean"], report["clean"], "{rescored}");
+    assert_eq!(rescored["substituted_10"], report["substituted_10"]);
+    assert_eq!(rescored["perplexity"]["pairs"], 0);
+    std::fs::write(&saved, "{\"text\": \"one\"}\n{\"words\": 2}\n").unwrap();
+    fails_with(
+        &lore(
+            &[
+                "eval",
+                "watermark",
+                "--replies-from",
+                saved.to_str().unwrap(),
+            ],
+            "",
+        ),
+        &["replies.jsonl:2", "not a saved reply"],
+    );
     assert_eq!(report["replies"], 2);
     assert_eq!(report["watermark"]["gamma"], 0.25);
     assert!(

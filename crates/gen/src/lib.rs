@@ -154,7 +154,7 @@ pub struct BackendInfo {
 }
 
 /// How likely a model finds a text: the perplexity is `exp(nll / tokens)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TextScore {
     /// Tokens scored.
     pub tokens: usize,
