@@ -763,11 +763,7 @@ fn real_world_places(text: &str) -> Vec<(Range<usize>, &'static str)> {
     };
     automaton
         .find_iter(text)
-        .filter(|m| {
-            let before = text[..m.start()].chars().next_back();
-            let after = text[m.end()..].chars().next();
-            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-        })
+        .filter(|m| stands_alone(text, m.range()))
         .map(|m| (m.range(), names[m.pattern().as_usize()]))
         .collect()
 }
@@ -807,11 +803,15 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
 
 /// Whether `phrase` (lowercase) is in `text` (lowercase) as whole words.
 fn tokens_contain(text: &str, phrase: &str) -> bool {
-    text.match_indices(phrase).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + phrase.len()..].chars().next();
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-    })
+    text.match_indices(phrase)
+        .any(|(i, _)| stands_alone(text, i..i + phrase.len()))
+}
+
+/// Whether `text[range]` has no letter or digit right before or after it.
+fn stands_alone(text: &str, range: Range<usize>) -> bool {
+    let before = text[..range.start].chars().next_back();
+    let after = text[range.end..].chars().next();
+    !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
 }
 
 /// The lowercase word at `i` of `list`, or "".
