@@ -47,7 +47,7 @@ impl Default for Fit {
 impl Head {
     /// The probability that `x` is unsafe.
     pub fn score(&self, x: &[f32]) -> f32 {
-        let z: f32 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f32>() + self.bias;
+        let z = crate::encoder::dot(&self.weights, x) + self.bias;
         1.0 / (1.0 + (-z).exp())
     }
 

@@ -11,6 +11,7 @@ pub mod canon_check;
 pub mod encoder;
 pub mod eval;
 pub mod head;
+mod int8;
 pub mod lexicon;
 pub mod normalize;
 pub mod rails;

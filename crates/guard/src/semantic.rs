@@ -146,5 +146,5 @@ impl Semantic {
 
 /// Cosine similarity of two unit vectors.
 pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    crate::encoder::dot(a, b)
 }

@@ -1,0 +1,525 @@
+//! Int8 matrix products for the encoder's linear layers.
+//!
+//! At chat length (a dozen word pieces) a pass of the encoder reads 42 MB of `f32` weights for
+//! about 130 million multiply-adds, so both reading and arithmetic bound it. Stored as int8,
+//! one scale per output, the weights are a quarter of that, and AVX-512 VNNI multiplies 64
+//! int8 pairs per instruction against sixteen `f32` pairs for an FMA. Activations are
+//! quantised per row as the product runs (eight bits, a scale and a zero point each), as
+//! ONNX Runtime's dynamic quantisation does. Over the 1,059 prompts of the safety sets the
+//! embeddings are within a cosine of 0.9948 of the `f32` model's (median 0.9989); a test of
+//! the encoder holds three of them to 0.99.
+//!
+//! Integer sums are exact, so the vector kernel and the portable loop compute the same bits;
+//! a test holds them to it. The kernel is this workspace's one use of `unsafe`: the intrinsics
+//! that load and store through pointers, and the calls into code compiled for a CPU feature
+//! after checking at run time that the CPU has it.
+
+/// Outputs packed together: four vectors of sixteen `i32` lanes, which the kernel keeps in
+/// registers against several rows at once.
+const GROUP: usize = 64;
+/// Inputs one lane sums per step (four bytes of an `i32`).
+const DEPTH: usize = 4;
+/// Bytes of weights per group per step.
+const STEP_BYTES: usize = GROUP * DEPTH;
+
+/// A weight matrix `[outputs, inputs]` quantised to int8 per output, packed for the kernel.
+pub(crate) struct Int8Matrix {
+    inputs: usize,
+    outputs: usize,
+    /// Groups of [`GROUP`] outputs; within a group, for each step of [`DEPTH`] inputs, the
+    /// outputs' [`DEPTH`] weights side by side, so each step of the kernel reads one run of
+    /// [`STEP_BYTES`] (four 64-byte loads, each feeding VNNI instructions).
+    packed: Vec<i8>,
+    /// Per output: the weight of one quantisation step.
+    scales: Vec<f32>,
+    /// Per output: the sum of its quantised weights, which removes the activations' zero point.
+    sums: Vec<i32>,
+}
+
+/// Why a weight matrix cannot be packed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a {outputs}×{inputs} matrix cannot be packed: outputs must be a multiple of {GROUP} and inputs of {DEPTH}"
+)]
+pub(crate) struct ShapeError {
+    outputs: usize,
+    inputs: usize,
+}
+
+impl Int8Matrix {
+    /// Quantises `weight`, row-major `[outputs, inputs]` (PyTorch's layout of a linear layer).
+    pub(crate) fn quantise(
+        weight: &[f32],
+        outputs: usize,
+        inputs: usize,
+    ) -> Result<Int8Matrix, ShapeError> {
+        if !outputs.is_multiple_of(GROUP)
+            || !inputs.is_multiple_of(DEPTH)
+            || weight.len() != outputs * inputs
+        {
+            return Err(ShapeError { outputs, inputs });
+        }
+        let mut scales = Vec::with_capacity(outputs);
+        let mut sums = Vec::with_capacity(outputs);
+        let mut quantised = Vec::with_capacity(weight.len());
+        for row in weight.chunks_exact(inputs) {
+            let largest = row.iter().fold(0.0_f32, |m, w| m.max(w.abs()));
+            let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
+            let start = quantised.len();
+            quantised.extend(
+                row.iter()
+                    .map(|w| (w / scale).round_ties_even().clamp(-127.0, 127.0) as i8),
+            );
+            sums.push(quantised[start..].iter().map(|&q| i32::from(q)).sum());
+            scales.push(scale);
+        }
+        let steps = inputs / DEPTH;
+        let mut packed = vec![0_i8; weight.len()];
+        for (o, row) in quantised.chunks_exact(inputs).enumerate() {
+            let (group, lane) = (o / GROUP, o % GROUP);
+            for (step, four) in row.chunks_exact(DEPTH).enumerate() {
+                let at = ((group * steps + step) * GROUP + lane) * DEPTH;
+                packed[at..at + DEPTH].copy_from_slice(four);
+            }
+        }
+        Ok(Int8Matrix {
+            inputs,
+            outputs,
+            packed,
+            scales,
+            sums,
+        })
+    }
+
+    /// `activation(x · Wᵀ + bias)` for `x` row-major `[rows, inputs]`; the result is
+    /// `[rows, outputs]`. The activation runs in the same loop as the rescaling, vectorised
+    /// with it.
+    pub(crate) fn multiply(
+        &self,
+        x: &[f32],
+        bias: &[f32],
+        activation: impl Fn(f32) -> f32,
+    ) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if vnni::available() {
+            return vnni::multiply(self, x, bias, activation);
+        }
+        self.multiply_with(x, bias, activation, Self::portable_products)
+    }
+
+    /// [`Int8Matrix::multiply`] around a given integer product, inlined into its caller so that
+    /// the quantising and rescaling loops are compiled for the caller's CPU features.
+    #[inline(always)]
+    fn multiply_with(
+        &self,
+        x: &[f32],
+        bias: &[f32],
+        activation: impl Fn(f32) -> f32,
+        products: impl FnOnce(&Int8Matrix, &[u8], usize, &mut [i32]),
+    ) -> Vec<f32> {
+        debug_assert_eq!(x.len() % self.inputs, 0);
+        debug_assert_eq!(bias.len(), self.outputs);
+        let activations = Activations::quantise(x, self.inputs);
+        let rows = activations.rows();
+        let mut sums = vec![0_i32; rows * self.outputs];
+        products(self, &activations.values, rows, &mut sums);
+        let mut y = vec![0.0_f32; rows * self.outputs];
+        for (r, (sums, y)) in sums
+            .chunks_exact(self.outputs)
+            .zip(y.chunks_exact_mut(self.outputs))
+            .enumerate()
+        {
+            let (scale, zero) = (activations.scales[r], activations.zeros[r]);
+            for ((((y, &sum), &weights), &step), &b) in y
+                .iter_mut()
+                .zip(sums)
+                .zip(&self.sums)
+                .zip(&self.scales)
+                .zip(bias)
+            {
+                *y = activation((sum - zero * weights) as f32 * scale * step + b);
+            }
+        }
+        y
+    }
+
+    /// `sums[r][o] = Σₖ activations[r][k] · weight[o][k]`, exactly, in plain Rust: the path of
+    /// CPUs without AVX-512 VNNI.
+    fn portable_products(&self, activations: &[u8], rows: usize, sums: &mut [i32]) {
+        let group_bytes = self.inputs * GROUP;
+        for (x, out) in activations
+            .chunks_exact(self.inputs)
+            .zip(sums.chunks_exact_mut(self.outputs))
+            .take(rows)
+        {
+            for (weights, out) in self
+                .packed
+                .chunks_exact(group_bytes)
+                .zip(out.chunks_exact_mut(GROUP))
+            {
+                let mut acc = [0_i32; GROUP];
+                for (four, step) in x.chunks_exact(DEPTH).zip(weights.chunks_exact(STEP_BYTES)) {
+                    for (a, w) in acc.iter_mut().zip(step.chunks_exact(DEPTH)) {
+                        *a += four
+                            .iter()
+                            .zip(w)
+                            .map(|(&x, &w)| i32::from(x) * i32::from(w))
+                            .sum::<i32>();
+                    }
+                }
+                out.copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+/// Rows of activations quantised to unsigned bytes: `x ≈ scale · (q − zero)`.
+struct Activations {
+    values: Vec<u8>,
+    scales: Vec<f32>,
+    zeros: Vec<i32>,
+}
+
+impl Activations {
+    /// Inlined for the same reason as [`Int8Matrix::multiply_with`].
+    #[inline(always)]
+    fn quantise(x: &[f32], width: usize) -> Activations {
+        let rows = x.len() / width;
+        let mut out = Activations {
+            values: Vec::with_capacity(x.len()),
+            scales: Vec::with_capacity(rows),
+            zeros: Vec::with_capacity(rows),
+        };
+        for row in x.chunks_exact(width) {
+            // The range always holds 0, so that zero is exact (padding and ReLU-like tails).
+            let (low, high) = range(row);
+            let scale = if high > low {
+                (high - low) / 255.0
+            } else {
+                1.0
+            };
+            let zero = (-low / scale).round_ties_even().clamp(0.0, 255.0);
+            let inverse = 1.0 / scale;
+            out.values
+                .extend(row.iter().map(|&v| nearest_byte(v * inverse + zero)));
+            out.scales.push(scale);
+            out.zeros.push(zero as i32);
+        }
+        out
+    }
+
+    fn rows(&self) -> usize {
+        self.scales.len()
+    }
+}
+
+/// Work to compile for the widest vectors the CPU has that the kernel uses (AVX-512 where it
+/// has VNNI). Only what [`Vectorised::run`] inlines benefits, so it and what it calls are
+/// `#[inline(always)]` (a closure would be a separate function, compiled for the baseline).
+pub(crate) trait Vectorised {
+    /// What the work gives.
+    type Output;
+    /// Does it; implementations are `#[inline(always)]`.
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `work` compiled for AVX-512 where the CPU has it.
+#[inline]
+pub(crate) fn vectorised<W: Vectorised>(work: W) -> W::Output {
+    #[cfg(target_arch = "x86_64")]
+    return vnni::vectorised(work);
+    #[cfg(not(target_arch = "x86_64"))]
+    work.run()
+}
+
+/// `v` rounded to the nearest integer (ties to even) and clamped to a byte. Adding 2²³ leaves
+/// a float whose low mantissa bits are that integer: plain arithmetic that vectorises, where
+/// `round` and a saturating cast become a call and scalar code per value.
+#[inline(always)]
+fn nearest_byte(v: f32) -> u8 {
+    const SHIFT: f32 = 8_388_608.0;
+    (v.clamp(0.0, 255.0) + SHIFT).to_bits() as u8
+}
+
+/// The smallest and largest of `values` and 0, in sixteen running lanes so that the loop
+/// vectorises (a single running minimum is a chain of dependent scalar instructions).
+#[inline(always)]
+fn range(values: &[f32]) -> (f32, f32) {
+    const WIDTH: usize = 16;
+    let (mut low, mut high) = ([0.0_f32; WIDTH], [0.0_f32; WIDTH]);
+    let chunks = values.chunks_exact(WIDTH);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for ((l, h), &v) in low.iter_mut().zip(&mut high).zip(chunk) {
+            *l = if v < *l { v } else { *l };
+            *h = if v > *h { v } else { *h };
+        }
+    }
+    let fold = |lanes: &[f32], pick: fn(f32, f32) -> f32| lanes.iter().copied().fold(0.0, pick);
+    (
+        fold(&low, f32::min).min(fold(rest, f32::min)),
+        fold(&high, f32::max).max(fold(rest, f32::max)),
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(
+    unsafe_code,
+    reason = "the VNNI kernel; see the module's documentation"
+)]
+mod vnni {
+    use std::arch::x86_64::{
+        __m512i, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
+        _mm512_storeu_si512,
+    };
+    use std::sync::LazyLock;
+
+    use super::{DEPTH, GROUP, Int8Matrix, STEP_BYTES, Vectorised};
+
+    /// Vectors of sixteen outputs in a group.
+    const TILES: usize = GROUP / 16;
+    /// Rows one pass keeps in registers: `TILES × ROWS` accumulators plus `TILES` weight
+    /// vectors and a broadcast fit AVX-512's 32 registers.
+    const ROWS: usize = 6;
+
+    static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vnni")
+    });
+
+    pub(super) fn available() -> bool {
+        *AVAILABLE
+    }
+
+    /// Runs `work` compiled for AVX-512 where the CPU has it: what it inlines is vectorised
+    /// sixteen floats wide instead of the baseline's four.
+    pub(super) fn vectorised<W: Vectorised>(work: W) -> W::Output {
+        if available() {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { run_avx512(work) }
+        } else {
+            work.run()
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn run_avx512<W: Vectorised>(work: W) -> W::Output {
+        work.run()
+    }
+
+    /// [`Int8Matrix::multiply`] on the VNNI kernel, with the loops around it compiled for
+    /// AVX-512 too.
+    pub(super) fn multiply(
+        matrix: &Int8Matrix,
+        x: &[f32],
+        bias: &[f32],
+        activation: impl Fn(f32) -> f32,
+    ) -> Vec<f32> {
+        assert!(available(), "the VNNI kernel needs AVX-512 VNNI");
+        // SAFETY: the CPU has the features the function is compiled for (checked just above).
+        unsafe { multiply_avx512(matrix, x, bias, activation) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn multiply_avx512(
+        matrix: &Int8Matrix,
+        x: &[f32],
+        bias: &[f32],
+        activation: impl Fn(f32) -> f32,
+    ) -> Vec<f32> {
+        matrix.multiply_with(x, bias, activation, |matrix, activations, rows, sums| {
+            // SAFETY: the CPU has the features (checked by `multiply`).
+            unsafe { products_avx512(matrix, activations, rows, sums) }
+        })
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn products_avx512(
+        matrix: &Int8Matrix,
+        activations: &[u8],
+        rows: usize,
+        sums: &mut [i32],
+    ) {
+        let steps = matrix.inputs / DEPTH;
+        // Blocks of up to `ROWS` rows, each interleaved step by step (the rows' four bytes of
+        // a step side by side) so the kernel reads them through one pointer.
+        let heights: Vec<usize> = (0..rows)
+            .step_by(ROWS)
+            .map(|first| (rows - first).min(ROWS))
+            .collect();
+        let mut blocks = vec![[0_u8; DEPTH]; steps * rows];
+        for (r, row) in activations
+            .chunks_exact(matrix.inputs)
+            .take(rows)
+            .enumerate()
+        {
+            let (block, within) = (r / ROWS, r % ROWS);
+            let height = heights[block];
+            for (step, &four) in row.as_chunks().0.iter().enumerate() {
+                blocks[block * ROWS * steps + step * height + within] = four;
+            }
+        }
+        let mut out = [0_i32; GROUP * ROWS];
+        // Groups outside, blocks inside: a group's weights come from memory once and from
+        // cache for every further block of rows.
+        for (group, weights) in matrix.packed.chunks_exact(steps * STEP_BYTES).enumerate() {
+            for (b, &height) in heights.iter().enumerate() {
+                let block = &blocks[b * ROWS * steps..][..steps * height];
+                let out = &mut out[..GROUP * height];
+                // SAFETY: the CPU has the features (checked by `multiply`).
+                unsafe {
+                    match height {
+                        6 => rows_of::<6>(weights, block, out),
+                        5 => rows_of::<5>(weights, block, out),
+                        4 => rows_of::<4>(weights, block, out),
+                        3 => rows_of::<3>(weights, block, out),
+                        2 => rows_of::<2>(weights, block, out),
+                        _ => rows_of::<1>(weights, block, out),
+                    }
+                }
+                for (r, row) in out.chunks_exact(GROUP).enumerate() {
+                    sums[(b * ROWS + r) * matrix.outputs + group * GROUP..][..GROUP]
+                        .copy_from_slice(row);
+                }
+            }
+        }
+    }
+
+    /// The sums of one group of outputs for `R` rows: `block` holds the rows' activations
+    /// interleaved by step, `weights` the group's packed weights, `out` receives `R × GROUP`
+    /// sums.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 VNNI. (Every pointer it reads or writes through is to a chunk of
+    /// the length read or written.)
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn rows_of<const R: usize>(weights: &[i8], block: &[[u8; DEPTH]], out: &mut [i32]) {
+        debug_assert_eq!(weights.len(), block.len() / R * STEP_BYTES);
+        debug_assert_eq!(out.len(), R * GROUP);
+        let mut acc: [[__m512i; TILES]; R] = [[_mm512_setzero_si512(); TILES]; R];
+        for (step, x) in weights.chunks_exact(STEP_BYTES).zip(block.chunks_exact(R)) {
+            let w: [__m512i; TILES] = std::array::from_fn(|t| {
+                // SAFETY: `step` holds `TILES × 64` bytes.
+                unsafe { _mm512_loadu_si512(step.as_ptr().add(t * 64).cast()) }
+            });
+            for (acc, &four) in acc.iter_mut().zip(x) {
+                let x = _mm512_set1_epi32(i32::from_le_bytes(four));
+                for (a, w) in acc.iter_mut().zip(&w) {
+                    *a = _mm512_dpbusd_epi32(*a, x, *w);
+                }
+            }
+        }
+        for (acc, row) in acc.iter().zip(out.chunks_exact_mut(GROUP)) {
+            for (a, lanes) in acc.iter().zip(row.chunks_exact_mut(16)) {
+                // SAFETY: `lanes` holds 16 `i32`, the 64 bytes stored.
+                unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *a) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic spread of values (a linear congruential sequence).
+    fn values(n: usize, seed: u64, range: f32) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1 << 24) as f32 * 2.0 - 1.0) * range
+            })
+            .collect()
+    }
+
+    #[test]
+    fn products_match_the_float_product_to_within_quantisation() {
+        let (outputs, inputs, rows) = (64, 96, 7);
+        let w = values(outputs * inputs, 1, 0.5);
+        let x = values(rows * inputs, 2, 3.0);
+        let bias = values(outputs, 3, 1.0);
+        let m = Int8Matrix::quantise(&w, outputs, inputs).unwrap();
+        let y = m.multiply(&x, &bias, |v| v);
+        for r in 0..rows {
+            for o in 0..outputs {
+                let exact: f32 = (0..inputs)
+                    .map(|k| x[r * inputs + k] * w[o * inputs + k])
+                    .sum::<f32>()
+                    + bias[o];
+                let got = y[r * outputs + o];
+                // Each of the 96 terms is off by at most half a step of each factor.
+                assert!(
+                    (got - exact).abs() < 0.25,
+                    "row {r} output {o}: {got} vs {exact}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_kernel_computes_the_portable_product_exactly() {
+        #[cfg(target_arch = "x86_64")]
+        if vnni::available() {
+            // Shapes that exercise every block size: full and partial blocks of rows.
+            for (outputs, inputs, rows) in [
+                (64, 384, 6),
+                (1_536, 384, 13),
+                (64, 20, 1),
+                (384, 1_536, 17),
+                (128, 8, 22),
+            ] {
+                let w = values(outputs * inputs, 4, 0.2);
+                let x = values(rows * inputs, 5, 4.0);
+                let bias = values(outputs, 6, 1.0);
+                let m = Int8Matrix::quantise(&w, outputs, inputs).unwrap();
+                let gelu_like = |v: f32| v * v.clamp(0.0, 1.0);
+                let fast = vnni::multiply(&m, &x, &bias, gelu_like);
+                let portable = m.multiply_with(&x, &bias, gelu_like, Int8Matrix::portable_products);
+                assert_eq!(fast, portable, "{outputs}×{inputs}, {rows} rows");
+            }
+        }
+    }
+
+    #[test]
+    fn a_matrix_the_kernel_cannot_tile_is_refused() {
+        assert!(Int8Matrix::quantise(&[0.0; 30], 10, 3).is_err());
+        assert!(Int8Matrix::quantise(&[0.0; 48 * 4], 48, 4).is_err());
+        assert!(Int8Matrix::quantise(&[0.0; 64 * 5], 64, 5).is_err());
+    }
+
+    #[test]
+    fn bytes_round_to_nearest_even_and_clamp() {
+        for (v, want) in [
+            (0.0, 0),
+            (0.49, 0),
+            (0.5, 0),
+            (1.5, 2),
+            (2.5, 2),
+            (254.7, 255),
+            (300.0, 255),
+            (-3.0, 0),
+            (f32::NAN, 0),
+        ] {
+            assert_eq!(nearest_byte(v), want, "{v}");
+        }
+        for i in 0..=2_550 {
+            let v = i as f32 / 10.0;
+            assert_eq!(nearest_byte(v), v.round_ties_even() as u8, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_row_of_zeros_stays_zero() {
+        let m = Int8Matrix::quantise(&values(64 * 8, 6, 1.0), 64, 8).unwrap();
+        assert!(
+            m.multiply(&[0.0; 8], &[0.0; 64], |v| v)
+                .iter()
+                .all(|&y| y == 0.0)
+        );
+    }
+}
