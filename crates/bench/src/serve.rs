@@ -151,8 +151,9 @@ pub fn run(
                 max_tokens: bench.stub_tokens + 8,
                 ..GenParams::default()
             },
-            // The rails' lexicon only: the embedding layer's forward pass (~12 ms a line on
-            // one core) would be all this bench measured. docs/benchmarks.md says so.
+            // The rails' lexicon only: the embedding layer's forward pass (~1.5 ms a line on
+            // one core) would cap two cores near 1,300 turns/s, and that is what this bench
+            // would measure. docs/benchmarks.md says so.
             ..SessionOptions::default()
         },
         limits: TurnLimits {
