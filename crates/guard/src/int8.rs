@@ -10,7 +10,10 @@
 //! the encoder holds three of them to 0.99.
 //!
 //! Integer sums are exact, so the vector kernel and the portable loop compute the same bits;
-//! a test holds them to it. The kernel is this workspace's one use of `unsafe`: the intrinsics
+//! a test holds them to it. The weights are laid out for the product the CPU runs: groups
+//! for the VNNI kernel, plain rows for the portable loop, which the compiler vectorises for
+//! AVX2 where the CPU has it (a 12-piece pass: 1.3–1.7 ms on VNNI, ~10 ms on AVX2 alone,
+//! ~35 ms on the x86-64 baseline, on the machine of docs/benchmarks.md). The kernel is this workspace's one use of `unsafe`: the intrinsics
 //! that load and store through pointers, and the calls into code compiled for a CPU feature
 //! after checking at run time that the CPU has it.
 
@@ -22,18 +25,42 @@ const DEPTH: usize = 4;
 /// Bytes of weights per group per step.
 const STEP_BYTES: usize = GROUP * DEPTH;
 
-/// A weight matrix `[outputs, inputs]` quantised to int8 per output, packed for the kernel.
+/// A weight matrix `[outputs, inputs]` quantised to int8 per output, laid out for the
+/// product this CPU runs.
 pub(crate) struct Int8Matrix {
     inputs: usize,
     outputs: usize,
-    /// Groups of [`GROUP`] outputs; within a group, for each step of [`DEPTH`] inputs, the
-    /// outputs' [`DEPTH`] weights side by side, so each step of the kernel reads one run of
-    /// [`STEP_BYTES`] (four 64-byte loads, each feeding VNNI instructions).
-    packed: Vec<i8>,
+    layout: Layout,
+    /// The quantised weights, in `layout`.
+    weights: Vec<i8>,
     /// Per output: the weight of one quantisation step.
     scales: Vec<f32>,
     /// Per output: the sum of its quantised weights, which removes the activations' zero point.
     sums: Vec<i32>,
+}
+
+/// How a matrix's weights are laid out, which decides the product that reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Row-major `[outputs, inputs]`: each output's weights contiguous, for the portable
+    /// product.
+    Rows,
+    /// Groups of [`GROUP`] outputs; within a group, for each step of [`DEPTH`] inputs, the
+    /// outputs' [`DEPTH`] weights side by side, so each step of the VNNI kernel reads one run
+    /// of [`STEP_BYTES`] (four 64-byte loads, each feeding VNNI instructions).
+    #[cfg(target_arch = "x86_64")]
+    VnniGroups,
+}
+
+impl Layout {
+    /// The layout of the fastest product this CPU has.
+    fn for_this_cpu() -> Layout {
+        #[cfg(target_arch = "x86_64")]
+        if x86::vnni_available() {
+            return Layout::VnniGroups;
+        }
+        Layout::Rows
+    }
 }
 
 /// Why a weight matrix cannot be packed.
@@ -47,11 +74,22 @@ pub(crate) struct ShapeError {
 }
 
 impl Int8Matrix {
-    /// Quantises `weight`, row-major `[outputs, inputs]` (PyTorch's layout of a linear layer).
+    /// Quantises `weight`, row-major `[outputs, inputs]` (PyTorch's layout of a linear layer),
+    /// for this CPU's product.
     pub(crate) fn quantise(
         weight: &[f32],
         outputs: usize,
         inputs: usize,
+    ) -> Result<Int8Matrix, ShapeError> {
+        Self::quantise_as(weight, outputs, inputs, Layout::for_this_cpu())
+    }
+
+    /// [`Int8Matrix::quantise`] for a given layout.
+    fn quantise_as(
+        weight: &[f32],
+        outputs: usize,
+        inputs: usize,
+        layout: Layout,
     ) -> Result<Int8Matrix, ShapeError> {
         if !outputs.is_multiple_of(GROUP)
             || !inputs.is_multiple_of(DEPTH)
@@ -73,19 +111,16 @@ impl Int8Matrix {
             sums.push(quantised[start..].iter().map(|&q| i32::from(q)).sum());
             scales.push(scale);
         }
-        let steps = inputs / DEPTH;
-        let mut packed = vec![0_i8; weight.len()];
-        for (o, row) in quantised.chunks_exact(inputs).enumerate() {
-            let (group, lane) = (o / GROUP, o % GROUP);
-            for (step, four) in row.chunks_exact(DEPTH).enumerate() {
-                let at = ((group * steps + step) * GROUP + lane) * DEPTH;
-                packed[at..at + DEPTH].copy_from_slice(four);
-            }
-        }
+        let weights = match layout {
+            Layout::Rows => quantised,
+            #[cfg(target_arch = "x86_64")]
+            Layout::VnniGroups => x86::pack(&quantised, inputs),
+        };
         Ok(Int8Matrix {
             inputs,
             outputs,
-            packed,
+            layout,
+            weights,
             scales,
             sums,
         })
@@ -93,18 +128,20 @@ impl Int8Matrix {
 
     /// `activation(x · Wᵀ + bias)` for `x` row-major `[rows, inputs]`; the result is
     /// `[rows, outputs]`. The activation runs in the same loop as the rescaling, vectorised
-    /// with it.
+    /// with it. Inlined so that the portable product is compiled for the caller's CPU
+    /// features ([`vectorised`]).
+    #[inline(always)]
     pub(crate) fn multiply(
         &self,
         x: &[f32],
         bias: &[f32],
         activation: impl Fn(f32) -> f32,
     ) -> Vec<f32> {
-        #[cfg(target_arch = "x86_64")]
-        if vnni::available() {
-            return vnni::multiply(self, x, bias, activation);
+        match self.layout {
+            Layout::Rows => self.multiply_with(x, bias, activation, Self::portable_products),
+            #[cfg(target_arch = "x86_64")]
+            Layout::VnniGroups => x86::multiply(self, x, bias, activation),
         }
-        self.multiply_with(x, bias, activation, Self::portable_products)
     }
 
     /// [`Int8Matrix::multiply`] around a given integer product, inlined into its caller so that
@@ -143,31 +180,20 @@ impl Int8Matrix {
         y
     }
 
-    /// `sums[r][o] = Σₖ activations[r][k] · weight[o][k]`, exactly, in plain Rust: the path of
-    /// CPUs without AVX-512 VNNI.
+    /// `sums[r][o] = Σₖ activations[r][k] · weight[o][k]`, exactly, in plain Rust over
+    /// [`Layout::Rows`]: the path of CPUs without AVX-512 VNNI. An integer sum may be reordered,
+    /// so the compiler vectorises it; outputs outside and rows inside keep each output's
+    /// weights in the nearest cache while every row reads them.
+    #[inline(always)]
     fn portable_products(&self, activations: &[u8], rows: usize, sums: &mut [i32]) {
-        let group_bytes = self.inputs * GROUP;
-        for (x, out) in activations
-            .chunks_exact(self.inputs)
-            .zip(sums.chunks_exact_mut(self.outputs))
-            .take(rows)
-        {
-            for (weights, out) in self
-                .packed
-                .chunks_exact(group_bytes)
-                .zip(out.chunks_exact_mut(GROUP))
-            {
-                let mut acc = [0_i32; GROUP];
-                for (four, step) in x.chunks_exact(DEPTH).zip(weights.chunks_exact(STEP_BYTES)) {
-                    for (a, w) in acc.iter_mut().zip(step.chunks_exact(DEPTH)) {
-                        *a += four
-                            .iter()
-                            .zip(w)
-                            .map(|(&x, &w)| i32::from(x) * i32::from(w))
-                            .sum::<i32>();
-                    }
-                }
-                out.copy_from_slice(&acc);
+        let activations = &activations[..rows * self.inputs];
+        for (o, weights) in self.weights.chunks_exact(self.inputs).enumerate() {
+            for (r, x) in activations.chunks_exact(self.inputs).enumerate() {
+                sums[r * self.outputs + o] = x
+                    .iter()
+                    .zip(weights)
+                    .map(|(&x, &w)| i32::from(x) * i32::from(w))
+                    .sum();
             }
         }
     }
@@ -213,9 +239,10 @@ impl Activations {
     }
 }
 
-/// Work to compile for the widest vectors the CPU has that the kernel uses (AVX-512 where it
-/// has VNNI). Only what [`Vectorised::run`] inlines benefits, so it and what it calls are
-/// `#[inline(always)]` (a closure would be a separate function, compiled for the baseline).
+/// Work to compile for the widest vectors the CPU has: AVX-512 where it has VNNI, else AVX2
+/// with FMA, else the baseline. Only what [`Vectorised::run`] inlines benefits, so it and
+/// what it calls are `#[inline(always)]` (a closure would be a separate function, compiled
+/// for the baseline).
 pub(crate) trait Vectorised {
     /// What the work gives.
     type Output;
@@ -223,11 +250,11 @@ pub(crate) trait Vectorised {
     fn run(self) -> Self::Output;
 }
 
-/// Runs `work` compiled for AVX-512 where the CPU has it.
+/// Runs `work` compiled for the widest vectors the CPU has.
 #[inline]
 pub(crate) fn vectorised<W: Vectorised>(work: W) -> W::Output {
     #[cfg(target_arch = "x86_64")]
-    return vnni::vectorised(work);
+    return x86::vectorised(work);
     #[cfg(not(target_arch = "x86_64"))]
     work.run()
 }
@@ -267,7 +294,7 @@ fn range(values: &[f32]) -> (f32, f32) {
     unsafe_code,
     reason = "the VNNI kernel; see the module's documentation"
 )]
-mod vnni {
+mod x86 {
     use std::arch::x86_64::{
         __m512i, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
         _mm512_storeu_si512,
@@ -282,22 +309,28 @@ mod vnni {
     /// vectors and a broadcast fit AVX-512's 32 registers.
     const ROWS: usize = 6;
 
-    static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
+    static VNNI: LazyLock<bool> = LazyLock::new(|| {
         std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vnni")
     });
+    static AVX2: LazyLock<bool> = LazyLock::new(|| {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    });
 
-    pub(super) fn available() -> bool {
-        *AVAILABLE
+    pub(super) fn vnni_available() -> bool {
+        *VNNI
     }
 
-    /// Runs `work` compiled for AVX-512 where the CPU has it: what it inlines is vectorised
-    /// sixteen floats wide instead of the baseline's four.
+    /// Runs `work` compiled for AVX-512 or AVX2 where the CPU has it: what it inlines is
+    /// vectorised sixteen or eight floats wide instead of the baseline's four.
     pub(super) fn vectorised<W: Vectorised>(work: W) -> W::Output {
-        if available() {
+        if *VNNI {
             // SAFETY: the CPU has the features the function is compiled for.
             unsafe { run_avx512(work) }
+        } else if *AVX2 {
+            // SAFETY: as above.
+            unsafe { run_avx2(work) }
         } else {
             work.run()
         }
@@ -308,6 +341,33 @@ mod vnni {
         work.run()
     }
 
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2<W: Vectorised>(work: W) -> W::Output {
+        work.run()
+    }
+
+    /// `work` compiled for AVX2, for the test that it computes what the baseline does.
+    #[cfg(test)]
+    pub(super) fn avx2<W: Vectorised>(work: W) -> W::Output {
+        assert!(*AVX2, "the CPU lacks AVX2");
+        // SAFETY: the CPU has the features (checked just above).
+        unsafe { run_avx2(work) }
+    }
+
+    /// Row-major quantised weights `[outputs, inputs]` in [`super::Layout::VnniGroups`].
+    pub(super) fn pack(quantised: &[i8], inputs: usize) -> Vec<i8> {
+        let steps = inputs / DEPTH;
+        let mut packed = vec![0_i8; quantised.len()];
+        for (o, row) in quantised.chunks_exact(inputs).enumerate() {
+            let (group, lane) = (o / GROUP, o % GROUP);
+            for (step, four) in row.chunks_exact(DEPTH).enumerate() {
+                let at = ((group * steps + step) * GROUP + lane) * DEPTH;
+                packed[at..at + DEPTH].copy_from_slice(four);
+            }
+        }
+        packed
+    }
+
     /// [`Int8Matrix::multiply`] on the VNNI kernel, with the loops around it compiled for
     /// AVX-512 too.
     pub(super) fn multiply(
@@ -316,7 +376,7 @@ mod vnni {
         bias: &[f32],
         activation: impl Fn(f32) -> f32,
     ) -> Vec<f32> {
-        assert!(available(), "the VNNI kernel needs AVX-512 VNNI");
+        assert!(*VNNI, "the VNNI kernel needs AVX-512 VNNI");
         // SAFETY: the CPU has the features the function is compiled for (checked just above).
         unsafe { multiply_avx512(matrix, x, bias, activation) }
     }
@@ -363,7 +423,7 @@ mod vnni {
         let mut out = [0_i32; GROUP * ROWS];
         // Groups outside, blocks inside: a group's weights come from memory once and from
         // cache for every further block of rows.
-        for (group, weights) in matrix.packed.chunks_exact(steps * STEP_BYTES).enumerate() {
+        for (group, weights) in matrix.weights.chunks_exact(steps * STEP_BYTES).enumerate() {
             for (b, &height) in heights.iter().enumerate() {
                 let block = &blocks[b * ROWS * steps..][..steps * height];
                 let out = &mut out[..GROUP * height];
@@ -443,44 +503,89 @@ mod tests {
         let w = values(outputs * inputs, 1, 0.5);
         let x = values(rows * inputs, 2, 3.0);
         let bias = values(outputs, 3, 1.0);
-        let m = Int8Matrix::quantise(&w, outputs, inputs).unwrap();
-        let y = m.multiply(&x, &bias, |v| v);
-        for r in 0..rows {
-            for o in 0..outputs {
-                let exact: f32 = (0..inputs)
-                    .map(|k| x[r * inputs + k] * w[o * inputs + k])
-                    .sum::<f32>()
-                    + bias[o];
-                let got = y[r * outputs + o];
-                // Each of the 96 terms is off by at most half a step of each factor.
-                assert!(
-                    (got - exact).abs() < 0.25,
-                    "row {r} output {o}: {got} vs {exact}"
-                );
+        let layouts = [
+            Layout::Rows,
+            #[cfg(target_arch = "x86_64")]
+            Layout::VnniGroups,
+        ];
+        for layout in layouts {
+            #[cfg(target_arch = "x86_64")]
+            if layout == Layout::VnniGroups && !x86::vnni_available() {
+                continue;
+            }
+            let m = Int8Matrix::quantise_as(&w, outputs, inputs, layout).unwrap();
+            let y = m.multiply(&x, &bias, |v| v);
+            for r in 0..rows {
+                for o in 0..outputs {
+                    let exact: f32 = (0..inputs)
+                        .map(|k| x[r * inputs + k] * w[o * inputs + k])
+                        .sum::<f32>()
+                        + bias[o];
+                    let got = y[r * outputs + o];
+                    // Each of the 96 terms is off by at most half a step of each factor.
+                    assert!(
+                        (got - exact).abs() < 0.25,
+                        "{layout:?}: row {r} output {o}: {got} vs {exact}"
+                    );
+                }
             }
         }
+    }
+
+    /// Shapes that exercise every block size of the kernel: full and partial blocks of rows.
+    const SHAPES: [(usize, usize, usize); 5] = [
+        (64, 384, 6),
+        (1_536, 384, 13),
+        (64, 20, 1),
+        (384, 1_536, 17),
+        (128, 8, 22),
+    ];
+
+    fn gelu_like(v: f32) -> f32 {
+        v * v.clamp(0.0, 1.0)
     }
 
     #[test]
     fn the_fast_kernel_computes_the_portable_product_exactly() {
         #[cfg(target_arch = "x86_64")]
-        if vnni::available() {
-            // Shapes that exercise every block size: full and partial blocks of rows.
-            for (outputs, inputs, rows) in [
-                (64, 384, 6),
-                (1_536, 384, 13),
-                (64, 20, 1),
-                (384, 1_536, 17),
-                (128, 8, 22),
-            ] {
+        if x86::vnni_available() {
+            for (outputs, inputs, rows) in SHAPES {
                 let w = values(outputs * inputs, 4, 0.2);
                 let x = values(rows * inputs, 5, 4.0);
                 let bias = values(outputs, 6, 1.0);
-                let m = Int8Matrix::quantise(&w, outputs, inputs).unwrap();
-                let gelu_like = |v: f32| v * v.clamp(0.0, 1.0);
-                let fast = vnni::multiply(&m, &x, &bias, gelu_like);
-                let portable = m.multiply_with(&x, &bias, gelu_like, Int8Matrix::portable_products);
+                let fast = Int8Matrix::quantise_as(&w, outputs, inputs, Layout::VnniGroups)
+                    .unwrap()
+                    .multiply(&x, &bias, gelu_like);
+                let portable = Int8Matrix::quantise_as(&w, outputs, inputs, Layout::Rows)
+                    .unwrap()
+                    .multiply(&x, &bias, gelu_like);
                 assert_eq!(fast, portable, "{outputs}×{inputs}, {rows} rows");
+            }
+        }
+    }
+
+    /// The portable product compiled for AVX2 (inside [`vectorised`] on CPUs without VNNI)
+    /// gives the same bits as compiled for the baseline.
+    #[test]
+    fn the_portable_product_is_the_same_compiled_for_avx2() {
+        struct Product<'a>(&'a Int8Matrix, &'a [f32], &'a [f32]);
+        impl Vectorised for Product<'_> {
+            type Output = Vec<f32>;
+            #[inline(always)]
+            fn run(self) -> Vec<f32> {
+                self.0.multiply(self.1, self.2, gelu_like)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            for (outputs, inputs, rows) in SHAPES {
+                let w = values(outputs * inputs, 7, 0.2);
+                let x = values(rows * inputs, 8, 4.0);
+                let bias = values(outputs, 9, 1.0);
+                let m = Int8Matrix::quantise_as(&w, outputs, inputs, Layout::Rows).unwrap();
+                let baseline = Product(&m, &x, &bias).run();
+                let avx2 = x86::avx2(Product(&m, &x, &bias));
+                assert_eq!(avx2, baseline, "{outputs}×{inputs}, {rows} rows");
             }
         }
     }
