@@ -375,28 +375,40 @@ fn attention(qkv: &[f32]) -> Vec<f32> {
     let width = HEAD_WIDTH;
     let scale = 1.0 / (width as f32).sqrt();
     let mut context = vec![0.0_f32; rows * DIMENSION];
-    let mut weights = vec![0.0_f32; rows];
-    // One head's keys, transposed (`width × rows`): a query's scores are then sums of
-    // contiguous rows scaled by its components, which vectorise without reordering sums.
-    let mut keys = vec![0.0_f32; width * rows];
+    // Scores are computed sixteen keys at a time, over keys padded with zeros to a multiple
+    // of sixteen, so every step is a whole vector.
+    const KEYS: usize = 16;
+    let padded = rows.next_multiple_of(KEYS);
+    let mut scores = vec![0.0_f32; padded];
+    // One head's keys, transposed (`width × padded`): sixteen keys' scores are then sums of
+    // contiguous runs scaled by the query's components, held in registers.
+    let mut keys = vec![0.0_f32; width * padded];
     for head in 0..HEADS {
         let column = |row: usize, part: usize| row * stride + part * DIMENSION + head * width;
         for (j, row) in qkv.chunks_exact(stride).enumerate() {
             let key = &row[DIMENSION + head * width..][..width];
             for (d, &k) in key.iter().enumerate() {
-                keys[d * rows + j] = k;
+                keys[d * padded + j] = k;
             }
         }
         for i in 0..rows {
             let query = &qkv[column(i, 0)..][..width];
-            weights.fill(0.0);
-            for (&q, keys) in query.iter().zip(keys.chunks_exact(rows)) {
-                let q = q * scale;
-                weights.iter_mut().zip(keys).for_each(|(w, k)| *w += q * k);
+            for (c, chunk) in scores.as_chunks_mut::<KEYS>().0.iter_mut().enumerate() {
+                let mut acc = [0.0_f32; KEYS];
+                for (d, &q) in query.iter().enumerate() {
+                    let k = &keys[d * padded + c * KEYS..][..KEYS];
+                    acc.iter_mut().zip(k).for_each(|(a, k)| *a += q * k);
+                }
+                *chunk = acc.map(|a| a * scale);
             }
-            let max = weights.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let weights = &mut scores[..rows];
+            // A comparison, not `f32::max`, whose NaN handling costs a test per score; a NaN
+            // score cannot arise from finite weights.
+            let max = weights
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
             weights.iter_mut().for_each(|w| *w = exp(*w - max));
-            let inverse = 1.0 / lane_sum(&weights, |w| w);
+            let inverse = 1.0 / lane_sum(weights, |w| w);
             // A local row, which the compiler knows aliases nothing, so the sum vectorises.
             let mut out = [0.0_f32; HEAD_WIDTH];
             for (j, w) in weights.iter().enumerate() {
