@@ -12,7 +12,7 @@
 //! Integer sums are exact, so the vector kernel and the portable loop compute the same bits;
 //! a test holds them to it. The weights are laid out for the product the CPU runs: groups
 //! for the VNNI kernel, plain rows for the portable loop, which the compiler vectorises for
-//! AVX2 where the CPU has it (a 12-piece pass: 1.3–1.7 ms on VNNI, ~10 ms on AVX2 alone,
+//! AVX2 where the CPU has it (a 10-piece pass: 1.1–1.5 ms on VNNI, ~10 ms on AVX2 alone,
 //! ~35 ms on the x86-64 baseline, on the machine of docs/benchmarks.md). The kernel is this workspace's one use of `unsafe`: the intrinsics
 //! that load and store through pointers, and the calls into code compiled for a CPU feature
 //! after checking at run time that the CPU has it.
