@@ -9,16 +9,19 @@
 //! embeddings are within a cosine of 0.9948 of the `f32` model's (median 0.9989); a test of
 //! the encoder holds three of them to 0.99.
 //!
-//! Integer sums are exact, so the vector kernel and the portable loop compute the same bits;
-//! a test holds them to it. The weights are laid out for the product the CPU runs: groups
-//! for the VNNI kernel, plain rows for the portable loop, which the compiler vectorises for
-//! AVX2 where the CPU has it (a 10-piece pass: 1.1–1.5 ms on VNNI, ~10 ms on AVX2 alone,
-//! ~35 ms on the x86-64 baseline, on the machine of docs/benchmarks.md). The kernel is this workspace's one use of `unsafe`: the intrinsics
-//! that load and store through pointers, and the calls into code compiled for a CPU feature
-//! after checking at run time that the CPU has it.
+//! Integer sums are exact, so the vector kernels and the portable loop compute the same bits;
+//! tests hold every path to it. The weights are laid out for the product the CPU runs:
+//! groups for the VNNI kernel; plain rows for an AVX2 kernel (`pmaddwd`, sixteen products per
+//! instruction) and for the portable loop of other CPUs. A 10-piece pass on the machine of
+//! docs/benchmarks.md: 1.1–1.5 ms on VNNI, ~6.7 ms on AVX2 alone (session 12's `f32` pass:
+//! ~7 ms), ~35 ms on the x86-64 baseline.
+//!
+//! The kernels are this workspace's one use of `unsafe`: the intrinsics that load and store
+//! through pointers, and the calls into code compiled for a CPU feature after checking at
+//! run time that the CPU has it.
 
-/// Outputs packed together: four vectors of sixteen `i32` lanes, which the kernel keeps in
-/// registers against several rows at once.
+/// Outputs packed together: four vectors of sixteen `i32` lanes, which the VNNI kernel keeps
+/// in registers against several rows at once.
 const GROUP: usize = 64;
 /// Inputs one lane sums per step (four bytes of an `i32`).
 const DEPTH: usize = 4;
@@ -138,7 +141,13 @@ impl Int8Matrix {
         activation: impl Fn(f32) -> f32,
     ) -> Vec<f32> {
         match self.layout {
-            Layout::Rows => self.multiply_with(x, bias, activation, Self::portable_products),
+            Layout::Rows => {
+                #[cfg(target_arch = "x86_64")]
+                if x86::avx2_applies(self) {
+                    return x86::multiply_avx2(self, x, bias, activation);
+                }
+                self.multiply_with(x, bias, activation, Self::portable_products)
+            }
             #[cfg(target_arch = "x86_64")]
             Layout::VnniGroups => x86::multiply(self, x, bias, activation),
         }
@@ -296,12 +305,14 @@ fn range(values: &[f32]) -> (f32, f32) {
 )]
 mod x86 {
     use std::arch::x86_64::{
-        __m512i, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
+        __m256i, __m512i, _mm_loadu_si128, _mm256_add_epi32, _mm256_cvtepi8_epi16,
+        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_setzero_si256, _mm256_storeu_si256,
+        _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
         _mm512_storeu_si512,
     };
     use std::sync::LazyLock;
 
-    use super::{DEPTH, GROUP, Int8Matrix, STEP_BYTES, Vectorised};
+    use super::{DEPTH, GROUP, Int8Matrix, Layout, STEP_BYTES, Vectorised};
 
     /// Vectors of sixteen outputs in a group.
     const TILES: usize = GROUP / 16;
@@ -320,6 +331,126 @@ mod x86 {
 
     pub(super) fn vnni_available() -> bool {
         *VNNI
+    }
+
+    /// Whether [`multiply_avx2`] serves `matrix`: weights in rows sixteen inputs at a time, on
+    /// a CPU with AVX2.
+    pub(super) fn avx2_applies(matrix: &Int8Matrix) -> bool {
+        *AVX2 && matrix.layout == Layout::Rows && matrix.inputs.is_multiple_of(WIDE)
+    }
+
+    /// [`Int8Matrix::multiply`] over [`Layout::Rows`] on the AVX2 kernel.
+    pub(super) fn multiply_avx2(
+        matrix: &Int8Matrix,
+        x: &[f32],
+        bias: &[f32],
+        activation: impl Fn(f32) -> f32,
+    ) -> Vec<f32> {
+        assert!(
+            avx2_applies(matrix),
+            "the AVX2 kernel needs AVX2 and rows of 16 inputs"
+        );
+        // SAFETY: the CPU has the features the function is compiled for (checked just above).
+        unsafe { multiply_on_avx2(matrix, x, bias, activation) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn multiply_on_avx2(
+        matrix: &Int8Matrix,
+        x: &[f32],
+        bias: &[f32],
+        activation: impl Fn(f32) -> f32,
+    ) -> Vec<f32> {
+        matrix.multiply_with(x, bias, activation, |matrix, activations, rows, sums| {
+            // SAFETY: the CPU has the features (checked by `multiply_avx2`).
+            unsafe { products_avx2(matrix, activations, rows, sums) }
+        })
+    }
+
+    /// Inputs one AVX2 step reads: sixteen, as `i16`, in one register.
+    const WIDE: usize = 16;
+    /// Outputs and rows the AVX2 kernel keeps in registers: 4 × 3 accumulators, 4 weight
+    /// vectors and an activation vector fit its 16 registers.
+    const AVX2_OUTPUTS: usize = 4;
+    const AVX2_ROWS: usize = 3;
+
+    /// [`Int8Matrix::portable_products`] with `pmaddwd`: each output's dot product with each
+    /// row, sixteen inputs a step, sign-extended to `i16` (a product of a byte and a weight
+    /// fits one) and summed in pairs into eight `i32` lanes, exactly.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn products_avx2(
+        matrix: &Int8Matrix,
+        activations: &[u8],
+        rows: usize,
+        sums: &mut [i32],
+    ) {
+        let inputs = matrix.inputs;
+        let wide: Vec<i16> = activations[..rows * inputs]
+            .iter()
+            .map(|&x| i16::from(x))
+            .collect();
+        let x_rows: Vec<&[[i16; WIDE]]> =
+            wide.chunks_exact(inputs).map(|r| r.as_chunks().0).collect();
+        let w_rows: Vec<&[[i8; WIDE]]> = matrix
+            .weights
+            .chunks_exact(inputs)
+            .map(|r| r.as_chunks().0)
+            .collect();
+        for (o, weights) in w_rows.chunks_exact(AVX2_OUTPUTS).enumerate() {
+            let weights: &[&[[i8; WIDE]]; AVX2_OUTPUTS] =
+                weights.try_into().unwrap_or_else(|_| unreachable!());
+            for (b, x) in x_rows.chunks(AVX2_ROWS).enumerate() {
+                let mut out = [[0_i32; AVX2_OUTPUTS]; AVX2_ROWS];
+                // SAFETY: the CPU has the features (checked by `multiply_avx2`).
+                unsafe {
+                    match x.len() {
+                        3 => dots_avx2::<3>(weights, x, &mut out),
+                        2 => dots_avx2::<2>(weights, x, &mut out),
+                        _ => dots_avx2::<1>(weights, x, &mut out),
+                    }
+                }
+                for (r, row) in out.iter().take(x.len()).enumerate() {
+                    let at = (b * AVX2_ROWS + r) * matrix.outputs + o * AVX2_OUTPUTS;
+                    sums[at..at + AVX2_OUTPUTS].copy_from_slice(row);
+                }
+            }
+        }
+    }
+
+    /// The dot products of `R` activation rows with four weight rows.
+    ///
+    /// # Safety
+    /// The CPU has AVX2. (Every pointer it reads or writes through is to an array of the
+    /// length read or written.)
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn dots_avx2<const R: usize>(
+        weights: &[&[[i8; WIDE]]; AVX2_OUTPUTS],
+        x: &[&[[i16; WIDE]]],
+        out: &mut [[i32; AVX2_OUTPUTS]; AVX2_ROWS],
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); AVX2_OUTPUTS]; R];
+        for step in 0..weights[0].len() {
+            let w: [__m256i; AVX2_OUTPUTS] = std::array::from_fn(|t| {
+                // SAFETY: a 16-byte array.
+                _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(weights[t][step].as_ptr().cast()) })
+            });
+            for (acc, x) in acc.iter_mut().zip(x) {
+                // SAFETY: a 32-byte array.
+                let x = unsafe { _mm256_loadu_si256(x[step].as_ptr().cast()) };
+                for (a, w) in acc.iter_mut().zip(&w) {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x, *w));
+                }
+            }
+        }
+        for (acc, out) in acc.iter().zip(out.iter_mut()) {
+            for (a, out) in acc.iter().zip(out.iter_mut()) {
+                let mut lanes = [0_i32; 8];
+                // SAFETY: `lanes` holds the 32 bytes stored.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *a) };
+                *out = lanes.iter().sum();
+            }
+        }
     }
 
     /// Runs `work` compiled for AVX-512 or AVX2 where the CPU has it: what it inlines is
@@ -558,8 +689,25 @@ mod tests {
                     .multiply(&x, &bias, gelu_like);
                 let portable = Int8Matrix::quantise_as(&w, outputs, inputs, Layout::Rows)
                     .unwrap()
-                    .multiply(&x, &bias, gelu_like);
+                    .multiply_with(&x, &bias, gelu_like, Int8Matrix::portable_products);
                 assert_eq!(fast, portable, "{outputs}×{inputs}, {rows} rows");
+            }
+        }
+    }
+
+    #[test]
+    fn the_avx2_kernel_computes_the_portable_product_exactly() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            let shapes = SHAPES.into_iter().chain([(64, 32, 22), (128, 16, 2)]);
+            for (outputs, inputs, rows) in shapes.filter(|s| s.1 % 16 == 0) {
+                let w = values(outputs * inputs, 10, 0.2);
+                let x = values(rows * inputs, 11, 4.0);
+                let bias = values(outputs, 12, 1.0);
+                let m = Int8Matrix::quantise_as(&w, outputs, inputs, Layout::Rows).unwrap();
+                let avx2 = x86::multiply_avx2(&m, &x, &bias, gelu_like);
+                let portable = m.multiply_with(&x, &bias, gelu_like, Int8Matrix::portable_products);
+                assert_eq!(avx2, portable, "{outputs}×{inputs}, {rows} rows");
             }
         }
     }
@@ -573,7 +721,8 @@ mod tests {
             type Output = Vec<f32>;
             #[inline(always)]
             fn run(self) -> Vec<f32> {
-                self.0.multiply(self.1, self.2, gelu_like)
+                self.0
+                    .multiply_with(self.1, self.2, gelu_like, Int8Matrix::portable_products)
             }
         }
         #[cfg(target_arch = "x86_64")]
