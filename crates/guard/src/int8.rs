@@ -149,7 +149,7 @@ impl Int8Matrix {
                 self.multiply_with(x, bias, activation, Self::portable_products)
             }
             #[cfg(target_arch = "x86_64")]
-            Layout::VnniGroups => x86::multiply(self, x, bias, activation),
+            Layout::VnniGroups => x86::multiply_vnni(self, x, bias, activation),
         }
     }
 
@@ -350,21 +350,41 @@ mod x86 {
             avx2_applies(matrix),
             "the AVX2 kernel needs AVX2 and rows of 16 inputs"
         );
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { multiply_on_avx2(matrix, x, bias, activation) }
+        let work = Multiply {
+            matrix,
+            x,
+            bias,
+            activation,
+            // SAFETY: the CPU has the features (checked just above).
+            products: |m: &Int8Matrix, a: &[u8], r, s: &mut [i32]| unsafe {
+                products_avx2(m, a, r, s)
+            },
+        };
+        // SAFETY: as above.
+        unsafe { run_avx2(work) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn multiply_on_avx2(
-        matrix: &Int8Matrix,
-        x: &[f32],
-        bias: &[f32],
-        activation: impl Fn(f32) -> f32,
-    ) -> Vec<f32> {
-        matrix.multiply_with(x, bias, activation, |matrix, activations, rows, sums| {
-            // SAFETY: the CPU has the features (checked by `multiply_avx2`).
-            unsafe { products_avx2(matrix, activations, rows, sums) }
-        })
+    /// A product with the loops around it, to run compiled for a CPU feature.
+    struct Multiply<'a, A, P> {
+        matrix: &'a Int8Matrix,
+        x: &'a [f32],
+        bias: &'a [f32],
+        activation: A,
+        products: P,
+    }
+
+    impl<A, P> Vectorised for Multiply<'_, A, P>
+    where
+        A: Fn(f32) -> f32,
+        P: FnOnce(&Int8Matrix, &[u8], usize, &mut [i32]),
+    {
+        type Output = Vec<f32>;
+
+        #[inline(always)]
+        fn run(self) -> Vec<f32> {
+            self.matrix
+                .multiply_with(self.x, self.bias, self.activation, self.products)
+        }
     }
 
     /// Inputs one AVX2 step reads: sixteen, as `i16`, in one register.
@@ -501,28 +521,25 @@ mod x86 {
 
     /// [`Int8Matrix::multiply`] on the VNNI kernel, with the loops around it compiled for
     /// AVX-512 too.
-    pub(super) fn multiply(
+    pub(super) fn multiply_vnni(
         matrix: &Int8Matrix,
         x: &[f32],
         bias: &[f32],
         activation: impl Fn(f32) -> f32,
     ) -> Vec<f32> {
         assert!(*VNNI, "the VNNI kernel needs AVX-512 VNNI");
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { multiply_avx512(matrix, x, bias, activation) }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn multiply_avx512(
-        matrix: &Int8Matrix,
-        x: &[f32],
-        bias: &[f32],
-        activation: impl Fn(f32) -> f32,
-    ) -> Vec<f32> {
-        matrix.multiply_with(x, bias, activation, |matrix, activations, rows, sums| {
-            // SAFETY: the CPU has the features (checked by `multiply`).
-            unsafe { products_avx512(matrix, activations, rows, sums) }
-        })
+        let work = Multiply {
+            matrix,
+            x,
+            bias,
+            activation,
+            // SAFETY: the CPU has the features (checked just above).
+            products: |m: &Int8Matrix, a: &[u8], r, s: &mut [i32]| unsafe {
+                products_avx512(m, a, r, s)
+            },
+        };
+        // SAFETY: as above.
+        unsafe { run_avx512(work) }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -558,7 +575,7 @@ mod x86 {
             for (b, &height) in heights.iter().enumerate() {
                 let block = &blocks[b * ROWS * steps..][..steps * height];
                 let out = &mut out[..GROUP * height];
-                // SAFETY: the CPU has the features (checked by `multiply`).
+                // SAFETY: the CPU has the features (checked by `multiply_vnni`).
                 unsafe {
                     match height {
                         6 => rows_of::<6>(weights, block, out),
