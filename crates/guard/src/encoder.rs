@@ -372,27 +372,25 @@ impl Layer {
 fn attention(qkv: &[f32]) -> Vec<f32> {
     let stride = 3 * DIMENSION;
     let rows = qkv.len() / stride;
-    let width = HEAD_WIDTH;
-    let scale = 1.0 / (width as f32).sqrt();
+    let scale = 1.0 / (HEAD_WIDTH as f32).sqrt();
     let mut context = vec![0.0_f32; rows * DIMENSION];
     // Scores are computed sixteen keys at a time, over keys padded with zeros to a multiple
     // of sixteen, so every step is a whole vector.
     const KEYS: usize = 16;
     let padded = rows.next_multiple_of(KEYS);
     let mut scores = vec![0.0_f32; padded];
-    // One head's keys, transposed (`width × padded`): sixteen keys' scores are then sums of
+    // One head's keys, transposed (`HEAD_WIDTH × padded`): sixteen keys' scores are then sums of
     // contiguous runs scaled by the query's components, held in registers.
-    let mut keys = vec![0.0_f32; width * padded];
+    let mut keys = vec![0.0_f32; HEAD_WIDTH * padded];
     for head in 0..HEADS {
-        let column = |row: usize, part: usize| row * stride + part * DIMENSION + head * width;
-        for (j, row) in qkv.chunks_exact(stride).enumerate() {
-            let key = &row[DIMENSION + head * width..][..width];
-            for (d, &k) in key.iter().enumerate() {
+        let column = |row: usize, part: usize| row * stride + part * DIMENSION + head * HEAD_WIDTH;
+        for j in 0..rows {
+            for (d, &k) in qkv[column(j, 1)..][..HEAD_WIDTH].iter().enumerate() {
                 keys[d * padded + j] = k;
             }
         }
         for i in 0..rows {
-            let query = &qkv[column(i, 0)..][..width];
+            let query = &qkv[column(i, 0)..][..HEAD_WIDTH];
             for (c, chunk) in scores.as_chunks_mut::<KEYS>().0.iter_mut().enumerate() {
                 let mut acc = [0.0_f32; KEYS];
                 for (d, &q) in query.iter().enumerate() {

@@ -39,7 +39,7 @@ pub(crate) struct Int8Matrix {
     /// Per output: the weight of one quantisation step.
     scales: Vec<f32>,
     /// Per output: the sum of its quantised weights, which removes the activations' zero point.
-    sums: Vec<i32>,
+    weight_sums: Vec<i32>,
 }
 
 /// How a matrix's weights are laid out, which decides the product that reads them.
@@ -101,7 +101,7 @@ impl Int8Matrix {
             return Err(ShapeError { outputs, inputs });
         }
         let mut scales = Vec::with_capacity(outputs);
-        let mut sums = Vec::with_capacity(outputs);
+        let mut weight_sums = Vec::with_capacity(outputs);
         let mut quantised = Vec::with_capacity(weight.len());
         for row in weight.chunks_exact(inputs) {
             let largest = row.iter().fold(0.0_f32, |m, w| m.max(w.abs()));
@@ -111,7 +111,7 @@ impl Int8Matrix {
                 row.iter()
                     .map(|w| (w / scale).round_ties_even().clamp(-127.0, 127.0) as i8),
             );
-            sums.push(quantised[start..].iter().map(|&q| i32::from(q)).sum());
+            weight_sums.push(quantised[start..].iter().map(|&q| i32::from(q)).sum());
             scales.push(scale);
         }
         let weights = match layout {
@@ -125,7 +125,7 @@ impl Int8Matrix {
             layout,
             weights,
             scales,
-            sums,
+            weight_sums,
         })
     }
 
@@ -140,17 +140,11 @@ impl Int8Matrix {
         bias: &[f32],
         activation: impl Fn(f32) -> f32,
     ) -> Vec<f32> {
-        match self.layout {
-            Layout::Rows => {
-                #[cfg(target_arch = "x86_64")]
-                if x86::avx2_applies(self) {
-                    return x86::multiply_avx2(self, x, bias, activation);
-                }
-                self.multiply_with(x, bias, activation, Self::portable_products)
-            }
-            #[cfg(target_arch = "x86_64")]
-            Layout::VnniGroups => x86::multiply_vnni(self, x, bias, activation),
+        #[cfg(target_arch = "x86_64")]
+        if let Some(y) = x86::multiply(self, x, bias, &activation) {
+            return y;
         }
+        self.multiply_with(x, bias, activation, Self::portable_products)
     }
 
     /// [`Int8Matrix::multiply`] around a given integer product, inlined into its caller so that
@@ -176,21 +170,21 @@ impl Int8Matrix {
             .enumerate()
         {
             let (scale, zero) = (activations.scales[r], activations.zeros[r]);
-            for ((((y, &sum), &weights), &step), &b) in y
+            for ((((y, &sum), &weight_sum), &step), &b) in y
                 .iter_mut()
                 .zip(sums)
-                .zip(&self.sums)
+                .zip(&self.weight_sums)
                 .zip(&self.scales)
                 .zip(bias)
             {
-                *y = activation((sum - zero * weights) as f32 * scale * step + b);
+                *y = activation((sum - zero * weight_sum) as f32 * scale * step + b);
             }
         }
         y
     }
 
     /// `sums[r][o] = Σₖ activations[r][k] · weight[o][k]`, exactly, in plain Rust over
-    /// [`Layout::Rows`]: the path of CPUs without AVX-512 VNNI. An integer sum may be reordered,
+    /// [`Layout::Rows`]: the path of CPUs with neither AVX-512 VNNI nor AVX2. An integer sum may be reordered,
     /// so the compiler vectorises it; outputs outside and rows inside keep each output's
     /// weights in the nearest cache while every row reads them.
     #[inline(always)]
@@ -301,7 +295,7 @@ fn range(values: &[f32]) -> (f32, f32) {
 #[cfg(target_arch = "x86_64")]
 #[allow(
     unsafe_code,
-    reason = "the VNNI kernel; see the module's documentation"
+    reason = "the VNNI and AVX2 kernels; see the module's documentation"
 )]
 mod x86 {
     use std::arch::x86_64::{
@@ -333,35 +327,48 @@ mod x86 {
         *VNNI
     }
 
-    /// Whether [`multiply_avx2`] serves `matrix`: weights in rows sixteen inputs at a time, on
-    /// a CPU with AVX2.
-    pub(super) fn avx2_applies(matrix: &Int8Matrix) -> bool {
-        *AVX2 && matrix.layout == Layout::Rows && matrix.inputs.is_multiple_of(WIDE)
-    }
-
-    /// [`Int8Matrix::multiply`] over [`Layout::Rows`] on the AVX2 kernel.
-    pub(super) fn multiply_avx2(
+    /// [`Int8Matrix::multiply`] on the kernel for the matrix's layout, with the loops around it
+    /// compiled for the kernel's CPU features; `None` where no kernel serves it (weights in
+    /// rows on a CPU without AVX2, or rows not a whole number of [`WIDE`] steps).
+    pub(super) fn multiply(
         matrix: &Int8Matrix,
         x: &[f32],
         bias: &[f32],
         activation: impl Fn(f32) -> f32,
-    ) -> Vec<f32> {
-        assert!(
-            avx2_applies(matrix),
-            "the AVX2 kernel needs AVX2 and rows of 16 inputs"
-        );
-        let work = Multiply {
-            matrix,
-            x,
-            bias,
-            activation,
-            // SAFETY: the CPU has the features (checked just above).
-            products: |m: &Int8Matrix, a: &[u8], r, s: &mut [i32]| unsafe {
-                products_avx2(m, a, r, s)
-            },
-        };
-        // SAFETY: as above.
-        unsafe { run_avx2(work) }
+    ) -> Option<Vec<f32>> {
+        match matrix.layout {
+            Layout::VnniGroups => {
+                // A matrix is laid out for VNNI only where the CPU has it.
+                assert!(*VNNI, "the VNNI kernel needs AVX-512 VNNI");
+                let work = Multiply {
+                    matrix,
+                    x,
+                    bias,
+                    activation,
+                    // SAFETY: the CPU has the features (checked just above).
+                    products: |m: &Int8Matrix, a: &[u8], r, s: &mut [i32]| unsafe {
+                        products_avx512(m, a, r, s)
+                    },
+                };
+                // SAFETY: as above.
+                Some(unsafe { run_avx512(work) })
+            }
+            Layout::Rows if *AVX2 && matrix.inputs.is_multiple_of(WIDE) => {
+                let work = Multiply {
+                    matrix,
+                    x,
+                    bias,
+                    activation,
+                    // SAFETY: the CPU has the features (checked by the match guard).
+                    products: |m: &Int8Matrix, a: &[u8], r, s: &mut [i32]| unsafe {
+                        products_avx2(m, a, r, s)
+                    },
+                };
+                // SAFETY: as above.
+                Some(unsafe { run_avx2(work) })
+            }
+            Layout::Rows => None,
+        }
     }
 
     /// A product with the loops around it, to run compiled for a CPU feature.
@@ -411,22 +418,21 @@ mod x86 {
             .collect();
         let x_rows: Vec<&[[i16; WIDE]]> =
             wide.chunks_exact(inputs).map(|r| r.as_chunks().0).collect();
-        let w_rows: Vec<&[[i8; WIDE]]> = matrix
+        for (o, group) in matrix
             .weights
-            .chunks_exact(inputs)
-            .map(|r| r.as_chunks().0)
-            .collect();
-        for (o, weights) in w_rows.chunks_exact(AVX2_OUTPUTS).enumerate() {
-            let weights: &[&[[i8; WIDE]]; AVX2_OUTPUTS] =
-                weights.try_into().unwrap_or_else(|_| unreachable!());
+            .chunks_exact(AVX2_OUTPUTS * inputs)
+            .enumerate()
+        {
+            let weights: [&[[i8; WIDE]]; AVX2_OUTPUTS] =
+                std::array::from_fn(|t| group[t * inputs..][..inputs].as_chunks().0);
             for (b, x) in x_rows.chunks(AVX2_ROWS).enumerate() {
                 let mut out = [[0_i32; AVX2_OUTPUTS]; AVX2_ROWS];
-                // SAFETY: the CPU has the features (checked by `multiply_avx2`).
+                // SAFETY: the CPU has the features (checked by `multiply`).
                 unsafe {
                     match x.len() {
-                        3 => dots_avx2::<3>(weights, x, &mut out),
-                        2 => dots_avx2::<2>(weights, x, &mut out),
-                        _ => dots_avx2::<1>(weights, x, &mut out),
+                        3 => dots_avx2::<3>(&weights, x, &mut out),
+                        2 => dots_avx2::<2>(&weights, x, &mut out),
+                        _ => dots_avx2::<1>(&weights, x, &mut out),
                     }
                 }
                 for (r, row) in out.iter().take(x.len()).enumerate() {
@@ -519,29 +525,6 @@ mod x86 {
         packed
     }
 
-    /// [`Int8Matrix::multiply`] on the VNNI kernel, with the loops around it compiled for
-    /// AVX-512 too.
-    pub(super) fn multiply_vnni(
-        matrix: &Int8Matrix,
-        x: &[f32],
-        bias: &[f32],
-        activation: impl Fn(f32) -> f32,
-    ) -> Vec<f32> {
-        assert!(*VNNI, "the VNNI kernel needs AVX-512 VNNI");
-        let work = Multiply {
-            matrix,
-            x,
-            bias,
-            activation,
-            // SAFETY: the CPU has the features (checked just above).
-            products: |m: &Int8Matrix, a: &[u8], r, s: &mut [i32]| unsafe {
-                products_avx512(m, a, r, s)
-            },
-        };
-        // SAFETY: as above.
-        unsafe { run_avx512(work) }
-    }
-
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn products_avx512(
         matrix: &Int8Matrix,
@@ -575,7 +558,7 @@ mod x86 {
             for (b, &height) in heights.iter().enumerate() {
                 let block = &blocks[b * ROWS * steps..][..steps * height];
                 let out = &mut out[..GROUP * height];
-                // SAFETY: the CPU has the features (checked by `multiply_vnni`).
+                // SAFETY: the CPU has the features (checked by `multiply`).
                 unsafe {
                     match height {
                         6 => rows_of::<6>(weights, block, out),
@@ -722,7 +705,7 @@ mod tests {
                 let x = values(rows * inputs, 11, 4.0);
                 let bias = values(outputs, 12, 1.0);
                 let m = Int8Matrix::quantise_as(&w, outputs, inputs, Layout::Rows).unwrap();
-                let avx2 = x86::multiply_avx2(&m, &x, &bias, gelu_like);
+                let avx2 = x86::multiply(&m, &x, &bias, gelu_like).unwrap();
                 let portable = m.multiply_with(&x, &bias, gelu_like, Int8Matrix::portable_products);
                 assert_eq!(avx2, portable, "{outputs}×{inputs}, {rows} rows");
             }
