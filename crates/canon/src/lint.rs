@@ -499,6 +499,45 @@ fn lint_policy(
             );
         }
     }
+    // Ordinary talk is never off limits: a rule on it, or a node under it, would be ignored.
+    for node in policy
+        .nodes
+        .iter()
+        .filter(|n| n.kind == PolicyKind::OrdinaryTalk)
+    {
+        let named_off_limits = policy
+            .production_off_limits
+            .iter()
+            .chain(&policy.studio_off_limits)
+            .chain(
+                policy
+                    .character_off_limits
+                    .iter()
+                    .flat_map(|(_, nodes)| nodes),
+            )
+            .any(|iri| *iri == node.iri);
+        let rules = [
+            (named_off_limits, "is named by lore:offLimits"),
+            (node.minimum_rating.is_some(), "has a lore:minimumRating"),
+            (!node.broader.is_empty(), "has a lore:broader node"),
+            (
+                policy.nodes.iter().any(|n| n.broader.contains(&node.iri)),
+                "is the lore:broader node of another node",
+            ),
+        ];
+        for (_, what) in rules.iter().filter(|(applies, _)| *applies) {
+            report(
+                Severity::Error,
+                "ordinary-talk-rule",
+                &node.iri,
+                format!(
+                    "'{}' is lore:OrdinaryTalk, which is never off limits, yet it {what}",
+                    node.label
+                ),
+                "make it a lore:Topic if it can be off limits, or remove the rule".into(),
+            );
+        }
+    }
     for cycle in policy.cycles() {
         report(
             Severity::Error,

@@ -16,6 +16,9 @@ pub enum PolicyKind {
     Descriptor,
     /// A subject of conversation.
     Topic,
+    /// Talk that is never off limits: its examples teach the rails what off-limit talk is
+    /// not (everyday lines, and ones that only sound like an off-limit topic).
+    OrdinaryTalk,
 }
 
 /// What the rails do when a node fires, least to most severe.
@@ -38,7 +41,7 @@ pub struct PolicyNode {
     pub iri: String,
     /// Its name.
     pub label: String,
-    /// Hazard, descriptor or topic.
+    /// Hazard, descriptor, topic or ordinary talk.
     pub kind: PolicyKind,
     /// The MLCommons code of a hazard (`S1`..`S14`).
     pub code: Option<String>,

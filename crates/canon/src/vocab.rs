@@ -159,6 +159,8 @@ terms! {
     CONTENT_DESCRIPTOR = "ContentDescriptor";
     /// `lore:Topic`
     TOPIC = "Topic";
+    /// `lore:OrdinaryTalk`
+    ORDINARY_TALK = "OrdinaryTalk";
     /// `lore:broader`
     BROADER = "broader";
     /// `lore:hazardCode`

@@ -372,6 +372,10 @@ impl World {
                         policy_nodes.push((iri.clone(), PolicyKind::Topic, description));
                         None
                     }
+                    c if c == vocab::ORDINARY_TALK.as_str() => {
+                        policy_nodes.push((iri.clone(), PolicyKind::OrdinaryTalk, description));
+                        None
+                    }
                     c if c == vocab::PORTRAYAL.as_str() => {
                         portrayals.push((iri.clone(), description));
                         None

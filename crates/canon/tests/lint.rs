@@ -155,11 +155,12 @@ lore:policy {
   :silent a lore:Topic ; rdfs:label "silent" .
   :loose a lore:Topic ; rdfs:label "loose" ; lore:term "loose" ; lore:threshold 1.5 .
   :vague a lore:Topic ; rdfs:label "vague" ; lore:term "vague" ; lore:threshold "high" .
+  :chat a lore:OrdinaryTalk ; rdfs:label "chat" ; lore:minimumRating lore:Teen ; lore:example "Hello there." .
 }
 :g {
   :prod a lore:Production ; rdfs:label "P" ; lore:graph :g ; lore:tenant "t" ;
       lore:rating lore:Teen ; lore:offLimits :romanse .
-  :ann a lore:Character ; rdfs:label "Ann" ; lore:persona "Ann." ; lore:offLimits :nowhere .
+  :ann a lore:Character ; rdfs:label "Ann" ; lore:persona "Ann." ; lore:offLimits :nowhere, :chat .
 }
 "#;
 
@@ -218,6 +219,15 @@ fn policy_faults_are_found() {
         .collect();
     thresholds.sort();
     assert_eq!(thresholds, ["urn:t:loose", "urn:t:vague"]);
+
+    let mut ordinary: Vec<&str> = by_code("ordinary-talk-rule")
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect();
+    ordinary.sort();
+    assert_eq!(ordinary.len(), 2, "{ordinary:#?}");
+    assert!(ordinary[0].contains("lore:minimumRating"), "{ordinary:#?}");
+    assert!(ordinary[1].contains("lore:offLimits"), "{ordinary:#?}");
 }
 
 #[test]

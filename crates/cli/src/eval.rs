@@ -281,7 +281,7 @@ fn fit_hazard_head(prompts: &[Labelled], vectors: &Vectors, rows: &[usize]) -> H
         rows.iter()
             .map(|&i| Example {
                 features: vectors.mean[i].as_slice(),
-                is_unsafe: prompts[i].is_unsafe,
+                is_positive: prompts[i].is_unsafe,
                 weight: if prompts[i].source == Source::XsTest && !prompts[i].is_unsafe {
                     SAFE_LOOKALIKE_WEIGHT
                 } else {

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `P(unsafe | embedding) = σ(w·x + b)`.
+/// `P(positive | embedding) = σ(w·x + b)`: unsafe for the hazard head, about the topic for
+/// a topic's head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Head {
     /// One weight per embedding dimension.
@@ -17,8 +18,8 @@ pub struct Head {
 pub struct Example<'a> {
     /// The embedding.
     pub features: &'a [f32],
-    /// Its label.
-    pub is_unsafe: bool,
+    /// Its label: in the class the head scores.
+    pub is_positive: bool,
     /// How much it counts against the others of its class (1 for most).
     pub weight: f32,
 }
@@ -45,7 +46,7 @@ impl Default for Fit {
 }
 
 impl Head {
-    /// The probability that `x` is unsafe.
+    /// The probability that `x` is in the class.
     pub fn score(&self, x: &[f32]) -> f32 {
         let z = crate::encoder::dot(&self.weights, x) + self.bias;
         1.0 / (1.0 + (-z).exp())
@@ -58,7 +59,7 @@ impl Head {
         let class_total = |class: bool| -> f32 {
             examples
                 .iter()
-                .filter(|e| e.is_unsafe == class)
+                .filter(|e| e.is_positive == class)
                 .map(|e| e.weight)
                 .sum::<f32>()
                 .max(f32::MIN_POSITIVE)
@@ -79,7 +80,7 @@ impl Head {
                 let z: f32 =
                     params[..dim].iter().zip(x).map(|(w, v)| w * v).sum::<f32>() + params[dim];
                 let p = 1.0 / (1.0 + (-z).exp());
-                let (target, weight) = if example.is_unsafe {
+                let (target, weight) = if example.is_positive {
                     (1.0, pos_weight)
                 } else {
                     (0.0, neg_weight)
@@ -127,7 +128,7 @@ mod tests {
             .enumerate()
             .map(|(i, x)| Example {
                 features: &x[..],
-                is_unsafe: i >= 30,
+                is_positive: i >= 30,
                 weight: 1.0,
             })
             .collect();
@@ -145,19 +146,19 @@ mod tests {
             for _ in 0..20 {
                 set.push(Example {
                     features: &unsafe_x,
-                    is_unsafe: true,
+                    is_positive: true,
                     weight: 1.0,
                 });
                 set.push(Example {
                     features: &safe_x,
-                    is_unsafe: false,
+                    is_positive: false,
                     weight: 1.0,
                 });
             }
             for _ in 0..3 {
                 set.push(Example {
                     features: &lookalike_x,
-                    is_unsafe: false,
+                    is_positive: false,
                     weight: lookalike_weight,
                 });
             }

@@ -16,6 +16,7 @@ pub mod lexicon;
 pub mod normalize;
 pub mod rails;
 pub mod semantic;
+pub mod topics;
 
 pub use canon_check::{CanonCheck, Finding, Problem, Restriction};
 pub use rails::{Action, Audience, Decision, Fired, GuardError, Layer, Rails, Rule};

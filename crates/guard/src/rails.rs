@@ -13,6 +13,7 @@ use lore_canon::World;
 use lore_canon::policy::{Policy, PolicyKind, RailAction};
 
 use crate::encoder::EncoderError;
+use crate::head::Head;
 use crate::lexicon::{Lexicon, LexiconError, Term};
 use crate::normalize::{View, ViewKind, fold, views};
 use crate::semantic::{Embedded, Semantic, cosine};
@@ -20,6 +21,11 @@ use crate::semantic::{Embedded, Semantic, cosine};
 /// How similar a text must be to a node's example to fire it, when the node sets no
 /// `lore:threshold`.
 pub const DEFAULT_SIMILARITY: f32 = 0.5;
+
+/// How sure a topic's head ([`crate::topics`]) must be that a text is about the topic to fire
+/// it. Chosen on the development topics set (world/eval/topics.tsv), with similarity beside it:
+/// 0.6 blocked more and allowed under 96%, 0.8 allowed more and blocked under 95.5%.
+pub const TOPIC_HEAD_PROBABILITY: f32 = 0.7;
 
 /// What the rails decided for a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,6 +86,8 @@ pub enum Layer {
     Similarity,
     /// The hazard head scored the text as harmful; the node is the nearest hazard.
     Head,
+    /// The topic's own head ([`crate::topics`]) scored the text as about the topic.
+    Topic,
 }
 
 impl Layer {
@@ -89,6 +97,7 @@ impl Layer {
             Layer::Lexicon => "lexicon",
             Layer::Similarity => "similarity",
             Layer::Head => "head",
+            Layer::Topic => "topic",
         }
     }
 }
@@ -163,8 +172,8 @@ pub struct Rails {
 #[derive(Debug, Clone)]
 struct SemanticRails {
     layer: Arc<Semantic>,
-    /// Per blocked node (same index): its threshold and embedded examples.
-    nodes: Vec<(f32, Vec<Example>)>,
+    /// Per blocked node (same index).
+    nodes: Vec<NodeSemantics>,
     /// The examples of topics allowed here. When the head flags a text that is nearer one of
     /// them than any blocked hazard, the text is about something this audience may discuss
     /// (a mature production's strong language, say), and the head is overruled.
@@ -173,6 +182,16 @@ struct SemanticRails {
 
 /// A policy example and its embedding.
 type Example = (String, Arc<[f32]>);
+
+/// What the embedding layer knows of one blocked node.
+#[derive(Debug, Clone)]
+struct NodeSemantics {
+    /// The cosine to an example at which the node fires.
+    threshold: f32,
+    examples: Vec<Example>,
+    /// A topic's trained head: it fires the node too, citing the nearest example.
+    head: Option<Head>,
+}
 
 /// What the policy puts off limits for one speaker: the production's and the character's
 /// rules and the audience's age.
@@ -230,13 +249,7 @@ impl Rails {
     /// Rails that block only the hazards: what is off limits everywhere, whatever the
     /// production, rating or character.
     pub fn hazards(policy: &Policy, semantic: Option<&Arc<Semantic>>) -> Result<Rails, GuardError> {
-        let audience = Audience {
-            production_off_limits: &[],
-            character_off_limits: &[],
-            age: i64::MAX,
-        };
-        // Judging hazards alone, no topic is in view to excuse a text.
-        Self::build(policy, audience, semantic, false)
+        Self::build(policy, None, semantic)
     }
 
     /// The rails for an audience of `policy`.
@@ -245,30 +258,34 @@ impl Rails {
         audience: Audience<'_>,
         semantic: Option<&Arc<Semantic>>,
     ) -> Result<Rails, GuardError> {
-        Self::build(policy, audience, semantic, true)
+        Self::build(policy, Some(audience), semantic)
     }
 
-    /// `allowed_topics_overrule`: whether the head yields to topics the audience may discuss.
+    /// The rails for `audience`, or for the hazards alone without one (then no topic is in
+    /// view, to block or to excuse a text).
     fn build(
         policy: &Policy,
-        audience: Audience<'_>,
+        audience: Option<Audience<'_>>,
         semantic: Option<&Arc<Semantic>>,
-        allowed_topics_overrule: bool,
     ) -> Result<Rails, GuardError> {
         let mut blocked = Vec::new();
         let mut terms = Vec::new();
-        let mut examples = Vec::new();
+        let mut blocked_nodes = Vec::new();
         let mut allowed = Vec::new();
-        for node in &policy.nodes {
+        // Ordinary talk is never off limits, whatever a rule names; `lore check` reports such
+        // rules.
+        for node in policy
+            .nodes
+            .iter()
+            .filter(|n| n.kind != PolicyKind::OrdinaryTalk)
+        {
             let lineage = policy.lineage(&node.iri);
-            let Some(rule) = rule_for(
-                policy,
-                &lineage,
-                audience.production_off_limits,
-                audience.character_off_limits,
-                audience.age,
-            ) else {
-                if allowed_topics_overrule {
+            let rule = match &audience {
+                Some(audience) => rule_for(policy, &lineage, audience),
+                None => hazard_rule(policy, &lineage),
+            };
+            let Some(rule) = rule else {
+                if audience.is_some() {
                     allowed.extend(&node.examples);
                 }
                 continue;
@@ -291,7 +308,7 @@ impl Rails {
                     node: blocked.len(),
                 });
             }
-            examples.push((node.threshold.unwrap_or(DEFAULT_SIMILARITY), &node.examples));
+            blocked_nodes.push(node);
             blocked.push(Blocked {
                 node: node.iri.clone(),
                 label: node.label.clone(),
@@ -307,16 +324,23 @@ impl Rails {
         let semantic = match semantic {
             Some(layer) => Some(SemanticRails {
                 layer: layer.clone(),
-                nodes: examples
-                    .into_iter()
-                    .map(|(threshold, texts)| {
-                        let embedded = texts
-                            .iter()
-                            .map(|t| Ok((t.clone(), layer.example(t)?)))
-                            .collect::<Result<Vec<_>, EncoderError>>()?;
-                        Ok((threshold, embedded))
-                    })
-                    .collect::<Result<Vec<_>, EncoderError>>()?,
+                nodes: {
+                    let heads = layer.topic_heads(policy)?;
+                    blocked_nodes
+                        .into_iter()
+                        .map(|node| {
+                            Ok(NodeSemantics {
+                                threshold: node.threshold.unwrap_or(DEFAULT_SIMILARITY),
+                                examples: node
+                                    .examples
+                                    .iter()
+                                    .map(|t| Ok((t.clone(), layer.example(t)?)))
+                                    .collect::<Result<Vec<_>, EncoderError>>()?,
+                                head: heads.get(&node.iri).cloned(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, EncoderError>>()?
+                },
                 allowed: allowed
                     .into_iter()
                     .map(|t| layer.example(t))
@@ -375,10 +399,10 @@ impl Rails {
             let nearest: Vec<Option<(f32, &str, ViewKind)>> = semantic
                 .nodes
                 .iter()
-                .map(|(_, examples)| {
+                .map(|node| {
                     let mut best: Option<(f32, &str, ViewKind)> = None;
                     for e in embedded {
-                        for (text, vector) in examples {
+                        for (text, vector) in &node.examples {
                             let score = cosine(&e.vector, vector);
                             if best.is_none_or(|(b, _, _)| score > b) {
                                 best = Some((score, text, e.view));
@@ -388,9 +412,20 @@ impl Rails {
                     best
                 })
                 .collect();
-            for (index, (threshold, _)) in semantic.nodes.iter().enumerate() {
-                if let Some((score, text, view)) = nearest[index].filter(|n| n.0 >= *threshold) {
+            for (index, node) in semantic.nodes.iter().enumerate() {
+                if let Some((score, text, view)) = nearest[index].filter(|n| n.0 >= node.threshold)
+                {
                     fire(index, Layer::Similarity, text.to_owned(), view, score);
+                }
+                if let Some(head) = &node.head
+                    && let Some((probability, view)) = embedded
+                        .iter()
+                        .map(|e| (head.score(&e.vector), e.view))
+                        .max_by(|a, b| a.0.total_cmp(&b.0))
+                        .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY)
+                {
+                    let cited = nearest[index].map_or("", |n| n.1);
+                    fire(index, Layer::Topic, cited.to_owned(), view, probability);
                 }
             }
             let threshold = semantic.layer.hazard().threshold;
@@ -457,18 +492,20 @@ fn default_action(rule: &Rule) -> Action {
     }
 }
 
+/// The hazard a node is (or falls under), if any: off limits everywhere.
+fn hazard_rule(policy: &Policy, lineage: &[&str]) -> Option<Rule> {
+    lineage
+        .iter()
+        .filter_map(|i| policy.node(i))
+        .find(|n| n.kind == PolicyKind::Hazard)
+        .map(|hazard| Rule::Hazard(hazard.iri.clone()))
+}
+
 /// Why a node is off limits here, if it is: the first of hazard, studio rule, character
 /// rule, production rule, rating, looking at the node and every broader node (its `lineage`).
-fn rule_for(
-    policy: &Policy,
-    lineage: &[&str],
-    production_off_limits: &[String],
-    character_off_limits: &[String],
-    production_age: i64,
-) -> Option<Rule> {
-    let nodes = || lineage.iter().filter_map(|i| policy.node(i));
-    if let Some(hazard) = nodes().find(|n| n.kind == PolicyKind::Hazard) {
-        return Some(Rule::Hazard(hazard.iri.clone()));
+fn rule_for(policy: &Policy, lineage: &[&str], audience: &Audience<'_>) -> Option<Rule> {
+    if let Some(hazard) = hazard_rule(policy, lineage) {
+        return Some(hazard);
     }
     if let Some(i) = lineage
         .iter()
@@ -478,23 +515,25 @@ fn rule_for(
     }
     if let Some(i) = lineage
         .iter()
-        .find(|i| character_off_limits.iter().any(|o| o == *i))
+        .find(|i| audience.character_off_limits.iter().any(|o| o == *i))
     {
         return Some(Rule::Character((*i).to_owned()));
     }
     if let Some(i) = lineage
         .iter()
-        .find(|i| production_off_limits.iter().any(|o| o == *i))
+        .find(|i| audience.production_off_limits.iter().any(|o| o == *i))
     {
         return Some(Rule::Production((*i).to_owned()));
     }
-    nodes()
+    lineage
+        .iter()
+        .filter_map(|i| policy.node(i))
         .filter_map(|n| n.minimum_rating.as_deref())
         .find(|rating| {
             // An unknown rating is checked by `lore check`; here it blocks, to be safe.
             policy
                 .rating(rating)
-                .is_none_or(|r| r.minimum_age > production_age)
+                .is_none_or(|r| r.minimum_age > audience.age)
         })
         .map(|rating| Rule::Rating(rating.to_owned()))
 }

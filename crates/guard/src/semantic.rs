@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::encoder::{Encoder, EncoderError};
 use crate::head::Head;
 use crate::normalize::{View, ViewKind};
+use crate::topics::{self, TopicHeads};
+use lore_canon::policy::Policy;
 
 /// The hazard head that ships with Lorekeeper, trained by `lore train guard` on the
 /// development safety sets (README, "Policy and rails").
@@ -56,6 +58,8 @@ pub struct Semantic {
     encoder: Arc<Encoder>,
     hazard: HazardHead,
     examples: Mutex<HashMap<String, Arc<[f32]>>>,
+    /// Topic heads by policy fingerprint: trained once per policy, shared by its rails.
+    topic_heads: Mutex<HashMap<u64, Arc<TopicHeads>>>,
 }
 
 impl std::fmt::Debug for Semantic {
@@ -82,6 +86,7 @@ impl Semantic {
             encoder,
             hazard,
             examples: Mutex::new(HashMap::new()),
+            topic_heads: Mutex::new(HashMap::new()),
         }
     }
 
@@ -122,6 +127,31 @@ impl Semantic {
             }
         }
         Ok(out)
+    }
+
+    /// The topic heads of `policy`, trained on first use ([`crate::topics`]).
+    pub fn topic_heads(&self, policy: &Policy) -> Result<Arc<TopicHeads>, EncoderError> {
+        let key = topics::fingerprint(policy);
+        if let Some(heads) = self
+            .topic_heads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(heads.clone());
+        }
+        let started = std::time::Instant::now();
+        let heads = Arc::new(topics::train(policy, |text| self.example(text))?);
+        tracing::info!(
+            topics = heads.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "trained the policy's topic heads"
+        );
+        self.topic_heads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, heads.clone());
+        Ok(heads)
     }
 
     /// The embedding of a policy example, computed once.

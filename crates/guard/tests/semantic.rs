@@ -154,3 +154,26 @@ fn the_head_is_overruled_by_a_topic_the_audience_may_discuss() {
     let d = rails("nocturne", "tamsin").check(line).unwrap();
     assert_eq!(d.action, Action::Allow, "{d:?}");
 }
+
+#[test]
+fn a_topic_line_unlike_its_examples_is_caught_by_the_topics_head() {
+    // No gambling term, and no gambling example is near enough for similarity; the head that
+    // the policy's gambling examples trained against the rest of the policy reads it.
+    let line = "Who runs the card table in the back of the tavern, and what are the stakes?";
+    let d = rails("lanterns", "pip").check(line).unwrap();
+    assert_eq!(d.action, Action::Deflect, "{d:?}");
+    let fired = &d.fired[0];
+    assert_eq!(fired.node, format!("{LORE}GamblingForMoney"), "{d:?}");
+    assert_eq!(fired.layer, Layer::Topic, "{d:?}");
+    assert!(
+        fired.score >= lore_guard::rails::TOPIC_HEAD_PROBABILITY,
+        "{fired:?}"
+    );
+    assert!(
+        !fired.term.is_empty(),
+        "cites the nearest example: {fired:?}"
+    );
+    // Nocturne's rating allows gambling: the same line passes there.
+    let d = rails("nocturne", "tamsin").check(line).unwrap();
+    assert_eq!(d.action, Action::Allow, "{d:?}");
+}
