@@ -178,6 +178,8 @@ struct SemanticRails {
     /// them than any blocked hazard, the text is about something this audience may discuss
     /// (a mature production's strong language, say), and the head is overruled.
     allowed: Vec<Arc<[f32]>>,
+    /// The examples of ordinary talk.
+    ordinary: Vec<Arc<[f32]>>,
 }
 
 /// A policy example and its embedding.
@@ -272,13 +274,16 @@ impl Rails {
         let mut terms = Vec::new();
         let mut blocked_nodes = Vec::new();
         let mut allowed = Vec::new();
-        // Ordinary talk is never off limits, whatever a rule names; `lore check` reports such
-        // rules.
-        for node in policy
-            .nodes
-            .iter()
-            .filter(|n| n.kind != PolicyKind::OrdinaryTalk)
-        {
+        let mut ordinary = Vec::new();
+        for node in &policy.nodes {
+            // Ordinary talk is never off limits, whatever a rule names; `lore check` reports
+            // such rules.
+            if node.kind == PolicyKind::OrdinaryTalk {
+                if audience.is_some() {
+                    ordinary.extend(&node.examples);
+                }
+                continue;
+            }
             let lineage = policy.lineage(&node.iri);
             let rule = match &audience {
                 Some(audience) => rule_for(policy, &lineage, audience),
@@ -342,6 +347,10 @@ impl Rails {
                         .collect::<Result<Vec<_>, EncoderError>>()?
                 },
                 allowed: allowed
+                    .into_iter()
+                    .map(|t| layer.example(t))
+                    .collect::<Result<Vec<_>, EncoderError>>()?,
+                ordinary: ordinary
                     .into_iter()
                     .map(|t| layer.example(t))
                     .collect::<Result<Vec<_>, EncoderError>>()?,
@@ -412,8 +421,22 @@ impl Rails {
                     best
                 })
                 .collect();
+            // How near the text is to talk that may be had here: a topic's example fires it
+            // only when nearer than that (a mild insult near a strong one, but nearer still
+            // to an allowed mild one, is the allowed kind). Hazards fire on their own.
+            let mut nearest_unblocked: Option<f32> = None;
             for (index, node) in semantic.nodes.iter().enumerate() {
                 if let Some((score, text, view)) = nearest[index].filter(|n| n.0 >= node.threshold)
+                    && (matches!(self.blocked[index].rule, Rule::Hazard(_))
+                        || score
+                            > *nearest_unblocked.get_or_insert_with(|| {
+                                semantic
+                                    .allowed
+                                    .iter()
+                                    .chain(&semantic.ordinary)
+                                    .flat_map(|a| embedded.iter().map(|e| cosine(&e.vector, a)))
+                                    .fold(f32::NEG_INFINITY, f32::max)
+                            }))
                 {
                     fire(index, Layer::Similarity, text.to_owned(), view, score);
                 }

@@ -177,3 +177,28 @@ fn a_topic_line_unlike_its_examples_is_caught_by_the_topics_head() {
     let d = rails("nocturne", "tamsin").check(line).unwrap();
     assert_eq!(d.action, Action::Allow, "{d:?}");
 }
+
+#[test]
+fn a_line_nearer_talk_allowed_here_is_not_blocked_by_a_neighbouring_topic() {
+    // A mild insult resembles a strong one ("Shut your fucking mouth."), but resembles the
+    // mild examples more: for a Teen audience, where mild language is allowed, it passes; for
+    // Everyone it is blocked as what it is.
+    let policy = world("lanterns").policy;
+    let rails_for = |age| {
+        let audience = lore_guard::Audience {
+            production_off_limits: &[],
+            character_off_limits: &[],
+            age,
+        };
+        Rails::for_audience(&policy, audience, Some(&semantic())).unwrap()
+    };
+    let line = "Shut your trap, you idiot.";
+    let d = rails_for(13).check(line).unwrap();
+    assert_eq!(d.action, Action::Allow, "{d:?}");
+    let d = rails_for(0).check(line).unwrap();
+    assert_ne!(d.action, Action::Allow, "{d:?}");
+    assert!(
+        d.fired.iter().any(|f| f.node == format!("{LORE}MildLanguage")),
+        "{d:?}"
+    );
+}
