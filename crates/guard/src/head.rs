@@ -77,8 +77,7 @@ impl Head {
             grad.iter_mut().for_each(|g| *g = 0.0);
             for example in examples {
                 let x = example.features;
-                let z: f32 =
-                    params[..dim].iter().zip(x).map(|(w, v)| w * v).sum::<f32>() + params[dim];
+                let z = crate::encoder::dot(&params[..dim], x) + params[dim];
                 let p = 1.0 / (1.0 + (-z).exp());
                 let (target, weight) = if example.is_positive {
                     (1.0, pos_weight)

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use lore_canon::policy::{Policy, PolicyKind};
+use lore_canon::policy::{Policy, PolicyKind, PolicyNode};
 
 use crate::encoder::EncoderError;
 use crate::head::{Example, Fit, Head};
@@ -57,8 +57,15 @@ pub(crate) fn train(
             embedded.push((&node.iri, embed(text)?));
         }
     }
-    let mut heads = TopicHeads::new();
-    for topic in policy.nodes.iter().filter(|n| n.kind == PolicyKind::Topic) {
+    let topics: Vec<&PolicyNode> = policy
+        .nodes
+        .iter()
+        .filter(|n| n.kind == PolicyKind::Topic)
+        .collect();
+    // Each head is fitted on its own; the topics are shared out among the cores.
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = topics.len().div_ceil(threads).max(1);
+    let fit_one = |topic: &PolicyNode| -> Option<(String, Head)> {
         // Positive: the topic and what is narrower; left out: what is broader (a descriptor
         // covers its topics); negative: the rest.
         let narrower = |iri: &str| policy.lineage(iri).contains(&topic.iri.as_str());
@@ -75,17 +82,32 @@ pub(crate) fn train(
                 weight: 1.0,
             });
         }
-        if examples.iter().any(|e| e.is_positive) {
-            heads.insert(topic.iri.clone(), Head::fit(&examples, TOPIC_FIT));
-        }
-    }
+        examples
+            .iter()
+            .any(|e| e.is_positive)
+            .then(|| (topic.iri.clone(), Head::fit(&examples, TOPIC_FIT)))
+    };
+    let heads = std::thread::scope(|scope| {
+        let workers: Vec<_> = topics
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(|| chunk.iter().filter_map(|t| fit_one(t)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
     Ok(heads)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lore_canon::policy::PolicyNode;
 
     fn node(iri: &str, kind: PolicyKind, broader: &[&str], examples: &[&str]) -> PolicyNode {
         PolicyNode {

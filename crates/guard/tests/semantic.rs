@@ -198,7 +198,9 @@ fn a_line_nearer_talk_allowed_here_is_not_blocked_by_a_neighbouring_topic() {
     let d = rails_for(0).check(line).unwrap();
     assert_ne!(d.action, Action::Allow, "{d:?}");
     assert!(
-        d.fired.iter().any(|f| f.node == format!("{LORE}MildLanguage")),
+        d.fired
+            .iter()
+            .any(|f| f.node == format!("{LORE}MildLanguage")),
         "{d:?}"
     );
 }

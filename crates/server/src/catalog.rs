@@ -55,6 +55,13 @@ impl Catalog {
                 continue;
             };
             let world = World::load_cached(store, &production.iri, cache)?;
+            // Embeds the policy's examples and trains its topic heads now, while loading,
+            // rather than inside the first turn that needs them (seconds on a small machine).
+            if let Some(semantic) = &options.semantic
+                && let Err(e) = lore_guard::Rails::for_production(&world, Some(semantic))
+            {
+                tracing::warn!(production = %production.iri, error = %e, "warming the rails");
+            }
             served.push(Arc::new(Served {
                 id: local_id(&production.iri).to_owned(),
                 tenant,
