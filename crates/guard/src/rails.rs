@@ -5,7 +5,7 @@
 //! [`Rails::new`] settles it once (and embeds the blocked nodes' examples); a check is then the
 //! normalised views of the text run through one automaton of the blocked nodes' terms, and,
 //! with the embedding layer, the text's embedding compared with those examples and scored by
-//! the hazard head.
+//! the blocked topics' heads and the hazard head.
 
 use std::sync::Arc;
 
@@ -424,19 +424,16 @@ impl Rails {
             // How near the text is to talk that may be had here: a topic's example fires it
             // only when nearer than that (a mild insult near a strong one, but nearer still
             // to an allowed mild one, is the allowed kind). Hazards fire on their own.
-            let mut nearest_unblocked: Option<f32> = None;
+            let mut unblocked: Option<f32> = None;
+            let mut nearest_unblocked = || {
+                *unblocked.get_or_insert_with(|| {
+                    nearest_of(semantic.allowed.iter().chain(&semantic.ordinary), embedded)
+                })
+            };
             for (index, node) in semantic.nodes.iter().enumerate() {
                 if let Some((score, text, view)) = nearest[index].filter(|n| n.0 >= node.threshold)
                     && (matches!(self.blocked[index].rule, Rule::Hazard(_))
-                        || score
-                            > *nearest_unblocked.get_or_insert_with(|| {
-                                semantic
-                                    .allowed
-                                    .iter()
-                                    .chain(&semantic.ordinary)
-                                    .flat_map(|a| embedded.iter().map(|e| cosine(&e.vector, a)))
-                                    .fold(f32::NEG_INFINITY, f32::max)
-                            }))
+                        || score > nearest_unblocked())
                 {
                     fire(index, Layer::Similarity, text.to_owned(), view, score);
                 }
@@ -459,11 +456,7 @@ impl Rails {
                     .filter(|&i| matches!(self.blocked[i].rule, Rule::Hazard(_)))
                     .filter_map(|i| nearest[i].map(|(score, text, _)| (i, score, text)))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
-                let nearest_allowed = semantic
-                    .allowed
-                    .iter()
-                    .flat_map(|a| embedded.iter().map(|e| cosine(&e.vector, a)))
-                    .fold(f32::NEG_INFINITY, f32::max);
+                let nearest_allowed = nearest_of(semantic.allowed.iter(), embedded);
                 if let Some((index, score, text)) = nearest_hazard
                     && score >= nearest_allowed
                 {
@@ -513,6 +506,13 @@ fn default_action(rule: &Rule) -> Action {
             Action::Deflect
         }
     }
+}
+
+/// The highest cosine between any of `examples` and any embedded window.
+fn nearest_of<'a>(examples: impl Iterator<Item = &'a Arc<[f32]>>, embedded: &[Embedded]) -> f32 {
+    examples
+        .flat_map(|a| embedded.iter().map(|e| cosine(&e.vector, a)))
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// The hazard a node is (or falls under), if any: off limits everywhere.
