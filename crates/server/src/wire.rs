@@ -183,7 +183,7 @@ pub struct RailOut {
     pub rule: String,
     /// The node the rule is stated on (the hazard, the off-limits node, or the rating).
     pub rule_node: String,
-    /// The layer that fired it: `lexicon`, `similarity` or `head`.
+    /// The layer that fired it: `lexicon`, `similarity`, `topic` or `head`.
     pub layer: String,
     /// The term found, or the policy example the text is nearest to.
     pub term: String,
