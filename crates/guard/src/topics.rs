@@ -57,6 +57,12 @@ pub(crate) fn train(
             embedded.push((&node.iri, embed(text)?));
         }
     }
+    // Each node's lineage once, not once per text and topic.
+    let lineages: HashMap<&str, Vec<&str>> = policy
+        .nodes
+        .iter()
+        .map(|n| (n.iri.as_str(), policy.lineage(&n.iri)))
+        .collect();
     let topics: Vec<&PolicyNode> = policy
         .nodes
         .iter()
@@ -68,8 +74,8 @@ pub(crate) fn train(
     let fit_one = |topic: &PolicyNode| -> Option<(String, Head)> {
         // Positive: the topic and what is narrower; left out: what is broader (a descriptor
         // covers its topics); negative: the rest.
-        let narrower = |iri: &str| policy.lineage(iri).contains(&topic.iri.as_str());
-        let broader = |iri: &str| policy.lineage(&topic.iri).contains(&iri);
+        let narrower = |iri: &str| lineages[iri].contains(&topic.iri.as_str());
+        let broader = |iri: &str| lineages[topic.iri.as_str()].contains(&iri);
         let mut examples = Vec::new();
         for (iri, vector) in &embedded {
             let is_positive = narrower(iri);
