@@ -45,6 +45,9 @@ pub struct WrkRun {
     pub latency_ms: [f64; 4],
     /// Non-2xx responses plus socket errors.
     pub errors: u64,
+    /// CPU time this process (server and stub, not `wrk`) spent per request, in
+    /// microseconds: steadier than requests per second on a shared machine.
+    pub cpu_us_per_request: f64,
 }
 
 /// What the benchmark measured.
@@ -114,6 +117,21 @@ async fn stub_model(
         let _ = axum::serve(listener, app).await;
     });
     Ok((url, task))
+}
+
+/// CPU time (user and system) this process has used, in seconds.
+fn process_cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 a second on Linux); the
+    // command name before them may hold spaces, so count from its closing parenthesis.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 fn resident_bytes() -> f64 {
@@ -310,6 +328,7 @@ fn wrk(
     duration: Duration,
 ) -> Result<WrkRun, ServeBenchError> {
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let output = Command::new("wrk")
         .args(["-t", if connections > 1 { "2" } else { "1" }])
         .args(["-c", &connections.to_string()])
@@ -328,7 +347,11 @@ fn wrk(
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    parse_wrk(&text).ok_or_else(|| failed(format!("cannot read wrk's report:\n{text}")))
+    let cpu = process_cpu_seconds() - cpu_before;
+    let mut run =
+        parse_wrk(&text).ok_or_else(|| failed(format!("cannot read wrk's report:\n{text}")))?;
+    run.cpu_us_per_request = cpu * 1e6 / run.requests.max(1) as f64;
+    Ok(run)
 }
 
 fn millis(value: &str) -> Option<f64> {

@@ -313,14 +313,15 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
             let r = serve::run(store, &bench, &|step| eprintln!("bench serve: {step}"))?;
             let show = |name: &str, w: &serve::WrkRun| {
                 println!(
-                    "  {name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p75 {:>7.3} ms  p90 {:>7.3} ms  p99 {:>7.3} ms  ({} requests, {} errors)",
+                    "  {name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p75 {:>7.3} ms  p90 {:>7.3} ms  p99 {:>7.3} ms  ({} requests, {} errors, {:.0} us CPU each)",
                     w.per_second,
                     w.latency_ms[0],
                     w.latency_ms[1],
                     w.latency_ms[2],
                     w.latency_ms[3],
                     w.requests,
-                    w.errors
+                    w.errors,
+                    w.cpu_us_per_request
                 );
             };
             println!("serve: {sessions} warm sessions, stub model streaming 16 tokens per reply");
@@ -340,6 +341,10 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
                 "  turns/s {:.0} (goal >= 5000); turns/stub-requests ratio {:.3}",
                 r.server_throughput.per_second,
                 r.server_throughput.per_second / r.stub_throughput.per_second
+            );
+            println!(
+                "  CPU per turn {:.0} us, of which the stub's share is about {:.0} us (this process; wrk not counted)",
+                r.server_throughput.cpu_us_per_request, r.stub_throughput.cpu_us_per_request
             );
             println!(
                 "  memory per warm idle session {:.1} KiB (goal <= 64 KiB); database {:.1} KiB per session",

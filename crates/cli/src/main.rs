@@ -27,6 +27,11 @@ use lore_engine::LikenessScope;
 
 use crate::config::{BackendKind, Config};
 
+// A server turn allocates and frees many short strings on several threads; glibc's malloc
+// spent a fifth of `lore bench serve`'s CPU on that (docs/benchmarks.md, session 15).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "lore",

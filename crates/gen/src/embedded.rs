@@ -521,7 +521,7 @@ fn render(
     let messages = conversation
         .messages()
         .into_iter()
-        .map(|(role, content)| LlamaChatMessage::new(role.to_owned(), content))
+        .map(|(role, content)| LlamaChatMessage::new(role.to_owned(), content.into_owned()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| GenError::Runtime(format!("chat message: {e}")))?;
     let prompt = model

@@ -114,42 +114,41 @@ impl Session for OpenAiSession {
             url: url.clone(),
             reason,
         };
-        let messages: Vec<Value> = conversation
-            .messages()
-            .into_iter()
-            .map(|(role, content)| json!({ "role": role, "content": content }))
-            .collect();
         let mut stops = conversation.stop_strings();
         stops.retain(|s| s != "\n");
         if params.structured.is_some() {
             // The server's strict schema ends the value; a stop string could cut it short.
             stops.clear();
         }
-        // The OpenAI API accepts at most four stop strings; ours are also applied locally.
-        let server_stops: Vec<&String> = stops.iter().take(4).collect();
-        let mut body = json!({
-            "model": self.backend.config.model,
-            "messages": messages,
-            "stream": true,
-            "stream_options": { "include_usage": true },
-            "max_tokens": params.max_tokens,
-            "temperature": params.sampler.temperature,
-            "top_p": params.sampler.top_p,
-            "seed": params.sampler.seed,
-            "stop": server_stops,
-        });
-        if let Some(structured) = &params.structured {
-            body["response_format"] = json!({
-                "type": "json_schema",
-                "json_schema": {
-                    "name": structured.name,
-                    "strict": true,
-                    "schema": structured.schema.to_json_schema(),
-                },
-            });
-        }
+        let request = ChatRequest {
+            model: &self.backend.config.model,
+            messages: conversation
+                .messages()
+                .into_iter()
+                .map(|(role, content)| Message { role, content })
+                .collect(),
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            max_tokens: params.max_tokens,
+            temperature: params.sampler.temperature,
+            top_p: params.sampler.top_p,
+            seed: params.sampler.seed,
+            stop: stops.iter().take(4).map(String::as_str).collect(),
+            response_format: params.structured.as_ref().map(|structured| {
+                json!({
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": structured.name,
+                        "strict": true,
+                        "schema": structured.schema.to_json_schema(),
+                    },
+                })
+            }),
+        };
         // Serialised once, not once per attempt.
-        let body = serde_json::to_vec(&body).map_err(|e| remote(e.to_string()))?;
+        let body = serde_json::to_vec(&request).map_err(|e| remote(e.to_string()))?;
         let started = Instant::now();
         // Nothing has streamed before the response arrives, so a failed connection, a 429 or
         // a 5xx can be retried without the player seeing anything twice.
@@ -217,6 +216,34 @@ impl Session for OpenAiSession {
         }
         Ok(stream)
     }
+}
+
+/// The body of `POST /chat/completions`, borrowing the conversation rather than copying it.
+#[derive(serde::Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<Message<'a>>,
+    stream: bool,
+    stream_options: StreamOptions,
+    max_tokens: usize,
+    temperature: f32,
+    top_p: f32,
+    seed: u64,
+    /// The OpenAI API accepts at most four; ours are also applied locally.
+    stop: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+}
+
+#[derive(serde::Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Cow<'a, str>,
+}
+
+#[derive(serde::Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 enum StreamError {

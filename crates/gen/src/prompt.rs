@@ -1,5 +1,7 @@
 //! One conversation, rendered for base models (a transcript) or chat models (messages).
 
+use std::borrow::Cow;
+
 /// Who said a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -82,30 +84,31 @@ impl Conversation {
 
     /// The conversation as chat messages `(role, content)` with roles `system`, `user`
     /// and `assistant`, for chat templates and OpenAI-compatible servers.
-    pub fn messages(&self) -> Vec<(&'static str, String)> {
+    pub fn messages(&self) -> Vec<(&'static str, Cow<'_, str>)> {
         let mut messages = vec![(
             "system",
             format!(
                 "{}\n\nYou are {}. Reply in character, in one short paragraph, speaking only as {}.",
                 self.preamble, self.character, self.character
-            ),
+            )
+            .into(),
         )];
         for turn in &self.turns {
             match turn.role {
                 Role::Player => {
                     let content = if turn.recalled.is_empty() {
-                        turn.text.clone()
+                        Cow::Borrowed(turn.text.as_str())
                     } else {
-                        format!(
+                        Cow::Owned(format!(
                             "[{} recalls: {}]\n{}",
                             self.character,
                             turn.recalled.join(" "),
                             turn.text
-                        )
+                        ))
                     };
                     messages.push(("user", content));
                 }
-                Role::Character => messages.push(("assistant", turn.text.clone())),
+                Role::Character => messages.push(("assistant", Cow::Borrowed(&turn.text))),
             }
         }
         messages
@@ -179,7 +182,8 @@ mod tests {
 
     #[test]
     fn messages_alternate_after_system() {
-        let m = conversation().messages();
+        let conversation = conversation();
+        let m = conversation.messages();
         let roles: Vec<_> = m.iter().map(|(r, _)| *r).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
         assert!(m[3].1.contains("Pip sleeps in the loft."));
