@@ -7,6 +7,8 @@
 //! a new seed and the failed sentence's giveaway words as stop strings (regenerated); when
 //! that fails too, the character says one of its deflection lines (fallback).
 
+use std::borrow::Cow;
+
 use lore_gen::{Conversation, GenParams, Generation, Session, StopReason};
 use lore_guard::{Action, Decision, Finding};
 
@@ -206,8 +208,9 @@ pub fn generate_checked(
 ) -> Result<CheckedReply, EngineError> {
     let mut withheld = Vec::new();
     let mut spent = Generation::nothing(StopReason::Stop);
-    let mut conversation = conversation.clone();
-    let mut params = params.clone();
+    // Copied only if a second attempt needs a constraint added.
+    let mut conversation = Cow::Borrowed(conversation);
+    let mut params = Cow::Borrowed(params);
     for attempt in 0..2 {
         let mut gate = SentenceGate::new(planner);
         let attempt_cost =
@@ -259,8 +262,9 @@ pub fn generate_checked(
         }
         // Nothing was said yet: try once more, elsewhere in the distribution and stopping
         // before the words that gave the failed sentence away.
-        params.sampler.seed = params.sampler.seed.wrapping_add(0x9e37_79b9);
-        conversation.avoid.extend(avoid);
+        let sampler = &mut params.to_mut().sampler;
+        sampler.seed = sampler.seed.wrapping_add(0x9e37_79b9);
+        conversation.to_mut().avoid.extend(avoid);
         spent = generation;
     }
     let reply = planner.deflection(input);

@@ -65,6 +65,10 @@ impl OpenAiBackend {
                 // connection per concurrent turn instead of reconnecting (ureq keeps 3).
                 .max_idle_connections(256)
                 .max_idle_connections_per_host(256)
+                // Chat requests and SSE lines are small; ureq's 128 KiB a direction per pooled
+                // connection cost page faults at every turn and 64 MiB across the pool.
+                .input_buffer_size(32 * 1024)
+                .output_buffer_size(16 * 1024)
                 .build(),
         );
         OpenAiBackend { config, agent }

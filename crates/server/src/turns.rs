@@ -3,8 +3,8 @@
 //!
 //! A turn is admitted only while fewer than `max_in_flight` turns are admitted (else 503 with
 //! Retry-After), then waits for its session (turns of one session run in order) and for a
-//! generation slot. Generation runs on a blocking thread and streams deltas through a bounded
-//! channel; when the client goes away the channel closes and generation stops at the next
+//! generation slot. The input rail, the plan and generation run in one trip to a blocking
+//! thread (the session travels with it) and stream deltas through a bounded channel; when the client goes away the channel closes and generation stops at the next
 //! token. A turn is recorded (transcript line pair and new memories, one transaction) before
 //! its final event is sent; a cancelled or failed turn records nothing.
 
@@ -307,7 +307,7 @@ impl Turns {
         let id = id.to_owned();
         tokio::spawn(async move {
             let _admitted = admitted;
-            let outcome = run(&app, &id, guard, queued, &input, &events).await;
+            let outcome = run(&app, &id, guard, queued, input, &events).await;
             match outcome {
                 Ok(out) => {
                     let _ = events.send(TurnEvent::Final(Box::new(out))).await;
@@ -457,18 +457,29 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A turn decided on a blocking thread, ready to be recorded.
+struct Decided {
+    record: TurnRecord,
+    /// The player's line as later prompts show it.
+    player_line: Turn,
+    learned: Vec<MemoryFact>,
+    /// What the client gets once the record is committed (its commit time still to fill).
+    out: TurnOut,
+    /// The outcome the turn metrics count.
+    outcome: &'static str,
+}
+
 async fn run(
     app: &Arc<App>,
     id: &str,
-    mut guard: tokio::sync::OwnedMutexGuard<Option<Hot>>,
+    mut guard: Held,
     queued: QueueSlot,
-    input: &str,
+    input: String,
     events: &mpsc::Sender<TurnEvent>,
 ) -> Result<TurnOut, ApiError> {
-    let turns = &app.turns;
     let metrics = &app.metrics;
     let queue_started = Instant::now();
-    let _slot = turns.slot().await?;
+    let _slot = app.turns.slot().await?;
     drop(queued);
     let queue_time = queue_started.elapsed();
     metrics.stage("queue", queue_time.as_secs_f64());
@@ -482,7 +493,6 @@ async fn run(
     if hot.row.ended_ms.is_some() {
         return Err(session_ended(id));
     }
-    let plan_started = Instant::now();
     // Consent can lapse, or canon change, while a session is open.
     if let Err(e) = hot
         .planner
@@ -491,13 +501,59 @@ async fn run(
         metrics.turn("consent_refused");
         return Err(ApiError::from_engine(e));
     }
-    // The embedding layer is milliseconds of CPU: off the async workers.
-    let planner = hot.planner.clone();
-    let line = input.to_owned();
-    let input_rail = tokio::task::spawn_blocking(move || planner.check_input(&line))
+    // The rails' embedding layer, retrieval and generation are CPU work or blocking I/O:
+    // one trip to a blocking thread for all of them, the session travelling with it.
+    let job = {
+        let app = app.clone();
+        let id = id.to_owned();
+        let events = events.clone();
+        tokio::task::spawn_blocking(move || {
+            let decided = decide(&app, &id, &mut guard, &input, queue_time, &events);
+            (guard, decided)
+        })
+    };
+    let (mut guard, decided) = job
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(|e| ApiError::internal(format!("turn thread: {e}")))?;
+    let Decided {
+        record,
+        player_line,
+        learned,
+        mut out,
+        outcome,
+    } = decided?;
+    let Some(hot) = guard.as_mut() else {
+        return Err(ApiError::internal("a warm session vanished"));
+    };
+    match commit_turn(app, hot, record, player_line, learned).await {
+        Ok(took) => out.timing.commit_ms = ms(took),
+        Err(e) => {
+            *guard = None;
+            return Err(e);
+        }
+    }
+    metrics.turn(outcome);
+    Ok(out)
+}
+
+/// The input rail, then (if it allows the line) the plan, generation through the output
+/// rail, provenance and what the session learned: everything of a turn but its record.
+/// Runs on a blocking thread; replies stream to `events` as they pass the output rail.
+fn decide(
+    app: &App,
+    id: &str,
+    guard: &mut Held,
+    input: &str,
+    queue_time: std::time::Duration,
+    events: &mpsc::Sender<TurnEvent>,
+) -> Result<Decided, ApiError> {
+    let turns = &app.turns;
+    let metrics = &app.metrics;
+    let Some(hot) = guard.as_mut() else {
+        return Err(ApiError::internal("a warm session vanished"));
+    };
+    let plan_started = Instant::now();
+    let input_rail = hot.planner.check_input(input).map_err(ApiError::internal)?;
     if input_rail.action != Action::Allow {
         let reply = hot.planner.rail_reply(&input_rail, input);
         let provenance = hot.planner.provenance(
@@ -509,7 +565,7 @@ async fn run(
         let rails = RailOut::from_decision("input", &input_rail);
         let plan_time = plan_started.elapsed();
         metrics.stage("plan", plan_time.as_secs_f64());
-        let _ = events.send(TurnEvent::Delta(reply.clone())).await;
+        let _ = events.blocking_send(TurnEvent::Delta(reply.clone()));
         let record = TurnRecord {
             session_id: id.to_owned(),
             turn: TurnRow {
@@ -528,23 +584,14 @@ async fn run(
             ends_session: input_rail.action == Action::EndSession,
             memory_start: hot.row.memory_facts,
         };
-        let withheld = Turn {
+        let player_line = Turn {
             role: LineRole::Player,
             text: hot.planner.withheld_line(),
             recalled: Vec::new(),
         };
-        let turn_index = record.turn.turn;
-        let commit_time = match commit_turn(app, hot, record, withheld, Vec::new()).await {
-            Ok(t) => t,
-            Err(e) => {
-                *guard = None;
-                return Err(e);
-            }
-        };
-        metrics.turn(input_rail.action.name());
-        return Ok(TurnOut {
+        let out = TurnOut {
             session: id.to_owned(),
-            turn: turn_index,
+            turn: record.turn.turn,
             reply,
             facts_used: Vec::new(),
             rails,
@@ -561,8 +608,15 @@ async fn run(
                 plan_ms: ms(plan_time),
                 first_token_ms: 0.0,
                 generate_ms: 0.0,
-                commit_ms: ms(commit_time),
+                commit_ms: 0.0,
             },
+        };
+        return Ok(Decided {
+            record,
+            player_line,
+            learned: Vec::new(),
+            out,
+            outcome: input_rail.action.name(),
         });
     }
     let history = History {
@@ -570,46 +624,35 @@ async fn run(
         lines: &hot.lines,
         memory: &hot.memory,
     };
-    let (conversation, grounding) = hot.planner.plan(input, &history);
+    let (mut conversation, grounding) = hot.planner.plan(input, &history);
     let plan_time = plan_started.elapsed();
     metrics.stage("plan", plan_time.as_secs_f64());
     let mut backend = match hot.backend.take() {
         Some(b) => b,
         None => turns.backend.open_session().map_err(ApiError::internal)?,
     };
-    let params = hot.planner.options().generation.clone();
-    let sender = events.clone();
-    let abort = turns.abort.clone();
-    let planner = hot.planner.clone();
-    let line = input.to_owned();
+    let mut on_text = |text: &str| {
+        !turns.abort.load(Ordering::Acquire)
+            && if text.is_empty() {
+                // Only asked whether the client is still there.
+                !events.is_closed()
+            } else {
+                events
+                    .blocking_send(TurnEvent::Delta(text.to_owned()))
+                    .is_ok()
+            }
+    };
     metrics.generating.inc();
-    let generated = tokio::task::spawn_blocking(move || {
-        let mut on_text = |text: &str| {
-            !abort.load(Ordering::Acquire)
-                && if text.is_empty() {
-                    // Only asked whether the client is still there.
-                    !sender.is_closed()
-                } else {
-                    sender
-                        .blocking_send(TurnEvent::Delta(text.to_owned()))
-                        .is_ok()
-                }
-        };
-        // Only sentences the output rail passes reach `on_text`.
-        let result = generate_checked(
-            &planner,
-            backend.as_mut(),
-            &conversation,
-            &params,
-            &line,
-            &mut on_text,
-        );
-        (backend, conversation, result)
-    })
-    .await;
+    // Only sentences the output rail passes reach `on_text`.
+    let result = generate_checked(
+        &hot.planner,
+        backend.as_mut(),
+        &conversation,
+        &hot.planner.options().generation,
+        input,
+        &mut on_text,
+    );
     metrics.generating.dec();
-    let (backend, mut conversation, result) =
-        generated.map_err(|e| ApiError::internal(format!("generation thread: {e}")))?;
     hot.backend = Some(backend);
     let (generation, output) = match result {
         Ok(checked) => (checked.generation, checked.output),
@@ -650,7 +693,6 @@ async fn run(
         &generation,
         Some(id),
     );
-    let commit_started = Instant::now();
     let line = hot.offset + hot.lines.len();
     let graph = session_graph(id);
     let first_seq = usize::try_from(hot.row.memory_facts).unwrap_or(0);
@@ -689,16 +731,9 @@ async fn run(
         ends_session: false,
         memory_start: hot.row.memory_facts,
     };
-    let turn_index = record.turn.turn;
-    if let Err(e) = commit_turn(app, hot, record, player_line, learned).await {
-        *guard = None;
-        return Err(e);
-    }
-    let commit_time = commit_started.elapsed();
-    metrics.turn("completed");
-    Ok(TurnOut {
+    let out = TurnOut {
         session: id.to_owned(),
-        turn: turn_index,
+        turn: record.turn.turn,
         reply: generation.text.clone(),
         facts_used,
         rails: Vec::new(),
@@ -721,8 +756,15 @@ async fn run(
             plan_ms: ms(plan_time),
             first_token_ms: ms(generation.time_to_first_token),
             generate_ms: ms(generate_time),
-            commit_ms: ms(commit_time),
+            commit_ms: 0.0,
         },
+    };
+    Ok(Decided {
+        record,
+        player_line,
+        learned,
+        out,
+        outcome: "completed",
     })
 }
 
