@@ -479,7 +479,7 @@ async fn run(
 ) -> Result<TurnOut, ApiError> {
     let metrics = &app.metrics;
     let queue_started = Instant::now();
-    let _slot = app.turns.slot().await?;
+    let slot = app.turns.slot().await?;
     drop(queued);
     let queue_time = queue_started.elapsed();
     metrics.stage("queue", queue_time.as_secs_f64());
@@ -515,6 +515,8 @@ async fn run(
     let (mut guard, decided) = job
         .await
         .map_err(|e| ApiError::internal(format!("turn thread: {e}")))?;
+    // The slot bounds generation, not the wait for the group commit.
+    drop(slot);
     let Decided {
         record,
         player_line,
