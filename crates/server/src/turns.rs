@@ -4,8 +4,8 @@
 //! A turn is admitted only while fewer than `max_in_flight` turns are admitted (else 503 with
 //! Retry-After), then waits for its session (turns of one session run in order) and for a
 //! generation slot. The input rail, the plan and generation run in one trip to a blocking
-//! thread (the session travels with it) and stream deltas through a bounded channel; when the client goes away the channel closes and generation stops at the next
-//! token. A turn is recorded (transcript line pair and new memories, one transaction) before
+//! thread (the session travels with it) and stream deltas through a bounded channel; when
+//! the client goes away the channel closes and generation stops at the next token. A turn is recorded (transcript line pair and new memories, one transaction) before
 //! its final event is sent; a cancelled or failed turn records nothing.
 
 use std::collections::HashMap;
@@ -463,7 +463,8 @@ struct Decided {
     /// The player's line as later prompts show it.
     player_line: Turn,
     learned: Vec<MemoryFact>,
-    /// What the client gets once the record is committed (its commit time still to fill).
+    /// What the client gets once the record is committed (its queue and commit times are
+    /// filled in by `run`).
     out: TurnOut,
     /// The outcome the turn metrics count.
     outcome: &'static str,
@@ -508,7 +509,7 @@ async fn run(
         let id = id.to_owned();
         let events = events.clone();
         tokio::task::spawn_blocking(move || {
-            let decided = decide(&app, &id, &mut guard, &input, queue_time, &events);
+            let decided = decide(&app, &id, &mut guard, &input, &events);
             (guard, decided)
         })
     };
@@ -527,6 +528,7 @@ async fn run(
     let Some(hot) = guard.as_mut() else {
         return Err(ApiError::internal("a warm session vanished"));
     };
+    out.timing.queue_ms = ms(queue_time);
     match commit_turn(app, hot, record, player_line, learned).await {
         Ok(took) => out.timing.commit_ms = ms(took),
         Err(e) => {
@@ -546,7 +548,6 @@ fn decide(
     id: &str,
     guard: &mut Held,
     input: &str,
-    queue_time: std::time::Duration,
     events: &mpsc::Sender<TurnEvent>,
 ) -> Result<Decided, ApiError> {
     let turns = &app.turns;
@@ -606,7 +607,7 @@ fn decide(
                 completion_tokens: 0,
             },
             timing: Timing {
-                queue_ms: ms(queue_time),
+                queue_ms: 0.0,
                 plan_ms: ms(plan_time),
                 first_token_ms: 0.0,
                 generate_ms: 0.0,
@@ -754,7 +755,7 @@ fn decide(
             completion_tokens: generation.generated_tokens,
         },
         timing: Timing {
-            queue_ms: ms(queue_time),
+            queue_ms: 0.0,
             plan_ms: ms(plan_time),
             first_token_ms: ms(generation.time_to_first_token),
             generate_ms: ms(generate_time),
