@@ -408,11 +408,10 @@ impl Db {
                         sqlx::query("PRAGMA busy_timeout = 5000")
                             .execute(&mut *conn)
                             .await?;
-                        // A checkpoint copies the WAL's pages into the database, in the
-                        // commit that crosses the mark; turns rewrite the same session and
-                        // index pages, so a rarer checkpoint copies each of them once for
-                        // many commits. 10,000 pages (~40 MiB of WAL) rather than 1,000:
-                        // ~10% more turns/s in `lore bench serve` (docs/benchmarks.md).
+                        // `checkpoint_wal` copies the WAL into the database beside the
+                        // writer; the writer's own checkpoint, run inside the commit that
+                        // crosses this mark (1,000 pages by default), stalls every turn
+                        // waiting on that commit, so it is only a backstop (~40 MiB of WAL).
                         sqlx::query("PRAGMA wal_autocheckpoint = 10000")
                             .execute(&mut *conn)
                             .await?;
@@ -432,6 +431,9 @@ impl Db {
         MIGRATOR.run(&pool).await?;
         let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(write_turns(pool.clone(), jobs));
+        if sqlite {
+            tokio::spawn(checkpoint_wal(pool.clone()));
+        }
         Ok(Db { pool, writer })
     }
 
@@ -931,6 +933,30 @@ fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, sqlx::Error> {
     })
 }
 
+/// How often the WAL is checkpointed beside the writer.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies committed WAL pages into the SQLite database from a connection of its own, so the
+/// writer's own checkpoint (when the WAL reaches `wal_autocheckpoint`) finds little left to
+/// copy and commits do not stall behind it. Ends when the pool is closed.
+async fn checkpoint_wal(pool: AnyPool) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        // PASSIVE: copies what it can without waiting for readers or the writer.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "WAL checkpoint");
+        }
+    }
+}
+
 /// The group-commit loop: takes every turn waiting, writes them in one transaction.
 async fn write_turns(pool: AnyPool, mut jobs: mpsc::Receiver<(TurnRecord, Ack)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -1150,6 +1176,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "a test should fail loudly")]
 
     use super::*;
+    use std::time::Instant;
 
     fn session(id: &str) -> SessionRow {
         SessionRow {
@@ -1206,6 +1233,34 @@ mod tests {
             },
             ack,
         )
+    }
+
+    #[tokio::test]
+    async fn committed_turns_reach_the_database_file_without_the_writer_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        db.insert_session(&session("a")).await.unwrap();
+        let file_before = std::fs::metadata(&path).unwrap().len();
+        // ~400 KiB of turns: far below the writer's own checkpoint mark (10,000 pages), so
+        // only `checkpoint_wal` can move them from the WAL into the database file.
+        for turn in 0..100 {
+            let (mut record, _) = record("a", turn, 0);
+            record.turn.reply = "x".repeat(4096);
+            db.record_turn(record).await.unwrap();
+        }
+        let deadline = Instant::now() + 20 * CHECKPOINT_EVERY;
+        while std::fs::metadata(&path).unwrap().len() < file_before + 100 * 4096 {
+            assert!(
+                Instant::now() < deadline,
+                "database file still {} bytes (was {file_before}): the WAL was not checkpointed",
+                std::fs::metadata(&path).unwrap().len()
+            );
+            tokio::time::sleep(CHECKPOINT_EVERY / 5).await;
+        }
+        assert_eq!(db.turns("a", 0..i64::MAX).await.unwrap().len(), 100);
     }
 
     #[tokio::test]
