@@ -962,9 +962,20 @@ async fn write_turns(pool: AnyPool, mut jobs: mpsc::Receiver<(TurnRecord, Ack)>)
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // The writer keeps one connection between commits: taking one from the pool costs a
     // round trip (the pool's liveness ping) in every commit. One that failed is dropped, so
-    // the next commit connects afresh (a database that went down and came back).
+    // the next commit connects afresh (a database that went down and came back). The pool's
+    // close waits for it, so the writer stops when the pool closes; turns sent after that
+    // find the writer gone (`DbError::Unavailable`).
     let mut held: Option<PoolConnection<sqlx::Any>> = None;
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    loop {
+        let received = tokio::select! {
+            received = jobs.recv_many(&mut batch, MAX_BATCH) => received,
+            () = &mut closed => 0,
+        };
+        if received == 0 {
+            return;
+        }
         let outcome = match held.take() {
             Some(conn) => Ok(conn),
             None => pool.acquire().await.map_err(DbError::from),
@@ -1261,6 +1272,21 @@ mod tests {
             tokio::time::sleep(CHECKPOINT_EVERY / 5).await;
         }
         assert_eq!(db.turns("a", 0..i64::MAX).await.unwrap().len(), 100);
+    }
+
+    #[tokio::test]
+    async fn close_returns_once_the_writer_has_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.insert_session(&session("a")).await.unwrap();
+        db.record_turn(record("a", 0, 1).0).await.unwrap();
+        // The writer keeps its connection between commits; closing must take it back.
+        tokio::time::timeout(Duration::from_secs(10), db.close())
+            .await
+            .expect("Db::close hung");
+        let after = db.record_turn(record("a", 1, 0).0).await;
+        assert!(matches!(after, Err(DbError::Unavailable(_))), "{after:?}");
     }
 
     #[tokio::test]
