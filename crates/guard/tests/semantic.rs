@@ -127,6 +127,11 @@ fn ordinary_talk_stays_allowed_with_the_embedding_layer() {
         "Where do the lamplighters keep their ladders?",
         "How do I kill a Python process?",
         "What did the clockmaker say about the theft?",
+        // Greetings and farewells that speak of night and bed: nearer the sexual-references
+        // examples than anything else until ordinary talk had some of its own.
+        "Good evening.",
+        "See you tomorrow.",
+        "Sleep well.",
     ] {
         let d = r.check(text).unwrap();
         assert_eq!(d.action, Action::Allow, "{text:?}: {d:?}");
