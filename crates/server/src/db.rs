@@ -976,11 +976,11 @@ async fn write_turns(pool: AnyPool, mut jobs: mpsc::Receiver<(TurnRecord, Ack)>)
         if received == 0 {
             return;
         }
-        let outcome = match held.take() {
+        let conn = match held.take() {
             Some(conn) => Ok(conn),
-            None => pool.acquire().await.map_err(DbError::from),
+            None => pool.acquire().await,
         };
-        let outcome = match outcome {
+        let outcome = match conn {
             Ok(mut conn) => {
                 let outcome = commit(&mut conn, &batch).await;
                 if outcome.is_ok() {
@@ -988,7 +988,7 @@ async fn write_turns(pool: AnyPool, mut jobs: mpsc::Receiver<(TurnRecord, Ack)>)
                 }
                 outcome
             }
-            Err(e) => Err(e),
+            Err(e) => Err(DbError::from(e)),
         };
         match outcome {
             Ok(results) => {
@@ -1211,6 +1211,17 @@ mod tests {
         }
     }
 
+    /// A database in a new temporary directory (kept alive by the returned guard), and
+    /// its file.
+    async fn temporary_db() -> (tempfile::TempDir, std::path::PathBuf, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        (dir, path, db)
+    }
+
     fn record(session_id: &str, turn: i64, facts: i64) -> (TurnRecord, Ack) {
         let memory = (0..facts)
             .map(|seq| MemoryRow {
@@ -1248,11 +1259,7 @@ mod tests {
 
     #[tokio::test]
     async fn committed_turns_reach_the_database_file_without_the_writer_checkpointing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let (_dir, path, db) = temporary_db().await;
         db.insert_session(&session("a")).await.unwrap();
         let file_before = std::fs::metadata(&path).unwrap().len();
         // ~400 KiB of turns: far below the writer's own checkpoint mark (10,000 pages), so
@@ -1276,9 +1283,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_returns_once_the_writer_has_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = Db::connect(&url).await.unwrap();
+        let (_dir, _, db) = temporary_db().await;
         db.insert_session(&session("a")).await.unwrap();
         db.record_turn(record("a", 0, 1).0).await.unwrap();
         // The writer keeps its connection between commits; closing must take it back.
@@ -1291,9 +1296,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_records_in_order_and_refuses_stale_turns() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = Db::connect(&url).await.unwrap();
+        let (_dir, _, db) = temporary_db().await;
         db.insert_session(&session("a")).await.unwrap();
         db.insert_session(&session("b")).await.unwrap();
 

@@ -5,8 +5,9 @@
 //! Retry-After), then waits for its session (turns of one session run in order) and for a
 //! generation slot. The input rail, the plan and generation run in one trip to a blocking
 //! thread (the session travels with it) and stream deltas through a bounded channel; when
-//! the client goes away the channel closes and generation stops at the next token. A turn is recorded (transcript line pair and new memories, one transaction) before
-//! its final event is sent; a cancelled or failed turn records nothing.
+//! the client goes away the channel closes and generation stops at the next token. A turn is
+//! recorded (transcript line pair and new memories, one transaction) before its final event
+//! is sent; a cancelled or failed turn records nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
