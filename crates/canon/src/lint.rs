@@ -498,6 +498,21 @@ fn lint_policy(
                 "write e.g. lore:threshold 0.6, or remove it to use the rails' default".into(),
             );
         }
+        if node.threshold.is_some() && node.kind == PolicyKind::Topic {
+            report(
+                Severity::Warning,
+                "topic-threshold",
+                &node.iri,
+                format!(
+                    "lore:threshold on topic '{}' has no effect: a topic is read by a head \
+                     trained on its examples, not by similarity to one of them",
+                    node.label
+                ),
+                "remove it; to catch more or fewer lines, add examples to the topic or to \
+                 lore:OrdinaryTalk"
+                    .into(),
+            );
+        }
     }
     // Ordinary talk is never off limits: a rule on it, or a node under it, would be ignored.
     for node in policy

@@ -13,7 +13,7 @@ use lore_canon::policy::Policy;
 use lore_guard::eval::{self, BinaryMetrics, Judged, Labelled, Source};
 use lore_guard::head::{Example, Fit, Head};
 use lore_guard::normalize::views;
-use lore_guard::semantic::Embedded;
+use lore_guard::semantic::{Embedded, cosine};
 use lore_guard::{Action, Audience, CanonCheck, HazardHead, Rails, Semantic};
 use serde_json::json;
 
@@ -548,6 +548,10 @@ impl Tally {
     }
 }
 
+/// How near a set's line may come to a policy example before it is reported as a copy of
+/// one: such a line measures what the topics' heads were taught, not how they read new talk.
+const NEAR_COPY: f32 = 0.9;
+
 fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
     let lines = read_topics(set)?;
     let store = open_store(config)?;
@@ -593,6 +597,14 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
         }
     }
 
+    let examples = policy
+        .nodes
+        .iter()
+        .flat_map(|n| &n.examples)
+        .map(|text| Ok((text.as_str(), semantic.example(text)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut near_copies: Vec<String> = Vec::new();
+
     let bar = progress(lines.len(), "judging");
     let mut total = Tally::default();
     let mut per_context = vec![Tally::default(); contexts.len()];
@@ -600,6 +612,17 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
     for line in &lines {
         let readings = views(&line.text);
         let embedded = semantic.embed_views(&readings)?;
+        if let Some((similarity, example)) = embedded
+            .iter()
+            .flat_map(|e| examples.iter().map(|(t, v)| (cosine(&e.vector, v), *t)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|n| n.0 >= NEAR_COPY)
+        {
+            near_copies.push(format!(
+                "near copy ({similarity:.2}): {:?} ~ policy example {example:?}",
+                line.text
+            ));
+        }
         for (c, context) in contexts.iter().enumerate() {
             let expect_block = line
                 .node
@@ -646,6 +669,7 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 "allowed_allowed": allowed,
                 "n_off_limits": total.should_block,
                 "n_allowed": total.should_allow,
+                "near_copies": near_copies.len(),
                 "contexts": contexts,
             })
         );
@@ -674,8 +698,15 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 t.should_allow
             );
         }
-        for miss in &misses {
-            eprintln!("{miss}");
+        if !near_copies.is_empty() {
+            println!(
+                "{} lines are near copies of policy examples (cosine ≥ {NEAR_COPY}): they \
+                 measure what the topics' heads were taught, not unseen talk",
+                near_copies.len()
+            );
+        }
+        for line in near_copies.iter().chain(&misses) {
+            eprintln!("{line}");
         }
     }
     Ok(())

@@ -2,10 +2,10 @@
 //! production, and what the rails do about it.
 //!
 //! Which nodes are off limits, and why, depends only on the production and the character, so
-//! [`Rails::new`] settles it once (and embeds the blocked nodes' examples); a check is then the
-//! normalised views of the text run through one automaton of the blocked nodes' terms, and,
-//! with the embedding layer, the text's embedding compared with those examples and scored by
-//! the blocked topics' heads and the hazard head.
+//! [`Rails::new`] settles it once (and embeds the blocked hazards' examples); a check is then
+//! the normalised views of the text run through one automaton of the blocked nodes' terms,
+//! and, with the embedding layer, the text's embedding compared with the hazards' examples and
+//! scored by the topics' heads and the hazard head.
 
 use std::sync::Arc;
 
@@ -18,13 +18,17 @@ use crate::lexicon::{Lexicon, LexiconError, Term};
 use crate::normalize::{View, ViewKind, fold, views};
 use crate::semantic::{Embedded, Semantic, cosine};
 
-/// How similar a text must be to a node's example to fire it, when the node sets no
-/// `lore:threshold`.
+/// How similar a text must be to a hazard's example to fire it, when the hazard sets no
+/// `lore:threshold`. Topics are read by their heads alone: with a few dozen examples each,
+/// nearest-example similarity fired on lines that share a setting's words with an example
+/// ("this fog", "lamplighter") and, on the development topics set, added no blocking to the
+/// heads at any threshold from 0.5 to 0.9.
 pub const DEFAULT_SIMILARITY: f32 = 0.5;
 
 /// How sure a topic's head ([`crate::topics`]) must be that a text is about the topic to fire
-/// it. Chosen on the development topics set (world/eval/topics.tsv), with similarity beside it:
-/// 0.6 blocked more and allowed under 96%, 0.8 allowed more and blocked under 95.5%.
+/// it. Chosen on the development topics set (world/eval/topics.tsv) as the value that blocked
+/// most with both rates at 95% or more: 0.6 and 0.65 allowed under 95%, 0.75 blocked 1.7 points
+/// less.
 pub const TOPIC_HEAD_PROBABILITY: f32 = 0.7;
 
 /// What the rails decided for a text.
@@ -174,12 +178,11 @@ struct SemanticRails {
     layer: Arc<Semantic>,
     /// Per blocked node (same index).
     nodes: Vec<NodeSemantics>,
-    /// The examples of topics allowed here. When the head flags a text that is nearer one of
-    /// them than any blocked hazard, the text is about something this audience may discuss
-    /// (a mature production's strong language, say), and the head is overruled.
-    allowed: Vec<Arc<[f32]>>,
-    /// The examples of ordinary talk.
-    ordinary: Vec<Arc<[f32]>>,
+    /// The heads of topics allowed here. A blocked topic's head, or the hazard head, fires
+    /// only when it is surer than every one of these: a line more about romance than about
+    /// sex is romance, which a Teen audience may hear; coarse abuse that the hazard head flags
+    /// is strong language, which a Mature production allows.
+    allowed_heads: Vec<Head>,
 }
 
 /// A policy example and its embedding.
@@ -188,10 +191,10 @@ type Example = (String, Arc<[f32]>);
 /// What the embedding layer knows of one blocked node.
 #[derive(Debug, Clone)]
 struct NodeSemantics {
-    /// The cosine to an example at which the node fires.
+    /// The cosine to an example at which a hazard fires.
     threshold: f32,
     examples: Vec<Example>,
-    /// A topic's trained head: it fires the node too, citing the nearest example.
+    /// A topic's trained head: what fires a topic, citing the nearest example.
     head: Option<Head>,
 }
 
@@ -273,15 +276,11 @@ impl Rails {
         let mut blocked = Vec::new();
         let mut terms = Vec::new();
         let mut blocked_nodes = Vec::new();
-        let mut allowed = Vec::new();
-        let mut ordinary = Vec::new();
+        let mut allowed_topics = Vec::new();
         for node in &policy.nodes {
             // Ordinary talk is never off limits, whatever a rule names; `lore check` reports
-            // such rules.
+            // such rules. (Its examples teach the topics' heads what they are not.)
             if node.kind == PolicyKind::OrdinaryTalk {
-                if audience.is_some() {
-                    ordinary.extend(&node.examples);
-                }
                 continue;
             }
             let lineage = policy.lineage(&node.iri);
@@ -291,7 +290,7 @@ impl Rails {
             };
             let Some(rule) = rule else {
                 if audience.is_some() {
-                    allowed.extend(&node.examples);
+                    allowed_topics.push(node.iri.as_str());
                 }
                 continue;
             };
@@ -327,34 +326,31 @@ impl Rails {
             Some(Lexicon::new(terms)?)
         };
         let semantic = match semantic {
-            Some(layer) => Some(SemanticRails {
-                layer: layer.clone(),
-                nodes: {
-                    let heads = layer.topic_heads(policy)?;
-                    blocked_nodes
-                        .into_iter()
-                        .map(|node| {
-                            Ok(NodeSemantics {
-                                threshold: node.threshold.unwrap_or(DEFAULT_SIMILARITY),
-                                examples: node
-                                    .examples
-                                    .iter()
-                                    .map(|t| Ok((t.clone(), layer.example(t)?)))
-                                    .collect::<Result<Vec<_>, EncoderError>>()?,
-                                head: heads.get(&node.iri).cloned(),
-                            })
+            Some(layer) => {
+                let heads = layer.topic_heads(policy)?;
+                let nodes = blocked_nodes
+                    .into_iter()
+                    .map(|node| {
+                        Ok(NodeSemantics {
+                            threshold: node.threshold.unwrap_or(DEFAULT_SIMILARITY),
+                            examples: node
+                                .examples
+                                .iter()
+                                .map(|t| Ok((t.clone(), layer.example(t)?)))
+                                .collect::<Result<Vec<_>, EncoderError>>()?,
+                            head: heads.get(&node.iri).cloned(),
                         })
-                        .collect::<Result<Vec<_>, EncoderError>>()?
-                },
-                allowed: allowed
-                    .into_iter()
-                    .map(|t| layer.example(t))
-                    .collect::<Result<Vec<_>, EncoderError>>()?,
-                ordinary: ordinary
-                    .into_iter()
-                    .map(|t| layer.example(t))
-                    .collect::<Result<Vec<_>, EncoderError>>()?,
-            }),
+                    })
+                    .collect::<Result<Vec<_>, EncoderError>>()?;
+                Some(SemanticRails {
+                    layer: layer.clone(),
+                    nodes,
+                    allowed_heads: allowed_topics
+                        .iter()
+                        .filter_map(|iri| heads.get(*iri).cloned())
+                        .collect(),
+                })
+            }
             None => None,
         };
         Ok(Rails {
@@ -404,47 +400,37 @@ impl Rails {
             }
         }
         if let Some(semantic) = &self.semantic {
-            // Per node, its nearest example over every embedded window.
-            let nearest: Vec<Option<(f32, &str, ViewKind)>> = semantic
-                .nodes
-                .iter()
-                .map(|node| {
-                    let mut best: Option<(f32, &str, ViewKind)> = None;
-                    for e in embedded {
-                        for (text, vector) in &node.examples {
-                            let score = cosine(&e.vector, vector);
-                            if best.is_none_or(|(b, _, _)| score > b) {
-                                best = Some((score, text, e.view));
-                            }
-                        }
-                    }
-                    best
+            let is_hazard = |index: usize| matches!(self.blocked[index].rule, Rule::Hazard(_));
+            // Per hazard, its nearest example over every embedded window (a topic's is looked
+            // up only to cite it).
+            let nearest: Vec<Option<(f32, &str, ViewKind)>> = (0..semantic.nodes.len())
+                .map(|index| {
+                    is_hazard(index)
+                        .then(|| nearest_example(&semantic.nodes[index], embedded))
+                        .flatten()
                 })
                 .collect();
-            // How near the text is to talk that may be had here: a topic's example fires it
-            // only when nearer than that (a mild insult near a strong one, but nearer still
-            // to an allowed mild one, is the allowed kind). Hazards fire on their own.
-            let mut unblocked: Option<f32> = None;
-            let mut nearest_unblocked = || {
-                *unblocked.get_or_insert_with(|| {
-                    nearest_of(semantic.allowed.iter().chain(&semantic.ordinary), embedded)
-                })
+            // A topic allowed here that the text is as surely about overrules a blocked topic or
+            // a hazard (a mild insult near a strong one is the mild kind where mild language
+            // is allowed).
+            let allowed_topic = |probability: f32| {
+                semantic
+                    .allowed_heads
+                    .iter()
+                    .any(|head| best_score(head, embedded).is_some_and(|s| s.0 >= probability))
             };
             for (index, node) in semantic.nodes.iter().enumerate() {
-                if let Some((score, text, view)) = nearest[index].filter(|n| n.0 >= node.threshold)
-                    && (matches!(self.blocked[index].rule, Rule::Hazard(_))
-                        || score > nearest_unblocked())
+                if is_hazard(index)
+                    && let Some((score, text, view)) =
+                        nearest[index].filter(|n| n.0 >= node.threshold)
                 {
                     fire(index, Layer::Similarity, text.to_owned(), view, score);
                 }
                 if let Some(head) = &node.head
-                    && let Some((probability, view)) = embedded
-                        .iter()
-                        .map(|e| (head.score(&e.vector), e.view))
-                        .max_by(|a, b| a.0.total_cmp(&b.0))
-                        .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY)
+                    && let Some((probability, view)) = best_score(head, embedded)
+                        .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY && !allowed_topic(s.0))
                 {
-                    let cited = nearest[index].map_or("", |n| n.1);
+                    let cited = nearest_example(node, embedded).map_or("", |n| n.1);
                     fire(index, Layer::Topic, cited.to_owned(), view, probability);
                 }
             }
@@ -453,12 +439,10 @@ impl Rails {
                 head_score(&semantic.layer, embedded).filter(|s| s.0 >= threshold)
             {
                 let nearest_hazard = (0..self.blocked.len())
-                    .filter(|&i| matches!(self.blocked[i].rule, Rule::Hazard(_)))
                     .filter_map(|i| nearest[i].map(|(score, text, _)| (i, score, text)))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
-                let nearest_allowed = nearest_of(semantic.allowed.iter(), embedded);
-                if let Some((index, score, text)) = nearest_hazard
-                    && score >= nearest_allowed
+                if let Some((index, _, text)) = nearest_hazard
+                    && !allowed_topic(probability)
                 {
                     fire(index, Layer::Head, text.to_owned(), view, probability);
                 }
@@ -493,9 +477,31 @@ impl Rails {
 
 /// The hazard head's highest score over the embedded windows, and the reading it came from.
 fn head_score(layer: &Semantic, embedded: &[Embedded]) -> Option<(f32, ViewKind)> {
+    best_score(&layer.hazard().head, embedded)
+}
+
+/// A node's example nearest to any embedded window: its cosine, text, and the window's reading.
+fn nearest_example<'a>(
+    node: &'a NodeSemantics,
+    embedded: &[Embedded],
+) -> Option<(f32, &'a str, ViewKind)> {
+    let mut best: Option<(f32, &str, ViewKind)> = None;
+    for e in embedded {
+        for (text, vector) in &node.examples {
+            let score = cosine(&e.vector, vector);
+            if best.is_none_or(|(b, _, _)| score > b) {
+                best = Some((score, text, e.view));
+            }
+        }
+    }
+    best
+}
+
+/// A head's highest score over the embedded windows, and the reading it came from.
+fn best_score(head: &Head, embedded: &[Embedded]) -> Option<(f32, ViewKind)> {
     embedded
         .iter()
-        .map(|e| (layer.hazard().head.score(&e.vector), e.view))
+        .map(|e| (head.score(&e.vector), e.view))
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
@@ -506,13 +512,6 @@ fn default_action(rule: &Rule) -> Action {
             Action::Deflect
         }
     }
-}
-
-/// The highest cosine between any of `examples` and any embedded window.
-fn nearest_of<'a>(examples: impl Iterator<Item = &'a Arc<[f32]>>, embedded: &[Embedded]) -> f32 {
-    examples
-        .flat_map(|a| embedded.iter().map(|e| cosine(&e.vector, a)))
-        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// The hazard a node is (or falls under), if any: off limits everywhere.

@@ -155,7 +155,7 @@ impl Semantic {
     }
 
     /// The embedding of a policy example, computed once.
-    pub(crate) fn example(&self, text: &str) -> Result<Arc<[f32]>, EncoderError> {
+    pub fn example(&self, text: &str) -> Result<Arc<[f32]>, EncoderError> {
         if let Some(v) = self
             .examples
             .lock()
@@ -175,6 +175,6 @@ impl Semantic {
 }
 
 /// Cosine similarity of two unit vectors.
-pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     crate::encoder::dot(a, b)
 }

@@ -102,8 +102,11 @@ fn a_paraphrase_with_no_policy_term_is_judged_by_its_meaning() {
     assert_eq!(d.action, Action::Deflect, "{d:?}");
     let fired = &d.fired[0];
     assert_eq!(fired.node, format!("{LORE}Romance"));
-    assert_eq!(fired.layer, Layer::Similarity);
-    assert!(fired.score >= 0.5, "{fired:?}");
+    assert_eq!(fired.layer, Layer::Topic);
+    assert!(
+        fired.score >= lore_guard::rails::TOPIC_HEAD_PROBABILITY,
+        "{fired:?}"
+    );
 }
 
 #[test]
@@ -162,8 +165,8 @@ fn the_head_is_overruled_by_a_topic_the_audience_may_discuss() {
 
 #[test]
 fn a_topic_line_unlike_its_examples_is_caught_by_the_topics_head() {
-    // No gambling term, and no gambling example is near enough for similarity; the head that
-    // the policy's gambling examples trained against the rest of the policy reads it.
+    // No gambling term; the head that the policy's gambling examples trained against the rest
+    // of the policy reads it.
     let line = "Who runs the card table in the back of the tavern, and what are the stakes?";
     let d = rails("lanterns", "pip").check(line).unwrap();
     assert_eq!(d.action, Action::Deflect, "{d:?}");
@@ -185,9 +188,9 @@ fn a_topic_line_unlike_its_examples_is_caught_by_the_topics_head() {
 
 #[test]
 fn a_line_nearer_talk_allowed_here_is_not_blocked_by_a_neighbouring_topic() {
-    // A mild insult resembles a strong one ("Shut your fucking mouth."), but resembles the
-    // mild examples more: for a Teen audience, where mild language is allowed, it passes; for
-    // Everyone it is blocked as what it is.
+    // A mild insult resembles a strong one ("Shut your fucking mouth."), and the strong
+    // language head is sure of it, but the mild language head is surer: for a Teen audience,
+    // where mild language is allowed, it passes; for Everyone it is blocked as what it is.
     let policy = world("lanterns").policy;
     let rails_for = |age| {
         let audience = lore_guard::Audience {
