@@ -213,19 +213,14 @@ fn policy_faults_are_found() {
         "urn:t:silent"
     );
 
-    let mut thresholds: Vec<&str> = by_code("policy-threshold")
-        .iter()
-        .map(|f| f.subject.as_str())
-        .collect();
-    thresholds.sort();
-    assert_eq!(thresholds, ["urn:t:loose", "urn:t:vague"]);
+    let subjects = |code: &str| {
+        let mut subjects: Vec<&str> = by_code(code).iter().map(|f| f.subject.as_str()).collect();
+        subjects.sort();
+        subjects
+    };
+    assert_eq!(subjects("policy-threshold"), ["urn:t:loose", "urn:t:vague"]);
     // Both are topics, which similarity does not read: the threshold is noted as inert.
-    let mut inert: Vec<&str> = by_code("topic-threshold")
-        .iter()
-        .map(|f| f.subject.as_str())
-        .collect();
-    inert.sort();
-    assert_eq!(inert, ["urn:t:loose", "urn:t:vague"]);
+    assert_eq!(subjects("topic-threshold"), ["urn:t:loose", "urn:t:vague"]);
 
     let mut ordinary: Vec<&str> = by_code("ordinary-talk-rule")
         .iter()

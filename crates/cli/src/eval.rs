@@ -609,9 +609,14 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
     let mut total = Tally::default();
     let mut per_context = vec![Tally::default(); contexts.len()];
     let mut misses: Vec<String> = Vec::new();
+    // A decision is the line read and embedded once, then judged under one context's rails
+    // (what `Rails::check` does).
+    let mut micros = Vec::with_capacity(lines.len() * contexts.len());
     for line in &lines {
+        let start = Instant::now();
         let readings = views(&line.text);
         let embedded = semantic.embed_views(&readings)?;
+        let reading = start.elapsed();
         if let Some((similarity, example)) = embedded
             .iter()
             .flat_map(|e| examples.iter().map(|(t, v)| (cosine(&e.vector, v), *t)))
@@ -628,7 +633,9 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 .node
                 .as_deref()
                 .is_some_and(|n| context.rails.blocks(n));
+            let start = Instant::now();
             let decision = context.rails.decide(&readings, &embedded);
+            micros.push((reading + start.elapsed()).as_secs_f64() * 1e6);
             let blocked = decision.action != Action::Allow;
             total.add(expect_block, blocked);
             per_context[c].add(expect_block, blocked);
@@ -649,6 +656,7 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let (p50, p99) = p50_p99(&mut micros);
     let (blocked, allowed) = total.rates();
     if json {
         let contexts: Vec<_> = contexts
@@ -670,6 +678,7 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 "n_off_limits": total.should_block,
                 "n_allowed": total.should_allow,
                 "near_copies": near_copies.len(),
+                "latency_us": {"p50": p50, "p99": p99},
                 "contexts": contexts,
             })
         );
@@ -687,6 +696,7 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
             100.0 * allowed,
             total.should_allow
         );
+        println!("latency per decision: p50 {p50:.0} µs  p99 {p99:.0} µs");
         for (c, t) in contexts.iter().zip(&per_context) {
             let (b, a) = t.rates();
             println!(

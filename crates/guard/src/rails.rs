@@ -2,10 +2,10 @@
 //! production, and what the rails do about it.
 //!
 //! Which nodes are off limits, and why, depends only on the production and the character, so
-//! [`Rails::new`] settles it once (and embeds the blocked hazards' examples); a check is then
-//! the normalised views of the text run through one automaton of the blocked nodes' terms,
-//! and, with the embedding layer, the text's embedding compared with the hazards' examples and
-//! scored by the topics' heads and the hazard head.
+//! [`Rails::new`] settles it once (and embeds the blocked nodes' examples); a check is then the
+//! normalised views of the text run through one automaton of the blocked nodes' terms, and,
+//! with the embedding layer, the text's embedding compared with the blocked hazards' examples
+//! and scored by the topics' heads and the hazard head.
 
 use std::sync::Arc;
 
