@@ -412,13 +412,14 @@ impl Rails {
                 .collect();
             // A topic allowed here that the text is as surely about overrules a blocked topic or
             // a hazard (a mild insult near a strong one is the mild kind where mild language
-            // is allowed).
-            let allowed_topic = |probability: f32| {
-                semantic
-                    .allowed_heads
-                    .iter()
-                    .any(|head| best_score(head, embedded).is_some_and(|s| s.0 >= probability))
-            };
+            // is allowed). The allowed heads are scored once, whatever fires.
+            let allowed_best = semantic
+                .allowed_heads
+                .iter()
+                .filter_map(|head| best_score(head, embedded))
+                .map(|s| s.0)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let allowed_topic = |probability: f32| allowed_best >= probability;
             for (index, node) in semantic.nodes.iter().enumerate() {
                 if is_hazard(index)
                     && let Some((score, text, view)) =

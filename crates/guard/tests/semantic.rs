@@ -188,9 +188,10 @@ fn a_topic_line_unlike_its_examples_is_caught_by_the_topics_head() {
 
 #[test]
 fn a_line_nearer_talk_allowed_here_is_not_blocked_by_a_neighbouring_topic() {
-    // A mild insult resembles a strong one ("Shut your fucking mouth."), and the strong
-    // language head is sure of it, but the mild language head is surer: for a Teen audience,
-    // where mild language is allowed, it passes; for Everyone it is blocked as what it is.
+    // A mild insult resembles a strong one ("Shut your fucking mouth."): for a Teen audience,
+    // where mild language is allowed, it passes (the strong-language head does not fire, or
+    // the mild-language head, allowed there, is at least as sure); for Everyone it is blocked
+    // as what it is.
     let policy = world("lanterns").policy;
     let rails_for = |age| {
         let audience = lore_guard::Audience {
