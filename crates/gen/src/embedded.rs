@@ -94,6 +94,8 @@ enum Job {
     Close {
         session: u64,
     },
+    /// Free every context and the model, and end.
+    Stop,
 }
 
 enum Event {
@@ -104,6 +106,8 @@ enum Event {
 /// A GGUF model served by a worker thread.
 pub struct EmbeddedBackend {
     jobs: Mutex<Sender<Job>>,
+    /// Joined on drop (see there).
+    worker: Option<thread::JoinHandle<()>>,
     info: BackendInfo,
     next_session: std::sync::atomic::AtomicU64,
 }
@@ -148,13 +152,14 @@ impl EmbeddedBackend {
         let (jobs, receiver) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let model_name = config.model.display().to_string();
-        thread::Builder::new()
+        let worker = thread::Builder::new()
             .name("lore-llama".into())
             .spawn(move || worker(config, receiver, ready_tx))
             .map_err(|e| GenError::Runtime(format!("cannot start the model thread: {e}")))?;
         let chat_template = ready_rx.recv().map_err(|_| GenError::WorkerGone)??;
         Ok(EmbeddedBackend {
             jobs: Mutex::new(jobs),
+            worker: Some(worker),
             info: BackendInfo {
                 kind: "embedded",
                 model: model_name,
@@ -163,6 +168,22 @@ impl EmbeddedBackend {
             },
             next_session: std::sync::atomic::AtomicU64::new(1),
         })
+    }
+}
+
+impl Drop for EmbeddedBackend {
+    /// Stops the worker and waits for it to free its contexts and the model. A worker left
+    /// running frees them (when the last session's sender goes) while the process exits and
+    /// tears down llama.cpp's globals: a segfault after the work is done. Sessions still open
+    /// get `WorkerGone` from then on.
+    fn drop(&mut self) {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        // The worker may already be gone (it failed); then there is nothing to wait for.
+        let _ = jobs.send(Job::Stop);
+        drop(jobs);
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
     }
 }
 
@@ -303,6 +324,7 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
             Job::Close { session } => {
                 live.remove(&session);
             }
+            Job::Stop => return,
             Job::Generate {
                 session,
                 conversation,

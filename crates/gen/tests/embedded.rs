@@ -299,6 +299,22 @@ fn a_chat_template_renders_messages_and_the_reply_ends_at_end_of_turn() {
 }
 
 #[test]
+fn dropping_the_backend_stops_its_worker_before_returning() {
+    // The worker must have freed the model when the backend is gone: a process that exits
+    // with it still running crashed in llama.cpp's teardown.
+    let mut config = EmbeddedConfig::new(model_path());
+    config.n_ctx = 512;
+    let backend = EmbeddedBackend::load(config).unwrap();
+    let mut session = backend.open_session().unwrap();
+    session
+        .generate(&conversation("Evening!"), &params(1), &mut |_| true)
+        .unwrap();
+    drop(backend);
+    let after = session.generate(&conversation("Still there?"), &params(1), &mut |_| true);
+    assert!(matches!(after, Err(GenError::WorkerGone)), "{after:?}");
+}
+
+#[test]
 fn an_unknown_template_name_is_an_error() {
     let mut config = EmbeddedConfig::new(model_path());
     config.prompt_style = PromptStyle::Named("no-such-template".into());
