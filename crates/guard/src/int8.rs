@@ -299,10 +299,9 @@ fn range(values: &[f32]) -> (f32, f32) {
 )]
 mod x86 {
     use std::arch::x86_64::{
-        __m256i, __m512i, _mm_loadu_si128, _mm256_add_epi32, _mm256_cvtepi8_epi16,
-        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_setzero_si256, _mm256_storeu_si256,
-        _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
-        _mm512_storeu_si512,
+        __m512i, _mm_loadu_si128, _mm256_add_epi32, _mm256_cvtepi8_epi16, _mm256_loadu_si256,
+        _mm256_madd_epi16, _mm256_setzero_si256, _mm256_storeu_si256, _mm512_dpbusd_epi32,
+        _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_storeu_si512,
     };
     use std::sync::LazyLock;
 
@@ -396,10 +395,11 @@ mod x86 {
 
     /// Inputs one AVX2 step reads: sixteen, as `i16`, in one register.
     const WIDE: usize = 16;
-    /// Outputs and rows the AVX2 kernel keeps in registers: 4 × 3 accumulators, 4 weight
-    /// vectors and an activation vector fit its 16 registers.
+    /// Outputs and rows the AVX2 kernel keeps in registers: 4 × 2 accumulators, a widened
+    /// weight vector, the rows and the products fit its 16 registers (4 × 3 spilled
+    /// accumulators to the stack).
     const AVX2_OUTPUTS: usize = 4;
-    const AVX2_ROWS: usize = 3;
+    const AVX2_ROWS: usize = 2;
 
     /// [`Int8Matrix::portable_products`] with `pmaddwd`: each output's dot product with each
     /// row, sixteen inputs a step, sign-extended to `i16` (a product of a byte and a weight
@@ -430,7 +430,6 @@ mod x86 {
                 // SAFETY: the CPU has the features (checked by `multiply`).
                 unsafe {
                     match x.len() {
-                        3 => dots_avx2::<3>(&weights, x, &mut out),
                         2 => dots_avx2::<2>(&weights, x, &mut out),
                         _ => dots_avx2::<1>(&weights, x, &mut out),
                     }
@@ -455,17 +454,22 @@ mod x86 {
         x: &[&[[i16; WIDE]]],
         out: &mut [[i32; AVX2_OUTPUTS]; AVX2_ROWS],
     ) {
+        // Equal lengths, checked once, let the compiler drop the bounds checks in the loop; the
+        // rows as an array of `R` keep their addresses in registers. Outputs outer, rows inner:
+        // one widened weight vector at a time instead of four.
+        let steps = weights[0].len();
+        assert!(weights.iter().all(|w| w.len() == steps) && x.iter().all(|x| x.len() == steps));
+        let rows: [&[[i16; WIDE]]; R] = std::array::from_fn(|r| x[r]);
         let mut acc = [[_mm256_setzero_si256(); AVX2_OUTPUTS]; R];
-        for step in 0..weights[0].len() {
-            let w: [__m256i; AVX2_OUTPUTS] = std::array::from_fn(|t| {
+        for step in 0..steps {
+            for (t, weights) in weights.iter().enumerate() {
                 // SAFETY: a 16-byte array.
-                _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(weights[t][step].as_ptr().cast()) })
-            });
-            for (acc, x) in acc.iter_mut().zip(x) {
-                // SAFETY: a 32-byte array.
-                let x = unsafe { _mm256_loadu_si256(x[step].as_ptr().cast()) };
-                for (a, w) in acc.iter_mut().zip(&w) {
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x, *w));
+                let w =
+                    _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(weights[step].as_ptr().cast()) });
+                for (acc, row) in acc.iter_mut().zip(&rows) {
+                    // SAFETY: a 32-byte array.
+                    let x = unsafe { _mm256_loadu_si256(row[step].as_ptr().cast()) };
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(x, w));
                 }
             }
         }
