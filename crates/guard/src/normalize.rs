@@ -6,6 +6,8 @@
 //! base64 payloads decoded and its rot13 reading. Every step is linear in the text's length;
 //! decoded payloads are themselves normalised, at most [`MAX_DEPTH`] levels deep.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_normalization::char::is_combining_mark;
@@ -196,6 +198,105 @@ fn letters(c: char) -> Option<&'static str> {
     })
 }
 
+/// Chat shorthand and the words it stands for, as a sentence encoder reads them best. The
+/// encoder learnt English from edited text: to it `u` is a letter and `ur` a fragment, so "do u
+/// like me" lands far from "do you like me" and from every policy example written out in full.
+/// Only forms that mean one thing in a player's line are listed (`y`, `n`, `k` and `id` are
+/// left alone); every key is folded lower case.
+const SHORTHAND: &[(&str, &str)] = &[
+    ("abt", "about"),
+    ("arent", "aren't"),
+    ("b4", "before"),
+    ("bc", "because"),
+    ("bday", "birthday"),
+    ("bf", "boyfriend"),
+    ("bout", "about"),
+    ("cant", "can't"),
+    ("couldnt", "couldn't"),
+    ("coz", "because"),
+    ("cuz", "because"),
+    ("didnt", "didn't"),
+    ("doesnt", "doesn't"),
+    ("dont", "don't"),
+    ("dunno", "don't know"),
+    ("fml", "fuck my life"),
+    ("gf", "girlfriend"),
+    ("gimme", "give me"),
+    ("gonna", "going to"),
+    ("gotta", "got to"),
+    ("gtfo", "get the fuck out"),
+    ("idk", "i don't know"),
+    ("im", "i'm"),
+    ("imma", "i'm going to"),
+    ("isnt", "isn't"),
+    ("ive", "i've"),
+    ("kinda", "kind of"),
+    ("lemme", "let me"),
+    ("luv", "love"),
+    ("ngl", "not going to lie"),
+    ("omg", "oh my god"),
+    ("pls", "please"),
+    ("plz", "please"),
+    ("ppl", "people"),
+    ("r", "are"),
+    ("rn", "right now"),
+    ("shouldnt", "shouldn't"),
+    ("smth", "something"),
+    ("sorta", "sort of"),
+    ("srsly", "seriously"),
+    ("stfu", "shut the fuck up"),
+    ("tbh", "to be honest"),
+    ("thats", "that's"),
+    ("thx", "thanks"),
+    ("tmrw", "tomorrow"),
+    ("tonite", "tonight"),
+    ("u", "you"),
+    ("ur", "your"),
+    ("wanna", "want to"),
+    ("wasnt", "wasn't"),
+    ("wat", "what"),
+    ("whats", "what's"),
+    ("wouldnt", "wouldn't"),
+    ("wtf", "what the fuck"),
+    ("wut", "what"),
+    ("ya", "you"),
+    ("youre", "you're"),
+    ("yr", "your"),
+];
+
+/// A folded text with chat shorthand written out ([`SHORTHAND`]): what the encoder reads.
+/// The lexicon keeps the folded text itself, so a term spelt in shorthand still matches.
+pub fn spell_out(folded: &str) -> Cow<'_, str> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '\'';
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut word_start = None;
+    let ends = folded
+        .char_indices()
+        .chain(std::iter::once((folded.len(), ' ')));
+    for (i, c) in ends {
+        match (word_start, is_word(c)) {
+            (None, true) => word_start = Some(i),
+            (Some(start), false) => {
+                word_start = None;
+                let word = &folded[start..i];
+                if let Ok(at) = SHORTHAND.binary_search_by(|(short, _)| short.cmp(&word)) {
+                    out.push_str(&folded[copied..start]);
+                    out.push_str(SHORTHAND[at].1);
+                    copied = i;
+                }
+            }
+            _ => {}
+        }
+    }
+    if copied == 0 {
+        // Nothing was written out.
+        return Cow::Borrowed(folded);
+    }
+    out.push_str(&folded[copied..]);
+    Cow::Owned(out)
+}
+
 /// Reads digits and symbols as letters inside words that have letters (`k1ll`, `h4ck3r`,
 /// `$ex`), leaving numbers alone (`13`, `$100`).
 fn unleet(folded: &str) -> String {
@@ -328,6 +429,28 @@ mod tests {
                 }),
             "{text:?} should read {reading:?} as {kind:?}: {all:?}"
         );
+    }
+
+    #[test]
+    fn chat_shorthand_is_spelt_out_for_the_encoder_word_by_word() {
+        assert!(
+            SHORTHAND.windows(2).all(|w| w[0].0 < w[1].0),
+            "the table is searched by halves: keep it sorted"
+        );
+        assert_eq!(spell_out("do u like me?"), "do you like me?");
+        assert_eq!(
+            spell_out("pls, r u free 2nite"),
+            "please, are you free 2nite"
+        );
+        assert_eq!(spell_out("u"), "you");
+        assert_eq!(
+            spell_out("wtf is ur problem"),
+            "what the fuck is your problem"
+        );
+        // Words that only begin or end like shorthand, and shorthand inside a word, stay.
+        assert_eq!(spell_out("umbrella ruins ur2"), "umbrella ruins ur2");
+        assert!(matches!(spell_out("the fog is thick"), Cow::Borrowed(_)));
+        assert_eq!(spell_out(""), "");
     }
 
     #[test]

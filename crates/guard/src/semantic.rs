@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoder::{Encoder, EncoderError};
 use crate::head::Head;
-use crate::normalize::{View, ViewKind};
+use crate::normalize::{View, ViewKind, fold, spell_out};
 use crate::topics::{self, TopicHeads};
 use lore_canon::policy::Policy;
 
@@ -109,8 +109,9 @@ impl Semantic {
     }
 
     /// Embeds the readings of a text that carry meaning of their own: the folded text, and
-    /// any decoded base64 or rot13 payload. (Leetspeak and spaced letters are word-level
-    /// tricks the lexicon reads; a sentence encoder reads them as the words they imitate.)
+    /// any decoded base64 or rot13 payload, with chat shorthand spelt out ([`spell_out`]).
+    /// (Leetspeak and spaced letters are word-level tricks the lexicon reads; a sentence
+    /// encoder reads them as the words they imitate.)
     pub fn embed_views(&self, views: &[View]) -> Result<Vec<Embedded>, EncoderError> {
         let mut out = Vec::new();
         for view in views {
@@ -118,7 +119,7 @@ impl Semantic {
                 view.kind,
                 ViewKind::Folded | ViewKind::Base64 | ViewKind::Rot13
             ) {
-                for vector in self.encoder.embed(&view.text)? {
+                for vector in self.encoder.embed(&spell_out(&view.text))? {
                     out.push(Embedded {
                         view: view.kind,
                         vector,
@@ -154,7 +155,8 @@ impl Semantic {
         Ok(heads)
     }
 
-    /// The embedding of a policy example, computed once.
+    /// The embedding of a policy example (read as [`Semantic::embed_views`] reads a text's
+    /// folded view), computed once.
     pub fn example(&self, text: &str) -> Result<Arc<[f32]>, EncoderError> {
         if let Some(v) = self
             .examples
@@ -164,7 +166,7 @@ impl Semantic {
         {
             return Ok(v.clone());
         }
-        let windows = self.encoder.embed(&crate::normalize::fold(text))?;
+        let windows = self.encoder.embed(&spell_out(&fold(text)))?;
         let vector: Arc<[f32]> = windows.into_iter().next().unwrap_or_default().into();
         self.examples
             .lock()
