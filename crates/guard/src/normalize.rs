@@ -5,6 +5,8 @@
 //! where the text carries them, its leetspeak reading, its letter-spaced words joined up, its
 //! base64 payloads decoded and its rot13 reading. Every step is linear in the text's length;
 //! decoded payloads are themselves normalised, at most [`MAX_DEPTH`] levels deep.
+//! [`spell_out`] writes chat shorthand out in full for the sentence encoder, which reads the
+//! views that carry meaning; the lexicon reads the views as they are.
 
 use std::borrow::Cow;
 
