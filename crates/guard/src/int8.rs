@@ -16,9 +16,18 @@
 //! docs/benchmarks.md: 1.1–1.5 ms on VNNI, ~6.7 ms on AVX2 alone (session 12's `f32` pass:
 //! ~7 ms), ~35 ms on the x86-64 baseline.
 //!
+//! Rows are independent, so a pass's products share them between the encoder's threads
+//! ([`vectorised`]), each thread taking a run of rows against all the weights; the split
+//! changes no bit.
+//!
 //! The kernels are this workspace's one use of `unsafe`: the intrinsics that load and store
 //! through pointers, and the calls into code compiled for a CPU feature after checking at
 //! run time that the CPU has it.
+
+use std::sync::LazyLock;
+
+use rayon::iter::{IndexedParallelIterator, ParallelIterator};
+use rayon::slice::{ParallelSlice, ParallelSliceMut};
 
 /// Outputs packed together: four vectors of sixteen `i32` lanes, which the VNNI kernel keeps
 /// in registers against several rows at once.
@@ -155,14 +164,21 @@ impl Int8Matrix {
         x: &[f32],
         bias: &[f32],
         activation: impl Fn(f32) -> f32,
-        products: impl FnOnce(&Int8Matrix, &[u8], usize, &mut [i32]),
+        products: impl Fn(&Int8Matrix, &[u8], usize, &mut [i32]) + Sync,
     ) -> Vec<f32> {
         debug_assert_eq!(x.len() % self.inputs, 0);
         debug_assert_eq!(bias.len(), self.outputs);
         let activations = Activations::quantise(x, self.inputs);
         let rows = activations.rows();
         let mut sums = vec![0_i32; rows * self.outputs];
-        products(self, &activations.values, rows, &mut sums);
+        // Rows are independent: the pool's threads take a share each (inside `vectorised`, the
+        // encoder's pool). Integer sums, so the shares give the bits one thread would.
+        let share = rows
+            .div_ceil(rayon::current_num_threads())
+            .max(MIN_ROWS_A_THREAD);
+        sums.par_chunks_mut(share * self.outputs)
+            .zip(activations.values.par_chunks(share * self.inputs))
+            .for_each(|(sums, values)| products(self, values, values.len() / self.inputs, sums));
         let mut y = vec![0.0_f32; rows * self.outputs];
         for (r, (sums, y)) in sums
             .chunks_exact(self.outputs)
@@ -242,6 +258,21 @@ impl Activations {
     }
 }
 
+/// Fewer rows than this are not worth handing to another thread (the hand-over costs about as
+/// much as a few rows' products).
+const MIN_ROWS_A_THREAD: usize = 4;
+
+/// The threads that share an encoder pass's products: one per CPU unless `RAYON_NUM_THREADS`
+/// says otherwise; `None` where the system refused them, and passes run on the caller's thread
+/// alone.
+static POOL: LazyLock<Option<rayon::ThreadPool>> = LazyLock::new(|| {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("lore-encoder-{i}"))
+        .build()
+        .inspect_err(|e| tracing::warn!("no encoder threads, passes run alone: {e}"))
+        .ok()
+});
+
 /// Work to compile for the widest vectors the CPU has: AVX-512 where it has VNNI, else AVX2
 /// with FMA, else the baseline. Only what [`Vectorised::run`] inlines benefits, so it and
 /// what it calls are `#[inline(always)]` (a closure would be a separate function, compiled
@@ -253,13 +284,24 @@ pub(crate) trait Vectorised {
     fn run(self) -> Self::Output;
 }
 
-/// Runs `work` compiled for the widest vectors the CPU has.
+/// Runs `work` compiled for the widest vectors the CPU has, on the encoder's threads
+/// ([`POOL`]): the products inside share their rows between them. A pass hands over to the
+/// pool once, not once a product.
 #[inline]
-pub(crate) fn vectorised<W: Vectorised>(work: W) -> W::Output {
-    #[cfg(target_arch = "x86_64")]
-    return x86::vectorised(work);
-    #[cfg(not(target_arch = "x86_64"))]
-    work.run()
+pub(crate) fn vectorised<W: Vectorised + Send>(work: W) -> W::Output
+where
+    W::Output: Send,
+{
+    let run = move || {
+        #[cfg(target_arch = "x86_64")]
+        return x86::vectorised(work);
+        #[cfg(not(target_arch = "x86_64"))]
+        work.run()
+    };
+    match POOL.as_ref() {
+        Some(pool) => pool.install(run),
+        None => run(),
+    }
 }
 
 /// `v` rounded to the nearest integer (ties to even) and clamped to a byte. Adding 2²³ leaves
@@ -298,14 +340,12 @@ fn range(values: &[f32]) -> (f32, f32) {
     reason = "the VNNI and AVX2 kernels; see the module's documentation"
 )]
 mod x86 {
+    use super::{DEPTH, GROUP, Int8Matrix, Layout, LazyLock, STEP_BYTES, Vectorised};
     use std::arch::x86_64::{
         __m512i, _mm_loadu_si128, _mm256_add_epi32, _mm256_cvtepi8_epi16, _mm256_loadu_si256,
         _mm256_madd_epi16, _mm256_setzero_si256, _mm256_storeu_si256, _mm512_dpbusd_epi32,
         _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_storeu_si512,
     };
-    use std::sync::LazyLock;
-
-    use super::{DEPTH, GROUP, Int8Matrix, Layout, STEP_BYTES, Vectorised};
 
     /// Vectors of sixteen outputs in a group.
     const TILES: usize = GROUP / 16;
@@ -382,7 +422,7 @@ mod x86 {
     impl<A, P> Vectorised for Multiply<'_, A, P>
     where
         A: Fn(f32) -> f32,
-        P: FnOnce(&Int8Matrix, &[u8], usize, &mut [i32]),
+        P: Fn(&Int8Matrix, &[u8], usize, &mut [i32]) + Sync,
     {
         type Output = Vec<f32>;
 
@@ -740,6 +780,27 @@ mod tests {
                 let avx2 = x86::avx2(Product(&m, &x, &bias));
                 assert_eq!(avx2, baseline, "{outputs}×{inputs}, {rows} rows");
             }
+        }
+    }
+
+    /// Rows shared between threads give the bits one thread gives.
+    #[test]
+    fn sharing_rows_between_threads_changes_nothing() {
+        let pool = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+        };
+        let (alone, shared) = (pool(1), pool(3));
+        for (outputs, inputs, rows) in SHAPES {
+            let w = values(outputs * inputs, 13, 0.2);
+            let x = values(rows * inputs, 14, 4.0);
+            let bias = values(outputs, 15, 1.0);
+            let m = Int8Matrix::quantise(&w, outputs, inputs).unwrap();
+            let one = alone.install(|| m.multiply(&x, &bias, gelu_like));
+            let three = shared.install(|| m.multiply(&x, &bias, gelu_like));
+            assert_eq!(one, three, "{outputs}×{inputs}, {rows} rows");
         }
     }
 
