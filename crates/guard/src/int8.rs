@@ -140,8 +140,9 @@ impl Int8Matrix {
 
     /// `activation(x · Wᵀ + bias)` for `x` row-major `[rows, inputs]`; the result is
     /// `[rows, outputs]`. The activation runs in the same loop as the rescaling, vectorised
-    /// with it. Inlined so that the portable product is compiled for the caller's CPU
-    /// features ([`vectorised`]).
+    /// with it. Inlined so that the quantising and rescaling loops are compiled for the
+    /// caller's CPU features ([`vectorised`]); the portable product itself runs in the
+    /// threads' shares, compiled for the baseline, which only CPUs without AVX2 use.
     #[inline(always)]
     pub(crate) fn multiply(
         &self,
@@ -756,8 +757,8 @@ mod tests {
         }
     }
 
-    /// The portable product compiled for AVX2 (inside [`vectorised`] on CPUs without VNNI)
-    /// gives the same bits as compiled for the baseline.
+    /// The portable multiply (its quantising and rescaling loops) compiled for AVX2 (inside
+    /// [`vectorised`] on CPUs without VNNI) gives the same bits as compiled for the baseline.
     #[test]
     fn the_portable_product_is_the_same_compiled_for_avx2() {
         struct Product<'a>(&'a Int8Matrix, &'a [f32], &'a [f32]);
