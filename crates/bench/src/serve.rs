@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use lore_canon::CanonStore;
 use lore_engine::SessionOptions;
 use lore_gen::{GenParams, OpenAiBackend, OpenAiConfig};
+use lore_guard::Semantic;
 use lore_server::{Role, ServerConfig, TurnLimits};
 
 /// What a serve benchmark does.
@@ -32,6 +33,8 @@ pub struct ServeBench {
     pub stub_tokens: usize,
     /// Where the temporary database and snapshots go.
     pub work_dir: PathBuf,
+    /// The rails' embedding layer, or `None` for the lexicon only.
+    pub semantic: Option<Arc<Semantic>>,
 }
 
 /// One `wrk` run.
@@ -169,9 +172,9 @@ pub fn run(
                 max_tokens: bench.stub_tokens + 8,
                 ..GenParams::default()
             },
-            // The rails' lexicon only: the embedding layer's forward pass (~1.5 ms a line on
-            // one core) would cap two cores near 1,300 turns/s, and that is what this bench
-            // would measure. docs/benchmarks.md says so.
+            // Without the embedding layer the bench measures the server's own work; with it,
+            // the encoder's pass over every line and reply sentence dominates.
+            semantic: bench.semantic.clone(),
             ..SessionOptions::default()
         },
         limits: TurnLimits {

@@ -111,6 +111,10 @@ pub enum BenchCommand {
         /// Seconds of each single-connection latency run.
         #[arg(long, default_value_t = 10)]
         latency_duration: u64,
+        /// Run the rails with their embedding layer (the encoder of the config), not the
+        /// lexicon alone.
+        #[arg(long)]
+        embedding_layer: bool,
     },
     /// Signing and checking an export's C2PA sidecar, against signing a reply's record.
     Sidecar {
@@ -299,6 +303,7 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
             connections,
             duration,
             latency_duration,
+            embedding_layer,
         } => {
             let store = std::sync::Arc::new(open_store(config)?);
             let work = tempfile::tempdir()?;
@@ -309,6 +314,10 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
                 latency_duration: Duration::from_secs(latency_duration),
                 stub_tokens: 16,
                 work_dir: work.path().to_owned(),
+                semantic: embedding_layer
+                    .then(|| crate::chat::load_semantic(config))
+                    .transpose()?
+                    .map(Arc::new),
             };
             let r = serve::run(store, &bench, &|step| eprintln!("bench serve: {step}"))?;
             let show = |name: &str, w: &serve::WrkRun| {
@@ -324,7 +333,14 @@ pub fn run(config: &Config, what: BenchCommand) -> anyhow::Result<()> {
                     w.cpu_us_per_request
                 );
             };
-            println!("serve: {sessions} warm sessions, stub model streaming 16 tokens per reply");
+            println!(
+                "serve: {sessions} warm sessions, stub model streaming 16 tokens per reply, rails {}",
+                if embedding_layer {
+                    "with the embedding layer"
+                } else {
+                    "with the lexicon only"
+                }
+            );
             show("stub alone, 1 connection", &r.stub_latency);
             show("turns, 1 connection", &r.server_latency);
             show(
