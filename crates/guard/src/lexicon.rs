@@ -1,7 +1,9 @@
 //! The lexicon layer: policy terms found in any view of a text.
 //!
 //! Terms are folded like the text ([`crate::normalize::fold`]) and matched all at once with
-//! Aho-Corasick, so a check costs one pass per view whatever the number of terms.
+//! Aho-Corasick, so a check costs one pass per view whatever the number of terms. A word with
+//! letters hidden behind masks (`f***ing`, `sh#t`) is compared with the one-word terms of its
+//! length, letter by letter.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -10,6 +12,13 @@ use crate::normalize::{View, ViewKind, fold};
 /// Endings a whole-word term may take and still match (`bomb` in `bombs`, `kill` in
 /// `killing`).
 const INFLECTIONS: &[&str] = &["", "s", "es", "ed", "d", "ing", "er", "ers"];
+
+/// Characters that stand for a hidden letter (`f***`, `sh#t`, `b_tch`, `f--k`).
+const MASKS: &[u8] = b"*#_-";
+
+/// Shortest one-word term a masked word is compared with: shorter ones leave too few letters
+/// to tell which word was meant.
+const MIN_MASKED_TERM: usize = 3;
 
 /// A term of the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +59,9 @@ pub struct Lexicon<N> {
     matcher: AhoCorasick,
     /// The folded terms with their spaces taken out, for joined letter runs.
     joined: AhoCorasick,
+    /// The one-word terms of plain letters, folded, with their index in `terms`, for masked
+    /// words.
+    words: Vec<(String, usize)>,
     terms: Vec<Term<N>>,
 }
 
@@ -70,9 +82,18 @@ impl<N: Clone + PartialEq> Lexicon<N> {
                 .match_kind(MatchKind::Standard)
                 .build(patterns)
         };
+        let words = patterns
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.len() >= MIN_MASKED_TERM && p.bytes().all(|b| b.is_ascii_lowercase())
+            })
+            .map(|(index, p)| (p.clone(), index))
+            .collect();
         Ok(Lexicon {
             matcher: build(&patterns)?,
             joined: build(&joined)?,
+            words,
             terms,
         })
     }
@@ -91,21 +112,63 @@ impl<N: Clone + PartialEq> Lexicon<N> {
                 if view.whole_words && !whole_word(text, m.start(), m.end()) {
                     continue;
                 }
-                let term = &self.terms[m.pattern().as_usize()];
-                if !hits
-                    .iter()
-                    .any(|h| h.node == term.node && h.term == term.text)
-                {
-                    hits.push(Hit {
-                        node: term.node.clone(),
-                        term: term.text.clone(),
-                        view: view.kind,
-                    });
+                self.hit(m.pattern().as_usize(), view.kind, &mut hits);
+            }
+            if view.whole_words {
+                for word in view.text.split(' ').filter_map(masked_word) {
+                    for (term, index) in &self.words {
+                        if unmasks_to(word, term.as_bytes()) {
+                            self.hit(*index, view.kind, &mut hits);
+                        }
+                    }
                 }
             }
         }
         hits
     }
+
+    /// Records the term at `index`, found in a view of `kind`, unless its node was already
+    /// found by that term.
+    fn hit(&self, index: usize, kind: ViewKind, hits: &mut Vec<Hit<N>>) {
+        let term = &self.terms[index];
+        if !hits
+            .iter()
+            .any(|h| h.node == term.node && h.term == term.text)
+        {
+            hits.push(Hit {
+                node: term.node.clone(),
+                term: term.text.clone(),
+                view: kind,
+            });
+        }
+    }
+}
+
+/// `word` without the punctuation around it, if it is a masked word: a letter first, then
+/// letters and at least one mask.
+fn masked_word(word: &str) -> Option<&[u8]> {
+    let word = word
+        .trim_start_matches(|c: char| !c.is_ascii_alphabetic())
+        .trim_end_matches(|c: char| !c.is_ascii_alphabetic() && !MASKS.contains(&(c as u8)));
+    let bytes = word.as_bytes();
+    let is_masked = bytes.iter().any(|b| MASKS.contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphabetic() || MASKS.contains(b));
+    is_masked.then_some(bytes)
+}
+
+/// Whether the masked `word` is `term`, or `term` with one of its [`INFLECTIONS`]: every
+/// visible letter of the term's part in place and the ending written out.
+fn unmasks_to(word: &[u8], term: &[u8]) -> bool {
+    let Some((stem, ending)) = word.split_at_checked(term.len()) else {
+        return false;
+    };
+    INFLECTIONS.iter().any(|e| ending == e.as_bytes())
+        && stem
+            .iter()
+            .zip(term)
+            .all(|(w, t)| w == t || MASKS.contains(w))
 }
 
 /// Whether `text[start..end]` stands as a word, allowing an inflectional ending.
@@ -184,6 +247,35 @@ mod tests {
                 [("alcohol", "whisky".into(), view)],
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn masked_letters_are_read_against_terms_of_the_same_length() {
+        for text in [
+            "a w***ky sour",
+            "w#isky!",
+            "\"wh_sky\"",
+            "more wh--ky",
+            "k*lling time",
+            "two b*mbs",
+        ] {
+            assert_eq!(nodes(text).len(), 1, "{text:?}: {:?}", nodes(text));
+        }
+        // Letters that differ, a length no term has, masks alone, a mask first, or a term too
+        // short to guess: nothing.
+        for text in [
+            "w***kx",
+            "wh*sk",
+            "w*******y",
+            "*** ***",
+            "*ill",
+            "k*",
+            "5 * 3",
+            "co-op",
+            "well-known",
+        ] {
+            assert!(nodes(text).is_empty(), "{text:?}: {:?}", nodes(text));
         }
     }
 
