@@ -149,7 +149,9 @@ impl<N: Clone + PartialEq> Lexicon<N> {
 fn masked_word(word: &str) -> Option<&[u8]> {
     let word = word
         .trim_start_matches(|c: char| !c.is_ascii_alphabetic())
-        .trim_end_matches(|c: char| !c.is_ascii_alphabetic() && !MASKS.contains(&(c as u8)));
+        .trim_end_matches(|c: char| {
+            !c.is_ascii_alphabetic() && !(c.is_ascii() && MASKS.contains(&(c as u8)))
+        });
     let bytes = word.as_bytes();
     let is_masked = bytes.iter().any(|b| MASKS.contains(b))
         && bytes
