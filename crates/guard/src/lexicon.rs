@@ -149,15 +149,18 @@ impl<N: Clone + PartialEq> Lexicon<N> {
 fn masked_word(word: &str) -> Option<&[u8]> {
     let word = word
         .trim_start_matches(|c: char| !c.is_ascii_alphabetic())
-        .trim_end_matches(|c: char| {
-            !c.is_ascii_alphabetic() && !(c.is_ascii() && MASKS.contains(&(c as u8)))
-        });
+        .trim_end_matches(|c: char| !(c.is_ascii_alphabetic() || is_mask(c)));
     let bytes = word.as_bytes();
     let is_masked = bytes.iter().any(|b| MASKS.contains(b))
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphabetic() || MASKS.contains(b));
     is_masked.then_some(bytes)
+}
+
+/// Whether `c` is one of the [`MASKS`].
+fn is_mask(c: char) -> bool {
+    u8::try_from(c).is_ok_and(|b| MASKS.contains(&b))
 }
 
 /// Whether the masked `word` is `term`, or `term` with one of its [`INFLECTIONS`]: every
