@@ -135,7 +135,8 @@ pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions>
 }
 
 /// The rails' embedding layer: the encoder from `config.encoder`, with the bundled hazard head
-/// or the one `config.hazard_head` names.
+/// or the one `config.hazard_head` names, keeping policy examples' embeddings under
+/// `config.cache`.
 pub(crate) fn load_semantic(config: &Config) -> anyhow::Result<Semantic> {
     let mut semantic = Semantic::load(&config.encoder).with_context(|| {
         format!(
@@ -151,7 +152,9 @@ pub(crate) fn load_semantic(config: &Config) -> anyhow::Result<Semantic> {
             .with_context(|| format!("{} is not a hazard head", path.display()))?;
         semantic = Semantic::new(semantic.encoder().clone(), head);
     }
-    Ok(semantic)
+    // Policy examples' embeddings survive between runs: a policy's topic heads then train in
+    // about a second instead of embedding every example again.
+    Ok(semantic.with_example_cache(config.cache.join("encoder-examples.bin"))?)
 }
 
 pub fn chat(

@@ -21,7 +21,8 @@ pub enum BackendKind {
 pub struct Config {
     /// The canon store directory.
     pub store: PathBuf,
-    /// Where derived files go: world snapshots (`worlds/`) and, by default, the model.
+    /// Where derived files go: world snapshots (`worlds/`), the rails' embeddings of policy
+    /// examples (`encoder-examples.bin`) and, by default, the model.
     pub cache: PathBuf,
     /// Which backend generates.
     pub backend: BackendKind,
