@@ -14,12 +14,14 @@
 //! - [`lint`]: `lore check`'s findings, each with a place and a fix.
 //! - [`policy`]: the moral knowledge graph of a production (read into its [`World`]).
 //! - [`consent`]: portrayals and the likeness consent their performers gave.
+//! - [`cache`]: derived files kept between runs (stable keys, writes no reader sees half of).
 //! - [`FactDraft`]: a session's fact drafted as canon, for a writer's review.
 //!
 //! Secrets and writer-only notes are kept out of prompts by construction: [`World`]
 //! never reads `lore:writerNote`, and [`Retriever`] only hands out facts the speaking
 //! character knows at the session's beat.
 
+pub mod cache;
 pub mod consent;
 mod draft;
 mod error;

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Term};
 
+use crate::cache::{FNV_START, fnv, write_replacing};
 use crate::consent::{LikenessConsent, LikenessUse, Portrayal};
 use crate::error::CanonError;
 use crate::policy::{Policy, PolicyKind, PolicyNode, RailAction, Rating};
@@ -261,7 +262,7 @@ impl World {
             return Ok(world.indexed());
         }
         let world = Self::read(store, production)?;
-        if let Err(e) = write_snapshot(&world, cache_dir, &file) {
+        if let Err(e) = write_snapshot(&world, &file) {
             tracing::warn!("cannot write the world snapshot {}: {e}", file.display());
         }
         Ok(world)
@@ -660,16 +661,9 @@ impl World {
 /// Bumped whenever the snapshot layout changes, so old snapshots are never misread.
 const SNAPSHOT_FORMAT: u64 = 9;
 
-/// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
-fn fnv(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn snapshot_key(store: &CanonStore, production: &Production) -> Result<u64, CanonError> {
     let path = std::fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_owned());
-    let mut key = fnv(0xcbf2_9ce4_8422_2325, &SNAPSHOT_FORMAT.to_le_bytes());
+    let mut key = fnv(FNV_START, &SNAPSHOT_FORMAT.to_le_bytes());
     key = fnv(key, env!("CARGO_PKG_VERSION").as_bytes());
     key = fnv(key, path.as_os_str().as_encoded_bytes());
     key = fnv(key, production.iri.as_bytes());
@@ -677,13 +671,9 @@ fn snapshot_key(store: &CanonStore, production: &Production) -> Result<u64, Cano
     Ok(key)
 }
 
-fn write_snapshot(world: &World, dir: &Path, file: &Path) -> std::io::Result<()> {
+fn write_snapshot(world: &World, file: &Path) -> std::io::Result<()> {
     let bytes = postcard::to_stdvec(world).map_err(std::io::Error::other)?;
-    std::fs::create_dir_all(dir)?;
-    // Write then rename, so a reader never sees half a snapshot.
-    let partial = file.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, file)
+    write_replacing(file, &bytes)
 }
 
 fn policy_node(iri: String, kind: PolicyKind, d: &Description) -> PolicyNode {

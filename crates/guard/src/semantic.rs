@@ -6,7 +6,6 @@
 //! phrased unlike any example is still caught; it cites the hazard whose examples are nearest.
 
 use std::collections::HashMap;
-use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +15,7 @@ use crate::encoder::{Encoder, EncoderError};
 use crate::head::Head;
 use crate::normalize::{View, ViewKind, fold, spell_out};
 use crate::topics::{self, TopicHeads};
+use lore_canon::cache::{FNV_START, fnv, write_replacing};
 use lore_canon::policy::Policy;
 
 /// The hazard head that ships with Lorekeeper, trained by `lore train guard` on the
@@ -124,15 +124,14 @@ impl Semantic {
     /// file is rewritten whenever topic heads were trained from examples it lacked. Costs a
     /// few encoder passes, to fingerprint the encoder.
     pub fn with_example_cache(mut self, file: PathBuf) -> Result<Semantic, EncoderError> {
-        let mut hasher = std::hash::DefaultHasher::new();
+        let mut fingerprint = FNV_START;
         for probe in FINGERPRINT_PROBES {
             for window in self.encoder.embed(probe)? {
                 for value in window {
-                    value.to_bits().hash(&mut hasher);
+                    fingerprint = fnv(fingerprint, &value.to_le_bytes());
                 }
             }
         }
-        let fingerprint = hasher.finish();
         let stored = match std::fs::read(&file) {
             Ok(bytes) => match read_example_cache(&bytes, fingerprint) {
                 Ok(examples) => {
@@ -182,22 +181,7 @@ impl Semantic {
             *stored = examples.len();
             write_example_cache(&examples, cache.fingerprint)
         };
-        // Written beside the file under a name no other writer uses, then renamed over it, so
-        // that a reader never sees half a file.
-        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let partial = cache.file.with_extension(format!(
-            "partial-{}-{}",
-            std::process::id(),
-            WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let written = cache
-            .file
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&partial, &bytes))
-            .and_then(|()| std::fs::rename(&partial, &cache.file));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&partial);
+        if let Err(e) = write_replacing(&cache.file, &bytes) {
             tracing::warn!(file = %cache.file.display(), "could not write the example cache: {e}");
         }
     }
