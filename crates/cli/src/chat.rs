@@ -152,9 +152,9 @@ pub(crate) fn load_semantic(config: &Config) -> anyhow::Result<Semantic> {
             .with_context(|| format!("{} is not a hazard head", path.display()))?;
         semantic = Semantic::new(semantic.encoder().clone(), head);
     }
-    // Policy examples' embeddings survive between runs: a policy's topic heads then train in
-    // about a second instead of embedding every example again.
-    Ok(semantic.with_example_cache(config.cache.join("encoder-examples.bin"))?)
+    // Policy examples' embeddings and topic heads survive between runs: a policy's rails are
+    // then built without embedding every example and fitting its heads again.
+    Ok(semantic.with_cache(&config.cache)?)
 }
 
 pub fn chat(

@@ -22,7 +22,8 @@ pub struct Config {
     /// The canon store directory.
     pub store: PathBuf,
     /// Where derived files go: world snapshots (`worlds/`), the rails' embeddings of policy
-    /// examples (`encoder-examples.bin`) and, by default, the model.
+    /// examples (`encoder-examples.bin`) and topic heads (`topic-heads.bin`) and, by default,
+    /// the model.
     pub cache: PathBuf,
     /// Which backend generates.
     pub backend: BackendKind,

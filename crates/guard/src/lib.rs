@@ -7,6 +7,7 @@
 //! [`CanonCheck`] reads the sentences of a reply against canon: leaked secrets, the dead
 //! spoken of as alive, family ties and places canon does not have.
 
+mod cache;
 pub mod canon_check;
 pub mod encoder;
 pub mod eval;

@@ -9,9 +9,9 @@
 //! Training uses only the policy's own text, never an evaluation set.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use lore_canon::cache::{FNV_START, fnv};
 use lore_canon::policy::{Policy, PolicyKind, PolicyNode};
 
 use crate::encoder::EncoderError;
@@ -29,21 +29,75 @@ const TOPIC_FIT: Fit = Fit {
 /// The trained heads of one policy, by topic IRI.
 pub type TopicHeads = HashMap<String, Head>;
 
-/// What a policy's heads are trained from; two policies with the same fingerprint train the
-/// same heads.
+/// What a policy's heads are trained from, hashed: two policies with the same fingerprint
+/// train the same heads. Stable across builds, since heads are kept on disk under it.
 pub(crate) fn fingerprint(policy: &Policy) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    for node in &policy.nodes {
-        (
-            &node.iri,
-            node.kind as u8,
-            &node.broader,
-            &node.terms,
-            &node.examples,
-        )
-            .hash(&mut hasher);
+    // Every text is prefixed with its length and every list with its count, so that no two
+    // policies hash the same bytes.
+    let field =
+        |hash: u64, bytes: &[u8]| fnv(fnv(hash, &(bytes.len() as u64).to_le_bytes()), bytes);
+    policy.nodes.iter().fold(FNV_START, |hash, node| {
+        let hash = field(field(hash, node.iri.as_bytes()), &[node.kind as u8]);
+        [&node.broader, &node.terms, &node.examples]
+            .into_iter()
+            .fold(hash, |hash, texts| {
+                texts.iter().fold(
+                    fnv(hash, &(texts.len() as u64).to_le_bytes()),
+                    |hash, text| field(hash, text.as_bytes()),
+                )
+            })
+    })
+}
+
+/// What this build's [`train`] makes of a fixed toy policy, hashed: heads kept on disk by a
+/// build that trains differently (other settings, arithmetic or choice of negatives) are not
+/// taken for this one's.
+pub(crate) fn trainer_fingerprint() -> u64 {
+    let policy = Policy {
+        nodes: vec![
+            bare_node("a", PolicyKind::Topic, &[], &["x", "y"]),
+            bare_node("b", PolicyKind::Topic, &["a"], &["y"]),
+            bare_node("c", PolicyKind::Topic, &[], &["z"]),
+            bare_node("d", PolicyKind::OrdinaryTalk, &[], &["w"]),
+        ],
+        ..Policy::default()
+    };
+    // As wide as MiniLM's embeddings, so that the products take the same vector paths.
+    let embed = |text: &str| -> Result<Arc<[f32]>, EncoderError> {
+        let seed = text.bytes().map(f32::from).sum::<f32>();
+        Ok((0..384)
+            .map(|i| (seed * 0.37 + i as f32 * 0.11).sin() / 20.0)
+            .collect())
+    };
+    let Ok(heads) = train(&policy, embed) else {
+        return 0;
+    };
+    let mut sorted: Vec<_> = heads.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    sorted.iter().fold(FNV_START, |hash, (iri, head)| {
+        head.weights
+            .iter()
+            .chain([&head.bias])
+            .fold(fnv(hash, iri.as_bytes()), |hash, value| {
+                fnv(hash, &value.to_le_bytes())
+            })
+    })
+}
+
+/// A node with no more than training reads, for toy policies.
+fn bare_node(iri: &str, kind: PolicyKind, broader: &[&str], examples: &[&str]) -> PolicyNode {
+    PolicyNode {
+        iri: iri.into(),
+        label: iri.into(),
+        kind,
+        code: None,
+        broader: broader.iter().map(|b| (*b).into()).collect(),
+        terms: Vec::new(),
+        examples: examples.iter().map(|e| (*e).into()).collect(),
+        threshold: None,
+        minimum_rating: None,
+        action: None,
     }
-    hasher.finish()
 }
 
 /// Trains a head for every topic of `policy` that has examples or terms, embedding texts with
@@ -116,20 +170,7 @@ pub(crate) fn train(
 mod tests {
     use super::*;
 
-    fn node(iri: &str, kind: PolicyKind, broader: &[&str], examples: &[&str]) -> PolicyNode {
-        PolicyNode {
-            iri: iri.into(),
-            label: iri.into(),
-            kind,
-            code: None,
-            broader: broader.iter().map(|b| (*b).into()).collect(),
-            terms: Vec::new(),
-            examples: examples.iter().map(|e| (*e).into()).collect(),
-            threshold: None,
-            minimum_rating: None,
-            action: None,
-        }
-    }
+    use super::bare_node as node;
 
     /// Drinks lie along the first axis, small talk along the second, weather along the third.
     fn embed(text: &str) -> Result<Arc<[f32]>, EncoderError> {
@@ -200,6 +241,12 @@ mod tests {
     }
 
     #[test]
+    fn the_trainer_fingerprint_is_the_same_on_every_call() {
+        assert_eq!(trainer_fingerprint(), trainer_fingerprint());
+        assert_ne!(trainer_fingerprint(), 0);
+    }
+
+    #[test]
     fn the_fingerprint_follows_what_heads_are_trained_from() {
         let a = policy();
         let mut b = policy();
@@ -209,5 +256,10 @@ mod tests {
         let mut c = policy();
         c.nodes[1].broader.clear();
         assert_ne!(fingerprint(&a), fingerprint(&c));
+        // A text moved from one list to the next is another policy.
+        let mut d = policy();
+        let example = d.nodes[2].examples.pop().unwrap();
+        d.nodes[2].terms.push(example);
+        assert_ne!(fingerprint(&a), fingerprint(&d));
     }
 }

@@ -215,7 +215,7 @@ fn a_line_nearer_talk_allowed_here_is_not_blocked_by_a_neighbouring_topic() {
 }
 
 #[test]
-fn an_example_cache_gives_back_the_same_bits_and_a_bad_one_is_ignored() {
+fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
     // Two topics and ordinary talk: enough to train heads, quick to embed.
     let mut policy = world("lanterns").policy;
     policy.nodes.retain(|n| {
@@ -228,51 +228,62 @@ fn an_example_cache_gives_back_the_same_bits_and_a_bad_one_is_ignored() {
     });
     let encoder = semantic().encoder().clone();
     let layer = || Semantic::new(encoder.clone(), HazardHead::bundled());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache/examples.bin");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    let (examples_file, heads_file) = (
+        dir.join("encoder-examples.bin"),
+        dir.join("topic-heads.bin"),
+    );
 
-    let writer = layer().with_example_cache(file.clone()).unwrap();
-    assert_eq!(writer.known_examples(), 0, "no file yet");
+    let writer = layer().with_cache(&dir).unwrap();
+    assert_eq!(writer.known_examples(), 0, "no files yet");
     writer.topic_heads(&policy).unwrap();
     let known = writer.known_examples();
     assert!(known > 50, "{known}");
-    assert!(file.exists());
+    assert!(examples_file.exists() && heads_file.exists());
 
-    let reader = layer().with_example_cache(file.clone()).unwrap();
+    let reader = layer().with_cache(&dir).unwrap();
     assert_eq!(reader.known_examples(), known);
     let fresh = layer();
     for text in ["Do you smoke?", "I have feelings for you.", "Good morning!"] {
         let cached = reader.example(text).unwrap();
         assert_eq!(cached, fresh.example(text).unwrap(), "{text}");
     }
-    // Heads trained from the file score as heads trained from scratch.
-    let line = "Want to share a pipe by the fire?";
-    let embedded = fresh
-        .embed_views(&lore_guard::normalize::views(line))
-        .unwrap();
-    let score = |heads: &lore_guard::topics::TopicHeads| {
-        heads[&format!("{LORE}Tobacco")].score(&embedded[0].vector)
-    };
-    assert_eq!(
-        score(&reader.topic_heads(&policy).unwrap()),
-        score(&fresh.topic_heads(&policy).unwrap())
-    );
+    let trained = fresh.topic_heads(&policy).unwrap();
+    assert_eq!(*reader.topic_heads(&policy).unwrap(), *trained);
 
-    // Cut short, written for another encoder, or not a cache at all: read as empty.
-    let bytes = std::fs::read(&file).unwrap();
-    let mut other_encoder = bytes.clone();
-    other_encoder[8] ^= 1;
-    for damaged in [
-        bytes[..bytes.len() - 3].to_vec(),
-        other_encoder,
-        b"not a cache".to_vec(),
-    ] {
-        std::fs::write(&file, &damaged).unwrap();
-        let layer = layer().with_example_cache(file.clone()).unwrap();
-        assert_eq!(layer.known_examples(), 0);
-        assert_eq!(
-            layer.example("Do you smoke?").unwrap(),
-            fresh.example("Do you smoke?").unwrap()
-        );
+    // Without the examples, the heads are read, not trained: nothing is embedded.
+    std::fs::remove_file(&examples_file).unwrap();
+    let heads_only = layer().with_cache(&dir).unwrap();
+    assert_eq!(*heads_only.topic_heads(&policy).unwrap(), *trained);
+    assert_eq!(heads_only.known_examples(), 0);
+    // Another policy's heads are not there: they are trained (and its examples embedded).
+    let mut edited = policy.clone();
+    edited.nodes[0]
+        .examples
+        .push("Will you walk me home?".into());
+    heads_only.topic_heads(&edited).unwrap();
+    assert!(heads_only.known_examples() > known);
+
+    // Cut short, written for another encoder, or not a cache at all: read as empty, and the
+    // heads trained again are the same.
+    for file in [&examples_file, &heads_file] {
+        let bytes = std::fs::read(file).unwrap();
+        let mut other_encoder = bytes.clone();
+        other_encoder[8] ^= 1;
+        for damaged in [
+            bytes[..bytes.len() - 3].to_vec(),
+            other_encoder,
+            b"not a cache".to_vec(),
+        ] {
+            std::fs::write(file, &damaged).unwrap();
+            let layer = layer().with_cache(&dir).unwrap();
+            assert_eq!(*layer.topic_heads(&policy).unwrap(), *trained);
+            assert_eq!(
+                layer.example("Do you smoke?").unwrap(),
+                fresh.example("Do you smoke?").unwrap()
+            );
+        }
+        std::fs::write(file, &bytes).unwrap();
     }
 }

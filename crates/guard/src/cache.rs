@@ -1,0 +1,337 @@
+//! What the embedding layer keeps between runs in a cache folder: the embeddings of policy
+//! examples (`encoder-examples.bin`) and the topic heads trained from them
+//! (`topic-heads.bin`), so that a process does not embed ~2,000 examples and fit a policy's
+//! heads again before its first decision.
+//!
+//! Both files only save time. Each is valid for one encoder, known by its embeddings of a few
+//! fixed sentences; heads also for one way of training them ([`topics::trainer_fingerprint`]).
+//! A damaged file, or one written for another encoder, is ignored with a warning and written
+//! again; writes replace a file whole.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use lore_canon::cache::{FNV_START, fnv, write_replacing};
+
+use crate::encoder::{Encoder, EncoderError};
+use crate::head::Head;
+use crate::topics::{self, TopicHeads};
+
+/// The first bytes of an example cache file.
+const EXAMPLES_MAGIC: &[u8; 8] = b"LOREEMB1";
+
+/// The first bytes of a topic-heads cache file.
+const HEADS_MAGIC: &[u8; 8] = b"LOREHDS1";
+
+/// How many policies' heads the heads file keeps, the most recently trained: a server loads a
+/// few tenants' policies, and each edit of a policy is another one.
+const HEADS_KEPT: usize = 8;
+
+/// Sentences whose embeddings fingerprint an encoder: short, medium and long, so that every
+/// path of a pass (one row or pairs of rows a thread, one window) is taken.
+const FINGERPRINT_PROBES: [&str; 3] = [
+    "Hello there.",
+    "The lamplighter walked along the quay at dusk, lighting every lamp by the river.",
+    "Will you tell me, before the fog comes in off the marsh tonight, where the ferry \
+     stops, who keeps the lighthouse, and whether the old chapel bell still rings at \
+     midnight when nobody is pulling its rope?",
+];
+
+/// Policy examples' embeddings, by the text the encoder was handed.
+pub(crate) type Examples = HashMap<String, Arc<[f32]>>;
+
+/// The cache files of one folder, for one encoder.
+pub(crate) struct Cache {
+    examples_file: PathBuf,
+    heads_file: PathBuf,
+    /// What the encoder makes of [`FINGERPRINT_PROBES`], hashed: a file written by another
+    /// encoder, or by arithmetic that gives other bits, has another fingerprint.
+    encoder: u64,
+    /// The encoder's and the trainer's fingerprints together: heads are kept under this and
+    /// their policy's fingerprint.
+    heads_salt: u64,
+    /// How many embeddings the example file holds (it is rewritten only when there are more).
+    stored_examples: Mutex<usize>,
+    /// The heads the heads file holds, by key, the most recently trained first.
+    stored_heads: Mutex<Vec<(u64, Arc<TopicHeads>)>>,
+}
+
+impl Cache {
+    /// Opens the cache in `dir` for `encoder` (a few encoder passes, to fingerprint it), and
+    /// returns the examples' embeddings it holds.
+    pub(crate) fn open(dir: &Path, encoder: &Encoder) -> Result<(Cache, Examples), EncoderError> {
+        let mut fingerprint = FNV_START;
+        for probe in FINGERPRINT_PROBES {
+            for window in encoder.embed(probe)? {
+                for value in window {
+                    fingerprint = fnv(fingerprint, &value.to_le_bytes());
+                }
+            }
+        }
+        let examples_file = dir.join("encoder-examples.bin");
+        let heads_file = dir.join("topic-heads.bin");
+        let examples = read_or_warn(&examples_file, |bytes| read_examples(bytes, fingerprint));
+        let heads = read_or_warn(&heads_file, read_heads);
+        let cache = Cache {
+            examples_file,
+            heads_file,
+            encoder: fingerprint,
+            heads_salt: fnv(fingerprint, &topics::trainer_fingerprint().to_le_bytes()),
+            stored_examples: Mutex::new(examples.len()),
+            stored_heads: Mutex::new(heads),
+        };
+        Ok((cache, examples))
+    }
+
+    /// Writes the example file if it holds fewer embeddings than `examples`. A failure is
+    /// logged, not returned: the cache only saves time.
+    pub(crate) fn save_examples(&self, examples: &Mutex<Examples>) {
+        let mut stored = lock(&self.stored_examples);
+        let bytes = {
+            let examples = lock(examples);
+            if examples.len() <= *stored {
+                return;
+            }
+            *stored = examples.len();
+            write_examples(&examples, self.encoder)
+        };
+        save(&self.examples_file, &bytes);
+    }
+
+    /// The heads kept for the policy with fingerprint `policy`, if any.
+    pub(crate) fn heads(&self, policy: u64) -> Option<Arc<TopicHeads>> {
+        let key = self.heads_key(policy);
+        lock(&self.stored_heads)
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, heads)| heads.clone())
+    }
+
+    /// Keeps `heads`, just trained for the policy with fingerprint `policy`, in the heads file,
+    /// in front of the others. A failure is logged, not returned.
+    pub(crate) fn save_heads(&self, policy: u64, heads: &Arc<TopicHeads>) {
+        let key = self.heads_key(policy);
+        let mut stored = lock(&self.stored_heads);
+        stored.retain(|(k, _)| *k != key);
+        stored.insert(0, (key, heads.clone()));
+        stored.truncate(HEADS_KEPT);
+        save(&self.heads_file, &write_heads(&stored));
+    }
+
+    fn heads_key(&self, policy: u64) -> u64 {
+        fnv(self.heads_salt, &policy.to_le_bytes())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What `read` makes of `file`; empty, with a warning, if the file is unreadable or damaged
+/// (and quietly if there is none yet).
+fn read_or_warn<T: Default>(file: &Path, read: impl FnOnce(&[u8]) -> Result<T, String>) -> T {
+    let why = match std::fs::read(file) {
+        Ok(bytes) => match read(&bytes) {
+            Ok(read) => return read,
+            Err(why) => why,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return T::default(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(file = %file.display(), "ignoring the cache file: {why}");
+    T::default()
+}
+
+fn save(file: &Path, bytes: &[u8]) {
+    if let Err(e) = write_replacing(file, bytes) {
+        tracing::warn!(file = %file.display(), "could not write the cache file: {e}");
+    }
+}
+
+/// An example file: [`EXAMPLES_MAGIC`], the encoder's fingerprint, then per example the length
+/// of its reading, its dimension, the reading (UTF-8) and its values, all little-endian.
+fn write_examples(examples: &Examples, fingerprint: u64) -> Vec<u8> {
+    let mut out = EXAMPLES_MAGIC.to_vec();
+    out.extend(fingerprint.to_le_bytes());
+    let mut sorted: Vec<_> = examples.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    for (reading, vector) in sorted {
+        put_len(&mut out, reading.len());
+        put_floats(&mut out, vector, reading.as_bytes());
+    }
+    out
+}
+
+/// The examples of an example file written for the encoder with `fingerprint`, or what is
+/// wrong.
+fn read_examples(bytes: &[u8], fingerprint: u64) -> Result<Examples, String> {
+    let mut reader = Reader::new(bytes, EXAMPLES_MAGIC)?;
+    if reader.u64()? != fingerprint {
+        return Err("written for another encoder".into());
+    }
+    let mut examples = HashMap::new();
+    while !reader.is_done() {
+        let reading_len = reader.len()?;
+        let (reading, vector) = reader.floats(reading_len)?;
+        examples.insert(reading, vector.into());
+    }
+    Ok(examples)
+}
+
+/// A heads file: [`HEADS_MAGIC`], then per policy its key and how many heads, and per head the
+/// length of its topic's IRI, its dimension, the IRI, its weights and its bias.
+fn write_heads(policies: &[(u64, Arc<TopicHeads>)]) -> Vec<u8> {
+    let mut out = HEADS_MAGIC.to_vec();
+    for (key, heads) in policies {
+        out.extend(key.to_le_bytes());
+        put_len(&mut out, heads.len());
+        let mut sorted: Vec<_> = heads.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (iri, head) in sorted {
+            put_len(&mut out, iri.len());
+            put_floats(&mut out, &head.weights, iri.as_bytes());
+            out.extend(head.bias.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// The policies' heads of a heads file, or what is wrong.
+fn read_heads(bytes: &[u8]) -> Result<Vec<(u64, Arc<TopicHeads>)>, String> {
+    let mut reader = Reader::new(bytes, HEADS_MAGIC)?;
+    let mut policies = Vec::new();
+    while !reader.is_done() {
+        let key = reader.u64()?;
+        let count = reader.len()?;
+        let mut heads = TopicHeads::new();
+        for _ in 0..count {
+            let iri_len = reader.len()?;
+            let (iri, weights) = reader.floats(iri_len)?;
+            let bias = f32::from_le_bytes(reader.array()?);
+            heads.insert(iri, Head { weights, bias });
+        }
+        policies.push((key, Arc::new(heads)));
+    }
+    Ok(policies)
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    out.extend(u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+/// A vector's dimension, the text it belongs to, then its values.
+fn put_floats(out: &mut Vec<u8>, values: &[f32], text: &[u8]) {
+    put_len(out, values.len());
+    out.extend(text);
+    for value in values {
+        out.extend(value.to_le_bytes());
+    }
+}
+
+/// Reads a cache file front to back; every error says where the file ends too soon.
+struct Reader<'a> {
+    rest: &'a [u8],
+    total: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], magic: &[u8; 8]) -> Result<Reader<'a>, String> {
+        let rest = bytes
+            .strip_prefix(magic)
+            .ok_or("not this kind of cache file (its first bytes are wrong)")?;
+        Ok(Reader {
+            rest,
+            total: bytes.len(),
+        })
+    }
+
+    fn is_done(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn slice(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let (head, tail) = self
+            .rest
+            .split_at_checked(n)
+            .ok_or_else(|| format!("cut short at byte {}", self.total - self.rest.len()))?;
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let head = self.slice(N)?;
+        head.try_into().map_err(|_| "cut short".to_owned())
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn len(&mut self) -> Result<usize, String> {
+        Ok(u32::from_le_bytes(self.array()?) as usize)
+    }
+
+    /// What [`put_floats`] wrote, for a text of `text_len` bytes.
+    fn floats(&mut self, text_len: usize) -> Result<(String, Vec<f32>), String> {
+        let dimension = self.len()?;
+        let text = std::str::from_utf8(self.slice(text_len)?)
+            .map_err(|e| format!("a text is not UTF-8: {e}"))?
+            .to_owned();
+        let values = self
+            .slice(dimension.saturating_mul(4))?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok((text, values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test should fail loudly")]
+
+    use super::*;
+
+    fn heads() -> Vec<(u64, Arc<TopicHeads>)> {
+        let head = |w: f32| Head {
+            weights: vec![w, -w, 0.5],
+            bias: -w,
+        };
+        let one: TopicHeads = [("urn:a".to_owned(), head(1.0)), ("urn:b".into(), head(2.0))]
+            .into_iter()
+            .collect();
+        let two: TopicHeads = [("urn:c".to_owned(), head(3.0))].into_iter().collect();
+        vec![(7, Arc::new(one)), (9, Arc::new(two))]
+    }
+
+    #[test]
+    fn heads_read_back_as_written_and_a_cut_file_is_an_error() {
+        let written = write_heads(&heads());
+        let read = read_heads(&written).unwrap();
+        assert_eq!(read.len(), 2);
+        for ((k, a), (l, b)) in read.iter().zip(heads().iter()) {
+            assert_eq!(k, l);
+            assert_eq!(**a, **b);
+        }
+        let cut = read_heads(&written[..written.len() - 2]).unwrap_err();
+        assert!(cut.starts_with("cut short at byte"), "{cut}");
+        assert!(
+            read_heads(b"LOREEMB1").is_err(),
+            "an example file is not a heads file"
+        );
+    }
+
+    #[test]
+    fn examples_read_back_as_written_for_their_encoder_only() {
+        let examples: Examples = [("hello".to_owned(), Arc::from(&[0.25f32, -1.0][..]))]
+            .into_iter()
+            .collect();
+        let written = write_examples(&examples, 42);
+        assert_eq!(read_examples(&written, 42).unwrap(), examples);
+        assert_eq!(
+            read_examples(&written, 43).unwrap_err(),
+            "written for another encoder"
+        );
+    }
+}
