@@ -215,6 +215,32 @@ fn a_line_nearer_talk_allowed_here_is_not_blocked_by_a_neighbouring_topic() {
 }
 
 #[test]
+fn a_line_beside_ordinary_talk_is_not_blocked_by_a_topic_whose_words_it_shares() {
+    // The alcohol head leans towards anything with a pint in it; the line sits beside the
+    // policy's ordinary talk, so in Lanterns (no alcohol) it passes, and a pint of ale does not.
+    let lanterns = world("lanterns");
+    let heads = semantic().topic_heads(&lanterns.policy).unwrap();
+    let rails = rails("lanterns", "pip");
+    let alcohol = format!("{LORE}Alcohol");
+    let milk = "A pint of milk and a loaf, please.";
+    let embedded = semantic()
+        .embed_views(&lore_guard::normalize::views(milk))
+        .unwrap();
+    let leaning = heads[&alcohol].score(&embedded[0].vector);
+    assert!(
+        leaning >= lore_guard::rails::TOPIC_HEAD_PROBABILITY,
+        "the head alone would fire: {leaning}"
+    );
+    let d = rails.check(milk).unwrap();
+    assert_eq!(d.action, Action::Allow, "{d:?}");
+    let d = rails
+        .check("Barkeep, pour me a pint of your strongest ale.")
+        .unwrap();
+    assert_ne!(d.action, Action::Allow, "{d:?}");
+    assert_eq!(d.fired[0].node, alcohol, "{d:?}");
+}
+
+#[test]
 fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
     // Two topics and ordinary talk: enough to train heads, quick to embed.
     let mut policy = world("lanterns").policy;
