@@ -6,7 +6,10 @@
 //! Both files only save time. Each is valid for one encoder, known by its embeddings of a few
 //! fixed sentences; heads also for one way of training them ([`topics::trainer_fingerprint`]).
 //! A damaged file, or one written for another encoder, is ignored with a warning and written
-//! again; writes replace a file whole.
+//! again; writes replace a file whole. Neither grows without end: the heads file keeps the
+//! last [`HEADS_KEPT`] policies, and an example no process has used for
+//! [`EXAMPLE_WRITES_KEPT`] writes of the example file is dropped (each write follows the
+//! training of a policy not seen before, so what is dropped belongs to policies edited since).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,10 @@ use crate::head::Head;
 use crate::topics::{self, TopicHeads};
 
 /// The first bytes of an example cache file.
-const EXAMPLES_MAGIC: &[u8; 8] = b"LOREEMB1";
+const EXAMPLES_MAGIC: &[u8; 8] = b"LOREEMB2";
+
+/// How many writes of the example file an example survives unused.
+const EXAMPLE_WRITES_KEPT: u8 = 8;
 
 /// The first bytes of a topic-heads cache file.
 const HEADS_MAGIC: &[u8; 8] = b"LOREHDS1";
@@ -41,6 +47,10 @@ const FINGERPRINT_PROBES: [&str; 3] = [
 /// Policy examples' embeddings, by the text the encoder was handed.
 pub(crate) type Examples = HashMap<String, Arc<[f32]>>;
 
+/// An example as the file keeps it: its reading, its embedding, and how many writes of the
+/// file it has gone unused.
+type StoredExample = (String, Arc<[f32]>, u8);
+
 /// The cache files of one folder, for one encoder.
 pub(crate) struct Cache {
     examples_file: PathBuf,
@@ -51,15 +61,17 @@ pub(crate) struct Cache {
     /// The encoder's and the trainer's fingerprints together: heads are kept under this and
     /// their policy's fingerprint.
     heads_salt: u64,
-    /// How many embeddings the example file holds (it is rewritten only when there are more).
-    stored_examples: Mutex<usize>,
+    /// The examples read from the file and not used since, with the number of writes they
+    /// had gone unused before.
+    idle: Mutex<HashMap<String, u8>>,
     /// The heads the heads file holds, by key, the most recently trained first.
     stored_heads: Mutex<Vec<(u64, Arc<TopicHeads>)>>,
 }
 
 impl Cache {
     /// Opens the cache in `dir` for `encoder` (a few encoder passes, to fingerprint it), and
-    /// returns the examples' embeddings it holds.
+    /// returns the examples' embeddings it holds (each to be reported by [`Cache::used`] when
+    /// it is).
     pub(crate) fn open(dir: &Path, encoder: &Encoder) -> Result<(Cache, Examples), EncoderError> {
         let mut fingerprint = FNV_START;
         for probe in FINGERPRINT_PROBES {
@@ -71,30 +83,45 @@ impl Cache {
         }
         let examples_file = dir.join("encoder-examples.bin");
         let heads_file = dir.join("topic-heads.bin");
-        let examples = read_or_warn(&examples_file, |bytes| read_examples(bytes, fingerprint));
+        let stored: Vec<StoredExample> =
+            read_or_warn(&examples_file, |bytes| read_examples(bytes, fingerprint));
         let heads = read_or_warn(&heads_file, read_heads);
+        let idle = stored.iter().map(|(r, _, i)| (r.clone(), *i)).collect();
+        let examples = stored.into_iter().map(|(r, v, _)| (r, v)).collect();
         let cache = Cache {
             examples_file,
             heads_file,
             encoder: fingerprint,
             heads_salt: fnv(fingerprint, &topics::trainer_fingerprint().to_le_bytes()),
-            stored_examples: Mutex::new(examples.len()),
+            idle: Mutex::new(idle),
             stored_heads: Mutex::new(heads),
         };
         Ok((cache, examples))
     }
 
-    /// Writes the example file if it holds fewer embeddings than `examples`. A failure is
-    /// logged, not returned: the cache only saves time.
+    /// Notes that the example read as `reading` was used by this process.
+    pub(crate) fn used(&self, reading: &str) {
+        lock(&self.idle).remove(reading);
+    }
+
+    /// Writes `examples` to the example file: those used by this process as fresh, the others
+    /// a write older, and drops from both those unused for more than [`EXAMPLE_WRITES_KEPT`]
+    /// writes. A failure is logged, not returned: the cache only saves time.
     pub(crate) fn save_examples(&self, examples: &Mutex<Examples>) {
-        let mut stored = lock(&self.stored_examples);
         let bytes = {
-            let examples = lock(examples);
-            if examples.len() <= *stored {
-                return;
+            let mut idle = lock(&self.idle);
+            let mut examples = lock(examples);
+            for writes in idle.values_mut() {
+                *writes = writes.saturating_add(1);
             }
-            *stored = examples.len();
-            write_examples(&examples, self.encoder)
+            idle.retain(|reading, writes| {
+                let keep = *writes <= EXAMPLE_WRITES_KEPT;
+                if !keep {
+                    examples.remove(reading);
+                }
+                keep
+            });
+            write_examples(&examples, &idle, self.encoder)
         };
         save(&self.examples_file, &bytes);
     }
@@ -150,8 +177,9 @@ fn save(file: &Path, bytes: &[u8]) {
 }
 
 /// An example file: [`EXAMPLES_MAGIC`], the encoder's fingerprint, then per example the length
-/// of its reading, its dimension, the reading (UTF-8) and its values, all little-endian.
-fn write_examples(examples: &Examples, fingerprint: u64) -> Vec<u8> {
+/// of its reading, its dimension, the reading (UTF-8), its values, and how many writes it has
+/// gone unused (one byte; `idle` has those above 0), all little-endian.
+fn write_examples(examples: &Examples, idle: &HashMap<String, u8>, fingerprint: u64) -> Vec<u8> {
     let mut out = EXAMPLES_MAGIC.to_vec();
     out.extend(fingerprint.to_le_bytes());
     let mut sorted: Vec<_> = examples.iter().collect();
@@ -159,22 +187,24 @@ fn write_examples(examples: &Examples, fingerprint: u64) -> Vec<u8> {
     for (reading, vector) in sorted {
         put_len(&mut out, reading.len());
         put_floats(&mut out, vector, reading.as_bytes());
+        out.push(idle.get(reading).copied().unwrap_or(0));
     }
     out
 }
 
-/// The examples of an example file written for the encoder with `fingerprint`, or what is
-/// wrong.
-fn read_examples(bytes: &[u8], fingerprint: u64) -> Result<Examples, String> {
+/// The examples of an example file written for the encoder with `fingerprint`, each with how
+/// many writes it has gone unused, or what is wrong.
+fn read_examples(bytes: &[u8], fingerprint: u64) -> Result<Vec<StoredExample>, String> {
     let mut reader = Reader::new(bytes, EXAMPLES_MAGIC)?;
     if reader.u64()? != fingerprint {
         return Err("written for another encoder".into());
     }
-    let mut examples = HashMap::new();
+    let mut examples = Vec::new();
     while !reader.is_done() {
         let reading_len = reader.len()?;
         let (reading, vector) = reader.floats(reading_len)?;
-        examples.insert(reading, vector.into());
+        let [idle] = reader.array()?;
+        examples.push((reading, vector.into(), idle));
     }
     Ok(examples)
 }
@@ -324,11 +354,22 @@ mod tests {
 
     #[test]
     fn examples_read_back_as_written_for_their_encoder_only() {
-        let examples: Examples = [("hello".to_owned(), Arc::from(&[0.25f32, -1.0][..]))]
-            .into_iter()
-            .collect();
-        let written = write_examples(&examples, 42);
-        assert_eq!(read_examples(&written, 42).unwrap(), examples);
+        let vector: Arc<[f32]> = Arc::from(&[0.25f32, -1.0][..]);
+        let examples: Examples = [
+            ("hello".to_owned(), vector.clone()),
+            ("bye".into(), vector.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let idle = [("bye".to_owned(), 3)].into_iter().collect();
+        let written = write_examples(&examples, &idle, 42);
+        assert_eq!(
+            read_examples(&written, 42).unwrap(),
+            [
+                ("bye".to_owned(), vector.clone(), 3),
+                ("hello".into(), vector, 0)
+            ]
+        );
         assert_eq!(
             read_examples(&written, 43).unwrap_err(),
             "written for another encoder"

@@ -200,6 +200,9 @@ impl Semantic {
             .unwrap_or_else(|e| e.into_inner())
             .get(&reading)
         {
+            if let Some(cache) = &self.cache {
+                cache.used(&reading);
+            }
             return Ok(v.clone());
         }
         let windows = self.encoder.embed(&reading)?;

@@ -313,3 +313,49 @@ fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
         std::fs::write(file, &bytes).unwrap();
     }
 }
+
+#[test]
+fn examples_no_process_uses_leave_the_cache_after_eight_writes() {
+    let lanterns = world("lanterns").policy;
+    let only = |iris: &[&str]| {
+        let mut policy = lanterns.clone();
+        policy
+            .nodes
+            .retain(|n| iris.iter().any(|iri| n.iri == format!("{LORE}{iri}")));
+        policy
+    };
+    let encoder = semantic().encoder().clone();
+    let layer = || Semantic::new(encoder.clone(), HazardHead::bundled());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+
+    // The romance examples are written once, then never used again.
+    layer()
+        .with_cache(&dir)
+        .unwrap()
+        .topic_heads(&only(&["Romance", "EverydayTalk"]))
+        .unwrap();
+    let mut known = Vec::new();
+    for write in 1..=9 {
+        // Each write follows the training of a policy not seen before.
+        let mut policy = only(&["Tobacco", "EverydayTalk"]);
+        policy.nodes[1].examples.push(format!(
+            "Do you still have the pipe from trip number {write}?"
+        ));
+        let process = layer().with_cache(&dir).unwrap();
+        process.topic_heads(&policy).unwrap();
+        known.push(process.known_examples());
+    }
+    // Eight writes keep them (one new example a write), the ninth drops them.
+    assert!(known[..8].windows(2).all(|w| w[1] == w[0] + 1), "{known:?}");
+    assert!(known[8] + 20 < known[7], "{known:?}");
+    // What the last process used is all still there: nothing to embed again.
+    let reader = layer().with_cache(&dir).unwrap();
+    assert_eq!(reader.known_examples(), known[8]);
+    for node in &only(&["Tobacco", "EverydayTalk"]).nodes {
+        for text in node.examples.iter().chain(&node.terms) {
+            reader.example(text).unwrap();
+        }
+    }
+    assert_eq!(reader.known_examples(), known[8]);
+}
