@@ -17,6 +17,7 @@ use crate::head::Head;
 use crate::lexicon::{Lexicon, LexiconError, Term};
 use crate::normalize::{View, ViewKind, fold, views};
 use crate::semantic::{Embedded, Semantic, cosine};
+use crate::topics;
 
 /// How similar a text must be to a hazard's example to fire it, when the hazard sets no
 /// `lore:threshold`. Topics are read by their heads alone: with a few dozen examples each,
@@ -344,38 +345,45 @@ impl Rails {
         let semantic = match semantic {
             Some(layer) => {
                 let heads = layer.topic_heads(policy)?;
-                let embed_texts = |nodes: &mut dyn Iterator<Item = &PolicyNode>| {
-                    nodes
-                        .flat_map(|n| n.examples.iter().chain(&n.terms))
-                        .map(|t| layer.example(t))
-                        .collect::<Result<Vec<_>, EncoderError>>()
+                let texts = layer.policy_texts(policy)?;
+                let texts_of =
+                    |node: &PolicyNode| texts.get(&node.iri).map_or(&[][..], Vec::as_slice);
+                let embedded_texts = |keep: &dyn Fn(&PolicyNode) -> bool| -> Vec<Arc<[f32]>> {
+                    policy
+                        .nodes
+                        .iter()
+                        .filter(|n| keep(n))
+                        .flat_map(|n| texts_of(n).iter().cloned())
+                        .collect()
                 };
+                let lineages = topics::lineages(policy);
                 let nodes = blocked_nodes
                     .into_iter()
                     .map(|node| {
                         let head = heads.get(&node.iri).cloned();
-                        let taught =
-                            match head {
-                                Some(_) => embed_texts(&mut policy.nodes.iter().filter(|n| {
-                                    policy.lineage(&n.iri).contains(&node.iri.as_str())
-                                }))?,
-                                None => Vec::new(),
-                            };
-                        Ok(NodeSemantics {
+                        let taught = match head {
+                            Some(_) => embedded_texts(&|n: &PolicyNode| {
+                                lineages[n.iri.as_str()].contains(&node.iri.as_str())
+                            }),
+                            None => Vec::new(),
+                        };
+                        NodeSemantics {
                             threshold: node.threshold.unwrap_or(DEFAULT_SIMILARITY),
+                            // A node's texts are its examples, then its terms.
                             examples: node
                                 .examples
                                 .iter()
-                                .map(|t| Ok((t.clone(), layer.example(t)?)))
-                                .collect::<Result<Vec<_>, EncoderError>>()?,
+                                .cloned()
+                                .zip(texts_of(node).iter().cloned())
+                                .collect(),
                             head,
                             taught,
-                        })
+                        }
                     })
-                    .collect::<Result<Vec<_>, EncoderError>>()?;
-                let allowed_texts = embed_texts(&mut policy.nodes.iter().filter(|n| {
+                    .collect();
+                let allowed_texts = embedded_texts(&|n: &PolicyNode| {
                     n.kind == PolicyKind::OrdinaryTalk || allowed_topics.contains(&n.iri.as_str())
-                }))?;
+                });
                 Some(SemanticRails {
                     layer: layer.clone(),
                     nodes,

@@ -15,7 +15,7 @@ use crate::cache::{Cache, Examples};
 use crate::encoder::{Encoder, EncoderError};
 use crate::head::Head;
 use crate::normalize::{View, ViewKind, fold, spell_out};
-use crate::topics::{self, TopicHeads};
+use crate::topics::{self, PolicyTexts, TopicHeads};
 use lore_canon::policy::Policy;
 
 /// The hazard head that ships with Lorekeeper, trained by `lore train guard` on the
@@ -64,6 +64,8 @@ pub struct Semantic {
     cache: Option<Cache>,
     /// Topic heads by policy fingerprint: trained once per policy, shared by its rails.
     topic_heads: Mutex<HashMap<u64, Arc<TopicHeads>>>,
+    /// The embeddings of each policy's texts, by policy fingerprint.
+    policy_texts: Mutex<HashMap<u64, Arc<PolicyTexts>>>,
 }
 
 impl std::fmt::Debug for Semantic {
@@ -92,6 +94,7 @@ impl Semantic {
             examples: Mutex::new(HashMap::new()),
             cache: None,
             topic_heads: Mutex::new(HashMap::new()),
+            policy_texts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -155,39 +158,37 @@ impl Semantic {
         Ok(out)
     }
 
-    /// The topic heads of `policy`, trained on first use ([`crate::topics`]).
+    /// The topic heads of `policy`, read from the cache or trained on first use
+    /// ([`crate::topics`]).
     pub fn topic_heads(&self, policy: &Policy) -> Result<Arc<TopicHeads>, EncoderError> {
         let key = topics::fingerprint(policy);
-        if let Some(heads) = self
-            .topic_heads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(heads.clone());
-        }
-        let heads = match self.cache.as_ref().and_then(|c| c.heads(key)) {
-            Some(heads) => heads,
-            None => {
-                let started = std::time::Instant::now();
-                let heads = Arc::new(topics::train(policy, |text| self.example(text))?);
-                tracing::info!(
-                    topics = heads.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "trained the policy's topic heads"
-                );
-                if let Some(cache) = &self.cache {
-                    cache.save_examples(&self.examples);
-                    cache.save_heads(key, &heads);
-                }
-                heads
+        memoized(&self.topic_heads, key, || {
+            if let Some(heads) = self.cache.as_ref().and_then(|c| c.heads(key)) {
+                return Ok(heads);
             }
-        };
-        self.topic_heads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, heads.clone());
-        Ok(heads)
+            let started = std::time::Instant::now();
+            let heads = Arc::new(topics::train(policy, &*self.policy_texts(policy)?));
+            tracing::info!(
+                topics = heads.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "trained the policy's topic heads"
+            );
+            if let Some(cache) = &self.cache {
+                cache.save_examples(&self.examples);
+                cache.save_heads(key, &heads);
+            }
+            Ok(heads)
+        })
+    }
+
+    /// The embeddings of every node's texts of `policy` (its examples, then its terms), looked
+    /// up once per policy.
+    pub fn policy_texts(&self, policy: &Policy) -> Result<Arc<PolicyTexts>, EncoderError> {
+        memoized(&self.policy_texts, topics::fingerprint(policy), || {
+            Ok(Arc::new(topics::embed_texts(policy, |text| {
+                self.example(text)
+            })?))
+        })
     }
 
     /// The embedding of a policy example (read as [`Semantic::embed_views`] reads a text's
@@ -213,6 +214,23 @@ impl Semantic {
             .insert(reading, vector.clone());
         Ok(vector)
     }
+}
+
+/// What `map` holds under `key`, made by `make` and kept there the first time. (Two threads
+/// may both make it; the values are the same.)
+fn memoized<T>(
+    map: &Mutex<HashMap<u64, Arc<T>>>,
+    key: u64,
+    make: impl FnOnce() -> Result<Arc<T>, EncoderError>,
+) -> Result<Arc<T>, EncoderError> {
+    if let Some(value) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(value.clone());
+    }
+    let value = make()?;
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, value.clone());
+    Ok(value)
 }
 
 /// Cosine similarity of two unit vectors.

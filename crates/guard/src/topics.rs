@@ -29,6 +29,34 @@ const TOPIC_FIT: Fit = Fit {
 /// The trained heads of one policy, by topic IRI.
 pub type TopicHeads = HashMap<String, Head>;
 
+/// The embeddings of every node's texts (its examples, then its terms), by node IRI: what the
+/// heads are trained on, and what the rails compare a text with.
+pub type PolicyTexts = HashMap<String, Vec<Arc<[f32]>>>;
+
+/// Embeds the texts of every node of `policy` with `embed`.
+pub(crate) fn embed_texts(
+    policy: &Policy,
+    embed: impl Fn(&str) -> Result<Arc<[f32]>, EncoderError>,
+) -> Result<PolicyTexts, EncoderError> {
+    policy
+        .nodes
+        .iter()
+        .map(|node| {
+            let vectors = node.examples.iter().chain(&node.terms).map(|t| embed(t));
+            Ok((node.iri.clone(), vectors.collect::<Result<_, _>>()?))
+        })
+        .collect()
+}
+
+/// Each node's lineage ([`Policy::lineage`]: itself, then what is broader), by IRI.
+pub(crate) fn lineages(policy: &Policy) -> HashMap<&str, Vec<&str>> {
+    policy
+        .nodes
+        .iter()
+        .map(|n| (n.iri.as_str(), policy.lineage(&n.iri)))
+        .collect()
+}
+
 /// What a policy's heads are trained from, hashed: two policies with the same fingerprint
 /// train the same heads. Stable across builds, since heads are kept on disk under it.
 pub(crate) fn fingerprint(policy: &Policy) -> u64 {
@@ -69,9 +97,10 @@ pub(crate) fn trainer_fingerprint() -> u64 {
             .map(|i| (seed * 0.37 + i as f32 * 0.11).sin() / 20.0)
             .collect())
     };
-    let Ok(heads) = train(&policy, embed) else {
+    let Ok(texts) = embed_texts(&policy, embed) else {
         return 0;
     };
+    let heads = train(&policy, &texts);
     let mut sorted: Vec<_> = heads.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     sorted.iter().fold(FNV_START, |hash, (iri, head)| {
@@ -100,24 +129,20 @@ fn bare_node(iri: &str, kind: PolicyKind, broader: &[&str], examples: &[&str]) -
     }
 }
 
-/// Trains a head for every topic of `policy` that has examples or terms, embedding texts with
-/// `embed`.
-pub(crate) fn train(
-    policy: &Policy,
-    embed: impl Fn(&str) -> Result<Arc<[f32]>, EncoderError>,
-) -> Result<TopicHeads, EncoderError> {
-    let mut embedded: Vec<(&str, Arc<[f32]>)> = Vec::new();
-    for node in &policy.nodes {
-        for text in node.examples.iter().chain(&node.terms) {
-            embedded.push((&node.iri, embed(text)?));
-        }
-    }
-    // Each node's lineage once, not once per text and topic.
-    let lineages: HashMap<&str, Vec<&str>> = policy
+/// Trains a head for every topic of `policy` that has examples or terms, from the embeddings
+/// of its texts.
+pub(crate) fn train(policy: &Policy, texts: &PolicyTexts) -> TopicHeads {
+    // In the policy's order, so that the fit sums in the same order on every run.
+    let embedded: Vec<(&str, &Arc<[f32]>)> = policy
         .nodes
         .iter()
-        .map(|n| (n.iri.as_str(), policy.lineage(&n.iri)))
+        .flat_map(|n| {
+            let vectors = texts.get(&n.iri).map_or(&[][..], Vec::as_slice);
+            vectors.iter().map(|v| (n.iri.as_str(), v))
+        })
         .collect();
+    // Each node's lineage once, not once per text and topic.
+    let lineages = lineages(policy);
     let topics: Vec<&PolicyNode> = policy
         .nodes
         .iter()
@@ -148,7 +173,7 @@ pub(crate) fn train(
             .any(|e| e.is_positive)
             .then(|| (topic.iri.clone(), Head::fit(&examples, TOPIC_FIT)))
     };
-    let heads = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let workers: Vec<_> = topics
             .chunks(per_thread)
             .map(|chunk| {
@@ -162,8 +187,7 @@ pub(crate) fn train(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
-    });
-    Ok(heads)
+    })
 }
 
 #[cfg(test)]
@@ -214,7 +238,7 @@ mod tests {
 
     #[test]
     fn each_topic_with_examples_gets_a_head_that_reads_its_direction() {
-        let heads = train(&policy(), embed).unwrap();
+        let heads = train(&policy(), &embed_texts(&policy(), embed).unwrap());
         let mut topics: Vec<&str> = heads.keys().map(String::as_str).collect();
         topics.sort();
         assert_eq!(topics, ["urn:a:drink", "urn:a:sip", "urn:a:weather"]);
@@ -232,7 +256,7 @@ mod tests {
 
     #[test]
     fn narrower_topics_teach_the_broader_one_and_not_the_reverse() {
-        let heads = train(&policy(), embed).unwrap();
+        let heads = train(&policy(), &embed_texts(&policy(), embed).unwrap());
         // A sip is a drink: the drink head learnt it as a positive.
         assert!(heads["urn:a:drink"].score(&[0.9, 0.0, 0.2]) > 0.5);
         // Not every drink is a sip, but ale is no counter-example either: the sip head was
