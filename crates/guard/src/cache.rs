@@ -8,8 +8,8 @@
 //! A damaged file, or one written for another encoder, is ignored with a warning and written
 //! again; writes replace a file whole. Neither grows without end: the heads file keeps the
 //! last [`HEADS_KEPT`] policies, and an example no process has used for
-//! [`EXAMPLE_WRITES_KEPT`] writes of the example file is dropped (each write follows the
-//! training of a policy not seen before, so what is dropped belongs to policies edited since).
+//! [`EXAMPLE_WRITES_KEPT`] writes of the example file is dropped (the file is written when a
+//! policy's texts had to be embedded, so what is dropped belongs to policies edited since).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

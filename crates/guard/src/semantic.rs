@@ -174,7 +174,6 @@ impl Semantic {
                 "trained the policy's topic heads"
             );
             if let Some(cache) = &self.cache {
-                cache.save_examples(&self.examples);
                 cache.save_heads(key, &heads);
             }
             Ok(heads)
@@ -182,12 +181,17 @@ impl Semantic {
     }
 
     /// The embeddings of every node's texts of `policy` (its examples, then its terms), looked
-    /// up once per policy.
+    /// up once per policy; the example cache is written when some had to be computed.
     pub fn policy_texts(&self, policy: &Policy) -> Result<Arc<PolicyTexts>, EncoderError> {
         memoized(&self.policy_texts, topics::fingerprint(policy), || {
-            Ok(Arc::new(topics::embed_texts(policy, |text| {
-                self.example(text)
-            })?))
+            let known = self.known_examples();
+            let texts = topics::embed_texts(policy, |text| self.example(text))?;
+            if let Some(cache) = &self.cache
+                && self.known_examples() > known
+            {
+                cache.save_examples(&self.examples);
+            }
+            Ok(Arc::new(texts))
         })
     }
 

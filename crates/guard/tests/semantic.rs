@@ -283,6 +283,10 @@ fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
     let heads_only = layer().with_cache(&dir).unwrap();
     assert_eq!(*heads_only.topic_heads(&policy).unwrap(), *trained);
     assert_eq!(heads_only.known_examples(), 0);
+    // Rails built for it embed its texts, and write the example file again.
+    heads_only.policy_texts(&policy).unwrap();
+    assert!(examples_file.exists());
+    assert_eq!(layer().with_cache(&dir).unwrap().known_examples(), known);
     // Another policy's heads are not there: they are trained (and its examples embedded).
     let mut edited = policy.clone();
     edited.nodes[0]
@@ -337,7 +341,7 @@ fn examples_no_process_uses_leave_the_cache_after_eight_writes() {
         .unwrap();
     let mut known = Vec::new();
     for write in 1..=9 {
-        // Each write follows the training of a policy not seen before.
+        // Each write follows the embedding of a policy's new texts.
         let mut policy = only(&["Tobacco", "EverydayTalk"]);
         policy.nodes[1].examples.push(format!(
             "Do you still have the pipe from trip number {write}?"
