@@ -100,9 +100,9 @@ impl Semantic {
 
     /// Keeps the embeddings of policy examples and the topic heads trained from them in `dir`
     /// between runs ([`crate::cache`]), so that a policy's rails are built without embedding
-    /// every example and fitting its heads again: the examples the folder holds are read now,
-    /// and its files are rewritten whenever heads are trained. Costs a few encoder passes, to
-    /// fingerprint the encoder.
+    /// every example and fitting its heads again: the examples the folder holds are read now;
+    /// the example file is rewritten when a policy's texts had to be embedded, the heads file
+    /// when heads were trained. Costs a few encoder passes, to fingerprint the encoder.
     pub fn with_cache(mut self, dir: &Path) -> Result<Semantic, EncoderError> {
         let (cache, examples) = Cache::open(dir, &self.encoder)?;
         *self.examples.get_mut().unwrap_or_else(|e| e.into_inner()) = examples;
