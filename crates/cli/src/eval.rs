@@ -608,7 +608,8 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
     let bar = progress(lines.len(), "judging");
     let mut total = Tally::default();
     let mut per_context = vec![Tally::default(); contexts.len()];
-    let mut misses: Vec<String> = Vec::new();
+    // Per wrong line: how many contexts judged it wrong, and the first such judgement.
+    let mut misses: Vec<(usize, String)> = Vec::new();
     // A decision is the line read and embedded once, then judged under one context's rails
     // (what `Rails::check` does).
     let mut micros = Vec::with_capacity(lines.len() * contexts.len());
@@ -628,6 +629,7 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 line.text
             ));
         }
+        let mut wrong: Option<(usize, String)> = None;
         for (c, context) in contexts.iter().enumerate() {
             let expect_block = line
                 .node
@@ -639,20 +641,23 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
             let blocked = decision.action != Action::Allow;
             total.add(expect_block, blocked);
             per_context[c].add(expect_block, blocked);
-            if expect_block != blocked && !misses.iter().any(|m| m.contains(&line.text)) {
-                let why = decision
-                    .fired
-                    .first()
-                    .map(|f| format!(" ({} via {} {:?})", f.label, f.layer.name(), f.term))
-                    .unwrap_or_default();
-                misses.push(format!(
-                    "{}: {} {:?}{why}",
-                    context.name,
-                    if expect_block { "missed" } else { "blocked" },
-                    line.text
-                ));
+            if expect_block != blocked {
+                let (count, _) = wrong.get_or_insert_with(|| {
+                    let why = decision
+                        .fired
+                        .first()
+                        .map(|f| format!(" ({} via {} {:?})", f.label, f.layer.name(), f.term))
+                        .unwrap_or_default();
+                    let verdict = if expect_block { "missed" } else { "blocked" };
+                    (
+                        0,
+                        format!("{}: {verdict} {:?}{why}", context.name, line.text),
+                    )
+                });
+                *count += 1;
             }
         }
+        misses.extend(wrong);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -715,8 +720,14 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 near_copies.len()
             );
         }
-        for line in near_copies.iter().chain(&misses) {
+        for line in &near_copies {
             eprintln!("{line}");
+        }
+        // The lines wrong in the most contexts first: a studio-wide topic's miss counts once
+        // per character.
+        misses.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+        for (count, first) in &misses {
+            eprintln!("{first}, wrong in {count} of {} contexts", contexts.len());
         }
     }
     Ok(())
