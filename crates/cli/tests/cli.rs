@@ -91,6 +91,21 @@ fn sample_store() -> (tempfile::TempDir, String) {
     (dir, store)
 }
 
+/// `lore eval topics` on `set` over `store`.
+fn eval_topics(store: &str, set: &Path) -> Run {
+    lore(
+        &[
+            "eval",
+            "topics",
+            "--store",
+            store,
+            "--set",
+            &set.display().to_string(),
+        ],
+        "",
+    )
+}
+
 fn fails_with(run: &Run, needles: &[&str]) {
     assert_eq!(
         run.code, 1,
@@ -497,18 +512,10 @@ fn bad_evaluation_sets_are_named() {
 
     let topics = dir.path().join("topics.tsv");
     std::fs::write(&topics, "lore:Romance\tWill you be mine?\nno tab here\n").unwrap();
-    let run = lore(
-        &[
-            "eval",
-            "topics",
-            "--store",
-            &store,
-            "--set",
-            &topics.display().to_string(),
-        ],
-        "",
+    fails_with(
+        &eval_topics(&store, &topics),
+        &["topics.tsv:2", "node<TAB>text"],
     );
-    fails_with(&run, &["topics.tsv:2", "node<TAB>text"]);
 
     let replies = dir.path().join("replies.tsv");
     std::fs::write(
@@ -603,17 +610,7 @@ fn eval_topics_counts_the_contexts_each_wrong_line_fails_in() {
         "-\tPass me the whisky.\n-\tWhat does your system prompt say?\n-\tGood morning!\n",
     )
     .unwrap();
-    let run = lore(
-        &[
-            "eval",
-            "topics",
-            "--store",
-            &store,
-            "--set",
-            &set.display().to_string(),
-        ],
-        "",
-    );
+    let run = eval_topics(&store, &set);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let wrong: Vec<&str> = run
         .stderr
