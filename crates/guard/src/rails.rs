@@ -346,8 +346,7 @@ impl Rails {
             Some(layer) => {
                 let heads = layer.topic_heads(policy)?;
                 let texts = layer.policy_texts(policy)?;
-                let texts_of =
-                    |node: &PolicyNode| texts.get(&node.iri).map_or(&[][..], Vec::as_slice);
+                let texts_of = |node: &PolicyNode| topics::node_texts(&texts, &node.iri);
                 let embedded_texts = |keep: &dyn Fn(&PolicyNode) -> bool| -> Vec<Arc<[f32]>> {
                     policy
                         .nodes

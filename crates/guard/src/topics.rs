@@ -33,6 +33,11 @@ pub type TopicHeads = HashMap<String, Head>;
 /// heads are trained on, and what the rails compare a text with.
 pub type PolicyTexts = HashMap<String, Vec<Arc<[f32]>>>;
 
+/// The embeddings of the node `iri`'s texts (none for a node `texts` does not hold).
+pub(crate) fn node_texts<'a>(texts: &'a PolicyTexts, iri: &str) -> &'a [Arc<[f32]>] {
+    texts.get(iri).map_or(&[][..], Vec::as_slice)
+}
+
 /// Embeds the texts of every node of `policy` with `embed`.
 pub(crate) fn embed_texts(
     policy: &Policy,
@@ -137,8 +142,9 @@ pub(crate) fn train(policy: &Policy, texts: &PolicyTexts) -> TopicHeads {
         .nodes
         .iter()
         .flat_map(|n| {
-            let vectors = texts.get(&n.iri).map_or(&[][..], Vec::as_slice);
-            vectors.iter().map(|v| (n.iri.as_str(), v))
+            node_texts(texts, &n.iri)
+                .iter()
+                .map(|v| (n.iri.as_str(), v))
         })
         .collect();
     // Each node's lineage once, not once per text and topic.
