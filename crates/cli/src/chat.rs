@@ -152,9 +152,34 @@ pub(crate) fn load_semantic(config: &Config) -> anyhow::Result<Semantic> {
             .with_context(|| format!("{} is not a hazard head", path.display()))?;
         semantic = Semantic::new(semantic.encoder().clone(), head);
     }
-    // Policy examples' embeddings and topic heads survive between runs: a policy's rails are
-    // then built without embedding every example and fitting its heads again.
-    Ok(semantic.with_cache(&config.cache)?)
+    // Policy examples' embeddings, tunings and topic heads survive between runs: a policy's
+    // rails are then built without embedding every example, tuning the encoder and fitting
+    // its heads again. Tuning takes minutes, the first time a policy is seen: it shows a bar.
+    Ok(semantic
+        .with_cache(&config.cache)?
+        .with_progress(Arc::new(tuning_progress())))
+}
+
+/// A progress bar for tuning the encoder to a policy, drawn when tuning starts.
+fn tuning_progress() -> impl Fn(usize, usize) + Send + Sync {
+    let bar = std::sync::OnceLock::<indicatif::ProgressBar>::new();
+    move |done, all| {
+        let bar = bar.get_or_init(|| {
+            let bar = indicatif::ProgressBar::new(all as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} {bar:30} {pos}/{len} pairs, {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("tuning the encoder to the policy (once per policy edit)");
+            bar
+        });
+        bar.set_position(done as u64);
+        if done == all {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 pub fn chat(

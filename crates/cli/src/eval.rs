@@ -248,7 +248,7 @@ fn embed_all(semantic: &Semantic, prompts: &[Labelled]) -> anyhow::Result<Vector
     let mut embedded = Vec::with_capacity(prompts.len());
     let mut mean = Vec::with_capacity(prompts.len());
     for p in prompts {
-        let e = semantic.embed_views(&views(&p.text))?;
+        let e = semantic.embed_views(&views(&p.text), None)?;
         let folded: Vec<&Embedded> = e
             .iter()
             .filter(|e| e.view == lore_guard::normalize::ViewKind::Folded)
@@ -613,13 +613,31 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
     // A decision is the line read and embedded once, then judged under one context's rails
     // (what `Rails::check` does).
     let mut micros = Vec::with_capacity(lines.len() * contexts.len());
+    // Contexts whose rails read text alike (one policy, one tuning) share a line's embedding:
+    // per context, the first context it shares with.
+    let readers: Vec<usize> = contexts
+        .iter()
+        .map(|c| {
+            contexts
+                .iter()
+                .position(|d| d.rails.embeds_like(&c.rails))
+                .unwrap_or(0)
+        })
+        .collect();
     for line in &lines {
         let start = Instant::now();
         let readings = views(&line.text);
-        let embedded = semantic.embed_views(&readings)?;
-        let reading = start.elapsed();
-        if let Some((similarity, example)) = embedded
+        let mut embeddings: Vec<Option<Vec<Embedded>>> = vec![None; contexts.len()];
+        for &reader in &readers {
+            if embeddings[reader].is_none() {
+                embeddings[reader] = Some(contexts[reader].rails.embed(&readings)?);
+            }
+        }
+        let reading = start.elapsed() / embeddings.iter().flatten().count().max(1) as u32;
+        if let Some((similarity, example)) = embeddings
             .iter()
+            .flatten()
+            .flatten()
             .flat_map(|e| examples.iter().map(|(t, v)| (cosine(&e.vector, v), *t)))
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .filter(|n| n.0 >= NEAR_COPY)
@@ -636,7 +654,8 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 .as_deref()
                 .is_some_and(|n| context.rails.blocks(n));
             let start = Instant::now();
-            let decision = context.rails.decide(&readings, &embedded);
+            let embedded = embeddings[readers[c]].as_deref().unwrap_or_default();
+            let decision = context.rails.decide(&readings, embedded);
             micros.push((reading + start.elapsed()).as_secs_f64() * 1e6);
             let blocked = decision.action != Action::Allow;
             total.add(expect_block, blocked);
@@ -835,7 +854,7 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
         let check = &checks[&key];
         let started = Instant::now();
         let embedded = match &semantic {
-            Some(s) => s.embed_views(&views(&line.sentence))?,
+            Some(s) => s.embed_views(&views(&line.sentence), None)?,
             None => Vec::new(),
         };
         let findings = check.check(&line.sentence, &embedded)?;

@@ -258,10 +258,7 @@ impl TurnPlanner {
     /// one reading of the sentence.
     pub fn check_sentence(&self, sentence: &str) -> Result<SentenceVerdict, EngineError> {
         let views = lore_guard::normalize::views(sentence);
-        let embedded = match &self.options.semantic {
-            Some(semantic) => semantic.embed_views(&views).map_err(GuardError::from)?,
-            None => Vec::new(),
-        };
+        let embedded = self.rails.embed(&views)?;
         Ok(SentenceVerdict {
             policy: self.rails.decide(&views, &embedded),
             canon: self

@@ -1,10 +1,12 @@
 //! What the embedding layer keeps between runs in a cache folder: the embeddings of policy
-//! examples (`encoder-examples.bin`) and the topic heads trained from them
-//! (`topic-heads.bin`), so that a process does not embed ~2,000 examples and fit a policy's
-//! heads again before its first decision.
+//! examples (`encoder-examples.bin`), each policy's tuning of the encoder
+//! (`encoder-tunings.bin`: the tuned layers and the policy's texts through them) and the topic
+//! heads trained on it (`topic-heads.bin`), so that a process does not embed ~2,000
+//! examples, tune the encoder and fit a policy's heads again before its first decision.
 //!
-//! Both files only save time. Each is valid for one encoder, known by its embeddings of a few
-//! fixed sentences; heads also for one way of training them ([`topics::trainer_fingerprint`]).
+//! The files only save time. Each is valid for one encoder, known by its embeddings of a few
+//! fixed sentences; tunings also for one way of tuning ([`tune::trainer_fingerprint`]), and
+//! heads for both and one way of training them ([`topics::trainer_fingerprint`]).
 //! A damaged file, or one written for another encoder, is ignored with a warning and written
 //! again; writes replace a file whole. Neither grows without end: the heads file keeps the
 //! last [`HEADS_KEPT`] policies, and an example no process has used for
@@ -20,6 +22,7 @@ use lore_canon::cache::{FNV_START, fnv, write_replacing};
 use crate::encoder::{Encoder, EncoderError};
 use crate::head::Head;
 use crate::topics::{self, TopicHeads};
+use crate::tune::{self, LayerParameters};
 
 /// The first bytes of an example cache file.
 const EXAMPLES_MAGIC: &[u8; 8] = b"LOREEMB2";
@@ -29,6 +32,13 @@ const EXAMPLE_WRITES_KEPT: u8 = 8;
 
 /// The first bytes of a topic-heads cache file.
 const HEADS_MAGIC: &[u8; 8] = b"LOREHDS1";
+
+/// The first bytes of a tunings cache file.
+const TUNINGS_MAGIC: &[u8; 8] = b"LORETUN1";
+
+/// How many policies' tunings the tunings file keeps, the most recent: each is ~17 MB (two
+/// layers in `f32` and the embeddings of ~2,000 texts).
+const TUNINGS_KEPT: usize = 4;
 
 /// How many policies' heads the heads file keeps, the most recently trained: a server loads a
 /// few tenants' policies, and each edit of a policy is another one.
@@ -55,11 +65,15 @@ type StoredExample = (String, Arc<[f32]>, u8);
 pub(crate) struct Cache {
     examples_file: PathBuf,
     heads_file: PathBuf,
+    tunings_file: PathBuf,
     /// What the encoder makes of [`FINGERPRINT_PROBES`], hashed: a file written by another
     /// encoder, or by arithmetic that gives other bits, has another fingerprint.
     encoder: u64,
-    /// The encoder's and the trainer's fingerprints together: heads are kept under this and
+    /// The encoder's and the tuner's fingerprints together: tunings are kept under this and
     /// their policy's fingerprint.
+    tuning_salt: u64,
+    /// The same and the heads trainer's fingerprint: heads are kept under this and their
+    /// policy's fingerprint.
     heads_salt: u64,
     /// The examples read from the file and not used since, with the number of writes they
     /// had gone unused before.
@@ -88,11 +102,14 @@ impl Cache {
         let heads = read_or_warn(&heads_file, read_heads);
         let idle = stored.iter().map(|(r, _, i)| (r.clone(), *i)).collect();
         let examples = stored.into_iter().map(|(r, v, _)| (r, v)).collect();
+        let tuning_salt = fnv(fingerprint, &tune::trainer_fingerprint().to_le_bytes());
         let cache = Cache {
             examples_file,
             heads_file,
+            tunings_file: dir.join("encoder-tunings.bin"),
             encoder: fingerprint,
-            heads_salt: fnv(fingerprint, &topics::trainer_fingerprint().to_le_bytes()),
+            tuning_salt,
+            heads_salt: fnv(tuning_salt, &topics::trainer_fingerprint().to_le_bytes()),
             idle: Mutex::new(idle),
             stored_heads: Mutex::new(heads),
         };
@@ -149,6 +166,106 @@ impl Cache {
     fn heads_key(&self, policy: u64) -> u64 {
         fnv(self.heads_salt, &policy.to_le_bytes())
     }
+
+    /// The tuned layers and texts' embeddings kept for the policy with fingerprint `policy`,
+    /// if any. The file is read now, not at opening: it is large, and read once per policy.
+    pub(crate) fn tuning(&self, policy: u64) -> Option<StoredTuning> {
+        let key = fnv(self.tuning_salt, &policy.to_le_bytes());
+        let bytes = read_or_warn(&self.tunings_file, |bytes| Ok(bytes.to_vec()));
+        let found = tuning_entries(&bytes)
+            .map(|entries| entries.into_iter().find(|(k, _)| *k == key))
+            .and_then(|entry| entry.map(|(_, body)| read_tuning(body)).transpose());
+        match found {
+            Ok(tuning) => tuning,
+            Err(why) => {
+                tracing::warn!(file = %self.tunings_file.display(), "ignoring a tuning: {why}");
+                None
+            }
+        }
+    }
+
+    /// Keeps a tuning just made for the policy with fingerprint `policy` in the tunings file,
+    /// in front of the others (at most [`TUNINGS_KEPT`] in all). A failure is logged.
+    pub(crate) fn save_tuning(
+        &self,
+        policy: u64,
+        layers: &[LayerParameters],
+        vectors: &[Arc<[f32]>],
+    ) {
+        let key = fnv(self.tuning_salt, &policy.to_le_bytes());
+        let old = read_or_warn(&self.tunings_file, |bytes| Ok(bytes.to_vec()));
+        let kept = tuning_entries(&old).unwrap_or_default();
+        let mut out = TUNINGS_MAGIC.to_vec();
+        put_tuning(&mut out, key, &write_tuning(layers, vectors));
+        for (k, body) in kept
+            .into_iter()
+            .filter(|(k, _)| *k != key)
+            .take(TUNINGS_KEPT - 1)
+        {
+            put_tuning(&mut out, k, body);
+        }
+        save(&self.tunings_file, &out);
+    }
+}
+
+/// A tuning as the file keeps it: the tuned layers, and the embeddings of the policy's texts.
+pub(crate) type StoredTuning = (Vec<LayerParameters>, Vec<Arc<[f32]>>);
+
+/// One entry of a tunings file: its key, the length of its body, the body.
+fn put_tuning(out: &mut Vec<u8>, key: u64, body: &[u8]) {
+    out.extend(key.to_le_bytes());
+    out.extend((body.len() as u64).to_le_bytes());
+    out.extend(body);
+}
+
+/// The entries of a tunings file (empty for no file), each key with its body, or what is wrong.
+fn tuning_entries(bytes: &[u8]) -> Result<Vec<(u64, &[u8])>, String> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut reader = Reader::new(bytes, TUNINGS_MAGIC)?;
+    let mut entries = Vec::new();
+    while !reader.is_done() {
+        let key = reader.u64()?;
+        let length = usize::try_from(reader.u64()?).map_err(|e| e.to_string())?;
+        entries.push((key, reader.slice(length)?));
+    }
+    Ok(entries)
+}
+
+/// A tuning's body: how many layers and each one's values, then how many texts and each
+/// one's embedding (each list of values as [`put_floats`] writes it, with no text).
+fn write_tuning(layers: &[LayerParameters], vectors: &[Arc<[f32]>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_len(&mut out, layers.len());
+    for layer in layers {
+        put_floats(&mut out, &layer.values, b"");
+    }
+    put_len(&mut out, vectors.len());
+    for vector in vectors {
+        put_floats(&mut out, vector, b"");
+    }
+    out
+}
+
+fn read_tuning(body: &[u8]) -> Result<StoredTuning, String> {
+    let mut reader = Reader {
+        rest: body,
+        total: body.len(),
+    };
+    let layers = (0..reader.len()?)
+        .map(|_| {
+            let (_, values) = reader.floats(0)?;
+            if values.len() != tune::LAYER_VALUES {
+                return Err(format!("a layer of {} values", values.len()));
+            }
+            Ok(LayerParameters { values })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let vectors = (0..reader.len()?)
+        .map(|_| Ok(reader.floats(0)?.1.into()))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((layers, vectors))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

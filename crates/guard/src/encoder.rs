@@ -11,15 +11,20 @@ use std::path::{Path, PathBuf};
 use safetensors::SafeTensors;
 use tokenizers::Tokenizer;
 
-use crate::int8::{Int8Matrix, Vectorised};
+use crate::int8::{Int8Matrix, ShapeError, Vectorised};
+use crate::tune::{LayerParameters, Part};
 
 /// Width of a sentence embedding.
 pub const DIMENSION: usize = 384;
 /// The most word pieces one window holds, [CLS] and [SEP] included (the model's training length).
 pub const WINDOW: usize = 256;
-const HEADS: usize = 12;
-const HEAD_WIDTH: usize = DIMENSION / HEADS;
-const LAYER_NORM_EPS: f32 = 1e-12;
+pub(crate) const HEADS: usize = 12;
+pub(crate) const HEAD_WIDTH: usize = DIMENSION / HEADS;
+pub(crate) const LAYER_NORM_EPS: f32 = 1e-12;
+/// How many layers the model has, and how many of the top ones a policy tunes
+/// ([`crate::tune`]).
+const LAYERS: usize = 6;
+pub(crate) const TUNED_LAYERS: usize = 2;
 
 /// What can go wrong loading the encoder.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +67,9 @@ pub enum EncoderError {
     /// Text could not be tokenized.
     #[error("tokenizing: {0}")]
     Tokenize(String),
+    /// Tuned layers could not be packed for this CPU's product.
+    #[error("tuning the encoder: {0}")]
+    Tuning(String),
 }
 
 struct Linear {
@@ -108,6 +116,54 @@ struct Layer {
     out_norm: LayerNorm,
 }
 
+impl Layer {
+    /// The layer of `parameters`, its linear layers quantised.
+    fn new(parameters: &LayerParameters) -> Result<Layer, ShapeError> {
+        let linear = |weight: Part, bias: Part| -> Result<Linear, ShapeError> {
+            let bias = parameters.part(bias).to_vec();
+            let weight = Int8Matrix::quantise(
+                parameters.part(weight),
+                bias.len(),
+                weight.len() / bias.len(),
+            )?;
+            Ok(Linear { weight, bias })
+        };
+        let norm = |gain: Part, bias: Part| LayerNorm {
+            gain: parameters.part(gain).to_vec(),
+            bias: parameters.part(bias).to_vec(),
+        };
+        Ok(Layer {
+            query_key_value: linear(Part::QueryKeyValue, Part::QueryKeyValueBias)?,
+            attention_out: linear(Part::AttentionOut, Part::AttentionOutBias)?,
+            attention_norm: norm(Part::AttentionNormGain, Part::AttentionNormBias),
+            up: linear(Part::Up, Part::UpBias)?,
+            down: linear(Part::Down, Part::DownBias)?,
+            out_norm: norm(Part::OutNormGain, Part::OutNormBias),
+        })
+    }
+}
+
+/// The encoder's upper [`TUNED_LAYERS`] layers as one policy's tuning left them
+/// ([`crate::tune`]), ready to run in place of the shipped ones.
+pub(crate) struct TunedLayers {
+    layers: Vec<Layer>,
+}
+
+impl TunedLayers {
+    /// The layers of `parameters`, quantised as the shipped ones are.
+    pub(crate) fn new(parameters: &[LayerParameters]) -> Result<TunedLayers, ShapeError> {
+        Ok(TunedLayers {
+            layers: parameters
+                .iter()
+                .map(Layer::new)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// One window's embeddings through the shipped upper layers and through a tuning's.
+pub(crate) type ShippedAndTuned = (Vec<f32>, Vec<f32>);
+
 /// all-MiniLM-L6-v2, ready to embed text.
 pub struct Encoder {
     tokenizer: Tokenizer,
@@ -117,6 +173,8 @@ pub struct Encoder {
     token_type: Vec<f32>,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
+    /// The upper [`TUNED_LAYERS`] layers in `f32`, where a policy's tuning starts.
+    upper: Vec<LayerParameters>,
     cls: u32,
     sep: u32,
 }
@@ -155,31 +213,35 @@ impl Weights<'_> {
             .collect())
     }
 
-    fn linear(&self, prefix: &str, inputs: usize, outputs: usize) -> Result<Linear, EncoderError> {
-        self.stacked(&[prefix], inputs, outputs)
-    }
-
-    /// Linear layers over the same input, their outputs side by side.
-    fn stacked(
-        &self,
-        prefixes: &[&str],
-        inputs: usize,
-        outputs: usize,
-    ) -> Result<Linear, EncoderError> {
-        let (mut weight, mut bias) = (Vec::new(), Vec::new());
-        for prefix in prefixes {
-            weight.extend(self.tensor(&format!("{prefix}.weight"), &[outputs, inputs])?);
-            bias.extend(self.tensor(&format!("{prefix}.bias"), &[outputs])?);
-        }
-        let weight =
-            Int8Matrix::quantise(&weight, prefixes.len() * outputs, inputs).map_err(|e| {
-                EncoderError::Tensor {
-                    path: self.path.to_owned(),
-                    name: format!("{}.weight", prefixes.join(", ")),
-                    message: e.to_string(),
-                }
-            })?;
-        Ok(Linear { weight, bias })
+    /// The parameters of layer `index`, in [`Part::ALL`]'s order: query, key and value side
+    /// by side, so that each row is quantised once for all three.
+    fn layer(&self, index: usize) -> Result<LayerParameters, EncoderError> {
+        let p = format!("encoder.layer.{index}");
+        let mut values = Vec::with_capacity(crate::tune::LAYER_VALUES);
+        // Each tensor's weights, then their biases, PyTorch's shapes.
+        let mut push = |names: &[&str], shape: &[usize]| -> Result<(), EncoderError> {
+            for name in names {
+                values.extend(self.tensor(&format!("{p}.{name}.weight"), shape)?);
+            }
+            for name in names {
+                values.extend(self.tensor(&format!("{p}.{name}.bias"), &shape[..1])?);
+            }
+            Ok(())
+        };
+        push(
+            &[
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+            ],
+            &[DIMENSION, DIMENSION],
+        )?;
+        push(&["attention.output.dense"], &[DIMENSION, DIMENSION])?;
+        push(&["attention.output.LayerNorm"], &[DIMENSION])?;
+        push(&["intermediate.dense"], &[4 * DIMENSION, DIMENSION])?;
+        push(&["output.dense"], &[DIMENSION, 4 * DIMENSION])?;
+        push(&["output.LayerNorm"], &[DIMENSION])?;
+        Ok(LayerParameters { values })
     }
 
     fn norm(&self, prefix: &str) -> Result<LayerNorm, EncoderError> {
@@ -225,35 +287,21 @@ impl Encoder {
         let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
         let vocabulary = tokenizer.get_vocab_size(true);
 
-        let layers = (0..6)
-            .map(|i| {
-                let p = format!("encoder.layer.{i}");
-                Ok(Layer {
-                    query_key_value: weights.stacked(
-                        &[
-                            &format!("{p}.attention.self.query"),
-                            &format!("{p}.attention.self.key"),
-                            &format!("{p}.attention.self.value"),
-                        ],
-                        DIMENSION,
-                        DIMENSION,
-                    )?,
-                    attention_out: weights.linear(
-                        &format!("{p}.attention.output.dense"),
-                        DIMENSION,
-                        DIMENSION,
-                    )?,
-                    attention_norm: weights.norm(&format!("{p}.attention.output.LayerNorm"))?,
-                    up: weights.linear(
-                        &format!("{p}.intermediate.dense"),
-                        DIMENSION,
-                        4 * DIMENSION,
-                    )?,
-                    down: weights.linear(&format!("{p}.output.dense"), 4 * DIMENSION, DIMENSION)?,
-                    out_norm: weights.norm(&format!("{p}.output.LayerNorm"))?,
+        let parameters = (0..LAYERS)
+            .map(|i| weights.layer(i))
+            .collect::<Result<Vec<_>, EncoderError>>()?;
+        let layers = parameters
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Layer::new(p).map_err(|e| EncoderError::Tensor {
+                    path: weights_path.clone(),
+                    name: format!("encoder.layer.{i}"),
+                    message: e.to_string(),
                 })
             })
             .collect::<Result<Vec<_>, EncoderError>>()?;
+        let upper = parameters[LAYERS - TUNED_LAYERS..].to_vec();
         Ok(Encoder {
             words: weights.tensor(
                 "embeddings.word_embeddings.weight",
@@ -266,6 +314,7 @@ impl Encoder {
                 .to_vec(),
             embedding_norm: weights.norm("embeddings.LayerNorm")?,
             layers,
+            upper,
             tokenizer,
             cls,
             sep,
@@ -285,31 +334,60 @@ impl Encoder {
     /// grows linearly with length and nothing past the first window goes unread. Empty text
     /// has one window.
     pub fn embed(&self, text: &str) -> Result<Vec<Vec<f32>>, EncoderError> {
+        Ok(self
+            .windows(text)?
+            .iter()
+            .map(|w| self.embed_pieces(w))
+            .collect())
+    }
+
+    /// [`Encoder::embed`] twice, through the shipped upper layers and through `tuned` in their
+    /// place: per window, both embeddings, from one pass of the lower layers.
+    pub(crate) fn embed_tuned(
+        &self,
+        text: &str,
+        tuned: &TunedLayers,
+    ) -> Result<Vec<ShippedAndTuned>, EncoderError> {
+        Ok(self
+            .windows(text)?
+            .iter()
+            .map(|w| {
+                let lower = self.lower_states(w);
+                (
+                    self.finish(lower.clone(), self.shipped_upper()),
+                    self.finish_tuned(lower, tuned),
+                )
+            })
+            .collect())
+    }
+
+    /// The word pieces of `text` cut into windows of at most [`WINDOW`] − 2 (one, empty, for
+    /// empty text).
+    fn windows(&self, text: &str) -> Result<Vec<Vec<u32>>, EncoderError> {
         let pieces = self.pieces(text)?;
-        let body = WINDOW - 2;
         if pieces.is_empty() {
-            return Ok(vec![self.embed_pieces(&[])]);
+            return Ok(vec![Vec::new()]);
         }
-        Ok(pieces.chunks(body).map(|w| self.embed_pieces(w)).collect())
+        Ok(pieces.chunks(WINDOW - 2).map(<[u32]>::to_vec).collect())
     }
 
     /// The unit-length mean-pooled embedding of one window of word pieces.
     pub fn embed_pieces(&self, pieces: &[u32]) -> Vec<f32> {
-        let h = self.hidden_states(pieces);
-        let rows = (h.len() / DIMENSION).max(1) as f32;
-        let mut pooled = vec![0.0_f32; DIMENSION];
-        for row in h.chunks_exact(DIMENSION) {
-            pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
-        }
-        pooled.iter_mut().for_each(|p| *p /= rows);
-        let norm = lane_sum(&pooled, |p| p * p).sqrt().max(1e-12);
-        pooled.iter_mut().for_each(|p| *p /= norm);
-        pooled
+        self.finish(self.lower_states(pieces), self.shipped_upper())
     }
 
-    /// The last layer's state of every position of one window ([CLS], the pieces, [SEP]),
-    /// row-major, [`DIMENSION`] wide.
-    fn hidden_states(&self, pieces: &[u32]) -> Vec<f32> {
+    fn shipped_upper(&self) -> &[Layer] {
+        &self.layers[LAYERS - TUNED_LAYERS..]
+    }
+
+    /// The upper layers as shipped, in `f32`: where a policy's tuning starts.
+    pub(crate) fn upper_parameters(&self) -> &[LayerParameters] {
+        &self.upper
+    }
+
+    /// The states of one window's positions ([CLS], the pieces, [SEP]) after every layer but
+    /// the upper [`TUNED_LAYERS`], row-major, [`DIMENSION`] wide.
+    pub(crate) fn lower_states(&self, pieces: &[u32]) -> Vec<f32> {
         let ids: Vec<u32> = std::iter::once(self.cls)
             .chain(pieces.iter().copied().take(WINDOW - 2))
             .chain(std::iter::once(self.sep))
@@ -327,16 +405,42 @@ impl Encoder {
             );
         }
         crate::int8::vectorised(Pass {
-            encoder: self,
+            embedding_norm: Some(&self.embedding_norm),
+            layers: &self.layers[..LAYERS - TUNED_LAYERS],
             hidden: &mut h,
         });
         h
     }
+
+    /// The embedding of a window from its [`Encoder::lower_states`], through `tuned`.
+    pub(crate) fn finish_tuned(&self, lower: Vec<f32>, tuned: &TunedLayers) -> Vec<f32> {
+        self.finish(lower, &tuned.layers)
+    }
+
+    /// The unit-length mean over the positions of `hidden` after `layers`.
+    fn finish(&self, mut hidden: Vec<f32>, layers: &[Layer]) -> Vec<f32> {
+        crate::int8::vectorised(Pass {
+            embedding_norm: None,
+            layers,
+            hidden: &mut hidden,
+        });
+        let rows = (hidden.len() / DIMENSION).max(1) as f32;
+        let mut pooled = vec![0.0_f32; DIMENSION];
+        for row in hidden.chunks_exact(DIMENSION) {
+            pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
+        }
+        pooled.iter_mut().for_each(|p| *p /= rows);
+        let norm = lane_sum(&pooled, |p| p * p).sqrt().max(1e-12);
+        pooled.iter_mut().for_each(|p| *p /= norm);
+        pooled
+    }
 }
 
-/// The layers' work on one window's embedded pieces, compiled for the CPU's widest vectors.
+/// Layers' work on one window's states (after the embeddings' norm, where given), compiled
+/// for the CPU's widest vectors.
 struct Pass<'a> {
-    encoder: &'a Encoder,
+    embedding_norm: Option<&'a LayerNorm>,
+    layers: &'a [Layer],
     hidden: &'a mut [f32],
 }
 
@@ -345,8 +449,10 @@ impl Vectorised for Pass<'_> {
 
     #[inline(always)]
     fn run(self) {
-        self.encoder.embedding_norm.apply(self.hidden);
-        for layer in &self.encoder.layers {
+        if let Some(norm) = self.embedding_norm {
+            norm.apply(self.hidden);
+        }
+        for layer in self.layers {
             layer.forward(self.hidden);
         }
     }
@@ -496,7 +602,7 @@ fn exp(x: f32) -> f32 {
 /// per layer; `libm`'s branching erf took about a quarter of a pass, while this is
 /// straight-line arithmetic the compiler vectorises in the loop that rescales the product.
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
+pub(crate) fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
@@ -504,7 +610,7 @@ fn gelu(x: f32) -> f32 {
 /// ±4 where erf is ±1 in single precision: the rational fit Eigen and XLA use for `f32`,
 /// within 1e-7 of the true value (tested against `libm`).
 #[inline(always)]
-fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     const NUMERATOR: [f32; 7] = [
         -1.609_603_3e-2,
         -2.954_6e-3,

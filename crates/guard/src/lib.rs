@@ -18,6 +18,7 @@ pub mod normalize;
 pub mod rails;
 pub mod semantic;
 pub mod topics;
+mod tune;
 
 pub use canon_check::{CanonCheck, Finding, Problem, Restriction};
 pub use rails::{Action, Audience, Decision, Fired, GuardError, Layer, Rails, Rule};

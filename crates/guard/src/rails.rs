@@ -16,7 +16,7 @@ use crate::encoder::EncoderError;
 use crate::head::Head;
 use crate::lexicon::{Lexicon, LexiconError, Term};
 use crate::normalize::{View, ViewKind, fold, views};
-use crate::semantic::{Embedded, Semantic, cosine};
+use crate::semantic::{Embedded, Semantic, Tuning, cosine};
 use crate::topics;
 
 /// How similar a text must be to a hazard's example to fire it, when the hazard sets no
@@ -187,15 +187,21 @@ pub struct Rails {
 #[derive(Debug, Clone)]
 struct SemanticRails {
     layer: Arc<Semantic>,
+    /// The encoder tuned to the policy, which the topic side reads (none for rails that block
+    /// hazards alone, where no topic is in view).
+    tuning: Option<Arc<Tuning>>,
     /// Per blocked node (same index).
     nodes: Vec<NodeSemantics>,
-    /// The heads of topics allowed here. A blocked topic's head, or the hazard head, fires
+    /// The heads of topics allowed here, through the tuning. A blocked topic's head fires
     /// only when it is surer than every one of these: a line more about romance than about
-    /// sex is romance, which a Teen audience may hear; coarse abuse that the hazard head flags
-    /// is strong language, which a Mature production allows.
+    /// sex is romance, which a Teen audience may hear.
     allowed_heads: Vec<Head>,
-    /// The embeddings of talk allowed here: ordinary talk's examples, and the examples and
-    /// terms of topics allowed here (see [`NEARER_ALLOWED_MARGIN`]).
+    /// The same topics' heads through the shipped encoder, on the hazard head's scale: the
+    /// hazard head fires only when it is surer than every one of these (coarse abuse that it
+    /// flags is strong language, which a Mature production allows).
+    allowed_shipped_heads: Vec<Head>,
+    /// The embeddings of talk allowed here, through the tuning: ordinary talk's examples, and
+    /// the examples and terms of topics allowed here (see [`NEARER_ALLOWED_MARGIN`]).
     allowed_texts: Vec<Arc<[f32]>>,
 }
 
@@ -207,11 +213,12 @@ type Example = (String, Arc<[f32]>);
 struct NodeSemantics {
     /// The cosine to an example at which a hazard fires.
     threshold: f32,
+    /// A hazard's examples through the shipped encoder, a topic's through the tuning.
     examples: Vec<Example>,
     /// A topic's trained head: what fires a topic, citing the nearest example.
     head: Option<Head>,
-    /// The embeddings of what the head was taught as the topic: the examples and terms of the
-    /// topic and of every narrower one (empty without a head).
+    /// The embeddings (through the tuning) of what the head was taught as the topic: the
+    /// examples and terms of the topic and of every narrower one (empty without a head).
     taught: Vec<Arc<[f32]>>,
 }
 
@@ -344,21 +351,35 @@ impl Rails {
         };
         let semantic = match semantic {
             Some(layer) => {
-                let heads = layer.topic_heads(policy)?;
+                // Topics are read through the policy's tuning; rails that block hazards alone
+                // have no topic in view, and need neither.
+                let (heads, shipped_heads, tuning) = match audience {
+                    Some(_) => (
+                        layer.topic_heads(policy)?,
+                        layer.shipped_topic_heads(policy)?,
+                        Some(layer.tuning(policy)?),
+                    ),
+                    None => (Arc::default(), Arc::default(), None),
+                };
                 let texts = layer.policy_texts(policy)?;
-                let texts_of = |node: &PolicyNode| topics::node_texts(&texts, &node.iri);
+                let topic_texts = tuning.as_ref().map_or(&texts, |t| t.texts());
                 let embedded_texts = |keep: &dyn Fn(&PolicyNode) -> bool| -> Vec<Arc<[f32]>> {
                     policy
                         .nodes
                         .iter()
                         .filter(|n| keep(n))
-                        .flat_map(|n| texts_of(n).iter().cloned())
+                        .flat_map(|n| topics::node_texts(topic_texts, &n.iri).iter().cloned())
                         .collect()
                 };
                 let lineages = topics::lineages(policy);
                 let nodes = blocked_nodes
                     .into_iter()
-                    .map(|node| {
+                    .zip(&blocked)
+                    .map(|(node, b)| {
+                        let read = match b.rule {
+                            Rule::Hazard(_) => &texts,
+                            _ => topic_texts,
+                        };
                         let head = heads.get(&node.iri).cloned();
                         let taught = match head {
                             Some(_) => embedded_texts(&|n: &PolicyNode| {
@@ -373,7 +394,7 @@ impl Rails {
                                 .examples
                                 .iter()
                                 .cloned()
-                                .zip(texts_of(node).iter().cloned())
+                                .zip(topics::node_texts(read, &node.iri).iter().cloned())
                                 .collect(),
                             head,
                             taught,
@@ -385,11 +406,16 @@ impl Rails {
                 });
                 Some(SemanticRails {
                     layer: layer.clone(),
+                    tuning,
                     nodes,
                     allowed_texts,
                     allowed_heads: allowed_topics
                         .iter()
                         .filter_map(|iri| heads.get(*iri).cloned())
+                        .collect(),
+                    allowed_shipped_heads: allowed_topics
+                        .iter()
+                        .filter_map(|iri| shipped_heads.get(*iri).cloned())
                         .collect(),
                 })
             }
@@ -405,16 +431,33 @@ impl Rails {
     /// Checks `text` (player input or a sentence of a reply).
     pub fn check(&self, text: &str) -> Result<Decision, GuardError> {
         let views = views(text);
-        let embedded = match &self.semantic {
-            Some(s) => s.layer.embed_views(&views)?,
-            None => Vec::new(),
-        };
+        let embedded = self.embed(&views)?;
         Ok(self.decide(&views, &embedded))
     }
 
-    /// The decision on a text already read ([`views`]) and embedded
-    /// ([`Semantic::embed_views`]); what [`Rails::check`] does after the reading, for callers
-    /// that judge one text under many rails.
+    /// The embeddings of a text's readings as these rails read them: through the shipped
+    /// encoder and the policy's tuning (none without the embedding layer).
+    pub fn embed(&self, views: &[View]) -> Result<Vec<Embedded>, GuardError> {
+        Ok(match &self.semantic {
+            Some(s) => s.layer.embed_views(views, s.tuning.as_deref())?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Whether `other` embeds text as these rails do ([`Rails::embed`]), so that one
+    /// embedding serves both.
+    pub fn embeds_like(&self, other: &Rails) -> bool {
+        let tuning = |r: &Rails| {
+            r.semantic
+                .as_ref()
+                .map(|s| s.tuning.as_ref().map(Arc::as_ptr))
+        };
+        tuning(self) == tuning(other)
+    }
+
+    /// The decision on a text already read ([`views`]) and embedded ([`Rails::embed`]); what
+    /// [`Rails::check`] does after the reading, for callers that judge one text under many
+    /// rails of one policy.
     pub fn decide(&self, views: &[View], embedded: &[Embedded]) -> Decision {
         let mut fired: Vec<(Action, Fired)> = Vec::new();
         let mut seen = vec![false; self.blocked.len()];
@@ -448,19 +491,22 @@ impl Rails {
             let nearest: Vec<Option<(f32, &str, ViewKind)>> = (0..semantic.nodes.len())
                 .map(|index| {
                     is_hazard(index)
-                        .then(|| nearest_example(&semantic.nodes[index], embedded))
+                        .then(|| nearest_example(&semantic.nodes[index], embedded, shipped))
                         .flatten()
                 })
                 .collect();
             // A topic allowed here that the text is as surely about overrules a blocked topic or
             // a hazard (a mild insult near a strong one is the mild kind where mild language
-            // is allowed). The allowed heads are scored once, whatever fires.
-            let allowed_best = semantic
-                .allowed_heads
-                .iter()
-                .filter_map(|head| best_score(head, embedded))
-                .map(|s| s.0)
-                .fold(f32::NEG_INFINITY, f32::max);
+            // is allowed), each compared on its own scale. The allowed heads are scored once,
+            // whatever fires.
+            let best_of = |heads: &[Head], read| {
+                heads
+                    .iter()
+                    .filter_map(|head| best_score(head, embedded, read))
+                    .map(|s| s.0)
+                    .fold(f32::NEG_INFINITY, f32::max)
+            };
+            let allowed_best = best_of(&semantic.allowed_heads, Embedded::topic_vector);
             let allowed_topic = |probability: f32| allowed_best >= probability;
             // How near the text comes to talk allowed here: looked up once, when a head would
             // fire.
@@ -478,11 +524,13 @@ impl Rails {
                     fire(index, Layer::Similarity, text.to_owned(), view, score);
                 }
                 if let Some(head) = &node.head
-                    && let Some((probability, view)) = best_score(head, embedded)
-                        .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY && !allowed_topic(s.0))
+                    && let Some((probability, view)) =
+                        best_score(head, embedded, Embedded::topic_vector)
+                            .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY && !allowed_topic(s.0))
                     && !beside_allowed_talk(&node.taught)
                 {
-                    let cited = nearest_example(node, embedded).map_or("", |n| n.1);
+                    let cited =
+                        nearest_example(node, embedded, Embedded::topic_vector).map_or("", |n| n.1);
                     fire(index, Layer::Topic, cited.to_owned(), view, probability);
                 }
             }
@@ -494,7 +542,7 @@ impl Rails {
                     .filter_map(|i| nearest[i].map(|(score, text, _)| (i, score, text)))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
                 if let Some((index, _, text)) = nearest_hazard
-                    && !allowed_topic(probability)
+                    && best_of(&semantic.allowed_shipped_heads, shipped) < probability
                 {
                     fire(index, Layer::Head, text.to_owned(), view, probability);
                 }
@@ -529,18 +577,25 @@ impl Rails {
 
 /// The hazard head's highest score over the embedded windows, and the reading it came from.
 fn head_score(layer: &Semantic, embedded: &[Embedded]) -> Option<(f32, ViewKind)> {
-    best_score(&layer.hazard().head, embedded)
+    best_score(&layer.hazard().head, embedded, shipped)
 }
 
-/// A node's example nearest to any embedded window: its cosine, text, and the window's reading.
+/// A window's embedding through the shipped encoder, what the hazard side reads.
+fn shipped(e: &Embedded) -> &[f32] {
+    &e.vector
+}
+
+/// A node's example nearest to any embedded window (each window's vector as `read` picks it):
+/// its cosine, text, and the window's reading.
 fn nearest_example<'a>(
     node: &'a NodeSemantics,
     embedded: &[Embedded],
+    read: fn(&Embedded) -> &[f32],
 ) -> Option<(f32, &'a str, ViewKind)> {
     let mut best: Option<(f32, &str, ViewKind)> = None;
     for e in embedded {
         for (text, vector) in &node.examples {
-            let score = cosine(&e.vector, vector);
+            let score = cosine(read(e), vector);
             if best.is_none_or(|(b, _, _)| score > b) {
                 best = Some((score, text, e.view));
             }
@@ -549,19 +604,25 @@ fn nearest_example<'a>(
     best
 }
 
-/// The highest cosine between an embedded window and one of `vectors` (-1 with none).
+/// The highest cosine between an embedded window's topic vector and one of `vectors` (-1
+/// with none).
 fn nearest_cosine(vectors: &[Arc<[f32]>], embedded: &[Embedded]) -> f32 {
     embedded
         .iter()
-        .flat_map(|e| vectors.iter().map(|v| cosine(&e.vector, v)))
+        .flat_map(|e| vectors.iter().map(|v| cosine(e.topic_vector(), v)))
         .fold(-1.0, f32::max)
 }
 
-/// A head's highest score over the embedded windows, and the reading it came from.
-fn best_score(head: &Head, embedded: &[Embedded]) -> Option<(f32, ViewKind)> {
+/// A head's highest score over the embedded windows (each window's vector as `read` picks
+/// it), and the reading it came from.
+fn best_score(
+    head: &Head,
+    embedded: &[Embedded],
+    read: fn(&Embedded) -> &[f32],
+) -> Option<(f32, ViewKind)> {
     embedded
         .iter()
-        .map(|e| (head.score(&e.vector), e.view))
+        .map(|e| (head.score(read(e)), e.view))
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 

@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, Examples};
-use crate::encoder::{Encoder, EncoderError};
+use crate::encoder::{Encoder, EncoderError, TUNED_LAYERS, TunedLayers, WINDOW};
 use crate::head::Head;
 use crate::normalize::{View, ViewKind, fold, spell_out};
 use crate::topics::{self, PolicyTexts, TopicHeads};
-use lore_canon::policy::Policy;
+use crate::tune;
+use lore_canon::cache::fnv;
+use lore_canon::policy::{Policy, PolicyKind};
 
 /// The hazard head that ships with Lorekeeper, trained by `lore train guard` on the
 /// development safety sets (README, "Policy and rails").
@@ -63,9 +65,36 @@ pub struct Semantic {
     /// Where examples' embeddings and topic heads are kept between runs, if anywhere.
     cache: Option<Cache>,
     /// Topic heads by policy fingerprint: trained once per policy, shared by its rails.
-    topic_heads: Mutex<HashMap<u64, Arc<TopicHeads>>>,
+    topic_heads: Mutex<HashMap<u64, Slot<TopicHeads>>>,
     /// The embeddings of each policy's texts, by policy fingerprint.
-    policy_texts: Mutex<HashMap<u64, Arc<PolicyTexts>>>,
+    policy_texts: Mutex<HashMap<u64, Slot<PolicyTexts>>>,
+    /// Each policy's tuning of the encoder, by policy fingerprint.
+    tunings: Mutex<HashMap<u64, Slot<Tuning>>>,
+    /// Told how far a tuning has got (pairs done, pairs in all), if anyone is.
+    progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
+}
+
+/// One policy's tuning of the encoder ([`crate::tune`]): the upper layers tuned on the
+/// policy's texts, and those texts' embeddings through them. The topic side of the rails reads
+/// these; the hazard side keeps the shipped layers, which the hazard head was trained on.
+pub struct Tuning {
+    layers: TunedLayers,
+    texts: Arc<PolicyTexts>,
+}
+
+impl std::fmt::Debug for Tuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tuning")
+            .field("nodes", &self.texts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tuning {
+    /// The embeddings of every node's texts through the tuned layers.
+    pub fn texts(&self) -> &Arc<PolicyTexts> {
+        &self.texts
+    }
 }
 
 impl std::fmt::Debug for Semantic {
@@ -81,8 +110,17 @@ impl std::fmt::Debug for Semantic {
 pub struct Embedded {
     /// Which reading.
     pub view: ViewKind,
-    /// Its embedding.
+    /// Its embedding through the shipped encoder.
     pub vector: Vec<f32>,
+    /// Its embedding through a policy's [`Tuning`], where one was asked for.
+    pub topic: Option<Vec<f32>>,
+}
+
+impl Embedded {
+    /// What the topic side of the rails reads: the tuned embedding, else the shipped one.
+    pub fn topic_vector(&self) -> &[f32] {
+        self.topic.as_deref().unwrap_or(&self.vector)
+    }
 }
 
 impl Semantic {
@@ -95,7 +133,16 @@ impl Semantic {
             cache: None,
             topic_heads: Mutex::new(HashMap::new()),
             policy_texts: Mutex::new(HashMap::new()),
+            tunings: Mutex::new(HashMap::new()),
+            progress: None,
         }
+    }
+
+    /// Tells `progress` how far each tuning of the encoder to a policy has got (pairs done,
+    /// pairs in all): minutes of work the first time a policy is seen.
+    pub fn with_progress(mut self, progress: Arc<dyn Fn(usize, usize) + Send + Sync>) -> Semantic {
+        self.progress = Some(progress);
+        self
     }
 
     /// Keeps the embeddings of policy examples and the topic heads trained from them in `dir`
@@ -140,34 +187,128 @@ impl Semantic {
     /// any decoded base64 or rot13 payload, with chat shorthand spelt out ([`spell_out`]).
     /// (Leetspeak and spaced letters are word-level tricks the lexicon reads; a sentence
     /// encoder reads them as the words they imitate.)
-    pub fn embed_views(&self, views: &[View]) -> Result<Vec<Embedded>, EncoderError> {
+    /// With a policy's `tuning`, each window is also embedded through it.
+    pub fn embed_views(
+        &self,
+        views: &[View],
+        tuning: Option<&Tuning>,
+    ) -> Result<Vec<Embedded>, EncoderError> {
         let mut out = Vec::new();
         for view in views {
             if matches!(
                 view.kind,
                 ViewKind::Folded | ViewKind::Base64 | ViewKind::Rot13
             ) {
-                for vector in self.encoder.embed(&spell_out(&view.text))? {
-                    out.push(Embedded {
-                        view: view.kind,
-                        vector,
-                    });
+                let text = spell_out(&view.text);
+                match tuning {
+                    Some(tuning) => {
+                        for (vector, topic) in self.encoder.embed_tuned(&text, &tuning.layers)? {
+                            out.push(Embedded {
+                                view: view.kind,
+                                vector,
+                                topic: Some(topic),
+                            });
+                        }
+                    }
+                    None => {
+                        for vector in self.encoder.embed(&text)? {
+                            out.push(Embedded {
+                                view: view.kind,
+                                vector,
+                                topic: None,
+                            });
+                        }
+                    }
                 }
             }
         }
         Ok(out)
     }
 
+    /// The encoder tuned to `policy` ([`crate::tune`]), read from the cache or tuned on first
+    /// use: minutes on two cores for a policy of a few thousand texts.
+    pub fn tuning(&self, policy: &Policy) -> Result<Arc<Tuning>, EncoderError> {
+        let key = topics::fingerprint(policy);
+        memoized(&self.tunings, key, || {
+            let texts = tuning_texts(policy);
+            if let Some((parameters, vectors)) = self.cache.as_ref().and_then(|c| c.tuning(key))
+                && parameters.len() == TUNED_LAYERS
+                && vectors.len() == texts.len()
+                && let Ok(layers) = TunedLayers::new(&parameters)
+            {
+                return Ok(Arc::new(Tuning {
+                    layers,
+                    texts: Arc::new(by_node(policy, vectors)),
+                }));
+            }
+            let started = std::time::Instant::now();
+            let lower = texts
+                .iter()
+                .map(|(class, reading)| {
+                    let pieces = self.encoder.pieces(reading)?;
+                    let window = &pieces[..pieces.len().min(WINDOW - 2)];
+                    Ok(tune::Text {
+                        class: *class,
+                        states: self.encoder.lower_states(window),
+                    })
+                })
+                .collect::<Result<Vec<_>, EncoderError>>()?;
+            let mut parameters = self.encoder.upper_parameters().to_vec();
+            let progress = |done: usize, all: usize| {
+                if let Some(progress) = &self.progress {
+                    progress(done, all);
+                }
+            };
+            tune::tune(&mut parameters, &lower, &tune::SCHEDULE, &progress);
+            let layers =
+                TunedLayers::new(&parameters).map_err(|e| EncoderError::Tuning(e.to_string()))?;
+            let vectors: Vec<Arc<[f32]>> = lower
+                .into_iter()
+                .map(|text| self.encoder.finish_tuned(text.states, &layers).into())
+                .collect();
+            tracing::info!(
+                texts = texts.len(),
+                elapsed_s = started.elapsed().as_secs(),
+                "tuned the encoder's upper layers to the policy"
+            );
+            if let Some(cache) = &self.cache {
+                cache.save_tuning(key, &parameters, &vectors);
+            }
+            Ok(Arc::new(Tuning {
+                layers,
+                texts: Arc::new(by_node(policy, vectors)),
+            }))
+        })
+    }
+
     /// The topic heads of `policy`, read from the cache or trained on first use
-    /// ([`crate::topics`]).
+    /// ([`crate::topics`]) over its texts' embeddings through its [`Tuning`].
     pub fn topic_heads(&self, policy: &Policy) -> Result<Arc<TopicHeads>, EncoderError> {
         let key = topics::fingerprint(policy);
+        self.heads_over(policy, key, || Ok(self.tuning(policy)?.texts().clone()))
+    }
+
+    /// The topic heads of `policy` over its texts' embeddings through the shipped encoder: on
+    /// the hazard head's scale, which was trained there, so that the two can be compared.
+    pub fn shipped_topic_heads(&self, policy: &Policy) -> Result<Arc<TopicHeads>, EncoderError> {
+        let key = fnv(topics::fingerprint(policy), b"shipped encoder");
+        self.heads_over(policy, key, || self.policy_texts(policy))
+    }
+
+    /// The topic heads kept under `key`, else trained over the policy's `texts`.
+    fn heads_over(
+        &self,
+        policy: &Policy,
+        key: u64,
+        texts: impl FnOnce() -> Result<Arc<PolicyTexts>, EncoderError>,
+    ) -> Result<Arc<TopicHeads>, EncoderError> {
         memoized(&self.topic_heads, key, || {
             if let Some(heads) = self.cache.as_ref().and_then(|c| c.heads(key)) {
                 return Ok(heads);
             }
+            let texts = texts()?;
             let started = std::time::Instant::now();
-            let heads = Arc::new(topics::train(policy, &*self.policy_texts(policy)?));
+            let heads = Arc::new(topics::train(policy, &texts));
             tracing::info!(
                 topics = heads.len(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
@@ -220,22 +361,67 @@ impl Semantic {
     }
 }
 
-/// What `map` holds under `key`, made by `make` and kept there the first time. (Two threads
-/// may both make it; the values are the same.)
+/// The texts a policy's tuning is taught, in the policy's order (each node's examples, then
+/// its terms), each with its class: its node, except that all ordinary talk is one class and
+/// all hazards another (what tuning should separate is the topics, from each other and from
+/// the rest). Read as [`Semantic::example`] reads them.
+fn tuning_texts(policy: &Policy) -> Vec<(usize, String)> {
+    policy
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(index, node)| {
+            let class = match node.kind {
+                PolicyKind::OrdinaryTalk => 0,
+                PolicyKind::Hazard => 1,
+                PolicyKind::Topic | PolicyKind::Descriptor => index + 2,
+            };
+            node.examples
+                .iter()
+                .chain(&node.terms)
+                .map(move |text| (class, spell_out(&fold(text)).into_owned()))
+        })
+        .collect()
+}
+
+/// `vectors`, one per text of [`tuning_texts`], by node.
+fn by_node(policy: &Policy, vectors: Vec<Arc<[f32]>>) -> PolicyTexts {
+    let mut vectors = vectors.into_iter();
+    policy
+        .nodes
+        .iter()
+        .map(|node| {
+            let count = node.examples.len() + node.terms.len();
+            (node.iri.clone(), vectors.by_ref().take(count).collect())
+        })
+        .collect()
+}
+
+/// What `map` holds under `key`, made by `make` and kept there the first time. Callers
+/// asking for the same key wait for the first to make it (a tuning takes minutes); a failure
+/// is not kept.
 fn memoized<T>(
-    map: &Mutex<HashMap<u64, Arc<T>>>,
+    map: &Mutex<HashMap<u64, Slot<T>>>,
     key: u64,
     make: impl FnOnce() -> Result<Arc<T>, EncoderError>,
 ) -> Result<Arc<T>, EncoderError> {
-    if let Some(value) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+    let slot = map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    let mut value = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(value) = &*value {
         return Ok(value.clone());
     }
-    let value = make()?;
-    map.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, value.clone());
-    Ok(value)
+    let made = make()?;
+    *value = Some(made.clone());
+    Ok(made)
 }
+
+/// One key's value of a [`memoized`] map, made once.
+type Slot<T> = Arc<Mutex<Option<Arc<T>>>>;
 
 /// Cosine similarity of two unit vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {

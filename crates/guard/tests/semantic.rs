@@ -15,28 +15,35 @@ use lore_guard::{Action, HazardHead, Layer, Rails, Rule, Semantic};
 const LORE: &str = "https://lorekeeper.dev/ns/lore#";
 const BM: &str = "https://lorekeeper.dev/worlds/brindlemoor#";
 
-fn encoder_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LORE_ENCODER") {
-        return dir.into();
-    }
-    let cache = std::env::var_os("LORE_CACHE").map_or_else(
+/// The set-up's cache: `$LORE_CACHE`, else `~/.cache/lorekeeper`.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("LORE_CACHE").map_or_else(
         || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/lorekeeper"),
         PathBuf::from,
-    );
-    cache.join("models/all-minilm-l6-v2")
+    )
 }
 
+fn encoder_dir() -> PathBuf {
+    std::env::var_os("LORE_ENCODER").map_or_else(
+        || cache_dir().join("models/all-minilm-l6-v2"),
+        PathBuf::from,
+    )
+}
+
+/// The layer over the set-up's encoder, keeping what it computes in the set-up's cache as
+/// `lore` does: the sample world's tuning (minutes) is then made once, not once a test run.
 fn semantic() -> Arc<Semantic> {
     static LAYER: OnceLock<Arc<Semantic>> = OnceLock::new();
     LAYER
         .get_or_init(|| {
             let dir = encoder_dir();
-            Arc::new(Semantic::load(&dir).unwrap_or_else(|e| {
+            let layer = Semantic::load(&dir).unwrap_or_else(|e| {
                 panic!(
                     "the encoder at {} (run scripts/setup.sh): {e}",
                     dir.display()
                 )
-            }))
+            });
+            Arc::new(layer.with_cache(&cache_dir()).unwrap())
         })
         .clone()
 }
@@ -223,10 +230,8 @@ fn a_line_beside_ordinary_talk_is_not_blocked_by_a_topic_whose_words_it_shares()
     let rails = rails("lanterns", "pip");
     let alcohol = format!("{LORE}Alcohol");
     let milk = "A pint of milk and a loaf, please.";
-    let embedded = semantic()
-        .embed_views(&lore_guard::normalize::views(milk))
-        .unwrap();
-    let leaning = heads[&alcohol].score(&embedded[0].vector);
+    let embedded = rails.embed(&lore_guard::normalize::views(milk)).unwrap();
+    let leaning = heads[&alcohol].score(embedded[0].topic_vector());
     assert!(
         leaning >= lore_guard::rails::TOPIC_HEAD_PROBABILITY,
         "the head alone would fire: {leaning}"
@@ -256,17 +261,19 @@ fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
     let layer = || Semantic::new(encoder.clone(), HazardHead::bundled());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cache");
-    let (examples_file, heads_file) = (
+    let (examples_file, heads_file, tunings_file) = (
         dir.join("encoder-examples.bin"),
         dir.join("topic-heads.bin"),
+        dir.join("encoder-tunings.bin"),
     );
 
     let writer = layer().with_cache(&dir).unwrap();
     assert_eq!(writer.known_examples(), 0, "no files yet");
+    writer.policy_texts(&policy).unwrap();
     writer.topic_heads(&policy).unwrap();
     let known = writer.known_examples();
     assert!(known > 50, "{known}");
-    assert!(examples_file.exists() && heads_file.exists());
+    assert!(examples_file.exists() && heads_file.exists() && tunings_file.exists());
 
     let reader = layer().with_cache(&dir).unwrap();
     assert_eq!(reader.known_examples(), known);
@@ -277,6 +284,8 @@ fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
     }
     let trained = fresh.topic_heads(&policy).unwrap();
     assert_eq!(*reader.topic_heads(&policy).unwrap(), *trained);
+    let tuned = fresh.tuning(&policy).unwrap();
+    assert_eq!(reader.tuning(&policy).unwrap().texts(), tuned.texts());
 
     // Without the examples, the heads are read, not trained: nothing is embedded.
     std::fs::remove_file(&examples_file).unwrap();
@@ -287,17 +296,17 @@ fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
     heads_only.policy_texts(&policy).unwrap();
     assert!(examples_file.exists());
     assert_eq!(layer().with_cache(&dir).unwrap().known_examples(), known);
-    // Another policy's heads are not there: they are trained (and its examples embedded).
+    // Another policy's texts are not all there: the new one is embedded.
     let mut edited = policy.clone();
     edited.nodes[0]
         .examples
         .push("Will you walk me home?".into());
-    heads_only.topic_heads(&edited).unwrap();
-    assert!(heads_only.known_examples() > known);
+    heads_only.policy_texts(&edited).unwrap();
+    assert_eq!(heads_only.known_examples(), known + 1);
 
     // Cut short, written for another encoder, or not a cache at all: read as empty, and the
-    // heads trained again are the same.
-    for file in [&examples_file, &heads_file] {
+    // tuning and heads made again are the same.
+    for file in [&examples_file, &heads_file, &tunings_file] {
         let bytes = std::fs::read(file).unwrap();
         let mut other_encoder = bytes.clone();
         other_encoder[8] ^= 1;
@@ -309,6 +318,7 @@ fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
             std::fs::write(file, &damaged).unwrap();
             let layer = layer().with_cache(&dir).unwrap();
             assert_eq!(*layer.topic_heads(&policy).unwrap(), *trained);
+            assert_eq!(layer.tuning(&policy).unwrap().texts(), tuned.texts());
             assert_eq!(
                 layer.example("Do you smoke?").unwrap(),
                 fresh.example("Do you smoke?").unwrap()
@@ -337,7 +347,7 @@ fn examples_no_process_uses_leave_the_cache_after_eight_writes() {
     layer()
         .with_cache(&dir)
         .unwrap()
-        .topic_heads(&only(&["Romance", "EverydayTalk"]))
+        .policy_texts(&only(&["Romance", "EverydayTalk"]))
         .unwrap();
     let mut known = Vec::new();
     for write in 1..=9 {
@@ -347,7 +357,7 @@ fn examples_no_process_uses_leave_the_cache_after_eight_writes() {
             "Do you still have the pipe from trip number {write}?"
         ));
         let process = layer().with_cache(&dir).unwrap();
-        process.topic_heads(&policy).unwrap();
+        process.policy_texts(&policy).unwrap();
         known.push(process.known_examples());
     }
     // Eight writes keep them (one new example a write), the ninth drops them.

@@ -1,0 +1,967 @@
+//! The encoder's two upper layers fine-tuned on one policy's own texts (SetFit), so that the
+//! topic heads read embeddings that carry the policy's distinctions.
+//!
+//! A frozen sentence encoder places "a pint at the tavern" and "a cup of tea at the inn" close
+//! together; a head over it can only draw a line through that space. Tuning moves the texts
+//! of one policy node together and those of different nodes apart (the cosine of a pair
+//! pulled to 1 or 0, a mean squared loss), so that an unseen line which means what a topic's
+//! examples mean lands among them. Only the upper two of six layers are tuned: on the
+//! development data that gives as much as tuning all six (docs/benchmarks.md, session 22), and
+//! the four lower layers' states of each text are computed once and read every round.
+//!
+//! The arithmetic is `f32` throughout, with the matrix products in `ndarray` (its threads share
+//! each product's output blocks, so the sums do not depend on the number of threads). The
+//! backward pass is written out for one layer (self-attention, GELU feed-forward, two layer
+//! norms) and checked against central differences in the tests.
+
+use std::ops::Range;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::iter::{IndexedParallelIterator, ParallelIterator};
+use rayon::slice::{ParallelSlice, ParallelSliceMut};
+
+use lore_canon::cache::{FNV_START, fnv};
+
+use crate::encoder::{DIMENSION, HEAD_WIDTH, HEADS, LAYER_NORM_EPS, erf, gelu};
+
+const INNER: usize = 4 * DIMENSION;
+const QKV: usize = 3 * DIMENSION;
+
+/// One tensor of a layer's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Query, key and value weights stacked (`[3 × 384, 384]`).
+    QueryKeyValue,
+    QueryKeyValueBias,
+    AttentionOut,
+    AttentionOutBias,
+    AttentionNormGain,
+    AttentionNormBias,
+    Up,
+    UpBias,
+    Down,
+    DownBias,
+    OutNormGain,
+    OutNormBias,
+}
+
+impl Part {
+    /// Every part, in the order [`LayerParameters`] holds them.
+    pub(crate) const ALL: [Part; 12] = [
+        Part::QueryKeyValue,
+        Part::QueryKeyValueBias,
+        Part::AttentionOut,
+        Part::AttentionOutBias,
+        Part::AttentionNormGain,
+        Part::AttentionNormBias,
+        Part::Up,
+        Part::UpBias,
+        Part::Down,
+        Part::DownBias,
+        Part::OutNormGain,
+        Part::OutNormBias,
+    ];
+
+    /// How many values the part holds.
+    pub(crate) const fn len(self) -> usize {
+        match self {
+            Part::QueryKeyValue => QKV * DIMENSION,
+            Part::QueryKeyValueBias => QKV,
+            Part::AttentionOut => DIMENSION * DIMENSION,
+            Part::Up | Part::Down => INNER * DIMENSION,
+            Part::UpBias => INNER,
+            Part::AttentionOutBias
+            | Part::AttentionNormGain
+            | Part::AttentionNormBias
+            | Part::DownBias
+            | Part::OutNormGain
+            | Part::OutNormBias => DIMENSION,
+        }
+    }
+
+    /// Where the part lies in [`LayerParameters::values`].
+    fn range(self) -> Range<usize> {
+        let start = Part::ALL
+            .iter()
+            .take_while(|p| **p != self)
+            .map(|p| p.len())
+            .sum();
+        start..start + self.len()
+    }
+}
+
+/// The values of one layer: the parts of [`Part::ALL`] one after the other.
+pub(crate) const LAYER_VALUES: usize = {
+    let mut total = 0;
+    let mut i = 0;
+    while i < Part::ALL.len() {
+        total += Part::ALL[i].len();
+        i += 1;
+    }
+    total
+};
+
+/// One encoder layer's parameters in `f32`, each tensor in PyTorch's layout (a linear layer's
+/// weight `[outputs, inputs]`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LayerParameters {
+    /// The parts of [`Part::ALL`], one after the other ([`LAYER_VALUES`] in all).
+    pub(crate) values: Vec<f32>,
+}
+
+impl LayerParameters {
+    /// Zeros: a gradient's starting point.
+    fn zeros() -> LayerParameters {
+        LayerParameters {
+            values: vec![0.0; LAYER_VALUES],
+        }
+    }
+
+    /// A layer of small random weights and gains near one, as a trained one roughly is.
+    fn random(random: &mut SplitMix) -> LayerParameters {
+        let mut layer = LayerParameters::zeros();
+        for part in Part::ALL {
+            let (centre, spread) = match part {
+                Part::AttentionNormGain | Part::OutNormGain => (1.0, 0.2),
+                Part::QueryKeyValue | Part::AttentionOut | Part::Up | Part::Down => (0.0, 0.08),
+                _ => (0.0, 0.05),
+            };
+            for v in layer.part_mut(part) {
+                *v = centre + spread * random.unit();
+            }
+        }
+        layer
+    }
+
+    pub(crate) fn part(&self, part: Part) -> &[f32] {
+        &self.values[part.range()]
+    }
+
+    fn part_mut(&mut self, part: Part) -> &mut [f32] {
+        &mut self.values[part.range()]
+    }
+}
+
+/// A batch of texts as one matrix of rows (every text's word pieces, [`DIMENSION`] wide), and
+/// which rows are whose.
+struct Batch {
+    spans: Vec<Range<usize>>,
+    rows: usize,
+}
+
+/// What a layer's forward pass keeps for its backward pass.
+struct Saved {
+    input: Vec<f32>,
+    qkv: Vec<f32>,
+    /// Per text, per head, the attention probabilities (`rows × rows`).
+    probabilities: Vec<f32>,
+    context: Vec<f32>,
+    attention_norm: Normalised,
+    /// The attention block's output (the feed-forward's input).
+    middle: Vec<f32>,
+    up: Vec<f32>,
+    activated: Vec<f32>,
+    out_norm: Normalised,
+}
+
+/// A layer norm's normalised rows and each row's inverse deviation.
+struct Normalised {
+    unit: Vec<f32>,
+    inverse: Vec<f32>,
+}
+
+/// `x · Wᵀ + bias` for `x` `[rows, inputs]` and `W` `[outputs, inputs]`.
+fn linear(x: &[f32], rows: usize, weight: &[f32], bias: &[f32]) -> Vec<f32> {
+    let outputs = bias.len();
+    let inputs = weight.len() / outputs;
+    let mut y: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
+    general_mat_mul(
+        1.0,
+        &view(x, rows, inputs),
+        &view(weight, outputs, inputs).t(),
+        1.0,
+        &mut view_mut(&mut y, rows, outputs),
+    );
+    y
+}
+
+/// The gradients of [`linear`] given the output's `dy`: adds to the weight's and bias's, and
+/// returns the input's (unless not `wanted`).
+fn linear_backward(
+    x: &[f32],
+    dy: &[f32],
+    rows: usize,
+    weight: &[f32],
+    (d_weight, d_bias): (&mut [f32], &mut [f32]),
+    wanted: bool,
+) -> Vec<f32> {
+    let outputs = d_bias.len();
+    let inputs = weight.len() / outputs;
+    let dy_view = view(dy, rows, outputs);
+    general_mat_mul(
+        1.0,
+        &dy_view.t(),
+        &view(x, rows, inputs),
+        1.0,
+        &mut view_mut(d_weight, outputs, inputs),
+    );
+    for row in dy.chunks_exact(outputs) {
+        d_bias.iter_mut().zip(row).for_each(|(b, d)| *b += d);
+    }
+    if !wanted {
+        return Vec::new();
+    }
+    let mut dx = vec![0.0; rows * inputs];
+    general_mat_mul(
+        1.0,
+        &dy_view,
+        &view(weight, outputs, inputs),
+        0.0,
+        &mut view_mut(&mut dx, rows, inputs),
+    );
+    dx
+}
+
+fn view(values: &[f32], rows: usize, columns: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, columns), values).unwrap_or_else(|_| shape_bug())
+}
+
+fn view_mut(values: &mut [f32], rows: usize, columns: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, columns), values).unwrap_or_else(|_| shape_bug())
+}
+
+/// Every shape here follows from the constants and a batch's row count.
+fn shape_bug() -> ! {
+    unreachable!("a matrix's shape does not match its values")
+}
+
+/// Layer norm of each row of `x` in place; returns what its backward pass needs.
+fn norm_forward(x: &mut [f32], gain: &[f32], bias: &[f32]) -> Normalised {
+    let mut unit = Vec::with_capacity(x.len());
+    let mut inverse = Vec::with_capacity(x.len() / DIMENSION);
+    for row in x.chunks_exact_mut(DIMENSION) {
+        let n = DIMENSION as f32;
+        let mean = row.iter().sum::<f32>() / n;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+        inverse.push(inv);
+        for ((v, g), b) in row.iter_mut().zip(gain).zip(bias) {
+            let u = (*v - mean) * inv;
+            unit.push(u);
+            *v = u * g + b;
+        }
+    }
+    Normalised { unit, inverse }
+}
+
+/// The input's gradient of a layer norm given the output's `dy`; adds to the gain's and
+/// bias's.
+fn norm_backward(
+    saved: &Normalised,
+    dy: &[f32],
+    gain: &[f32],
+    (d_gain, d_bias): (&mut [f32], &mut [f32]),
+) -> Vec<f32> {
+    let mut dx = Vec::with_capacity(dy.len());
+    for ((dy, unit), inv) in dy
+        .chunks_exact(DIMENSION)
+        .zip(saved.unit.chunks_exact(DIMENSION))
+        .zip(&saved.inverse)
+    {
+        let mut d_unit = [0.0_f32; DIMENSION];
+        for i in 0..DIMENSION {
+            d_gain[i] += dy[i] * unit[i];
+            d_bias[i] += dy[i];
+            d_unit[i] = dy[i] * gain[i];
+        }
+        let n = DIMENSION as f32;
+        let mean = d_unit.iter().sum::<f32>() / n;
+        let mean_along = d_unit.iter().zip(unit).map(|(d, u)| d * u).sum::<f32>() / n;
+        dx.extend(
+            d_unit
+                .iter()
+                .zip(unit)
+                .map(|(d, u)| inv * (d - mean - u * mean_along)),
+        );
+    }
+    dx
+}
+
+/// d gelu(x) / dx = Φ(x) + x·φ(x).
+fn gelu_slope(x: f32) -> f32 {
+    let density = (-0.5 * x * x).exp() / (2.0 * std::f32::consts::PI).sqrt();
+    0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)) + x * density
+}
+
+/// Multi-head self-attention of each text of the batch on its own rows; returns the context
+/// and the probabilities.
+fn attention_forward(qkv: &[f32], batch: &Batch) -> (Vec<f32>, Vec<f32>) {
+    let scale = 1.0 / (HEAD_WIDTH as f32).sqrt();
+    let mut context = vec![0.0_f32; batch.rows * DIMENSION];
+    let mut probabilities = Vec::new();
+    for span in &batch.spans {
+        let rows = span.len();
+        for head in 0..HEADS {
+            let at = |row: usize, part: usize| {
+                &qkv[(span.start + row) * QKV + part * DIMENSION + head * HEAD_WIDTH..]
+                    [..HEAD_WIDTH]
+            };
+            for i in 0..rows {
+                let query = at(i, 0);
+                let mut scores: Vec<f32> =
+                    (0..rows).map(|j| scale * dot(query, at(j, 1))).collect();
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                scores.iter_mut().for_each(|s| *s = (*s - max).exp());
+                let total: f32 = scores.iter().sum();
+                scores.iter_mut().for_each(|s| *s /= total);
+                let out =
+                    &mut context[(span.start + i) * DIMENSION + head * HEAD_WIDTH..][..HEAD_WIDTH];
+                for (j, p) in scores.iter().enumerate() {
+                    out.iter_mut().zip(at(j, 2)).for_each(|(o, v)| *o += p * v);
+                }
+                probabilities.extend(scores);
+            }
+        }
+    }
+    (context, probabilities)
+}
+
+/// The gradient of [`attention_forward`]'s input given the context's `d_context`.
+fn attention_backward(
+    qkv: &[f32],
+    probabilities: &[f32],
+    d_context: &[f32],
+    batch: &Batch,
+) -> Vec<f32> {
+    let scale = 1.0 / (HEAD_WIDTH as f32).sqrt();
+    let mut d_qkv = vec![0.0_f32; qkv.len()];
+    let mut offset = 0;
+    for span in &batch.spans {
+        let rows = span.len();
+        for head in 0..HEADS {
+            let column = |row: usize, part: usize| {
+                (span.start + row) * QKV + part * DIMENSION + head * HEAD_WIDTH
+            };
+            let p = &probabilities[offset..][..rows * rows];
+            offset += rows * rows;
+            for i in 0..rows {
+                let d_out =
+                    &d_context[(span.start + i) * DIMENSION + head * HEAD_WIDTH..][..HEAD_WIDTH];
+                let p_row = &p[i * rows..][..rows];
+                // dP_ij = dctx_i · v_j; dv_j += P_ij dctx_i.
+                let d_p: Vec<f32> = (0..rows)
+                    .map(|j| dot(d_out, &qkv[column(j, 2)..][..HEAD_WIDTH]))
+                    .collect();
+                for (j, &pij) in p_row.iter().enumerate() {
+                    let dv = &mut d_qkv[column(j, 2)..][..HEAD_WIDTH];
+                    dv.iter_mut().zip(d_out).for_each(|(d, o)| *d += pij * o);
+                }
+                // Through the softmax: dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik).
+                let along = dot(p_row, &d_p);
+                for j in 0..rows {
+                    let d_score = scale * p_row[j] * (d_p[j] - along);
+                    for d in 0..HEAD_WIDTH {
+                        d_qkv[column(i, 0) + d] += d_score * qkv[column(j, 1) + d];
+                        d_qkv[column(j, 1) + d] += d_score * qkv[column(i, 0) + d];
+                    }
+                }
+            }
+        }
+    }
+    d_qkv
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl LayerParameters {
+    /// The layer on `input` (`batch.rows` rows), and what its backward pass needs.
+    fn forward(&self, input: Vec<f32>, batch: &Batch) -> (Vec<f32>, Saved) {
+        let rows = batch.rows;
+        let qkv = linear(
+            &input,
+            rows,
+            self.part(Part::QueryKeyValue),
+            self.part(Part::QueryKeyValueBias),
+        );
+        let (context, probabilities) = attention_forward(&qkv, batch);
+        let mut middle = linear(
+            &context,
+            rows,
+            self.part(Part::AttentionOut),
+            self.part(Part::AttentionOutBias),
+        );
+        middle.iter_mut().zip(&input).for_each(|(m, x)| *m += x);
+        let attention_norm = norm_forward(
+            &mut middle,
+            self.part(Part::AttentionNormGain),
+            self.part(Part::AttentionNormBias),
+        );
+        let up = linear(&middle, rows, self.part(Part::Up), self.part(Part::UpBias));
+        let activated: Vec<f32> = up.iter().map(|&u| gelu(u)).collect();
+        let mut out = linear(
+            &activated,
+            rows,
+            self.part(Part::Down),
+            self.part(Part::DownBias),
+        );
+        out.iter_mut().zip(&middle).for_each(|(o, m)| *o += m);
+        let out_norm = norm_forward(
+            &mut out,
+            self.part(Part::OutNormGain),
+            self.part(Part::OutNormBias),
+        );
+        let saved = Saved {
+            input,
+            qkv,
+            probabilities,
+            context,
+            attention_norm,
+            middle,
+            up,
+            activated,
+            out_norm,
+        };
+        (out, saved)
+    }
+
+    /// Adds the parameters' gradients given the output's `d_out` to `grad`, and returns the
+    /// input's (unless not `wanted`).
+    fn backward(
+        &self,
+        saved: &Saved,
+        d_out: &[f32],
+        batch: &Batch,
+        grad: &mut LayerParameters,
+        wanted: bool,
+    ) -> Vec<f32> {
+        let rows = batch.rows;
+        let mut d_middle = norm_backward(
+            &saved.out_norm,
+            d_out,
+            self.part(Part::OutNormGain),
+            grad.parts(Part::OutNormGain, Part::OutNormBias),
+        );
+        let d_activated = linear_backward(
+            &saved.activated,
+            &d_middle,
+            rows,
+            self.part(Part::Down),
+            grad.parts(Part::Down, Part::DownBias),
+            true,
+        );
+        let d_up: Vec<f32> = d_activated
+            .iter()
+            .zip(&saved.up)
+            .map(|(d, &u)| d * gelu_slope(u))
+            .collect();
+        let d_from_up = linear_backward(
+            &saved.middle,
+            &d_up,
+            rows,
+            self.part(Part::Up),
+            grad.parts(Part::Up, Part::UpBias),
+            true,
+        );
+        d_middle
+            .iter_mut()
+            .zip(&d_from_up)
+            .for_each(|(d, u)| *d += u);
+        let mut d_input = norm_backward(
+            &saved.attention_norm,
+            &d_middle,
+            self.part(Part::AttentionNormGain),
+            grad.parts(Part::AttentionNormGain, Part::AttentionNormBias),
+        );
+        let d_context = linear_backward(
+            &saved.context,
+            &d_input,
+            rows,
+            self.part(Part::AttentionOut),
+            grad.parts(Part::AttentionOut, Part::AttentionOutBias),
+            true,
+        );
+        let d_qkv = attention_backward(&saved.qkv, &saved.probabilities, &d_context, batch);
+        let d_from_qkv = linear_backward(
+            &saved.input,
+            &d_qkv,
+            rows,
+            self.part(Part::QueryKeyValue),
+            grad.parts(Part::QueryKeyValue, Part::QueryKeyValueBias),
+            wanted,
+        );
+        if !wanted {
+            return Vec::new();
+        }
+        d_input
+            .iter_mut()
+            .zip(&d_from_qkv)
+            .for_each(|(d, q)| *d += q);
+        d_input
+    }
+
+    /// Two parts of a gradient at once, a weight or gain and its bias (the bias follows it).
+    fn parts(&mut self, first: Part, second: Part) -> (&mut [f32], &mut [f32]) {
+        let (a, b) = (first.range(), second.range());
+        let (head, tail) = self.values.split_at_mut(b.start);
+        (&mut head[a], &mut tail[..b.len()])
+    }
+}
+
+/// The upper layers on a batch and the unit-length mean of each text's rows, with what the
+/// backward pass needs.
+struct Pass {
+    saved: Vec<Saved>,
+    /// Per text: its pooled embedding before normalising, and its length.
+    pooled: Vec<(Vec<f32>, f32)>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+fn forward(layers: &[LayerParameters], input: Vec<f32>, batch: &Batch) -> Pass {
+    let mut hidden = input;
+    let mut saved = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let (out, s) = layer.forward(hidden, batch);
+        saved.push(s);
+        hidden = out;
+    }
+    let mut pooled = Vec::new();
+    let mut embeddings = Vec::new();
+    for span in &batch.spans {
+        let mut sum = vec![0.0_f32; DIMENSION];
+        for row in hidden[span.start * DIMENSION..span.end * DIMENSION].chunks_exact(DIMENSION) {
+            sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
+        sum.iter_mut().for_each(|s| *s /= span.len() as f32);
+        let norm = dot(&sum, &sum).sqrt().max(1e-12);
+        embeddings.push(sum.iter().map(|s| s / norm).collect());
+        pooled.push((sum, norm));
+    }
+    Pass {
+        saved,
+        pooled,
+        embeddings,
+    }
+}
+
+/// Adds to `grads` the parameters' gradients given each embedding's `d_embeddings`.
+fn backward(
+    layers: &[LayerParameters],
+    pass: &Pass,
+    d_embeddings: &[Vec<f32>],
+    batch: &Batch,
+    grads: &mut [LayerParameters],
+) {
+    let mut d_hidden = vec![0.0_f32; batch.rows * DIMENSION];
+    for (((span, embedding), (_, norm)), d_embedding) in batch
+        .spans
+        .iter()
+        .zip(&pass.embeddings)
+        .zip(&pass.pooled)
+        .zip(d_embeddings)
+    {
+        // Through normalising (e = m / |m|) and the mean over the text's rows.
+        let along = dot(embedding, d_embedding);
+        let scale = 1.0 / (norm * span.len() as f32);
+        for row in
+            d_hidden[span.start * DIMENSION..span.end * DIMENSION].chunks_exact_mut(DIMENSION)
+        {
+            for ((d, e), de) in row.iter_mut().zip(embedding).zip(d_embedding) {
+                *d = (de - e * along) * scale;
+            }
+        }
+    }
+    for (index, layer) in layers.iter().enumerate().rev() {
+        d_hidden = layer.backward(
+            &pass.saved[index],
+            &d_hidden,
+            batch,
+            &mut grads[index],
+            index > 0,
+        );
+    }
+}
+
+/// A text to tune on: which class it belongs to (its policy node), and the lower layers'
+/// states of its word pieces (`rows × DIMENSION`).
+pub(crate) struct Text {
+    pub(crate) class: usize,
+    pub(crate) states: Vec<f32>,
+}
+
+/// How the layers are tuned: the settings of the probe in docs/benchmarks.md.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Schedule {
+    /// Rounds over the texts; each round pairs every text once with a text of its class and
+    /// once with a text of another.
+    pub(crate) rounds: usize,
+    /// Pairs a step.
+    pub(crate) batch: usize,
+    /// AdamW's step size and decoupled weight decay.
+    pub(crate) learning_rate: f32,
+    pub(crate) weight_decay: f32,
+    /// The pairs' random choices start from this.
+    pub(crate) seed: u64,
+}
+
+pub(crate) const SCHEDULE: Schedule = Schedule {
+    rounds: 5,
+    batch: 32,
+    learning_rate: 1e-4,
+    weight_decay: 0.01,
+    seed: 0x005e_7f17,
+};
+
+/// SplitMix64: a small generator whose sequence is fixed, so a policy's pairs are the same
+/// on every run and every build.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [−1, 1].
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    /// Uniform below `n` (> 0).
+    fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
+}
+
+/// The pairs of a schedule: text indices and the cosine they are pulled to.
+fn pairs(texts: &[Text], schedule: &Schedule) -> Vec<(usize, usize, f32)> {
+    let classes = texts.iter().map(|t| t.class + 1).max().unwrap_or(0);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, t) in texts.iter().enumerate() {
+        members[t.class].push(i);
+    }
+    let populated: Vec<usize> = (0..classes).filter(|c| !members[*c].is_empty()).collect();
+    let mut random = SplitMix(schedule.seed);
+    let mut pairs = Vec::new();
+    for _ in 0..schedule.rounds {
+        for (i, text) in texts.iter().enumerate() {
+            let own = &members[text.class];
+            pairs.push((i, own[random.below(own.len())], 1.0));
+            if populated.len() > 1 {
+                // Another class, each as likely, then one of its texts.
+                let own_position = populated.iter().position(|c| *c == text.class);
+                let mut other = random.below(populated.len() - 1);
+                if own_position.is_some_and(|own| other >= own) {
+                    other += 1;
+                }
+                let theirs = &members[populated[other]];
+                pairs.push((i, theirs[random.below(theirs.len())], 0.0));
+            }
+        }
+    }
+    for i in (1..pairs.len()).rev() {
+        pairs.swap(i, random.below(i + 1));
+    }
+    pairs
+}
+
+/// How far tuning has got, for a progress display: pairs done and in all.
+pub(crate) type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Tunes `layers` (the encoder's upper ones, lowest first) on `texts` by `schedule`: per
+/// step, the mean over a batch of pairs of (cosine − target)², AdamW.
+pub(crate) fn tune(
+    layers: &mut [LayerParameters],
+    texts: &[Text],
+    schedule: &Schedule,
+    progress: Progress<'_>,
+) {
+    let pairs = pairs(texts, schedule);
+    let mut adam = AdamW::new(layers.len(), schedule);
+    let zeros =
+        || -> Vec<LayerParameters> { layers.iter().map(|_| LayerParameters::zeros()).collect() };
+    let (mut grads, mut second_half) = (zeros(), zeros());
+    for (step, chunk) in pairs.chunks(schedule.batch.max(1)).enumerate() {
+        // The batch's two halves on two threads, each into its own gradients, added in a
+        // fixed order: the sums do not depend on which thread ran first.
+        let (first, second) = chunk.split_at(chunk.len() / 2);
+        for g in grads.iter_mut().chain(&mut second_half) {
+            g.values.iter_mut().for_each(|v| *v = 0.0);
+        }
+        let layers_now: &[LayerParameters] = layers;
+        rayon::join(
+            || pair_gradients(layers_now, texts, first, &mut grads),
+            || pair_gradients(layers_now, texts, second, &mut second_half),
+        );
+        for (g, h) in grads.iter_mut().zip(&second_half) {
+            g.values
+                .iter_mut()
+                .zip(&h.values)
+                .for_each(|(g, h)| *g += h);
+        }
+        adam.step(layers, &grads, step + 1);
+        progress(
+            (step * schedule.batch + chunk.len()).min(pairs.len()),
+            pairs.len(),
+        );
+    }
+}
+
+/// What this build's [`tune`] makes of a fixed toy problem, hashed: layers kept on disk by a
+/// build that tunes differently (other settings or arithmetic) are not taken for this one's.
+pub(crate) fn trainer_fingerprint() -> u64 {
+    let mut random = SplitMix(SCHEDULE.seed);
+    let mut layers: Vec<LayerParameters> = (0..2)
+        .map(|_| LayerParameters::random(&mut random))
+        .collect();
+    let texts: Vec<Text> = [2, 3, 2, 4]
+        .iter()
+        .enumerate()
+        .map(|(i, rows)| Text {
+            class: i / 2,
+            states: (0..rows * DIMENSION).map(|_| random.unit()).collect(),
+        })
+        .collect();
+    let schedule = Schedule {
+        rounds: 1,
+        batch: 4,
+        ..SCHEDULE
+    };
+    tune(&mut layers, &texts, &schedule, &|_, _| ());
+    layers
+        .iter()
+        .flat_map(|l| &l.values)
+        .fold(FNV_START, |hash, value| fnv(hash, &value.to_le_bytes()))
+}
+
+/// The loss of a batch of pairs, adding its parameters' gradients to `grads`.
+fn pair_gradients(
+    layers: &[LayerParameters],
+    texts: &[Text],
+    pairs: &[(usize, usize, f32)],
+    grads: &mut [LayerParameters],
+) -> f32 {
+    // Each pair's two texts are rows of one batch, first of the pair at 2k, second at 2k+1.
+    let mut input = Vec::new();
+    let mut spans = Vec::new();
+    for &(a, b, _) in pairs {
+        for index in [a, b] {
+            let start = input.len() / DIMENSION;
+            input.extend_from_slice(&texts[index].states);
+            spans.push(start..input.len() / DIMENSION);
+        }
+    }
+    let batch = Batch {
+        rows: input.len() / DIMENSION,
+        spans,
+    };
+    let pass = forward(layers, input, &batch);
+    let n = pairs.len() as f32;
+    let mut loss = 0.0;
+    let mut d_embeddings = Vec::with_capacity(2 * pairs.len());
+    for (k, &(_, _, target)) in pairs.iter().enumerate() {
+        let (a, b) = (&pass.embeddings[2 * k], &pass.embeddings[2 * k + 1]);
+        let error = dot(a, b) - target;
+        loss += error * error / n;
+        let d_cosine = 2.0 * error / n;
+        d_embeddings.push(b.iter().map(|v| d_cosine * v).collect());
+        d_embeddings.push(a.iter().map(|v| d_cosine * v).collect());
+    }
+    backward(layers, &pass, &d_embeddings, &batch, grads);
+    loss
+}
+
+/// AdamW as PyTorch's: decoupled weight decay, bias-corrected moments.
+struct AdamW {
+    first: Vec<Vec<f32>>,
+    second: Vec<Vec<f32>>,
+    learning_rate: f32,
+    weight_decay: f32,
+}
+
+impl AdamW {
+    const BETA1: f32 = 0.9;
+    const BETA2: f32 = 0.999;
+    const EPSILON: f32 = 1e-8;
+
+    fn new(layers: usize, schedule: &Schedule) -> AdamW {
+        AdamW {
+            first: vec![vec![0.0; LAYER_VALUES]; layers],
+            second: vec![vec![0.0; LAYER_VALUES]; layers],
+            learning_rate: schedule.learning_rate,
+            weight_decay: schedule.weight_decay,
+        }
+    }
+
+    fn step(&mut self, layers: &mut [LayerParameters], grads: &[LayerParameters], step: usize) {
+        let t = step as i32;
+        let correction1 = 1.0 - Self::BETA1.powi(t);
+        let root_correction2 = (1.0 - Self::BETA2.powi(t)).sqrt();
+        let decay = 1.0 - self.learning_rate * self.weight_decay;
+        for (((layer, grad), m), v) in layers
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.first)
+            .zip(&mut self.second)
+        {
+            // Each value on its own: shared out among the threads in runs.
+            const RUN: usize = 1 << 16;
+            let learning_rate = self.learning_rate;
+            layer
+                .values
+                .par_chunks_mut(RUN)
+                .zip(grad.values.par_chunks(RUN))
+                .zip(m.par_chunks_mut(RUN))
+                .zip(v.par_chunks_mut(RUN))
+                .for_each(|(((p, g), m), v)| {
+                    for (((p, g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                        *p *= decay;
+                        *m = Self::BETA1 * *m + (1.0 - Self::BETA1) * g;
+                        *v = Self::BETA2 * *v + (1.0 - Self::BETA2) * g * g;
+                        let denominator = v.sqrt() / root_correction2 + Self::EPSILON;
+                        *p -= learning_rate * (*m / correction1) / denominator;
+                    }
+                });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_texts(random: &mut SplitMix, lengths: &[usize]) -> Vec<Text> {
+        lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &rows)| Text {
+                class: i % 2,
+                states: (0..rows * DIMENSION).map(|_| random.unit()).collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_backward_pass_matches_central_differences() {
+        let mut random = SplitMix(7);
+        let layers = vec![
+            LayerParameters::random(&mut random),
+            LayerParameters::random(&mut random),
+        ];
+        let texts = random_texts(&mut random, &[3, 5, 4, 2]);
+        let pairs = [(0, 1, 0.9), (2, 3, -0.3), (1, 2, 0.5)];
+        let mut grads = vec![LayerParameters::zeros(), LayerParameters::zeros()];
+        pair_gradients(&layers, &texts, &pairs, &mut grads);
+        let loss_with = |layers: &[LayerParameters]| {
+            let mut scratch = vec![LayerParameters::zeros(), LayerParameters::zeros()];
+            f64::from(pair_gradients(layers, &texts, &pairs, &mut scratch))
+        };
+        // Per layer and part (query, key and value apart), the coordinates with the largest
+        // gradients (the others are below what a difference in f32 resolves).
+        let regions: Vec<(Part, Range<usize>)> = Part::ALL
+            .iter()
+            .flat_map(|&part| {
+                let range = part.range();
+                let thirds = matches!(part, Part::QueryKeyValue | Part::QueryKeyValueBias);
+                let pieces = if thirds { 3 } else { 1 };
+                let width = range.len() / pieces;
+                (0..pieces)
+                    .map(move |k| (part, range.start + k * width..range.start + (k + 1) * width))
+            })
+            .collect();
+        let mut checked = 0;
+        for (l, grad) in grads.iter().enumerate() {
+            for (part, range) in &regions {
+                let mut order: Vec<usize> = range.clone().collect();
+                order.sort_by(|a, b| grad.values[*b].abs().total_cmp(&grad.values[*a].abs()));
+                for &i in order.iter().take(3) {
+                    let h = 1e-2_f32;
+                    let mut plus = layers.clone();
+                    plus[l].values[i] += h;
+                    let mut minus = layers.clone();
+                    minus[l].values[i] -= h;
+                    let numeric = (loss_with(&plus) - loss_with(&minus)) / (2.0 * f64::from(h));
+                    let analytic = f64::from(grad.values[i]);
+                    let error = (numeric - analytic).abs() / analytic.abs().max(1e-3);
+                    assert!(
+                        error < 0.05,
+                        "layer {l} {part:?} value {i}: backward {analytic}, differences {numeric}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 16 * 3);
+    }
+
+    #[test]
+    fn tuning_pulls_a_class_together_and_pushes_classes_apart() {
+        let mut random = SplitMix(11);
+        let mut layers = vec![
+            LayerParameters::random(&mut random),
+            LayerParameters::random(&mut random),
+        ];
+        let texts = random_texts(&mut random, &[4, 3, 5, 4, 3, 6, 2, 4]);
+        let all: Vec<(usize, usize, f32)> = (0..texts.len())
+            .flat_map(|a| (0..texts.len()).map(move |b| (a, b)))
+            .filter(|(a, b)| a < b)
+            .map(|(a, b)| (a, b, if a % 2 == b % 2 { 1.0 } else { 0.0 }))
+            .collect();
+        let loss = |layers: &[LayerParameters]| {
+            let mut scratch = vec![LayerParameters::zeros(), LayerParameters::zeros()];
+            pair_gradients(layers, &texts, &all, &mut scratch)
+        };
+        let before = loss(&layers);
+        let schedule = Schedule {
+            rounds: 20,
+            batch: 4,
+            learning_rate: 1e-3,
+            ..SCHEDULE
+        };
+        tune(&mut layers, &texts, &schedule, &|_, _| ());
+        let after = loss(&layers);
+        assert!(after < before / 2.0, "loss {before} -> {after}");
+    }
+
+    #[test]
+    fn each_text_is_paired_with_its_class_and_another_every_round() {
+        let texts: Vec<Text> = [0, 0, 1, 2, 2, 2]
+            .iter()
+            .map(|&class| Text {
+                class,
+                states: Vec::new(),
+            })
+            .collect();
+        let pairs = pairs(&texts, &SCHEDULE);
+        assert_eq!(pairs.len(), 2 * SCHEDULE.rounds * texts.len());
+        for &(a, b, target) in &pairs {
+            assert_eq!(texts[a].class == texts[b].class, target == 1.0, "{a} {b}");
+        }
+        assert_eq!(
+            pairs,
+            super::pairs(&texts, &SCHEDULE),
+            "the same on every run"
+        );
+    }
+
+    #[test]
+    fn the_trainer_fingerprint_is_the_same_on_every_call() {
+        assert_eq!(trainer_fingerprint(), trainer_fingerprint());
+    }
+
+    #[test]
+    fn parts_tile_the_layer() {
+        let mut end = 0;
+        for part in Part::ALL {
+            assert_eq!(part.range().start, end);
+            end = part.range().end;
+        }
+        assert_eq!(end, LAYER_VALUES);
+        assert_eq!(LAYER_VALUES, 1_774_464);
+    }
+}
