@@ -683,13 +683,19 @@ fn policy_node(iri: String, kind: PolicyKind, d: &Description) -> PolicyNode {
         a if a == vocab::END_SESSION.as_str() => Some(RailAction::EndSession),
         _ => None,
     });
+    // A store keeps no order among a node's values: sorted, a node reads the same from every
+    // store (what is trained on a policy is kept under a hash of it).
+    let sorted = |mut values: Vec<String>| {
+        values.sort();
+        values
+    };
     PolicyNode {
         label: text(d, vocab::RDFS_LABEL).unwrap_or_else(|| local_name(&iri).to_owned()),
         kind,
         code: text(d, vocab::HAZARD_CODE),
-        broader: iris(d, vocab::BROADER).map(str::to_owned).collect(),
-        terms: texts(d, vocab::TERM),
-        examples: texts(d, vocab::EXAMPLE),
+        broader: sorted(iris(d, vocab::BROADER).map(str::to_owned).collect()),
+        terms: sorted(texts(d, vocab::TERM)),
+        examples: sorted(texts(d, vocab::EXAMPLE)),
         // A value that is not a number is kept as NaN, which never fires, for `lore check` to
         // report rather than silently replace with the default.
         threshold: first(d, vocab::THRESHOLD).map(|t| term_text(t).parse().unwrap_or(f32::NAN)),

@@ -354,7 +354,7 @@ impl Encoder {
             .map(|w| {
                 let lower = self.lower_states(w);
                 (
-                    self.finish(lower.clone(), self.shipped_upper()),
+                    self.finish_shipped(lower.clone()),
                     self.finish_tuned(lower, tuned),
                 )
             })
@@ -373,7 +373,7 @@ impl Encoder {
 
     /// The unit-length mean-pooled embedding of one window of word pieces.
     pub fn embed_pieces(&self, pieces: &[u32]) -> Vec<f32> {
-        self.finish(self.lower_states(pieces), self.shipped_upper())
+        self.finish_shipped(self.lower_states(pieces))
     }
 
     fn shipped_upper(&self) -> &[Layer] {
@@ -410,6 +410,11 @@ impl Encoder {
             hidden: &mut h,
         });
         h
+    }
+
+    /// The embedding of a window from its [`Encoder::lower_states`], as shipped.
+    pub(crate) fn finish_shipped(&self, lower: Vec<f32>) -> Vec<f32> {
+        self.finish(lower, self.shipped_upper())
     }
 
     /// The embedding of a window from its [`Encoder::lower_states`], through `tuned`.

@@ -27,20 +27,21 @@ use crate::topics;
 pub const DEFAULT_SIMILARITY: f32 = 0.5;
 
 /// How sure a topic's head ([`crate::topics`]) must be that a text is about the topic to fire
-/// it: more likely than not. Chosen with [`NEARER_ALLOWED_MARGIN`] on the development topics
-/// sets (world/eval/topics.tsv and held-out sets 1-8, 21,384 interactions) as the pair whose
-/// lower rate (blocked, allowed) was highest: 96.4% / 96.5%; 0.45 and 0.55 gave 96.4% / 95.9%
-/// and 95.7% / 96.8%. (Without the margin 0.7 was best, at 95.4% / 95.9%.)
-pub const TOPIC_HEAD_PROBABILITY: f32 = 0.5;
+/// it. Chosen with [`NEARER_ALLOWED_MARGIN`] on the development topics sets
+/// (world/eval/topics.tsv and held-out sets 1-11, 26,784 interactions) as the pair whose lower
+/// rate (blocked, allowed) was highest: 97.1% / 97.2%; 0.5 and 0.7 gave 97.4% / 96.6% and
+/// 96.4% / 97.3% (with a margin of 0.04), 0.8 95.3% / 97.4%.
+pub const TOPIC_HEAD_PROBABILITY: f32 = 0.6;
 
 /// A topic's head does not fire on a text that is nearer, by more than this cosine, to a text
 /// of talk allowed here (ordinary talk, and the examples and terms of topics allowed here) than
 /// to every text the head was taught as the topic. The head is one linear boundary across the
-/// whole embedding space, and lines that share words with a topic ("a pint of milk", "smoke
-/// from the chimneys") fall on its side while they sit beside allowed talk; the nearest texts
-/// read them locally. Chosen with [`TOPIC_HEAD_PROBABILITY`]: 0.06 and 0.1 gave 95.3% / 97.0%
-/// and 97.6% / 95.9% there.
-pub const NEARER_ALLOWED_MARGIN: f32 = 0.08;
+/// whole embedding space, and lines that share words with a topic fall on its side while they
+/// sit beside allowed talk; the nearest texts read them locally. Chosen with
+/// [`TOPIC_HEAD_PROBABILITY`]: 0.04 gave 97.3% / 97.0% there, and without the rule 97.4% /
+/// 96.8%. (Over the shipped encoder, before tuning, 0.08 was chosen: tuning already moves much
+/// of such talk away from the topics.)
+pub const NEARER_ALLOWED_MARGIN: f32 = 0.0;
 
 /// What the rails decided for a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

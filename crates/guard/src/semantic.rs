@@ -247,9 +247,11 @@ impl Semantic {
                 .map(|(class, reading)| {
                     let pieces = self.encoder.pieces(reading)?;
                     let window = &pieces[..pieces.len().min(WINDOW - 2)];
+                    let states = self.encoder.lower_states(window);
                     Ok(tune::Text {
                         class: *class,
-                        states: self.encoder.lower_states(window),
+                        embedding: self.encoder.finish_shipped(states.clone()),
+                        states,
                     })
                 })
                 .collect::<Result<Vec<_>, EncoderError>>()?;

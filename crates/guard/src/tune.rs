@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
-use rayon::iter::{IndexedParallelIterator, ParallelIterator};
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 use rayon::slice::{ParallelSlice, ParallelSliceMut};
 
 use lore_canon::cache::{FNV_START, fnv};
@@ -584,12 +584,17 @@ fn backward(
     }
 }
 
-/// A text to tune on: which class it belongs to (its policy node), and the lower layers'
-/// states of its word pieces (`rows × DIMENSION`).
+/// A text to tune on: which class it belongs to (its policy node), the lower layers' states
+/// of its word pieces (`rows × DIMENSION`), and its embedding before tuning (the texts of
+/// other classes nearest it there are its rivals, see [`pairs`]).
 pub(crate) struct Text {
     pub(crate) class: usize,
     pub(crate) states: Vec<f32>,
+    pub(crate) embedding: Vec<f32>,
 }
+
+/// How many of a text's nearest texts of other classes are its rivals.
+const RIVALS: usize = 8;
 
 /// How the layers are tuned: the settings of the probe in docs/benchmarks.md.
 #[derive(Debug, Clone, Copy)]
@@ -638,8 +643,37 @@ impl SplitMix {
     }
 }
 
-/// The pairs of a schedule: text indices and the cosine they are pulled to.
+/// Per text, the [`RIVALS`] texts of other classes nearest it before tuning, nearest first.
+fn rivals(texts: &[Text]) -> Vec<Vec<usize>> {
+    (0..texts.len())
+        .into_par_iter()
+        .map(|i| {
+            let mut near: Vec<(f32, usize)> = texts
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.class != texts[i].class)
+                .map(|(j, t)| (dot(&texts[i].embedding, &t.embedding), j))
+                .collect();
+            let keep = RIVALS.min(near.len());
+            if keep > 0 {
+                near.select_nth_unstable_by(keep - 1, |a, b| {
+                    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+                });
+            }
+            near.truncate(keep);
+            near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            near.into_iter().map(|(_, j)| j).collect()
+        })
+        .collect()
+}
+
+/// The pairs of a schedule: text indices and the cosine they are pulled to. Per round each
+/// text is paired with a text of its class, and with one of another: half the time a rival
+/// (one of the texts of other classes nearest it before tuning: the mild insult beside the
+/// strong one, the pint of milk beside the pint of ale, which a random pairing seldom meets),
+/// else a text of a class drawn at random.
 fn pairs(texts: &[Text], schedule: &Schedule) -> Vec<(usize, usize, f32)> {
+    let rivals = rivals(texts);
     let classes = texts.iter().map(|t| t.class + 1).max().unwrap_or(0);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, t) in texts.iter().enumerate() {
@@ -652,7 +686,10 @@ fn pairs(texts: &[Text], schedule: &Schedule) -> Vec<(usize, usize, f32)> {
         for (i, text) in texts.iter().enumerate() {
             let own = &members[text.class];
             pairs.push((i, own[random.below(own.len())], 1.0));
-            if populated.len() > 1 {
+            if populated.len() > 1 && random.below(2) == 0 {
+                let rivals = &rivals[i];
+                pairs.push((i, rivals[random.below(rivals.len())], 0.0));
+            } else if populated.len() > 1 {
                 // Another class, each as likely, then one of its texts.
                 let own_position = populated.iter().position(|c| *c == text.class);
                 let mut other = random.below(populated.len() - 1);
@@ -725,6 +762,7 @@ pub(crate) fn trainer_fingerprint() -> u64 {
         .map(|(i, rows)| Text {
             class: i / 2,
             states: (0..rows * DIMENSION).map(|_| random.unit()).collect(),
+            embedding: vec![random.unit(), random.unit()],
         })
         .collect();
     let schedule = Schedule {
@@ -842,6 +880,7 @@ mod tests {
             .map(|(i, &rows)| Text {
                 class: i % 2,
                 states: (0..rows * DIMENSION).map(|_| random.unit()).collect(),
+                embedding: vec![random.unit(), random.unit()],
             })
             .collect()
     }
@@ -929,23 +968,49 @@ mod tests {
     }
 
     #[test]
-    fn each_text_is_paired_with_its_class_and_another_every_round() {
-        let texts: Vec<Text> = [0, 0, 1, 2, 2, 2]
+    fn each_text_is_paired_with_its_class_and_with_a_rival_or_another_class() {
+        // On a line: texts 1 and 2 are the nearest of another class to text 0; class 2 has ten
+        // texts further away, the last the furthest.
+        let mut placed = vec![(0, 0.0), (1, 0.1), (1, 0.2), (0, 0.15)];
+        placed.extend((0..10).map(|k| (2, 5.0 + k as f32)));
+        let texts: Vec<Text> = placed
             .iter()
-            .map(|&class| Text {
+            .map(|&(class, at)| Text {
                 class,
                 states: Vec::new(),
+                embedding: vec![at, 1.0 - at],
             })
             .collect();
-        let pairs = pairs(&texts, &SCHEDULE);
-        assert_eq!(pairs.len(), 2 * SCHEDULE.rounds * texts.len());
+        let schedule = Schedule {
+            rounds: 400,
+            ..SCHEDULE
+        };
+        let pairs = pairs(&texts, &schedule);
+        assert_eq!(pairs.len(), 2 * schedule.rounds * texts.len());
         for &(a, b, target) in &pairs {
             assert_eq!(texts[a].class == texts[b].class, target == 1.0, "{a} {b}");
         }
         assert_eq!(
             pairs,
-            super::pairs(&texts, &SCHEDULE),
+            super::pairs(&texts, &schedule),
             "the same on every run"
+        );
+        let rivals = rivals(&texts);
+        assert_eq!(rivals[0].len(), RIVALS);
+        assert_eq!(rivals[0][..2], [1, 2]);
+        assert!(!rivals[0].contains(&13), "{rivals:?}");
+        // A rival is text 0's partner far more often than the furthest text, which only a draw
+        // of its class brings.
+        let partners = |partner: usize| {
+            pairs
+                .iter()
+                .filter(|p| p.0 == 0 && p.1 == partner && p.2 == 0.0)
+                .count()
+        };
+        let (nearest, furthest) = (partners(1), partners(13));
+        assert!(
+            nearest > 3 * furthest && furthest > 0,
+            "{nearest} {furthest}"
         );
     }
 

@@ -222,19 +222,22 @@ fn a_line_nearer_talk_allowed_here_is_not_blocked_by_a_neighbouring_topic() {
 }
 
 #[test]
-fn a_line_beside_ordinary_talk_is_not_blocked_by_a_topic_whose_words_it_shares() {
-    // The alcohol head leans towards anything with a pint in it; the line sits beside the
-    // policy's ordinary talk, so in Lanterns (no alcohol) it passes, and a pint of ale does not.
-    let lanterns = world("lanterns");
-    let heads = semantic().topic_heads(&lanterns.policy).unwrap();
+fn tuning_moves_a_line_that_shares_a_topics_words_away_from_the_topic() {
+    // Over the shipped encoder the alcohol head leans towards anything with a pint in it; over
+    // the encoder tuned to the policy, a pint of milk reads as the everyday talk it is. In
+    // Lanterns (no alcohol) it passes, and a pint of ale does not.
+    let policy = world("lanterns").policy;
     let rails = rails("lanterns", "pip");
     let alcohol = format!("{LORE}Alcohol");
     let milk = "A pint of milk and a loaf, please.";
     let embedded = rails.embed(&lore_guard::normalize::views(milk)).unwrap();
-    let leaning = heads[&alcohol].score(embedded[0].topic_vector());
+    let shipped =
+        semantic().shipped_topic_heads(&policy).unwrap()[&alcohol].score(&embedded[0].vector);
+    let tuned =
+        semantic().topic_heads(&policy).unwrap()[&alcohol].score(embedded[0].topic_vector());
     assert!(
-        leaning >= lore_guard::rails::TOPIC_HEAD_PROBABILITY,
-        "the head alone would fire: {leaning}"
+        shipped > 0.5 && tuned < 0.1,
+        "shipped {shipped}, tuned {tuned}"
     );
     let d = rails.check(milk).unwrap();
     assert_eq!(d.action, Action::Allow, "{d:?}");
@@ -247,7 +250,8 @@ fn a_line_beside_ordinary_talk_is_not_blocked_by_a_topic_whose_words_it_shares()
 
 #[test]
 fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
-    // Two topics and ordinary talk: enough to train heads, quick to embed.
+    // Two topics and ordinary talk, a few dozen texts each: enough to tune the encoder and
+    // train heads, quick to do so.
     let mut policy = world("lanterns").policy;
     policy.nodes.retain(|n| {
         [
@@ -257,6 +261,10 @@ fn the_cache_gives_back_the_same_bits_and_a_bad_file_is_ignored() {
         ]
         .contains(&n.iri)
     });
+    for node in &mut policy.nodes {
+        node.examples.truncate(30);
+        node.terms.truncate(5);
+    }
     let encoder = semantic().encoder().clone();
     let layer = || Semantic::new(encoder.clone(), HazardHead::bundled());
     let tmp = tempfile::tempdir().unwrap();
