@@ -387,31 +387,34 @@ impl LayerParameters {
             self.part(Part::QueryKeyValueBias),
         );
         let (context, probabilities) = attention_forward(&qkv, batch);
-        let mut middle = linear(
+        // Each block: a linear layer, the block's input added back, a layer norm.
+        let block = |x: &[f32], residual: &[f32], [weight, bias, gain, shift]: [Part; 4]| {
+            let mut y = linear(x, rows, self.part(weight), self.part(bias));
+            y.iter_mut().zip(residual).for_each(|(y, r)| *y += r);
+            let norm = norm_forward(&mut y, self.part(gain), self.part(shift));
+            (y, norm)
+        };
+        let (middle, attention_norm) = block(
             &context,
-            rows,
-            self.part(Part::AttentionOut),
-            self.part(Part::AttentionOutBias),
-        );
-        middle.iter_mut().zip(&input).for_each(|(m, x)| *m += x);
-        let attention_norm = norm_forward(
-            &mut middle,
-            self.part(Part::AttentionNormGain),
-            self.part(Part::AttentionNormBias),
+            &input,
+            [
+                Part::AttentionOut,
+                Part::AttentionOutBias,
+                Part::AttentionNormGain,
+                Part::AttentionNormBias,
+            ],
         );
         let up = linear(&middle, rows, self.part(Part::Up), self.part(Part::UpBias));
         let activated: Vec<f32> = up.iter().map(|&u| gelu(u)).collect();
-        let mut out = linear(
+        let (out, out_norm) = block(
             &activated,
-            rows,
-            self.part(Part::Down),
-            self.part(Part::DownBias),
-        );
-        out.iter_mut().zip(&middle).for_each(|(o, m)| *o += m);
-        let out_norm = norm_forward(
-            &mut out,
-            self.part(Part::OutNormGain),
-            self.part(Part::OutNormBias),
+            &middle,
+            [
+                Part::Down,
+                Part::DownBias,
+                Part::OutNormGain,
+                Part::OutNormBias,
+            ],
         );
         let saved = Saved {
             input,
