@@ -62,7 +62,7 @@ pub struct Semantic {
     hazard: HazardHead,
     /// Policy examples' embeddings, by the text the encoder was handed.
     examples: Mutex<Examples>,
-    /// Where examples' embeddings and topic heads are kept between runs, if anywhere.
+    /// Where examples' embeddings, tunings and topic heads are kept between runs, if anywhere.
     cache: Option<Cache>,
     /// Topic heads by policy fingerprint: trained once per policy, shared by its rails.
     topic_heads: Mutex<HashMap<u64, Slot<TopicHeads>>>,
@@ -145,11 +145,12 @@ impl Semantic {
         self
     }
 
-    /// Keeps the embeddings of policy examples and the topic heads trained from them in `dir`
-    /// between runs ([`crate::cache`]), so that a policy's rails are built without embedding
-    /// every example and fitting its heads again: the examples the folder holds are read now;
-    /// the example file is rewritten when a policy's texts had to be embedded, the heads file
-    /// when heads were trained. Costs a few encoder passes, to fingerprint the encoder.
+    /// Keeps the embeddings of policy examples, each policy's tuning and the topic heads in
+    /// `dir` between runs ([`crate::cache`]), so that a policy's rails are built without
+    /// embedding every example, tuning the encoder and fitting its heads again: the examples
+    /// the folder holds are read now, a tuning when its policy is first asked for; each file is
+    /// rewritten when what it keeps had to be made. Costs a few encoder passes and a toy
+    /// tuning, to fingerprint the encoder and the tuner.
     pub fn with_cache(mut self, dir: &Path) -> Result<Semantic, EncoderError> {
         let (cache, examples) = Cache::open(dir, &self.encoder)?;
         *self.examples.get_mut().unwrap_or_else(|e| e.into_inner()) = examples;
