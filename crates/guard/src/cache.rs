@@ -98,8 +98,8 @@ impl Cache {
         let examples_file = dir.join("encoder-examples.bin");
         let heads_file = dir.join("topic-heads.bin");
         let stored: Vec<StoredExample> =
-            read_or_warn(&examples_file, |bytes| read_examples(bytes, fingerprint));
-        let heads = read_or_warn(&heads_file, read_heads);
+            read_or_warn(&examples_file, |bytes| read_examples(&bytes, fingerprint));
+        let heads = read_or_warn(&heads_file, |bytes| read_heads(&bytes));
         let idle = stored.iter().map(|(r, _, i)| (r.clone(), *i)).collect();
         let examples = stored.into_iter().map(|(r, v, _)| (r, v)).collect();
         let tuning_salt = fnv(fingerprint, &tune::trainer_fingerprint().to_le_bytes());
@@ -171,7 +171,7 @@ impl Cache {
     /// if any. The file is read now, not at opening: it is large, and read once per policy.
     pub(crate) fn tuning(&self, policy: u64) -> Option<StoredTuning> {
         let key = fnv(self.tuning_salt, &policy.to_le_bytes());
-        let bytes = read_or_warn(&self.tunings_file, |bytes| Ok(bytes.to_vec()));
+        let bytes = read_or_warn(&self.tunings_file, Ok);
         let found = tuning_entries(&bytes)
             .map(|entries| entries.into_iter().find(|(k, _)| *k == key))
             .and_then(|entry| entry.map(|(_, body)| read_tuning(body)).transpose());
@@ -193,7 +193,7 @@ impl Cache {
         vectors: &[Arc<[f32]>],
     ) {
         let key = fnv(self.tuning_salt, &policy.to_le_bytes());
-        let old = read_or_warn(&self.tunings_file, |bytes| Ok(bytes.to_vec()));
+        let old = read_or_warn(&self.tunings_file, Ok);
         let kept = tuning_entries(&old).unwrap_or_default();
         let mut out = TUNINGS_MAGIC.to_vec();
         put_tuning(&mut out, key, &write_tuning(layers, vectors));
@@ -274,9 +274,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What `read` makes of `file`; empty, with a warning, if the file is unreadable or damaged
 /// (and quietly if there is none yet).
-fn read_or_warn<T: Default>(file: &Path, read: impl FnOnce(&[u8]) -> Result<T, String>) -> T {
+fn read_or_warn<T: Default>(file: &Path, read: impl FnOnce(Vec<u8>) -> Result<T, String>) -> T {
     let why = match std::fs::read(file) {
-        Ok(bytes) => match read(&bytes) {
+        Ok(bytes) => match read(bytes) {
             Ok(read) => return read,
             Err(why) => why,
         },

@@ -23,7 +23,7 @@ use rayon::slice::{ParallelSlice, ParallelSliceMut};
 
 use lore_canon::cache::{FNV_START, fnv};
 
-use crate::encoder::{DIMENSION, HEAD_WIDTH, HEADS, LAYER_NORM_EPS, erf, gelu};
+use crate::encoder::{DIMENSION, HEAD_WIDTH, HEADS, LAYER_NORM_EPS, dot, erf, gelu};
 
 const INNER: usize = 4 * DIMENSION;
 const QKV: usize = 3 * DIMENSION;
@@ -370,10 +370,6 @@ fn attention_backward(
         }
     }
     d_qkv
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl LayerParameters {
