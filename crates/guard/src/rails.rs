@@ -26,20 +26,20 @@ use crate::topics;
 /// heads at any threshold from 0.5 to 0.9.
 pub const DEFAULT_SIMILARITY: f32 = 0.5;
 
-/// How sure a topic's head ([`crate::topics`]) must be that a text is about the topic to fire
-/// it. Chosen with [`NEARER_ALLOWED_MARGIN`] on the development topics sets
-/// (world/eval/topics.tsv and held-out sets 1-11, 26,784 interactions) as the pair whose lower
-/// rate (blocked, allowed) was highest: 97.1% / 97.2%; 0.5 and 0.7 gave 97.4% / 96.6% and
-/// 96.4% / 97.3% (with a margin of 0.04), 0.8 95.3% / 97.4%.
-pub const TOPIC_HEAD_PROBABILITY: f32 = 0.6;
+/// How sure a topic's heads (the mean of its head over the tuned encoder and its head over the
+/// shipped one) must be that a text is about the topic to fire it. Chosen with [`NEARER_ALLOWED_MARGIN`] on the development topics sets
+/// (world/eval/topics.tsv and held-out sets 1-12, 28,584 interactions): 96.8% blocked / 97.1%
+/// allowed; 0.45 and 0.55 gave 97.1% / 96.9% and 96.6% / 97.3%. (The tuned head alone at 0.6,
+/// the choice before: 96.6% / 97.0%.)
+pub const TOPIC_HEAD_PROBABILITY: f32 = 0.5;
 
 /// A topic's head does not fire on a text that is nearer, by more than this cosine, to a text
 /// of talk allowed here (ordinary talk, and the examples and terms of topics allowed here) than
 /// to every text the head was taught as the topic. The head is one linear boundary across the
 /// whole embedding space, and lines that share words with a topic fall on its side while they
-/// sit beside allowed talk; the nearest texts read them locally. Chosen with
-/// [`TOPIC_HEAD_PROBABILITY`]: 0.04 gave 97.3% / 97.0% there, and without the rule 97.4% /
-/// 96.8%. (Over the shipped encoder, before tuning, 0.08 was chosen: tuning already moves much
+/// sit beside allowed talk; the nearest texts read them locally. Chosen with the tuned head
+/// alone firing at p >= 0.6, on held-out sets 1-11 and world/eval/topics.tsv: 0.04 gave 97.3%
+/// / 97.0% there, and without the rule 97.4% / 96.8%; kept for the two heads. (Over the shipped encoder, before tuning, 0.08 was chosen: tuning already moves much
 /// of such talk away from the topics.)
 pub const NEARER_ALLOWED_MARGIN: f32 = 0.0;
 
@@ -193,14 +193,12 @@ struct SemanticRails {
     tuning: Option<Arc<Tuning>>,
     /// Per blocked node (same index).
     nodes: Vec<NodeSemantics>,
-    /// The heads of topics allowed here, through the tuning. A blocked topic's head fires
-    /// only when it is surer than every one of these: a line more about romance than about
-    /// sex is romance, which a Teen audience may hear.
-    allowed_heads: Vec<Head>,
-    /// The same topics' heads through the shipped encoder, on the hazard head's scale: the
-    /// hazard head fires only when it is surer than every one of these (coarse abuse that it
-    /// flags is strong language, which a Mature production allows).
-    allowed_shipped_heads: Vec<Head>,
+    /// The heads of topics allowed here. A blocked topic fires only when its heads are surer
+    /// than every one of these: a line more about romance than about sex is romance, which a
+    /// Teen audience may hear. The hazard head fires only when it is surer than every one of
+    /// their heads over the shipped encoder, on its own scale (coarse abuse that it flags is
+    /// strong language, which a Mature production allows).
+    allowed_heads: Vec<TopicHead>,
     /// The embeddings of talk allowed here, through the tuning: ordinary talk's examples, and
     /// the examples and terms of topics allowed here (see [`NEARER_ALLOWED_MARGIN`]).
     allowed_texts: Vec<Arc<[f32]>>,
@@ -209,6 +207,30 @@ struct SemanticRails {
 /// A policy example and its embedding.
 type Example = (String, Arc<[f32]>);
 
+/// A topic's two heads ([`crate::topics`]), trained on the policy's texts through the tuned
+/// encoder and through the shipped one. Tuning sharpens what the policy's own texts say and
+/// the shipped encoder keeps what it knew before; the mean of the two was surer of unseen
+/// lines than either (see [`TOPIC_HEAD_PROBABILITY`]).
+#[derive(Debug, Clone)]
+struct TopicHead {
+    tuned: Head,
+    shipped: Head,
+}
+
+impl TopicHead {
+    /// The mean of the two heads' probabilities over the surest embedded window, and its
+    /// reading.
+    fn score(&self, embedded: &[Embedded]) -> Option<(f32, ViewKind)> {
+        embedded
+            .iter()
+            .map(|e| {
+                let tuned = self.tuned.score(e.topic_vector());
+                ((tuned + self.shipped.score(shipped(e))) / 2.0, e.view)
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+}
+
 /// What the embedding layer knows of one blocked node.
 #[derive(Debug, Clone)]
 struct NodeSemantics {
@@ -216,8 +238,8 @@ struct NodeSemantics {
     threshold: f32,
     /// A hazard's examples through the shipped encoder, a topic's through the tuning.
     examples: Vec<Example>,
-    /// A topic's trained head: what fires a topic, citing the nearest example.
-    head: Option<Head>,
+    /// A topic's trained heads: what fires a topic, citing the nearest example.
+    head: Option<TopicHead>,
     /// The embeddings (through the tuning) of what the head was taught as the topic: the
     /// examples and terms of the topic and of every narrower one (empty without a head).
     taught: Vec<Arc<[f32]>>,
@@ -372,6 +394,12 @@ impl Rails {
                         .flat_map(|n| topics::node_texts(topic_texts, &n.iri).iter().cloned())
                         .collect()
                 };
+                let topic_head = |iri: &str| {
+                    Some(TopicHead {
+                        tuned: heads.get(iri)?.clone(),
+                        shipped: shipped_heads.get(iri)?.clone(),
+                    })
+                };
                 let lineages = topics::lineages(policy);
                 let nodes = blocked_nodes
                     .into_iter()
@@ -381,7 +409,7 @@ impl Rails {
                             Rule::Hazard(_) => &texts,
                             _ => topic_texts,
                         };
-                        let head = heads.get(&node.iri).cloned();
+                        let head = topic_head(&node.iri);
                         let taught = match head {
                             Some(_) => embedded_texts(&|n: &PolicyNode| {
                                 lineages[n.iri.as_str()].contains(&node.iri.as_str())
@@ -412,11 +440,7 @@ impl Rails {
                     allowed_texts,
                     allowed_heads: allowed_topics
                         .iter()
-                        .filter_map(|iri| heads.get(*iri).cloned())
-                        .collect(),
-                    allowed_shipped_heads: allowed_topics
-                        .iter()
-                        .filter_map(|iri| shipped_heads.get(*iri).cloned())
+                        .filter_map(|iri| topic_head(iri))
                         .collect(),
                 })
             }
@@ -500,14 +524,8 @@ impl Rails {
             // a hazard (a mild insult near a strong one is the mild kind where mild language
             // is allowed), each compared on its own scale. The allowed heads are scored once,
             // whatever fires.
-            let best_of = |heads: &[Head], read| {
-                heads
-                    .iter()
-                    .filter_map(|head| best_score(head, embedded, read))
-                    .map(|s| s.0)
-                    .fold(f32::NEG_INFINITY, f32::max)
-            };
-            let allowed_best = best_of(&semantic.allowed_heads, Embedded::topic_vector);
+            let allowed = &semantic.allowed_heads;
+            let allowed_best = surest(allowed.iter().map(|head| head.score(embedded)));
             let allowed_topic = |probability: f32| allowed_best >= probability;
             // How near the text comes to talk allowed here: looked up once, when a head would
             // fire.
@@ -525,9 +543,9 @@ impl Rails {
                     fire(index, Layer::Similarity, text.to_owned(), view, score);
                 }
                 if let Some(head) = &node.head
-                    && let Some((probability, view)) =
-                        best_score(head, embedded, Embedded::topic_vector)
-                            .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY && !allowed_topic(s.0))
+                    && let Some((probability, view)) = head
+                        .score(embedded)
+                        .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY && !allowed_topic(s.0))
                     && !beside_allowed_talk(&node.taught)
                 {
                     let cited =
@@ -543,7 +561,11 @@ impl Rails {
                     .filter_map(|i| nearest[i].map(|(score, text, _)| (i, score, text)))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
                 if let Some((index, _, text)) = nearest_hazard
-                    && best_of(&semantic.allowed_shipped_heads, shipped) < probability
+                    && surest(
+                        allowed
+                            .iter()
+                            .map(|head| best_score(&head.shipped, embedded, shipped)),
+                    ) < probability
                 {
                     fire(index, Layer::Head, text.to_owned(), view, probability);
                 }
@@ -612,6 +634,14 @@ fn nearest_cosine(vectors: &[Arc<[f32]>], embedded: &[Embedded]) -> f32 {
         .iter()
         .flat_map(|e| vectors.iter().map(|v| cosine(e.topic_vector(), v)))
         .fold(-1.0, f32::max)
+}
+
+/// The highest of some heads' scores (-inf with none).
+fn surest(scores: impl Iterator<Item = Option<(f32, ViewKind)>>) -> f32 {
+    scores
+        .flatten()
+        .map(|s| s.0)
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// A head's highest score over the embedded windows (each window's vector as `read` picks

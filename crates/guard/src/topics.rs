@@ -18,8 +18,8 @@ use crate::encoder::EncoderError;
 use crate::head::{Example, Fit, Head};
 
 /// How a topic head is fitted: a lighter L2 penalty than a hazard head's, chosen on the
-/// development topics set with [`crate::rails::TOPIC_HEAD_PROBABILITY`] (1e-4 and 1e-3 blocked
-/// 0.7 and 1.0 points fewer than 3e-4 there, at about the same false alarms).
+/// development topics set with the heads of the shipped encoder firing at p >= 0.7 (1e-4 and
+/// 1e-3 blocked 0.7 and 1.0 points fewer than 3e-4 there, at about the same false alarms).
 const TOPIC_FIT: Fit = Fit {
     epochs: 400,
     learning_rate: 0.05,
