@@ -712,3 +712,44 @@ fn rule_for(policy: &Policy, lineage: &[&str], audience: &Audience<'_>) -> Optio
         })
         .map(|rating| Rule::Rating(rating.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logistic(z: f32) -> f32 {
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    #[test]
+    fn a_topic_is_the_mean_of_each_head_on_its_own_vector() {
+        // The tuned head reads the first value, the shipped head the second.
+        let head = TopicHead {
+            tuned: Head {
+                weights: vec![1.0, 0.0],
+                bias: 0.0,
+            },
+            shipped: Head {
+                weights: vec![0.0, 1.0],
+                bias: 0.0,
+            },
+        };
+        let window = |view, shipped: [f32; 2], tuned: [f32; 2]| Embedded {
+            view,
+            vector: shipped.to_vec(),
+            topic: Some(tuned.to_vec()),
+        };
+        let embedded = [
+            // Both heads fairly sure, each on its own vector.
+            window(ViewKind::Folded, [0.0, 2.0], [2.0, 0.0]),
+            // Both heads sure if each read the other's vector.
+            window(ViewKind::Base64, [5.0, -2.0], [-2.0, 5.0]),
+            // The tuned head certain, the shipped one certain it is not: the mean is unsure.
+            window(ViewKind::Rot13, [0.0, -10.0], [10.0, 0.0]),
+        ];
+        let (probability, view) = head.score(&embedded).unwrap();
+        assert!((probability - logistic(2.0)).abs() < 1e-6, "{probability}");
+        assert_eq!(view, ViewKind::Folded);
+        assert_eq!(head.score(&[]), None);
+    }
+}
