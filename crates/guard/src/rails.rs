@@ -222,13 +222,9 @@ impl TopicHead {
     /// The mean of the two heads' probabilities over the surest embedded window, and its
     /// reading.
     fn score(&self, embedded: &[Embedded]) -> Option<(f32, ViewKind)> {
-        embedded
-            .iter()
-            .map(|e| {
-                let tuned = self.tuned.score(e.topic_vector());
-                ((tuned + self.shipped.score(shipped(e))) / 2.0, e.view)
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0))
+        surest_window(embedded, |e| {
+            (self.tuned.score(e.topic_vector()) + self.shipped.score(shipped(e))) / 2.0
+        })
     }
 }
 
@@ -652,9 +648,17 @@ fn best_score(
     embedded: &[Embedded],
     read: fn(&Embedded) -> &[f32],
 ) -> Option<(f32, ViewKind)> {
+    surest_window(embedded, |e| head.score(read(e)))
+}
+
+/// The highest of `score` over the embedded windows, and the reading it came from.
+fn surest_window(
+    embedded: &[Embedded],
+    score: impl Fn(&Embedded) -> f32,
+) -> Option<(f32, ViewKind)> {
     embedded
         .iter()
-        .map(|e| (head.score(read(e)), e.view))
+        .map(|e| (score(e), e.view))
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
