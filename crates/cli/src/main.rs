@@ -14,6 +14,7 @@ mod history;
 mod import;
 mod query;
 mod quest;
+mod rails;
 mod serve;
 mod verify;
 
@@ -222,6 +223,18 @@ enum Command {
         /// The player's line.
         text: String,
     },
+    /// Try lines on a character's rails without generating: the input rail's decision on each
+    /// as a player's line, or with --output the output rail's on each as a sentence of the
+    /// reply (policy, and canon at the beat). Nothing is logged for audit.
+    Rails {
+        #[command(flatten)]
+        session: SessionArgs,
+        /// Judge the lines as sentences of the character's reply.
+        #[arg(long)]
+        output: bool,
+        /// The lines (default: one per line from stdin).
+        text: Vec<String>,
+    },
     /// Plan a quest the character gives at the beat, and print it with its proof.
     Quest {
         #[command(flatten)]
@@ -401,6 +414,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             as_of,
         } => query::run(&config, &query, format, as_of.as_deref()),
         Command::Context { session, text } => chat::context(&config, &session, &text),
+        Command::Rails {
+            session,
+            output,
+            text,
+        } => rails::rails(&config, &session, output, text),
         Command::Quest {
             session,
             likes,

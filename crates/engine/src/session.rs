@@ -240,9 +240,10 @@ impl TurnPlanner {
         Ok(())
     }
 
-    /// The input rail: what the policy says about a player's line.
+    /// The input rail: what the policy says about a player's line, logged for audit when it
+    /// blocks the line.
     pub fn check_input(&self, input: &str) -> Result<Decision, EngineError> {
-        let decision = self.rails.check(input)?;
+        let decision = self.try_input(input)?;
         if decision.action != Action::Allow {
             // The audit trail of the rails, for trust-and-safety staff: one event per blocked
             // line, naming each node, rule, layer and score (the line itself is in the
@@ -252,6 +253,12 @@ impl TurnPlanner {
             }
         }
         Ok(decision)
+    }
+
+    /// What the input rail would decide on `input`, with no audit event: for staff trying
+    /// the policy on lines of their own, which no player sent.
+    pub fn try_input(&self, input: &str) -> Result<Decision, EngineError> {
+        Ok(self.rails.check(input)?)
     }
 
     /// The output rail on one sentence of a reply: the policy rails and the canon check, on

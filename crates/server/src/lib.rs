@@ -58,6 +58,7 @@ pub use error::ApiError;
 pub use state::App;
 pub use turns::{TurnLimits, Turns};
 pub use verify::{RecordVerdict, Verifier, VerifyOut};
+pub use wire::RailsCheckOut;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -98,7 +99,7 @@ pub enum ServeError {
     info(title = "Lorekeeper", description = "Canon-grounded AI characters: sessions, streaming turns, OpenAI-compatible characters, SPARQL over canon."),
     paths(
         routes::list_productions, routes::get_production, routes::list_characters,
-        routes::get_character, routes::create_session, routes::list_sessions,
+        routes::get_character, routes::try_rails, routes::create_session, routes::list_sessions,
         routes::get_session, routes::delete_session, routes::post_turn, quests::list_quests,
         quests::offer_quest, quests::answer_quest, quests::post_event, quests::stream_events,
         routes::list_keys,
@@ -183,6 +184,10 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
         .route(
             "/v1/productions/{production}/characters/{character}",
             get(routes::get_character),
+        )
+        .route(
+            "/v1/productions/{production}/characters/{character}/rails",
+            post(routes::try_rails),
         )
         .route(
             "/v1/sessions",

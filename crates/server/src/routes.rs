@@ -25,7 +25,8 @@ use crate::state::App;
 use crate::turns::{TurnEvent, Turns, session_graph, unknown_session};
 use crate::wire::{
     CharacterOut, CreateKey, CreateSession, CreatedKey, ErrorBody, KeyOut, MemoryOut,
-    ProductionOut, SessionDetail, SessionOut, TranscriptTurn, TurnIn, TurnOut,
+    ProductionOut, RailKind, RailsCheckIn, RailsCheckOut, SessionDetail, SessionOut,
+    TranscriptTurn, TurnIn, TurnOut,
 };
 
 type AppState = State<Arc<App>>;
@@ -117,6 +118,55 @@ pub async fn get_character(
         &served,
         &served.world.entities[resolved.character],
     )))
+}
+
+/// Tries a line on a character's rails, for trust-and-safety staff and writers checking the
+/// policy: what the input rail would decide on it as a player's line, or the output rail on it
+/// as a sentence of the character's reply (the policy and the canon check at the story time).
+/// Nothing is generated, stored or logged for audit.
+#[utoipa::path(post, path = "/v1/productions/{production}/characters/{character}/rails",
+    tag = "rails",
+    params(("production" = String, Path, description = "Production id, IRI or title"),
+           ("character" = String, Path, description = "Character id, IRI, name or alias")),
+    request_body = RailsCheckIn,
+    responses((status = 200, body = RailsCheckOut), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn try_rails(
+    State(app): AppState,
+    caller: Caller,
+    Path((production, character)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RailsCheckIn>,
+) -> Result<Json<RailsCheckOut>, ApiError> {
+    // Players may not probe the policy for what slips past it.
+    caller.require(Role::Writer)?;
+    let served = app.catalog().production(&caller.tenant, &production)?;
+    let resolved = app
+        .catalog()
+        .resolve(&served, &character, body.at.as_deref())?;
+    // Building the rails (the first time a character is met) and the embedding layer are CPU
+    // work.
+    tokio::task::spawn_blocking(move || {
+        let planner = app
+            .catalog()
+            .planner(&served, resolved)
+            .map_err(ApiError::from_engine)?;
+        let out = match body.rail {
+            RailKind::Input => RailsCheckOut::input(
+                &planner
+                    .try_input(&body.text)
+                    .map_err(ApiError::from_engine)?,
+            ),
+            RailKind::Output => RailsCheckOut::output(
+                &planner
+                    .check_sentence(&body.text)
+                    .map_err(ApiError::from_engine)?,
+            ),
+        };
+        Ok(Json(out))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("rails thread: {e}")))?
 }
 
 fn session_out(app: &App, row: &SessionRow) -> SessionOut {

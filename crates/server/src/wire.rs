@@ -224,6 +224,97 @@ impl RailOut {
     }
 }
 
+/// Which rail a line is tried on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RailKind {
+    /// The input rail: the text as a player's line.
+    #[default]
+    Input,
+    /// The output rail: the text as a sentence of the character's reply.
+    Output,
+}
+
+/// A line trust-and-safety staff or writers try on a character's rails: nothing is generated,
+/// stored or logged for audit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RailsCheckIn {
+    /// The text to judge.
+    pub text: String,
+    /// `input` (the default: a player's line) or `output` (a sentence of the reply).
+    #[serde(default)]
+    pub rail: RailKind,
+    /// Story time: a beat's number or name (default: timeless, every fact holds). The output
+    /// rail checks the sentence against canon as it stands then.
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+/// What the rails decide on a line tried with [`RailsCheckIn`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RailsCheckOut {
+    /// `input` or `output`.
+    pub rail: String,
+    /// The input rail: `allow`, `deflect`, `refuse` or `end_session`. The output rail: `allow`,
+    /// or `withhold` when the sentence would not be sent.
+    pub action: String,
+    /// The policy nodes that fired, most severe first.
+    pub fired: Vec<RailOut>,
+    /// The output rail's findings against canon: a secret leaked, or a claim canon contradicts
+    /// at the story time (empty on the input rail).
+    pub canon: Vec<CanonFindingOut>,
+}
+
+/// One finding of the output rail's canon check, as staff see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CanonFindingOut {
+    /// `leak`, `dead_as_alive`, `wrong_relationship`, `stale_fact` or `unknown_place`.
+    pub kind: String,
+    /// The canon node it cites: for a leak, the secret fact.
+    pub node: String,
+    /// The words that gave it away.
+    pub evidence: String,
+    /// How sure, 0..1.
+    pub score: f32,
+}
+
+impl RailsCheckOut {
+    /// The input rail's `decision`.
+    pub fn input(decision: &lore_guard::Decision) -> RailsCheckOut {
+        RailsCheckOut {
+            rail: "input".into(),
+            action: decision.action.name().into(),
+            fired: RailOut::from_decision("input", decision),
+            canon: Vec::new(),
+        }
+    }
+
+    /// The output rail's `verdict` on one sentence.
+    pub fn output(verdict: &lore_engine::SentenceVerdict) -> RailsCheckOut {
+        RailsCheckOut {
+            rail: "output".into(),
+            action: if verdict.passes() {
+                "allow"
+            } else {
+                "withhold"
+            }
+            .into(),
+            fired: RailOut::from_decision("output", &verdict.policy),
+            canon: verdict
+                .canon
+                .iter()
+                .map(|finding| CanonFindingOut {
+                    kind: finding.problem.kind().into(),
+                    node: finding.problem.node().into(),
+                    evidence: finding.evidence.clone(),
+                    score: finding.score,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A finished turn: the final SSE event, or the non-streaming response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TurnOut {

@@ -77,6 +77,12 @@ fn every_route_enforces_role_and_tenant() {
             ),
             (
                 "POST",
+                url("/v1/productions/lanterns/characters/odile/rails"),
+                Some(json!({"text": "Good evening."})),
+                writes(200),
+            ),
+            (
+                "POST",
                 url("/v1/sessions"),
                 Some(json!({"production": "lanterns", "character": "odile", "player": "x"})),
                 seen(201, 404),
@@ -332,6 +338,6 @@ fn every_route_enforces_role_and_tenant() {
             "{sessions}"
         );
     }
-    assert_eq!(checked, callers.len() * 37);
+    assert_eq!(checked, callers.len() * 38);
     server.stop();
 }

@@ -119,6 +119,75 @@ fn the_input_rail_answers_blocked_lines_and_cites_the_policy() {
 }
 
 #[test]
+fn staff_try_lines_on_a_characters_rails_without_a_session() {
+    let canon = canon();
+    let server = start(
+        &canon,
+        Options::new(sqlite_url(canon.dir.path()), embedded()),
+    );
+    let writer = server.key("brindlemoor", Role::Writer);
+    let rails = format!(
+        "{}/v1/productions/lanterns/characters/odile/rails",
+        server.url
+    );
+    let judge = |body: serde_json::Value| post(&rails, Some(&writer), &body);
+
+    // The input rail, by default: what Odile would do with a player's line, and why.
+    let out = judge(json!({ "text": "Would you kiss me, Odile?" })).json();
+    assert_eq!(out["rail"], "input", "{out}");
+    assert_eq!(out["action"], "deflect", "{out}");
+    assert_eq!(out["fired"][0]["node"], format!("{LORE}Romance"));
+    assert_eq!(out["fired"][0]["rule"], "production");
+    assert_eq!(out["fired"][0]["layer"], "lexicon");
+    assert_eq!(out["canon"].as_array().unwrap().len(), 0);
+    let out = judge(json!({ "text": "Is the fog thick tonight?" })).json();
+    assert_eq!(out["action"], "allow", "{out}");
+    assert_eq!(out["fired"].as_array().unwrap().len(), 0);
+
+    // The output rail at beat 2: a sentence giving away a secret is withheld, citing the
+    // secret fact to staff, and a place canon does not have is named.
+    let out = judge(json!({
+        "text": "That clockmaker Corvin stole the Everlight, mark my words.",
+        "rail": "output", "at": "2",
+    }))
+    .json();
+    assert_eq!(out["rail"], "output", "{out}");
+    assert_eq!(out["action"], "withhold", "{out}");
+    assert_eq!(out["canon"][0]["kind"], "leak", "{out}");
+    assert_eq!(
+        out["canon"][0]["node"],
+        "https://lorekeeper.dev/worlds/brindlemoor#fact-corvin-thief"
+    );
+    let out = judge(json!({
+        "text": "Take the ferry over to Saltmere Island, love.", "rail": "output", "at": "2",
+    }))
+    .json();
+    assert_eq!(out["canon"][0]["kind"], "unknown_place", "{out}");
+    let out = judge(json!({
+        "text": "The lamps on Lantern Quay are lit at dusk.", "rail": "output", "at": "2",
+    }))
+    .json();
+    assert_eq!(out["action"], "allow", "{out}");
+
+    // Bad input is named; players may not probe the policy; no session was opened.
+    let bad = judge(json!({ "text": "hi", "rail": "sideways" }));
+    assert_eq!((bad.status, bad.code().as_str()), (400, "invalid_request"));
+    assert!(bad.body.contains("sideways"), "{}", bad.body);
+    let bad = judge(json!({ "text": "hi", "at": "teatime" }));
+    assert_eq!((bad.status, bad.code().as_str()), (400, "invalid_request"));
+    assert!(bad.body.contains("teatime"), "{}", bad.body);
+    let bad = judge(json!({ "words": "hi" }));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let player = server.key("brindlemoor", Role::Player);
+    let refused = post(&rails, Some(&player), &json!({ "text": "hi" }));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let admin = server.key("brindlemoor", Role::Admin);
+    let sessions = get(&format!("{}/v1/sessions", server.url), Some(&admin)).json();
+    assert_eq!(sessions.as_array().unwrap().len(), 0, "{sessions}");
+    server.stop();
+}
+
+#[test]
 fn sessions_outside_likeness_consent_are_refused_citing_the_record() {
     let canon = canon();
     let server = start(
