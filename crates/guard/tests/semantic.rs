@@ -149,6 +149,26 @@ fn ordinary_talk_stays_allowed_with_the_embedding_layer() {
 }
 
 #[test]
+fn a_characters_terms_of_address_are_not_romance() {
+    // Odile calls people "love", as her writers have her do. Where romance is off limits her
+    // sample line and deflections still pass her rails, and romance asked of her does not.
+    let r = rails("lanterns", "odile");
+    for text in [
+        "Mind the ropes, love.",
+        "That's not a tide I sail on, love.",
+        "Some currents I don't cross, love.",
+        "Ta, love.",
+    ] {
+        let d = r.check(text).unwrap();
+        assert_eq!(d.action, Action::Allow, "{text:?}: {d:?}");
+    }
+    for text in ["Would you kiss me, love?", "I fancy you, love."] {
+        let d = r.check(text).unwrap();
+        assert_ne!(d.action, Action::Allow, "{text:?}: {d:?}");
+    }
+}
+
+#[test]
 fn long_input_is_read_to_its_end() {
     // Harm after many windows of filler is still found: every window is read.
     let mut text = "The lamps on the quay burn all night. ".repeat(400);
