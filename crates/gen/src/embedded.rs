@@ -26,6 +26,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 
 use crate::prompt::Conversation;
+use crate::sampler::{RunRole, RunRoles};
 use lore_mark::Watermark;
 
 use crate::{
@@ -317,6 +318,7 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
     if ready.send(Ok(template.is_some())).is_err() {
         return;
     }
+    let run_roles = run_roles(&model);
     let mut live: HashMap<u64, Live<'_>> = HashMap::new();
     let mut clock = 0u64;
     for job in jobs {
@@ -337,6 +339,7 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
                         generate(
                             &model,
                             template.as_ref(),
+                            &run_roles,
                             state,
                             &conversation,
                             &params,
@@ -556,9 +559,37 @@ fn render(
     Ok((prompt, stops))
 }
 
+/// Each token's part in the sampler's DRY runs ([`RunRole`]), from its text: a line break,
+/// colon, double quote or asterisk anywhere makes a breaker; nothing but sentence-ending
+/// marks, a sentence end.
+fn run_roles(model: &LlamaModel) -> RunRoles {
+    let vocab = model.vocab();
+    let mut piece = Vec::new();
+    (0..model.n_vocab().max(0))
+        .map(|id| {
+            piece.clear();
+            vocab.token_to_piece_into(LlamaToken(id), &mut piece, true, None);
+            let text = String::from_utf8_lossy(&piece);
+            if text.contains(['\n', ':', '"', '*']) {
+                RunRole::Breaker
+            } else if !text.trim().is_empty()
+                && text
+                    .trim()
+                    .chars()
+                    .all(|c| matches!(c, '.' | '!' | '?' | '\u{2026}'))
+            {
+                RunRole::SentenceEnd
+            } else {
+                RunRole::Word
+            }
+        })
+        .collect()
+}
+
 fn generate(
     model: &LlamaModel,
     template: Option<&LlamaChatTemplate>,
+    run_roles: &RunRoles,
     state: &mut Live<'_>,
     conversation: &Conversation,
     params: &GenParams,
@@ -581,6 +612,10 @@ fn generate(
 
     let (keep, mut batch) = prefill(state, &tokens)?;
     let mut sampler = Sampler::new(params.sampler.clone(), params.watermark.clone());
+    // Structured output repeats its keys by design: the run penalty is for prose.
+    if params.structured.is_none() {
+        sampler = sampler.with_run_roles(run_roles.clone());
+    }
     for token in &tokens {
         sampler.accept(token.0 as u32);
     }

@@ -32,7 +32,7 @@ pub use embedded::{EmbeddedBackend, EmbeddedConfig, PromptStyle, llama_backend};
 pub use error::GenError;
 pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use prompt::{Conversation, Role, Turn};
-pub use sampler::{Sampler, SamplerConfig};
+pub use sampler::{DryConfig, RunRole, RunRoles, Sampler, SamplerConfig};
 pub use schema::{Schema, Structured};
 pub use stop::StopScanner;
 pub use tokenizer::GgufTokenizer;

@@ -1,10 +1,11 @@
-//! Our token sampler: temperature, top-k, top-p, a repetition penalty, and the watermark,
-//! over raw logits.
+//! Our token sampler: temperature, top-k, top-p, a repetition penalty, a penalty on repeating
+//! runs of earlier tokens (DRY), and the watermark, over raw logits.
 //!
 //! It is ours rather than llama.cpp's because the watermark (a keyed bias on a green list)
 //! must be applied at exactly this point, for every backend that exposes logits.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use lore_mark::Watermark;
 
@@ -26,6 +27,8 @@ pub struct SamplerConfig {
     pub repeat_penalty: f32,
     /// How many recent tokens the penalty looks at.
     pub repeat_last_n: usize,
+    /// The penalty on repeating runs of earlier tokens.
+    pub dry: DryConfig,
     /// Seed of the random stream; the same seed and logits give the same tokens.
     pub seed: u64,
 }
@@ -38,10 +41,58 @@ impl Default for SamplerConfig {
             top_p: 0.9,
             repeat_penalty: 1.15,
             repeat_last_n: 64,
+            dry: DryConfig::default(),
             seed: 0x5eed,
         }
     }
 }
+
+/// "Don't repeat yourself" (DRY, as text-generation-webui and llama.cpp have it): a token that
+/// would continue a run of `run ≥ allowed_length` tokens that already stands earlier in the
+/// context, as it went on there, loses `multiplier · base^(run − allowed_length)` from its
+/// logit. A small base model otherwise
+/// copies whole earlier replies from its transcript, and, once one copy is in the transcript,
+/// repeats it every turn. Runs stop at sequence breakers ([`RunRole::Breaker`]), so the
+/// transcript's `Name:` labels and line starts are never a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryConfig {
+    /// 0 turns the penalty off.
+    pub multiplier: f32,
+    /// How fast the penalty grows with the run's length.
+    pub base: f32,
+    /// Runs of up to this many tokens repeat freely (names, set phrases).
+    pub allowed_length: usize,
+}
+
+impl Default for DryConfig {
+    /// llama.cpp's recommended values.
+    fn default() -> Self {
+        DryConfig {
+            multiplier: 0.8,
+            base: 1.75,
+            allowed_length: 2,
+        }
+    }
+}
+
+/// Runs longer than this count as this long: the penalty is already far past any logit.
+const DRY_MAX_RUN: usize = 32;
+
+/// How a token takes part in [`DryConfig`]'s runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunRole {
+    /// Part of a run, and penalised for making one longer.
+    Word,
+    /// Ends a run and is never penalised: a line break, a colon, a double quote, an asterisk
+    /// (llama.cpp's defaults).
+    Breaker,
+    /// Part of a run but never penalised: a mark that ends a sentence. Penalised, it pushed
+    /// the model to end sentences with odd tokens of their own instead (`."`, `.)`).
+    SentenceEnd,
+}
+
+/// Each token's [`RunRole`], indexed by token id.
+pub type RunRoles = Arc<[RunRole]>;
 
 /// A sampler with its random state and recent tokens.
 #[derive(Debug, Clone)]
@@ -51,6 +102,9 @@ pub struct Sampler {
     rng: u64,
     recent: VecDeque<u32>,
     previous: Option<u32>,
+    /// Every token seen (prompt included), for DRY; empty while DRY is off.
+    history: Vec<u32>,
+    run_roles: Option<RunRoles>,
     candidates: Vec<(u32, f32)>,
     biased_steps: usize,
 }
@@ -62,11 +116,22 @@ impl Sampler {
             rng: config.seed,
             recent: VecDeque::with_capacity(config.repeat_last_n),
             previous: None,
+            history: Vec::new(),
+            run_roles: None,
             candidates: Vec::new(),
             biased_steps: 0,
             watermark,
             config,
         }
+    }
+
+    /// Turns DRY on ([`DryConfig`]) with each token's part in runs (DRY needs the vocabulary
+    /// to know them, so a sampler without them never applies it).
+    pub fn with_run_roles(mut self, roles: RunRoles) -> Sampler {
+        if self.config.dry.multiplier > 0.0 {
+            self.run_roles = Some(roles);
+        }
+        self
     }
 
     /// Steps the watermark biased so far (the others were too certain to touch).
@@ -78,6 +143,9 @@ impl Sampler {
     /// (prompt tokens included).
     pub fn accept(&mut self, token: u32) {
         self.previous = Some(token);
+        if self.run_roles.is_some() {
+            self.history.push(token);
+        }
         if self.config.repeat_last_n == 0 {
             return;
         }
@@ -107,9 +175,11 @@ impl Sampler {
     /// Picks the next token from `logits` without recording it: a caller that may reject it
     /// (a grammar) records the token it keeps with [`Sampler::accept`].
     pub fn choose(&mut self, logits: &[f32]) -> u32 {
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let runs = self.repeated_runs();
+        // Measured from the best logit after DRY, so that the tokens DRY lets win are in; the
+        // other penalties only lower logits, so a token below the cutoff stays below.
+        let max = self.highest_after_dry(logits, &runs);
         let temperature = self.config.temperature.max(0.0);
-        // Penalties only lower logits, so a token below the cutoff before them stays below.
         let floor = max - CUTOFF_TEMPERATURES * temperature.max(0.05);
         self.candidates.clear();
         for (token, &logit) in logits.iter().enumerate() {
@@ -124,6 +194,13 @@ impl Sampler {
         }
         for c in &mut candidates {
             c.1 = self.penalised(c.0, c.1);
+        }
+        if !runs.is_empty() {
+            for c in &mut candidates {
+                if let Some(&run) = runs.get(&c.0) {
+                    c.1 -= self.dry_penalty(run);
+                }
+            }
         }
         if let (Some(watermark), Some(previous)) = (&self.watermark, self.previous)
             && bias_green(watermark, previous, &mut candidates, temperature)
@@ -171,6 +248,68 @@ impl Sampler {
         };
         self.candidates = candidates;
         chosen
+    }
+
+    /// For DRY: per token that would repeat a run of the context longer than the allowed
+    /// length, the longest such run. Each earlier place where the context's last token stands
+    /// is matched backwards against the context's end, up to a breaker; the token that
+    /// followed it there would extend the match. Linear in the context per step, which is
+    /// small against a forward pass.
+    fn repeated_runs(&self) -> HashMap<u32, usize> {
+        let mut runs = HashMap::new();
+        let (Some(roles), Some((&last, earlier))) = (&self.run_roles, self.history.split_last())
+        else {
+            return runs;
+        };
+        let role = |t: u32| roles.get(t as usize).copied().unwrap_or(RunRole::Word);
+        let breaks = |t: u32| role(t) == RunRole::Breaker;
+        if breaks(last) {
+            return runs;
+        }
+        let end = self.history.len() - 1;
+        for (at, &token) in earlier.iter().enumerate() {
+            if token != last {
+                continue;
+            }
+            let next = self.history[at + 1];
+            if role(next) != RunRole::Word {
+                continue;
+            }
+            let mut run = 1;
+            while run < DRY_MAX_RUN
+                && run <= at
+                && self.history[at - run] == self.history[end - run]
+                && !breaks(self.history[at - run])
+            {
+                run += 1;
+            }
+            if run >= self.config.dry.allowed_length {
+                let longest = runs.entry(next).or_insert(0);
+                *longest = run.max(*longest);
+            }
+        }
+        runs
+    }
+
+    /// What DRY takes from the logit of a token that would extend a run of `run` tokens.
+    fn dry_penalty(&self, run: usize) -> f32 {
+        let dry = &self.config.dry;
+        dry.multiplier * dry.base.powi((run - dry.allowed_length) as i32)
+    }
+
+    /// The highest of `logits` once DRY has lowered the tokens in `runs`. A token's run is
+    /// looked up only when its logit beats the best so far, which is seldom.
+    fn highest_after_dry(&self, logits: &[f32], runs: &HashMap<u32, usize>) -> f32 {
+        let mut best = f32::NEG_INFINITY;
+        for (token, &logit) in logits.iter().enumerate() {
+            if logit > best {
+                best = match runs.get(&(token as u32)) {
+                    Some(&run) => best.max(logit - self.dry_penalty(run)),
+                    None => logit,
+                };
+            }
+        }
+        best
     }
 
     /// SplitMix64: small, fast, and reproducible across platforms.
@@ -265,6 +404,65 @@ mod tests {
         assert!((count(0) - 0.42).abs() < 0.04, "{}", count(0));
         assert!((count(2) - 0.16).abs() < 0.03, "{}", count(2));
         assert_eq!(count(3), 0.0);
+    }
+
+    /// A greedy sampler with DRY (multiplier 1, base 2, runs of 2 free) over a vocabulary of
+    /// ten tokens with `roles`, that has seen `history`.
+    fn dry_sampler(roles: [RunRole; 10], history: &[u32]) -> Sampler {
+        let config = SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 1.0,
+            dry: DryConfig {
+                multiplier: 1.0,
+                base: 2.0,
+                allowed_length: 2,
+            },
+            ..SamplerConfig::default()
+        };
+        let mut s = Sampler::new(config, None).with_run_roles(Arc::from(roles));
+        for &t in history {
+            s.accept(t);
+        }
+        s
+    }
+
+    #[test]
+    fn dry_pushes_the_model_off_a_run_it_already_wrote() {
+        // 1 2 3 4 ... 1 2 3: writing 4 would repeat a run of three, so it loses 2^(3-2) = 2
+        // and the runner-up (0.5 behind) wins. A run of one (after "9 3") is free.
+        let logits = [0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 1.5, 0.0];
+        let words = [RunRole::Word; 10];
+        assert_eq!(
+            dry_sampler(words, &[1, 2, 3, 4, 5, 9, 1, 2, 3]).sample(&logits),
+            8
+        );
+        assert_eq!(
+            dry_sampler(words, &[1, 2, 3, 4, 5, 2, 9, 3]).sample(&logits),
+            4
+        );
+        // Without the vocabulary's roles there is no DRY.
+        let mut plain = Sampler::new(dry_sampler(words, &[]).config.clone(), None);
+        for t in [1, 2, 3, 4, 5, 9, 1, 2, 3] {
+            plain.accept(t);
+        }
+        assert_eq!(plain.sample(&logits), 4);
+    }
+
+    #[test]
+    fn breakers_end_runs_and_sentence_ends_are_never_penalised() {
+        let logits = [0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 1.5, 0.0];
+        let history = [1, 2, 3, 4, 5, 9, 1, 2, 3];
+        // A breaker at 2 cuts the run to one token: free.
+        let mut roles = [RunRole::Word; 10];
+        roles[2] = RunRole::Breaker;
+        assert_eq!(dry_sampler(roles, &history).sample(&logits), 4);
+        // A run may go through a sentence's end, but the end itself is never pushed away.
+        let mut roles = [RunRole::Word; 10];
+        roles[4] = RunRole::SentenceEnd;
+        assert_eq!(dry_sampler(roles, &history).sample(&logits), 4);
+        roles[2] = RunRole::SentenceEnd;
+        roles[4] = RunRole::Word;
+        assert_eq!(dry_sampler(roles, &history).sample(&logits), 8);
     }
 
     #[test]

@@ -227,6 +227,34 @@ fn the_same_seed_gives_the_same_reply() {
 }
 
 #[test]
+fn a_reply_already_said_three_times_is_not_said_again() {
+    // A small base model copies a line that fills its transcript: once a reply is repeated it
+    // is repeated every turn. The run penalty (DRY) steers greedy decoding off it (without it,
+    // asked again, this model writes the line a fourth time, word for word).
+    let said = "I was on a boat with my sister when the fog came down over the quay.";
+    let mut c = conversation("What do you do at night?");
+    for line in [
+        "Where were you last winter?",
+        "Do you have family here?",
+        "What do you do at night?",
+    ] {
+        next_turn(&mut c, said, line);
+    }
+    let mut greedy = params(1);
+    greedy.sampler.temperature = 0.0;
+    let reply = backend()
+        .open_session()
+        .unwrap()
+        .generate(&c, &greedy, &mut |_| true)
+        .unwrap();
+    assert!(
+        !reply.text.contains("I was on a boat with my sister"),
+        "{:?}",
+        reply.text
+    );
+}
+
+#[test]
 fn turn_two_evaluates_only_its_new_tokens() {
     let mut session = backend().open_session().unwrap();
     let mut c = conversation("Evening! Have you seen Pip?");
