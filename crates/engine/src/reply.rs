@@ -270,6 +270,9 @@ pub fn generate_checked(
     let reply = planner.deflection(input);
     on_text(&reply);
     spent.text = reply;
+    // The last attempt was stopped at its failed sentence; the turn itself ends normally (a
+    // turn left as cancelled is not recorded, and over HTTP answers an error).
+    spent.stop = StopReason::Stop;
     // A scripted line carries no mark, and must not claim one.
     spent.watermark = None;
     Ok(CheckedReply {
@@ -452,9 +455,10 @@ mod tests {
 
     #[test]
     fn when_both_attempts_fail_the_character_deflects() {
-        let (checked, heard, _) = run(vec![vec!["Bram buried gold. "]]);
+        let (checked, heard, _) = run(vec![vec!["Bram buried gold. ", "He did."]]);
         assert_eq!(checked.output.repair, Repair::Fallback);
         assert_eq!(checked.output.withheld.len(), 2);
+        assert_eq!(checked.generation.stop, StopReason::Stop);
         assert_eq!(heard, checked.generation.text);
         assert!(!heard.contains("gold"), "{heard}");
     }
