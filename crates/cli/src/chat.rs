@@ -14,7 +14,6 @@ use lore_engine::{
 };
 use lore_gen::{
     Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, PromptStyle,
-    SamplerConfig,
 };
 use lore_guard::{HazardHead, Semantic};
 use lore_mark::{Keyring, SigningKeys};
@@ -119,11 +118,7 @@ pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions>
     Ok(SessionOptions {
         generation: GenParams {
             max_tokens: config.max_tokens,
-            sampler: SamplerConfig {
-                temperature: config.temperature,
-                seed: config.seed,
-                ..SamplerConfig::default()
-            },
+            sampler: config.sampler(),
             stop_rules: true,
             watermark: Some(watermark),
             structured: None,

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use lore_gen::{DryConfig, SamplerConfig};
 use serde::Deserialize;
 
 /// Which generation backend a session uses.
@@ -48,6 +49,9 @@ pub struct Config {
     pub max_tokens: usize,
     /// Sampling temperature.
     pub temperature: f32,
+    /// Penalty on tokens that would repeat a run of earlier tokens (DRY's multiplier): keeps a
+    /// small model from copying its own earlier replies. 0 turns it off.
+    pub repeat_run_penalty: f32,
     /// Sampling seed.
     pub seed: u64,
     /// Address `lore serve` listens on.
@@ -109,6 +113,7 @@ impl Default for Config {
             openai_timeout_secs: 60,
             max_tokens: 96,
             temperature: 0.7,
+            repeat_run_penalty: DryConfig::default().multiplier,
             seed: 0x5eed,
             listen: "127.0.0.1:8787".into(),
             database: format!(
@@ -128,6 +133,19 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The sampler these settings describe.
+    pub fn sampler(&self) -> SamplerConfig {
+        SamplerConfig {
+            temperature: self.temperature,
+            seed: self.seed,
+            dry: DryConfig {
+                multiplier: self.repeat_run_penalty,
+                ..DryConfig::default()
+            },
+            ..SamplerConfig::default()
+        }
+    }
+
     /// Defaults, overlaid by the config file (`--config`, else `$LORE_HOME/lore.toml` if it
     /// exists), then by `LORE_*` environment variables. Flags are applied by the caller.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
@@ -215,6 +233,15 @@ mod tests {
             .unwrap();
         assert_eq!(config.threads, 3);
         assert_eq!(config.max_tokens, 10);
+    }
+
+    #[test]
+    fn the_repeat_run_penalty_reaches_the_sampler() {
+        let config: Config = toml::from_str("repeat_run_penalty = 0\ntemperature = 0.5\n").unwrap();
+        let sampler = config.sampler();
+        assert_eq!(sampler.dry.multiplier, 0.0);
+        assert_eq!(sampler.temperature, 0.5);
+        assert_eq!(Config::default().sampler().dry, DryConfig::default());
     }
 
     #[test]

@@ -178,9 +178,8 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
             let params = |watermark: Option<Watermark>| GenParams {
                 max_tokens: eval.tokens,
                 sampler: SamplerConfig {
-                    temperature: config.temperature,
                     seed: 0x5eed + i as u64,
-                    ..SamplerConfig::default()
+                    ..config.sampler()
                 },
                 // Exactly `tokens` tokens, whatever speaker the model goes on as: all of it
                 // is the model's sampling, which is what the watermark is about.
