@@ -42,4 +42,5 @@ pub use retrieve::{NameIndex, Reason, Retrieved, Retriever, StandingContext};
 pub use store::{CanonStore, ImportReport, QueryOutput, read_quads};
 pub use world::{
     Beat, Claim, Entity, EntityId, EntityKind, Fact, FactId, Production, Relationship, Span, World,
+    local_name,
 };

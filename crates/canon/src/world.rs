@@ -852,7 +852,7 @@ fn node_key(node: &NamedOrBlankNode) -> String {
 }
 
 /// The part of an IRI after its last `#` or `/`.
-pub(crate) fn local_name(iri: &str) -> &str {
+pub fn local_name(iri: &str) -> &str {
     iri.rsplit(['#', '/']).next().unwrap_or(iri)
 }
 

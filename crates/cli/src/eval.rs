@@ -1,6 +1,7 @@
 //! `lore eval guard`, `lore eval topics` and `lore train guard`: the rails measured on labelled
 //! sets, and the hazard head trained, with progress on the terminal and numbers on stdout.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,13 +9,14 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use lore_canon::World;
 use lore_canon::policy::Policy;
+use lore_canon::{EntityKind, World};
+use lore_engine::{SessionOptions, TurnPlanner};
 use lore_guard::eval::{self, BinaryMetrics, Judged, Labelled, Source};
 use lore_guard::head::{Example, Fit, Head};
 use lore_guard::normalize::views;
 use lore_guard::semantic::{Embedded, cosine};
-use lore_guard::{Action, Audience, CanonCheck, HazardHead, Rails, Semantic};
+use lore_guard::{Action, Audience, HazardHead, Rails, Semantic};
 use serde_json::json;
 
 use crate::chat::load_semantic;
@@ -92,6 +94,31 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The output rail on the model's own replies: every character of every production
+    /// answers every player line (unwatermarked, nothing withheld), and each sentence is
+    /// judged as the rail judges a streamed one.
+    OutputRail {
+        /// Only this production's characters.
+        #[arg(short, long)]
+        production: Option<String>,
+        /// Only this character.
+        #[arg(short, long)]
+        character: Option<String>,
+        /// Player lines (one per line; `#` comments).
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "world/eval/watermark-prompts.txt"
+        )]
+        lines: PathBuf,
+        /// Write every sentence with the rail's verdict to this TSV file, in the format of
+        /// `lore eval replies --set`, for a person to label.
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The canon check of replies on a labelled set of sentences: leaks, the dead spoken of
     /// as alive, wrong family ties, invented places, and sentences that are fine.
     Replies {
@@ -144,6 +171,22 @@ pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
         } => eval_guard(config, &moderation, &xstest, folds, json),
         EvalCommand::Topics { set, json } => eval_topics(config, &set, json),
         EvalCommand::Replies { set, lexical, json } => eval_replies(config, &set, lexical, json),
+        EvalCommand::OutputRail {
+            production,
+            character,
+            lines,
+            save,
+            json,
+        } => crate::eval_output::run(
+            config,
+            &crate::eval_output::OutputRailEval {
+                production,
+                character,
+                lines,
+                save,
+                json,
+            },
+        ),
         EvalCommand::Watermark {
             replies,
             tokens,
@@ -479,6 +522,66 @@ fn data_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
         .collect())
 }
 
+/// Player lines from a file, one a line (blank lines and `#` comments skipped).
+pub(crate) fn read_player_lines(path: &Path) -> anyhow::Result<Vec<String>> {
+    let lines: Vec<String> = data_lines(path)?
+        .into_iter()
+        .map(|(_, line)| line.trim().to_owned())
+        .collect();
+    if lines.is_empty() {
+        bail!("{}: no player lines", path.display());
+    }
+    Ok(lines)
+}
+
+/// A planner for every character of every production in the store (or of `production`, or
+/// only `character` wherever it appears), each without a beat of story time.
+pub(crate) fn cast(
+    config: &Config,
+    options: &SessionOptions,
+    production: Option<&str>,
+    character: Option<&str>,
+) -> anyhow::Result<Vec<TurnPlanner>> {
+    let store = open_store(config)?;
+    let productions = match production {
+        Some(name) => vec![name.to_owned()],
+        None => lore_canon::productions(&store)?
+            .into_iter()
+            .map(|p| p.iri)
+            .collect(),
+    };
+    let mut planners = Vec::new();
+    for production in &productions {
+        let world = Arc::new(World::load(&store, production)?);
+        let characters: Vec<String> = match character {
+            // Named with the production, it must be there (resolving says why not).
+            Some(name) if world.character(name).is_some() || productions.len() == 1 => {
+                vec![name.to_owned()]
+            }
+            Some(_) => Vec::new(),
+            None => world
+                .entities
+                .iter()
+                .filter(|e| e.kind == EntityKind::Character)
+                .map(|e| e.iri.clone())
+                .collect(),
+        };
+        for name in &characters {
+            let resolved = world.resolve(&store, name, None)?;
+            planners.push(TurnPlanner::new(world.clone(), resolved, options.clone())?);
+        }
+    }
+    if planners.is_empty() {
+        match character {
+            Some(name) => bail!("no production of the store has a character {name:?}"),
+            None => {
+                bail!("the store has no characters; import world/policy.trig and a world first")
+            }
+        }
+    }
+    Ok(planners)
+}
+
 fn read_topics(path: &Path) -> anyhow::Result<Vec<TopicLine>> {
     let mut out = Vec::new();
     for (number, line) in data_lines(path)? {
@@ -752,9 +855,11 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The kinds a reply sentence can be labelled with.
-const REPLY_KINDS: [&str; 6] = [
+/// The kinds a reply sentence can be labelled with: fine, off limits by the policy, or one of
+/// the canon check's problems.
+const REPLY_KINDS: [&str; 7] = [
     "ok",
+    "off_limits",
     "leak",
     "dead_as_alive",
     "wrong_relationship",
@@ -809,72 +914,75 @@ fn read_replies(path: &Path) -> anyhow::Result<Vec<ReplyLine>> {
 fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyhow::Result<()> {
     let lines = read_replies(set)?;
     let store = open_store(config)?;
-    let semantic = if lexical {
-        None
-    } else {
-        Some(Arc::new(load_semantic(config)?))
+    let options = SessionOptions {
+        semantic: if lexical {
+            None
+        } else {
+            Some(Arc::new(load_semantic(config)?))
+        },
+        ..SessionOptions::default()
     };
-    let mut worlds: std::collections::HashMap<String, (Arc<World>, lore_canon::NameIndex)> =
-        Default::default();
-    let mut checks: std::collections::HashMap<(String, String, Option<String>), CanonCheck> =
-        Default::default();
+    let mut worlds: HashMap<String, Arc<World>> = HashMap::new();
+    let mut planners: HashMap<(String, String, Option<String>), TurnPlanner> = HashMap::new();
     let bar = progress(lines.len(), "checking");
-    // Per kind: lines labelled with it, and of those, flagged at all and flagged as that kind.
+    // Per kind: lines labelled with it, and of those, withheld at all and found as that kind.
     let mut labelled = [0usize; REPLY_KINDS.len()];
     let mut flagged = [0usize; REPLY_KINDS.len()];
     let mut right_kind = [0usize; REPLY_KINDS.len()];
+    // Fine sentences withheld by the policy and by the canon check.
+    let (mut ok_by_policy, mut ok_by_canon) = (0usize, 0usize);
     let mut latencies = Vec::new();
     let mut misses = Vec::new();
     for line in &lines {
         let at = |e: anyhow::Error| e.context(format!("{}:{}", set.display(), line.line));
         if !worlds.contains_key(&line.production) {
             let world = Arc::new(World::load(&store, &line.production).map_err(|e| at(e.into()))?);
-            let names = lore_canon::NameIndex::new(&world);
-            worlds.insert(line.production.clone(), (world, names));
+            worlds.insert(line.production.clone(), world);
         }
-        let (world, names) = &worlds[&line.production];
         let key = (
             line.production.clone(),
             line.character.clone(),
             line.beat.clone(),
         );
-        if !checks.contains_key(&key) {
+        if !planners.contains_key(&key) {
+            let world = &worlds[&line.production];
             let resolved = world
                 .resolve(&store, &line.character, line.beat.as_deref())
                 .map_err(|e| at(e.into()))?;
-            let check = CanonCheck::new(
-                world.clone(),
-                resolved.character,
-                resolved.beat,
-                names.clone(),
-                semantic.clone(),
-            );
-            checks.insert(key.clone(), check);
+            let planner = TurnPlanner::new(world.clone(), resolved, options.clone())
+                .map_err(|e| at(e.into()))?;
+            planners.insert(key.clone(), planner);
         }
-        let check = &checks[&key];
         let started = Instant::now();
-        let embedded = match &semantic {
-            Some(s) => s.embed_views(&views(&line.sentence), None)?,
-            None => Vec::new(),
-        };
-        let findings = check.check(&line.sentence, &embedded)?;
+        let verdict = planners[&key].check_sentence(&line.sentence)?;
         latencies.push(started.elapsed().as_secs_f64() * 1e6);
-        let kind = findings.first().map_or("ok", |f| f.problem.kind());
+        let policy_fired = verdict.policy.fired.first();
+        let kind = match (policy_fired, verdict.canon.first()) {
+            (Some(_), _) => "off_limits",
+            (None, Some(finding)) => finding.problem.kind(),
+            (None, None) => "ok",
+        };
         let k = REPLY_KINDS
             .iter()
             .position(|k| *k == line.expected)
             .unwrap_or(0);
         labelled[k] += 1;
         flagged[k] += usize::from(kind != "ok");
-        right_kind[k] += usize::from(
-            findings.iter().any(|f| f.problem.kind() == line.expected)
-                || (line.expected == "ok" && findings.is_empty()),
-        );
+        right_kind[k] += usize::from(match line.expected.as_str() {
+            "ok" => kind == "ok",
+            "off_limits" => policy_fired.is_some(),
+            expected => verdict.canon.iter().any(|f| f.problem.kind() == expected),
+        });
+        if line.expected == "ok" {
+            ok_by_policy += usize::from(policy_fired.is_some());
+            ok_by_canon += usize::from(!verdict.canon.is_empty());
+        }
         if (kind == "ok") != (line.expected == "ok") {
-            let why = findings
-                .first()
-                .map(|f| format!(" ({}: {})", f.problem.kind(), f.evidence))
-                .unwrap_or_default();
+            let why = match (policy_fired, verdict.canon.first()) {
+                (Some(f), _) => format!(" ({} by {}, {:.2})", f.label, f.layer.name(), f.score),
+                (None, Some(f)) => format!(" ({}: {})", f.problem.kind(), f.evidence),
+                (None, None) => String::new(),
+            };
             misses.push(format!(
                 "{}:{} {} / {}: expected {}, got {kind}{why}: {:?}",
                 set.display(),
@@ -910,7 +1018,8 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
         println!(
             "{}",
             json!({"problems": {"n": problems, "caught": recall}, "ok": {"n": labelled[0],
-                   "false_alarms": false_alarms}, "kinds": kinds, "embedding_layer": !lexical,
+                   "false_alarms": false_alarms, "by_policy": ok_by_policy,
+                   "by_canon": ok_by_canon}, "kinds": kinds, "embedding_layer": !lexical,
                    "latency_us": {"p50": p50, "p99": p99}})
         );
     } else {
@@ -918,7 +1027,7 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
             eprintln!("{m}");
         }
         println!(
-            "canon check of replies ({}; {} sentences)",
+            "output rail on reply sentences: policy and canon check ({}; {} sentences)",
             if lexical {
                 "rules over words"
             } else {
@@ -933,6 +1042,11 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
             labelled[0],
             100.0 * false_alarms
         );
+        if flagged[0] > 0 {
+            println!(
+                "  fine sentences withheld by the policy: {ok_by_policy}, by the canon check: {ok_by_canon}"
+            );
+        }
         for (k, name) in REPLY_KINDS.iter().enumerate().skip(1) {
             println!(
                 "  {name:<20} {:>3} lines  caught {:>5.1}%  as this kind {:>5.1}%",

@@ -4,12 +4,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use lore_canon::{EntityKind, World};
-use lore_engine::{History, SessionOptions, TurnPlanner};
+use lore_engine::{History, SessionOptions};
 use lore_gen::{
     Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenParams, GgufTokenizer,
     SamplerConfig, Session, TextScore,
@@ -21,8 +19,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::eval::progress;
-use crate::query::open_store;
+use crate::eval::{cast, progress, read_player_lines};
 
 /// What `lore eval watermark` runs.
 pub struct WatermarkEval {
@@ -401,36 +398,8 @@ fn paste(tokens: &[u32], human: &[u32], rng: &mut StdRng) -> Vec<u32> {
 /// One conversation per character of every production and player line, with the session
 /// slot (one per character) it runs in, so that each character's persona is evaluated once.
 fn conversations(config: &Config, prompts: &Path) -> anyhow::Result<Vec<(usize, Conversation)>> {
-    let text = std::fs::read_to_string(prompts)
-        .with_context(|| format!("cannot read {}", prompts.display()))?;
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    if lines.is_empty() {
-        bail!("{}: no player lines", prompts.display());
-    }
-    let store = open_store(config)?;
-    let mut planners = Vec::new();
-    for production in lore_canon::productions(&store)? {
-        let world = Arc::new(World::load(&store, &production.iri)?);
-        for character in world
-            .entities
-            .iter()
-            .filter(|e| e.kind == EntityKind::Character)
-        {
-            let resolved = world.resolve(&store, &character.iri, None)?;
-            planners.push(TurnPlanner::new(
-                world.clone(),
-                resolved,
-                SessionOptions::default(),
-            )?);
-        }
-    }
-    if planners.is_empty() {
-        bail!("the store has no characters; import world/policy.trig and a world first");
-    }
+    let lines = read_player_lines(prompts)?;
+    let planners = cast(config, &SessionOptions::default(), None, None)?;
     let empty = History {
         offset: 0,
         lines: &[],

@@ -8,6 +8,7 @@ mod chat;
 mod check;
 mod config;
 mod eval;
+mod eval_output;
 mod eval_watermark;
 mod export;
 mod history;

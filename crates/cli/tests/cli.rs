@@ -536,6 +536,101 @@ fn bad_evaluation_sets_are_named() {
         "",
     );
     fails_with(&run, &["replies.tsv:3", "\"lie\" is not one of"]);
+
+    let lines = dir.path().join("lines.txt");
+    std::fs::write(&lines, "# only a comment\n\n").unwrap();
+    let output_rail = |character: &str| {
+        lore(
+            &[
+                "eval",
+                "output-rail",
+                "--store",
+                &store,
+                "-c",
+                character,
+                "--lines",
+                &lines.display().to_string(),
+            ],
+            "",
+        )
+    };
+    fails_with(&output_rail("pip"), &["lines.txt", "no player lines"]);
+    std::fs::write(&lines, "Hello!\n").unwrap();
+    fails_with(
+        &output_rail("Mr Nobody"),
+        &["no production", "\"Mr Nobody\""],
+    );
+}
+
+#[test]
+fn eval_output_rail_saves_what_eval_replies_reads_back_alike() {
+    // Every sentence of the model's replies is judged and saved with the rail's verdict;
+    // `lore eval replies` on that file, with the same rails, agrees on every sentence.
+    let (dir, store) = sample_store();
+    let lines = dir.path().join("lines.txt");
+    std::fs::write(
+        &lines,
+        "Good evening! What do you do all day?\nWho lights the lamps?\n",
+    )
+    .unwrap();
+    let saved = dir.path().join("judged.tsv");
+    let run = lore(
+        &[
+            "eval",
+            "output-rail",
+            "--store",
+            &store,
+            "-p",
+            "lanterns",
+            "-c",
+            "pip",
+            "--lines",
+            &lines.display().to_string(),
+            "--save",
+            &saved.display().to_string(),
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(report["replies"], 2, "{report}");
+    let sentences = report["sentences"].as_u64().unwrap();
+    assert!(sentences >= 2, "{report}");
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(rows.len() as u64, sentences, "{text}");
+    for row in &rows {
+        assert_eq!(row[..3], ["lanterns", "pip", "-"], "{text}");
+        assert!(!row[4].trim().is_empty(), "{text}");
+    }
+    let withheld = rows.iter().filter(|r| r[3] != "ok").count() as f64;
+    assert_eq!(
+        report["withheld"].as_f64().unwrap(),
+        withheld / sentences as f64
+    );
+    let run = lore(
+        &[
+            "eval",
+            "replies",
+            "--store",
+            &store,
+            "--set",
+            &saved.display().to_string(),
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let replies: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(replies["ok"]["false_alarms"], 0.0, "{replies}");
+    if withheld > 0.0 {
+        assert_eq!(replies["problems"]["caught"], 1.0, "{replies}");
+    }
 }
 
 #[test]

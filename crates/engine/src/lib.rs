@@ -25,7 +25,7 @@ pub use lore_canon::World;
 pub use memory::{MemoryFact, MemoryKind};
 pub use preamble::preamble;
 pub use quest::{plan_write_up, write_up_schema};
-pub use reply::{CheckedReply, OutputReport, Repair, SentenceVerdict, generate_checked};
+pub use reply::{CheckedReply, OutputReport, Repair, SentenceVerdict, generate_checked, sentences};
 pub use session::{
     CharacterSession, EngineError, History, LikenessScope, SessionOptions, TurnContext,
     TurnPlanner, TurnResult,

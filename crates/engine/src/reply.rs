@@ -195,6 +195,23 @@ fn sentence_end(text: &str) -> Option<usize> {
     None
 }
 
+/// The sentences of `text`, cut where the output rail cuts a streamed reply ([`sentence_end`]),
+/// each with the white space that ends it; pieces of white space alone are left out.
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(end) = sentence_end(rest) {
+        if !rest[..end].trim().is_empty() {
+            out.push(&rest[..end]);
+        }
+        rest = &rest[end..];
+    }
+    if !rest.trim().is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
 /// Generates a reply through the output rail: `on_text` gets only sentences that pass, and
 /// may return `false` to cancel (the result then has [`StopReason::Cancelled`]). While a
 /// sentence is still being written it is called with `""`, only to ask whether to go on.
@@ -504,5 +521,15 @@ mod tests {
         assert_eq!(sentence_end("\"Go!\" she said"), Some(6));
         assert_eq!(sentence_end("Well…\nso"), Some("Well…\n".len()));
         assert_eq!(sentence_end("no stop yet"), None);
+    }
+
+    #[test]
+    fn a_whole_text_is_cut_as_a_stream_is() {
+        assert_eq!(
+            sentences("Aye. It cost 3.50, love!\nWell… no"),
+            ["Aye. ", "It cost 3.50, love!\n", "Well… ", "no"]
+        );
+        assert_eq!(sentences("Done.  "), ["Done. "]);
+        assert!(sentences(" \n\n").is_empty());
     }
 }
