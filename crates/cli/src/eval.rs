@@ -16,7 +16,7 @@ use lore_guard::eval::{self, BinaryMetrics, Judged, Labelled, Source};
 use lore_guard::head::{Example, Fit, Head};
 use lore_guard::normalize::views;
 use lore_guard::semantic::{Embedded, cosine};
-use lore_guard::{Action, Audience, HazardHead, Rails, Semantic};
+use lore_guard::{Action, Audience, HazardHead, Rail, Rails, Semantic};
 use serde_json::json;
 
 use crate::chat::load_semantic;
@@ -420,7 +420,7 @@ fn eval_guard(
         let layer = Arc::new(Semantic::new(encoder.clone(), head));
         let rails = Rails::hazards(&policy, Some(&layer))?;
         for i in (0..prompts.len()).filter(|&i| fold_of[i] == fold) {
-            let decision = rails.decide(&readings[i], &vectors.embedded[i]);
+            let decision = rails.decide(&readings[i], &vectors.embedded[i], Rail::Input);
             let flagged = decision.action != Action::Allow;
             let score = decision
                 .fired
@@ -758,7 +758,7 @@ fn eval_topics(config: &Config, set: &Path, json: bool) -> anyhow::Result<()> {
                 .is_some_and(|n| context.rails.blocks(n));
             let start = Instant::now();
             let embedded = embeddings[readers[c]].as_deref().unwrap_or_default();
-            let decision = context.rails.decide(&readings, embedded);
+            let decision = context.rails.decide(&readings, embedded, Rail::Input);
             micros.push((reading + start.elapsed()).as_secs_f64() * 1e6);
             let blocked = decision.action != Action::Allow;
             total.add(expect_block, blocked);

@@ -267,7 +267,9 @@ impl TurnPlanner {
         let views = lore_guard::normalize::views(sentence);
         let embedded = self.rails.embed(&views)?;
         Ok(SentenceVerdict {
-            policy: self.rails.decide(&views, &embedded),
+            policy: self
+                .rails
+                .decide(&views, &embedded, lore_guard::Rail::Output),
             canon: self
                 .canon
                 .check(sentence, &embedded)

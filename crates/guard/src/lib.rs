@@ -21,5 +21,5 @@ pub mod topics;
 mod tune;
 
 pub use canon_check::{CanonCheck, Finding, Problem, Restriction};
-pub use rails::{Action, Audience, Decision, Fired, GuardError, Layer, Rails, Rule};
+pub use rails::{Action, Audience, Decision, Fired, GuardError, Layer, Rail, Rails, Rule};
 pub use semantic::{HazardHead, Semantic};

@@ -33,6 +33,16 @@ pub const DEFAULT_SIMILARITY: f32 = 0.5;
 /// head alone at 0.6, the choice before: 96.6% / 97.0%.)
 pub const TOPIC_HEAD_PROBABILITY: f32 = 0.5;
 
+/// [`TOPIC_HEAD_PROBABILITY`] on the output rail, for a sentence of a reply. Chosen on the
+/// development half of the embedded model's labelled sentences (world/eval/model-replies.tsv):
+/// fine sentences withheld by the policy 47 -> 37 of 421 at 0.6 (32 at 0.7, 25 at 0.8), no
+/// problem missed until 0.7; the topic sets' off-limit lines, were a character to say them,
+/// blocked 96.6% -> 95.8% (94.4% at 0.7). The input rail, which keeps 0.5, has already
+/// deflected what a player asked. The hazard head keeps its bar on both rails: at 0.8 or 0.9
+/// it would have spared 8 or 10 more fine sentences, and cut its recall on the moderation set
+/// from 0.71 to 0.65 or 0.46.
+pub const OUTPUT_TOPIC_HEAD_PROBABILITY: f32 = 0.6;
+
 /// A topic's head does not fire on a text that is nearer, by more than this cosine, to a text
 /// of talk allowed here (ordinary talk, and the examples and terms of topics allowed here) than
 /// to every text the head was taught as the topic. The head is one linear boundary across the
@@ -43,6 +53,27 @@ pub const TOPIC_HEAD_PROBABILITY: f32 = 0.5;
 /// shipped encoder, before tuning, 0.08 was chosen: tuning already moves much of such talk
 /// away from the topics.)
 pub const NEARER_ALLOWED_MARGIN: f32 = 0.0;
+
+/// Which rail judges a text. The topics' heads were taught on players' lines; a sentence of a
+/// reply is narrative, and they read it less surely, so the output rail holds them to a bar
+/// of its own ([`OUTPUT_TOPIC_HEAD_PROBABILITY`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rail {
+    /// A player's line (or text proposed for canon).
+    Input,
+    /// A sentence of a character's reply.
+    Output,
+}
+
+impl Rail {
+    /// How sure a topic's heads must be to fire it.
+    fn topic_bar(self) -> f32 {
+        match self {
+            Rail::Input => TOPIC_HEAD_PROBABILITY,
+            Rail::Output => OUTPUT_TOPIC_HEAD_PROBABILITY,
+        }
+    }
+}
 
 /// What the rails decided for a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -454,7 +485,7 @@ impl Rails {
     pub fn check(&self, text: &str) -> Result<Decision, GuardError> {
         let views = views(text);
         let embedded = self.embed(&views)?;
-        Ok(self.decide(&views, &embedded))
+        Ok(self.decide(&views, &embedded, Rail::Input))
     }
 
     /// The embeddings of a text's readings as these rails read them: through the shipped
@@ -480,7 +511,7 @@ impl Rails {
     /// The decision on a text already read ([`views`]) and embedded ([`Rails::embed`]); what
     /// [`Rails::check`] does after the reading, for callers that judge one text under many
     /// rails of one policy.
-    pub fn decide(&self, views: &[View], embedded: &[Embedded]) -> Decision {
+    pub fn decide(&self, views: &[View], embedded: &[Embedded], rail: Rail) -> Decision {
         let mut fired: Vec<(Action, Fired)> = Vec::new();
         let mut seen = vec![false; self.blocked.len()];
         let mut fire = |index: usize, layer, term: String, view, score| {
@@ -542,7 +573,7 @@ impl Rails {
                 if let Some(head) = &node.head
                     && let Some((probability, view)) = head
                         .score(embedded)
-                        .filter(|s| s.0 >= TOPIC_HEAD_PROBABILITY && !allowed_topic(s.0))
+                        .filter(|s| s.0 >= rail.topic_bar() && !allowed_topic(s.0))
                     && !beside_allowed_talk(&node.taught)
                 {
                     let cited =

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use lore_canon::{CanonStore, World};
-use lore_guard::{Action, HazardHead, Layer, Rails, Rule, Semantic};
+use lore_guard::rails::{OUTPUT_TOPIC_HEAD_PROBABILITY, TOPIC_HEAD_PROBABILITY};
+use lore_guard::{Action, HazardHead, Layer, Rail, Rails, Rule, Semantic};
 
 const LORE: &str = "https://lorekeeper.dev/ns/lore#";
 const BM: &str = "https://lorekeeper.dev/worlds/brindlemoor#";
@@ -165,6 +166,38 @@ fn a_characters_terms_of_address_are_not_romance() {
     for text in ["Would you kiss me, love?", "I fancy you, love."] {
         let d = r.check(text).unwrap();
         assert_ne!(d.action, Action::Allow, "{text:?}: {d:?}");
+    }
+}
+
+#[test]
+fn the_output_rail_holds_a_topics_heads_to_its_own_bar() {
+    // A sentence of the embedded model's (world/eval/model-replies.tsv) that a topic's heads
+    // score just above the input rail's bar: a player's line like it is deflected, the
+    // character's sentence is sent. Romance said outright is withheld on both rails.
+    let r = rails("lanterns", "aldous");
+    let decide = |text: &str, rail: Rail| {
+        let views = lore_guard::normalize::views(text);
+        r.decide(&views, &r.embed(&views).unwrap(), rail)
+    };
+    let plain = "I can tell you by looking up, from your windows that it is there.";
+    let input = decide(plain, Rail::Input);
+    assert_eq!(input.action, Action::Deflect, "{input:?}");
+    let score = input.fired[0].score;
+    assert!(
+        (TOPIC_HEAD_PROBABILITY..OUTPUT_TOPIC_HEAD_PROBABILITY).contains(&score),
+        "{input:?}"
+    );
+    let output = decide(plain, Rail::Output);
+    assert_eq!(output.action, Action::Allow, "{output:?}");
+    let romance = "I had an affair with someone else; this one was worse than my first love.";
+    for rail in [Rail::Input, Rail::Output] {
+        let d = decide(romance, rail);
+        assert!(
+            d.fired
+                .iter()
+                .any(|f| f.layer == Layer::Topic && f.label == "romance"),
+            "{rail:?}: {d:?}"
+        );
     }
 }
 
