@@ -1,5 +1,6 @@
-//! `lore eval guard`, `lore eval topics` and `lore train guard`: the rails measured on labelled
-//! sets, and the hazard head trained, with progress on the terminal and numbers on stdout.
+//! `lore eval guard`, `lore eval topics`, `lore eval replies` and `lore train guard`: the rails
+//! measured on labelled sets, and the hazard head trained, with progress on the terminal and
+//! numbers on stdout.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use lore_canon::policy::Policy;
 use lore_canon::{EntityKind, World};
-use lore_engine::{SessionOptions, TurnPlanner};
+use lore_engine::{SentenceVerdict, SessionOptions, TurnPlanner};
 use lore_guard::eval::{self, BinaryMetrics, Judged, Labelled, Source};
 use lore_guard::head::{Example, Fit, Head};
 use lore_guard::normalize::views;
@@ -119,8 +120,9 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The canon check of replies on a labelled set of sentences: leaks, the dead spoken of
-    /// as alive, wrong family ties, invented places, and sentences that are fine.
+    /// The output rail (the policy and the canon check) on a labelled set of reply sentences:
+    /// off-limit talk, leaks, the dead spoken of as alive, wrong family ties, invented places,
+    /// and sentences that are fine.
     Replies {
         /// The set (TSV: production, character, beat or `-`, expected kind, sentence).
         #[arg(long, value_name = "FILE", default_value = "world/eval/replies.tsv")]
@@ -867,6 +869,16 @@ const REPLY_KINDS: [&str; 7] = [
     "unknown_place",
 ];
 
+/// What the output rail's verdict on a sentence makes it, as a kind of the replies set: off
+/// limits when the policy fired, else the canon check's first finding, else ok.
+pub(crate) fn verdict_kind(verdict: &SentenceVerdict) -> &'static str {
+    match (verdict.policy.fired.first(), verdict.canon.first()) {
+        (Some(_), _) => "off_limits",
+        (None, Some(finding)) => finding.problem.kind(),
+        (None, None) => "ok",
+    }
+}
+
 /// One line of the replies set.
 struct ReplyLine {
     line: usize,
@@ -957,11 +969,7 @@ fn eval_replies(config: &Config, set: &Path, lexical: bool, json: bool) -> anyho
         let verdict = planners[&key].check_sentence(&line.sentence)?;
         latencies.push(started.elapsed().as_secs_f64() * 1e6);
         let policy_fired = verdict.policy.fired.first();
-        let kind = match (policy_fired, verdict.canon.first()) {
-            (Some(_), _) => "off_limits",
-            (None, Some(finding)) => finding.problem.kind(),
-            (None, None) => "ok",
-        };
+        let kind = verdict_kind(&verdict);
         let k = REPLY_KINDS
             .iter()
             .position(|k| *k == line.expected)

@@ -1,7 +1,8 @@
 //! `lore eval output-rail`: what the output rail does to the model's own replies. Every
 //! character of every production answers every player line as in a turn (its prompt, stop
 //! rules and sampler), and each sentence of the whole reply is judged as the rail judges a
-//! streamed one; nothing is withheld, so the sentences the rail would stop can be read.
+//! streamed one; nothing is withheld, so the sentences the rail would stop can be read. The
+//! input rail is not asked: every line is answered, even one it would deflect in play.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,13 +11,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lore_canon::local_name;
-use lore_engine::{History, SessionOptions, sentences};
+use lore_engine::{History, SentenceVerdict, SessionOptions, sentences};
 use lore_gen::{GenParams, SamplerConfig};
 use serde_json::json;
 
 use crate::chat::{backend, load_semantic};
 use crate::config::Config;
-use crate::eval::{cast, progress, read_player_lines};
+use crate::eval::{cast, progress, read_player_lines, verdict_kind};
 
 /// What `lore eval output-rail` runs.
 pub struct OutputRailEval {
@@ -33,16 +34,14 @@ pub struct OutputRailEval {
     pub json: bool,
 }
 
-/// What the rail would withhold a sentence for: the policy's first node, or the canon
-/// check's first finding.
-fn verdict_kind(verdict: &lore_engine::SentenceVerdict) -> Option<(String, &'static str)> {
-    if let Some(fired) = verdict.policy.fired.first() {
-        return Some((fired.label.clone(), "off_limits"));
+/// Why the rail would withhold a sentence, for the tally: the policy's first node, or the
+/// canon check's first finding (none when it passes).
+fn reason(verdict: &SentenceVerdict) -> Option<&str> {
+    match (verdict.policy.fired.first(), verdict.canon.first()) {
+        (Some(fired), _) => Some(&fired.label),
+        (None, Some(finding)) => Some(finding.problem.kind()),
+        (None, None) => None,
     }
-    verdict
-        .canon
-        .first()
-        .map(|f| (f.problem.kind().to_owned(), f.problem.kind()))
 }
 
 pub fn run(config: &Config, eval: &OutputRailEval) -> anyhow::Result<()> {
@@ -107,15 +106,14 @@ pub fn run(config: &Config, eval: &OutputRailEval) -> anyhow::Result<()> {
             for sentence in sentences(&reply.text) {
                 let verdict = planner.check_sentence(sentence)?;
                 sentence_count += 1;
-                let kind = verdict_kind(&verdict);
-                if let Some((reason, _)) = &kind {
+                if let Some(reason) = reason(&verdict) {
                     withheld += 1;
                     any_withheld = true;
-                    *reasons.entry(reason.clone()).or_default() += 1;
+                    *reasons.entry(reason.to_owned()).or_default() += 1;
                 }
                 if let Some((path, file)) = &mut save {
                     let text = sentence.split_whitespace().collect::<Vec<_>>().join(" ");
-                    let kind = kind.map_or("ok", |(_, k)| k);
+                    let kind = verdict_kind(&verdict);
                     writeln!(file, "{production}\t{character}\t-\t{kind}\t{text}")
                         .with_context(|| format!("cannot write {}", path.display()))?;
                 }
