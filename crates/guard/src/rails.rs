@@ -481,7 +481,8 @@ impl Rails {
         })
     }
 
-    /// Checks `text` (player input or a sentence of a reply).
+    /// Checks `text` on the input rail: a player's line, or text proposed for canon. (A
+    /// sentence of a reply is judged by [`Rails::decide`] with [`Rail::Output`].)
     pub fn check(&self, text: &str) -> Result<Decision, GuardError> {
         let views = views(text);
         let embedded = self.embed(&views)?;
@@ -508,9 +509,9 @@ impl Rails {
         tuning(self) == tuning(other)
     }
 
-    /// The decision on a text already read ([`views`]) and embedded ([`Rails::embed`]); what
-    /// [`Rails::check`] does after the reading, for callers that judge one text under many
-    /// rails of one policy.
+    /// The decision of `rail` on a text already read ([`views`]) and embedded
+    /// ([`Rails::embed`]); what [`Rails::check`] does after the reading, for callers that judge
+    /// one text under many rails of one policy, or a sentence of a reply.
     pub fn decide(&self, views: &[View], embedded: &[Embedded], rail: Rail) -> Decision {
         let mut fired: Vec<(Action, Fired)> = Vec::new();
         let mut seen = vec![false; self.blocked.len()];
