@@ -75,11 +75,7 @@ pub fn run(config: &Config, eval: &OutputRailEval) -> anyhow::Result<()> {
         )
         .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let empty = History {
-        offset: 0,
-        lines: &[],
-        memory: &[],
-    };
+    let empty = History::default();
     let bar = progress(planners.len() * lines.len(), "generating");
     let (mut replies, mut repaired, mut sentence_count, mut withheld) = (0, 0, 0, 0);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();

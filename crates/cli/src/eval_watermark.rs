@@ -400,11 +400,7 @@ fn paste(tokens: &[u32], human: &[u32], rng: &mut StdRng) -> Vec<u32> {
 fn conversations(config: &Config, prompts: &Path) -> anyhow::Result<Vec<(usize, Conversation)>> {
     let lines = read_player_lines(prompts)?;
     let planners = cast(config, &SessionOptions::default(), None, None)?;
-    let empty = History {
-        offset: 0,
-        lines: &[],
-        memory: &[],
-    };
+    let empty = History::default();
     // Line-major, so that consecutive replies move between characters and a short run still
     // covers the whole cast.
     Ok(lines
