@@ -446,6 +446,10 @@ impl Db {
     /// Closes every connection (after the writer has drained).
     pub async fn close(&self) {
         self.pool.close().await;
+        // The pool's close does not wait for a connection still checked out (sqlx 0.8), and
+        // the writer holds one between commits until it sees the close: wait until it has
+        // stopped (and dropped its receiver), so that no turn is committed after `close`.
+        self.writer.closed().await;
     }
 
     /// Stores a new key.
