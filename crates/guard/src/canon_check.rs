@@ -675,33 +675,48 @@ impl CanonCheck {
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
         for (range, phrase) in capitalised_phrases(sentence) {
-            let Some(before) = tokens.iter().rfind(|t| t.range.end <= range.start) else {
-                continue;
+            let before = tokens.iter().rfind(|t| t.range.end <= range.start);
+            let (preposition, article) = match before {
+                Some(the) if the.lower == "the" => {
+                    let p = tokens.iter().rfind(|t| t.range.end <= the.range.start);
+                    (p.map_or("", |p| p.lower.as_str()), true)
+                }
+                Some(word) => (word.lower.as_str(), false),
+                None => ("", false),
             };
-            let (preposition, article) = if before.lower == "the" {
-                let Some(p) = tokens.iter().rfind(|t| t.range.end <= before.range.start) else {
-                    continue;
-                };
-                (p.lower.as_str(), true)
-            } else {
-                (before.lower.as_str(), false)
+            let last = phrase.rsplit(' ').next().unwrap_or_default();
+            let first = phrase.split(' ').next().unwrap_or_default();
+            let head = PLACE_HEADS.contains(&last) || PLACE_FIRST_WORDS.contains(&first);
+            // A name with a place word is a place wherever it stands ("The River Folly.", "the
+            // Great Hall is good"), unless it is a common noun ("the Chapel", "the City Hall");
+            // other names, after a preposition of place.
+            let place_name = head && phrase.contains(' ') && !["City", "Town"].contains(&first);
+            let placed = place_name
+                || OPEN_PREPOSITIONS.contains(&preposition)
+                || (DIRECTED_PREPOSITIONS.contains(&preposition) && article);
+            // A sentence's first word is not in the phrase; it may begin the name ("Cooper
+            // Street is quiet").
+            let lower = match before {
+                Some(word)
+                    if word.text.chars().next().is_some_and(char::is_uppercase)
+                        && sentence[word.range.end..range.start] == *" " =>
+                {
+                    strip_the(&format!("{} {phrase}", word.text)).to_lowercase()
+                }
+                _ => phrase.to_lowercase(),
             };
-            let head = phrase
-                .rsplit(' ')
-                .next()
-                .is_some_and(|w| PLACE_HEADS.contains(&w));
-            let placed = if OPEN_PREPOSITIONS.contains(&preposition) {
-                true
-            } else {
-                DIRECTED_PREPOSITIONS.contains(&preposition) && (article || head)
-            };
-            let named = mentions
-                .iter()
-                .any(|(r, _)| r.start < range.end && range.start < r.end);
-            let lower = phrase.to_lowercase();
+            // A canon name is no finding, but a place word added to one is a place canon
+            // lacks ("Brindlemoor Hospital" where canon has only Brindlemoor).
+            let named = mentions.iter().any(|(r, _)| {
+                r.start < range.end && range.start < r.end && (r.end >= range.end || !head)
+            });
             if placed
                 && !named
+                && !ORGANISATION_HEADS.contains(&last)
+                && !names_no_place(&sentence[range.end..])
                 && !self.known_phrases.contains(&lower)
+                // The same name written apart ("Guild Hall" for the Guildhall).
+                && !self.known_phrases.contains(&lower.replace(' ', ""))
                 && !phrase.split(' ').all(|w| COMMON_CAPITALS.contains(&w))
             {
                 findings.push(Finding {
@@ -711,7 +726,9 @@ impl CanonCheck {
                     evidence: format!(
                         "{preposition} {}{phrase}",
                         if article { "the " } else { "" }
-                    ),
+                    )
+                    .trim_start()
+                    .to_owned(),
                     score: 1.0,
                     avoid: vec![phrase.clone()],
                 });
@@ -983,13 +1000,54 @@ const DIRECTED_PREPOSITIONS: [&str; 9] = [
     "to", "over", "under", "around", "behind", "toward", "towards", "by", "on",
 ];
 
-const PLACE_HEADS: [&str; 44] = [
+const PLACE_HEADS: [&str; 52] = [
     "Street", "Lane", "Road", "Inn", "Tavern", "Bridge", "Square", "Market", "Tower", "Gate",
     "Hall", "Chapel", "Quay", "Dock", "Docks", "Isle", "Island", "Forest", "Wood", "Woods",
     "Mountain", "Hill", "Castle", "Harbour", "Harbor", "Port", "Bay", "River", "Lake", "Marsh",
     "Church", "Temple", "Abbey", "Mill", "Alley", "Court", "Park", "Gardens", "House", "Manor",
-    "Palace", "Cellar", "Wharf", "Pier",
+    "Palace", "Cellar", "Wharf", "Pier", "Hospital", "School", "Station", "Prison", "Library",
+    "Museum", "Theatre", "Farm",
 ];
+
+/// Whether the text right after a capitalised phrase shows that the phrase names no place:
+/// a closing quotation mark (a title or a name quoted: as in "The Firefly"), or a possessive
+/// whose thing is not a place ("Hestan's window", "the Lamplighter's guild"; but "Saltmere's
+/// harbour" is one).
+fn names_no_place(after: &str) -> bool {
+    let possessive = ["'s ", "\u{2019}s "]
+        .iter()
+        .find_map(|p| after.strip_prefix(p));
+    match possessive {
+        Some(rest) => {
+            let thing = words(rest).next().unwrap_or_default().to_lowercase();
+            !PLACE_HEADS.iter().any(|h| h.eq_ignore_ascii_case(&thing))
+                && !PLACE_NOUNS.contains(&thing.as_str())
+        }
+        None => after.starts_with(['"', '\u{201d}', '\'', '\u{2019}']),
+    }
+}
+
+/// Lowercase words for a place that are not the last word of a place's name
+/// ([`PLACE_HEADS`]), for what a possessive owns.
+const PLACE_NOUNS: [&str; 9] = [
+    "town", "city", "village", "shore", "coast", "streets", "quarter", "walls", "waters",
+];
+
+/// Last words of a capitalised phrase that name a body of people, not a place ("from the
+/// Council").
+const ORGANISATION_HEADS: [&str; 8] = [
+    "Council",
+    "Guild",
+    "Company",
+    "Society",
+    "Committee",
+    "Crew",
+    "Gazette",
+    "Brotherhood",
+];
+
+/// First words that make a capitalised phrase a place ("River Folly", "Lake Garda").
+const PLACE_FIRST_WORDS: [&str; 7] = ["River", "Lake", "Mount", "Isle", "Port", "Fort", "Cape"];
 
 /// Capitalised words that name no place: days, months, titles.
 const COMMON_CAPITALS: [&str; 30] = [

@@ -255,6 +255,59 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         problems(&tamsin, "Hestia is the former Mayor."),
         [] as [&str; 0]
     );
+    // A place word added to a canon name is a place canon lacks; the same name written apart
+    // is not.
+    assert_eq!(
+        problems(&pip, "He was a doctor who worked at Brindlemoor Hospital."),
+        ["unknown_place"]
+    );
+    assert_eq!(
+        problems(&pip, "You can see him at the Guild Hall now!"),
+        [] as [&str; 0]
+    );
+    // An owner is no place unless what it owns is one; a quoted title is none; a body of
+    // people is none.
+    assert_eq!(
+        problems(&pip, "The only light there is through Hestan's window."),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        problems(&pip, "The boats wait in Saltmere's harbour."),
+        ["unknown_place"]
+    );
+    assert_eq!(
+        problems(
+            &pip,
+            "He says it in the same calm voice as in \"The Firefly\"."
+        ),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        problems(&pip, "She gets more money from the Council than she needs."),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        problems(&pip, "My gran lived near the town of Eastbourne."),
+        ["unknown_place"]
+    );
+    // A name with a place word is a place wherever it stands; a common noun is not, nor a
+    // canon name that begins a sentence.
+    assert_eq!(problems(&pip, "The River Folly."), ["unknown_place"]);
+    assert_eq!(
+        problems(&pip, "I think the Great Hall is good."),
+        ["unknown_place"]
+    );
+    assert_eq!(
+        problems(&pip, "Cooper Street is quiet at this hour."),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        problems(
+            &pip,
+            "We must keep the Chapel safe, and he owns the City Hall."
+        ),
+        [] as [&str; 0]
+    );
     let young_odile = canon_check("lanterns", "odile", Some(2));
     assert_eq!(
         problems(&young_odile, "Ask Brother Aldous, he knows."),
