@@ -538,13 +538,16 @@ impl CanonCheck {
         tokens: &[Token<'_>],
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
+        let recorded = |of: EntityId, relative: EntityId, group: &str| {
+            of == relative
+                || self
+                    .kin
+                    .get(&(of, relative))
+                    .is_some_and(|groups| groups.contains(&group))
+        };
         let mut claim = |of: EntityId, relative: EntityId, word: &str| {
             let Some(group) = kin_group(word) else { return };
-            if of == relative {
-                return;
-            }
-            let recorded = self.kin.get(&(of, relative));
-            if recorded.is_some_and(|groups| groups.contains(&group)) {
+            if recorded(of, relative, group) {
                 return;
             }
             findings.push(Finding {
@@ -562,10 +565,22 @@ impl CanonCheck {
             });
         };
         let characters = |e: &EntityId| self.world.entities[*e].kind == EntityKind::Character;
+        let character_at = |token: Option<&&Token<'_>>| {
+            let start = token?.range.start;
+            mentions
+                .iter()
+                .find(|(r, e)| r.start == start && characters(e))
+                .map(|(_, e)| *e)
+        };
         for (range, entity) in mentions.iter().filter(|(_, e)| characters(e)) {
+            let possessive = ["'s ", "\u{2019}s "]
+                .iter()
+                .any(|p| sentence[range.end..].starts_with(p));
+            // The words after the name, past a possessive's "s".
             let after: Vec<&Token<'_>> = tokens
                 .iter()
                 .filter(|t| t.range.start >= range.end)
+                .skip(usize::from(possessive))
                 .take(5)
                 .collect();
             let before: Vec<&Token<'_>> = tokens
@@ -576,7 +591,6 @@ impl CanonCheck {
                 .rev()
                 .take(3)
                 .collect();
-            let possessive = sentence[range.end..].starts_with("'s ");
             // "X is my (adjective)? KIN" and "X's my KIN".
             let is_at = if possessive {
                 Some(0)
@@ -598,6 +612,42 @@ impl CanonCheck {
                 && kin_group(word(&before, 0)).is_some()
             {
                 claim(self.speaker, *entity, word(&before, 0));
+            }
+            // "X's (adjective)? KIN Y" and "X married Y".
+            if possessive {
+                for i in [0, 1] {
+                    if kin_group(word(&after, i)).is_some()
+                        && let Some(relative) = character_at(after.get(i + 1))
+                    {
+                        claim(*entity, relative, word(&after, i));
+                        break;
+                    }
+                }
+            }
+            if word(&after, 0) == "married"
+                && let Some(spouse) = character_at(after.get(1))
+            {
+                claim(*entity, spouse, "spouse");
+            }
+            // "her (adjective)? KIN X" (also "his", "their"): wrong only if it is wrong for
+            // every character named before it, since the pronoun may stand for any of them.
+            let pronoun = [1, 2]
+                .into_iter()
+                .find(|&i| ["her", "his", "their"].contains(&word(&before, i)));
+            if let Some(i) = pronoun
+                && let Some(group) = kin_group(word(&before, 0))
+            {
+                let pronoun_start = before[i].range.start;
+                let named_before: Vec<EntityId> = mentions
+                    .iter()
+                    .filter(|(r, e)| r.end <= pronoun_start && characters(e) && e != entity)
+                    .map(|(_, e)| *e)
+                    .collect();
+                if let Some(&nearest) = named_before.last()
+                    && !named_before.iter().any(|&of| recorded(of, *entity, group))
+                {
+                    claim(nearest, *entity, word(&before, 0));
+                }
             }
             // "X is Y's (adjective)? KIN".
             if word(&after, 0) == "is"

@@ -308,6 +308,30 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         ),
         [] as [&str; 0]
     );
+    // Family ties by possessive, by marriage and by pronoun: a pronoun's tie is wrong only
+    // if it is wrong for every character named before it.
+    for sentence in [
+        "Corvin's sister Nessa is kind.",
+        "Corvin's little sister Nessa is kind.",
+        "When Odile married Corvin, she left the quay.",
+        "Odile came into town with her sister-in-law Hestia Brandt.",
+    ] {
+        assert_eq!(
+            problems(&pip, sentence),
+            ["wrong_relationship"],
+            "{sentence}"
+        );
+    }
+    let tamsin_early = canon_check("nocturne", "tamsin", Some(2));
+    for sentence in [
+        "Odile's brother Silas keeps to himself.",
+        "Hestia met Odile and her brother Silas.",
+    ] {
+        assert!(
+            !problems(&tamsin_early, sentence).contains(&"wrong_relationship"),
+            "{sentence}"
+        );
+    }
     let young_odile = canon_check("lanterns", "odile", Some(2));
     assert_eq!(
         problems(&young_odile, "Ask Brother Aldous, he knows."),
