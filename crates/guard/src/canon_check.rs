@@ -763,7 +763,7 @@ impl CanonCheck {
             if placed
                 && !named
                 && !ORGANISATION_HEADS.contains(&last)
-                && !names_no_place(&sentence[range.end..])
+                && !names_no_place(&phrase, &sentence[range.end..])
                 && !self.known_phrases.contains(&lower)
                 // The same name written apart ("Guild Hall" for the Guildhall).
                 && !self.known_phrases.contains(&lower.replace(' ', ""))
@@ -1061,12 +1061,14 @@ const PLACE_HEADS: [&str; 52] = [
 
 /// Whether the text right after a capitalised phrase shows that the phrase names no place:
 /// a closing quotation mark (a title or a name quoted: as in "The Firefly"), or a possessive
-/// whose thing is not a place ("Hestan's window", "the Lamplighter's guild"; but "Saltmere's
+/// whose thing is not a place ("Hestan's window", "the Fogwardens' boats"; but "Saltmere's
 /// harbour" is one).
-fn names_no_place(after: &str) -> bool {
-    let possessive = ["'s ", "\u{2019}s "]
+fn names_no_place(phrase: &str, after: &str) -> bool {
+    let plural = phrase.ends_with('s');
+    let possessive = ["'s ", "\u{2019}s ", "' ", "\u{2019} "]
         .iter()
-        .find_map(|p| after.strip_prefix(p));
+        .filter(|p| plural || p.ends_with("s "))
+        .find_map(|p| after.strip_prefix(*p));
     match possessive {
         Some(rest) => {
             let thing = words(rest).next().unwrap_or_default().to_lowercase();

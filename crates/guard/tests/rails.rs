@@ -276,6 +276,14 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         ["unknown_place"]
     );
     assert_eq!(
+        problems(&pip, "They sleep in the Fogwardens' hall."),
+        ["unknown_place"]
+    );
+    assert_eq!(
+        problems(&pip, "We hid by the Fogwardens' boats."),
+        [] as [&str; 0]
+    );
+    assert_eq!(
         problems(
             &pip,
             "He says it in the same calm voice as in \"The Firefly\"."
