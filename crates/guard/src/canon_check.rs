@@ -743,7 +743,7 @@ impl CanonCheck {
             let place_name = head && phrase.contains(' ') && !["City", "Town"].contains(&first);
             let placed = place_name
                 || OPEN_PREPOSITIONS.contains(&preposition)
-                || (DIRECTED_PREPOSITIONS.contains(&preposition) && article);
+                || (DIRECTED_PREPOSITIONS.contains(&preposition) && (article || head));
             // A sentence's first word is not in the phrase; it may begin the name ("Cooper
             // Street is quiet").
             let lower = match before {
