@@ -573,9 +573,7 @@ impl CanonCheck {
                 .map(|(_, e)| *e)
         };
         for (range, entity) in mentions.iter().filter(|(_, e)| characters(e)) {
-            let possessive = ["'s ", "\u{2019}s "]
-                .iter()
-                .any(|p| sentence[range.end..].starts_with(p));
+            let possessive = after_possessive(&sentence[range.end..], false).is_some();
             // The words after the name, past a possessive's "s".
             let after: Vec<&Token<'_>> = tokens
                 .iter()
@@ -654,7 +652,7 @@ impl CanonCheck {
                 && let Some((other_range, other)) = mentions
                     .iter()
                     .find(|(r, _)| after.get(1).is_some_and(|t| t.range.start == r.start))
-                && sentence[other_range.end..].starts_with("'s ")
+                && after_possessive(&sentence[other_range.end..], false).is_some()
             {
                 let rest: Vec<&str> = tokens
                     .iter()
@@ -1064,12 +1062,7 @@ const PLACE_HEADS: [&str; 52] = [
 /// whose thing is not a place ("Hestan's window", "the Fogwardens' boats"; but "Saltmere's
 /// harbour" is one).
 fn names_no_place(phrase: &str, after: &str) -> bool {
-    let plural = phrase.ends_with('s');
-    let possessive = ["'s ", "\u{2019}s ", "' ", "\u{2019} "]
-        .iter()
-        .filter(|p| plural || p.ends_with("s "))
-        .find_map(|p| after.strip_prefix(*p));
-    match possessive {
+    match after_possessive(after, phrase.ends_with('s')) {
         Some(rest) => {
             let thing = words(rest).next().unwrap_or_default().to_lowercase();
             !PLACE_HEADS.iter().any(|h| h.eq_ignore_ascii_case(&thing))
@@ -1077,6 +1070,15 @@ fn names_no_place(phrase: &str, after: &str) -> bool {
         }
         None => after.starts_with(['"', '\u{201d}', '\'', '\u{2019}']),
     }
+}
+
+/// The text after a possessive mark that starts `after` ("'s ", or "' " after a `plural`
+/// name ending in s; curly apostrophes alike), or `None` without one.
+fn after_possessive(after: &str, plural: bool) -> Option<&str> {
+    ["'s ", "\u{2019}s ", "' ", "\u{2019} "]
+        .iter()
+        .filter(|p| plural || p.ends_with("s "))
+        .find_map(|p| after.strip_prefix(*p))
 }
 
 /// Lowercase words for a place that are not the last word of a place's name
