@@ -17,7 +17,7 @@ use crate::head::Head;
 use crate::normalize::{View, ViewKind, fold, spell_out};
 use crate::topics::{self, PolicyTexts, TopicHeads};
 use crate::tune;
-use lore_canon::cache::fnv;
+use lore_canon::cache::{FNV_START, fnv};
 use lore_canon::policy::{Policy, PolicyKind};
 
 /// The hazard head that ships with Lorekeeper, trained by `lore train guard` on the
@@ -245,12 +245,13 @@ impl Semantic {
             let started = std::time::Instant::now();
             let lower = texts
                 .iter()
-                .map(|(class, reading)| {
+                .map(|(class, key, reading)| {
                     let pieces = self.encoder.pieces(reading)?;
                     let window = &pieces[..pieces.len().min(WINDOW - 2)];
                     let states = self.encoder.lower_states(window);
                     Ok(tune::Text {
                         class: *class,
+                        key: *key,
                         embedding: self.encoder.finish_shipped(states.clone()),
                         states,
                     })
@@ -367,22 +368,26 @@ impl Semantic {
 /// The texts a policy's tuning is taught, in the policy's order (each node's examples, then
 /// its terms), each with its class: its node, except that all ordinary talk is one class and
 /// all hazards another (what tuning should separate is the topics, from each other and from
-/// the rest). Read as [`Semantic::example`] reads them.
-fn tuning_texts(policy: &Policy) -> Vec<(usize, String)> {
+/// the rest). Read as [`Semantic::example`] reads them. The class and the text are also given
+/// as keys of their own words (the node's IRI, the reading), which the rest of the policy does
+/// not change ([`tune::Text`]).
+fn tuning_texts(policy: &Policy) -> Vec<(u64, u64, String)> {
     policy
         .nodes
         .iter()
-        .enumerate()
-        .flat_map(|(index, node)| {
-            let class = match node.kind {
-                PolicyKind::OrdinaryTalk => 0,
-                PolicyKind::Hazard => 1,
-                PolicyKind::Topic | PolicyKind::Descriptor => index + 2,
-            };
-            node.examples
-                .iter()
-                .chain(&node.terms)
-                .map(move |text| (class, spell_out(&fold(text)).into_owned()))
+        .flat_map(|node| {
+            let class = fnv(
+                FNV_START,
+                match node.kind {
+                    PolicyKind::OrdinaryTalk => &b"ordinary talk"[..],
+                    PolicyKind::Hazard => &b"hazard"[..],
+                    PolicyKind::Topic | PolicyKind::Descriptor => node.iri.as_bytes(),
+                },
+            );
+            node.examples.iter().chain(&node.terms).map(move |text| {
+                let reading = spell_out(&fold(text)).into_owned();
+                (class, fnv(class, reading.as_bytes()), reading)
+            })
         })
         .collect()
 }

@@ -14,6 +14,7 @@
 //! backward pass is written out for one layer (self-attention, GELU feed-forward, two layer
 //! norms) and checked against central differences in the tests.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use ndarray::linalg::general_mat_mul;
@@ -583,11 +584,13 @@ fn backward(
     }
 }
 
-/// A text to tune on: which class it belongs to (its policy node), the lower layers' states
-/// of its word pieces (`rows × DIMENSION`), and its embedding before tuning (the texts of
-/// other classes nearest it there are its rivals, see [`pairs`]).
+/// A text to tune on: which class it belongs to (its policy node) and the text itself, each
+/// as a key that does not depend on the rest of the policy (what its pairs are drawn by, see
+/// [`pairs`]); the lower layers' states of its word pieces (`rows × DIMENSION`); and its
+/// embedding before tuning (the texts of other classes nearest it there are its rivals).
 pub(crate) struct Text {
-    pub(crate) class: usize,
+    pub(crate) class: u64,
+    pub(crate) key: u64,
     pub(crate) states: Vec<f32>,
     pub(crate) embedding: Vec<f32>,
 }
@@ -606,7 +609,7 @@ pub(crate) struct Schedule {
     /// AdamW's step size and decoupled weight decay.
     pub(crate) learning_rate: f32,
     pub(crate) weight_decay: f32,
-    /// The pairs' random choices start from this.
+    /// Salts every draw of a pair.
     pub(crate) seed: u64,
 }
 
@@ -618,27 +621,27 @@ pub(crate) const SCHEDULE: Schedule = Schedule {
     seed: 0x005e_7f17,
 };
 
-/// SplitMix64: a small generator whose sequence is fixed, so a policy's pairs are the same
-/// on every run and every build.
+/// SplitMix64's finaliser: a bijection of `u64` whose output bits each depend on every input
+/// bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// SplitMix64: a small generator whose sequence is fixed (the tests' and the trainer
+/// fingerprint's random layers).
 struct SplitMix(u64);
 
 impl SplitMix {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        mix(self.0)
     }
 
     /// Uniform in [−1, 1].
     fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    /// Uniform below `n` (> 0).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
     }
 }
 
@@ -666,44 +669,80 @@ fn rivals(texts: &[Text]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// The pairs of a schedule: text indices and the cosine they are pulled to. Per round each
-/// text is paired with a text of its class, and with one of another: half the time a rival
-/// (one of the texts of other classes nearest it before tuning: the mild insult beside the
-/// strong one, the pint of milk beside the pint of ale, which a random pairing seldom meets),
-/// else a text of a class drawn at random.
+/// What a pair is drawn for: each a salt of [`draw`].
+#[derive(Clone, Copy)]
+enum Choice {
+    OwnClass = 1,
+    RivalOrClass,
+    Rival,
+    OtherClass,
+    OtherText,
+    Order,
+}
+
+/// A text's draw for `choice` against a candidate (a text's or a class's key) in a round:
+/// fixed by those alone, so the same on every run, build and policy.
+fn draw(schedule: &Schedule, round: usize, choice: Choice, key: u64, candidate: u64) -> u64 {
+    let salt = mix(schedule.seed ^ mix(round as u64 ^ ((choice as u64) << 32)));
+    mix(key ^ mix(candidate ^ salt))
+}
+
+/// Of `candidates`, the first whose draw is least. Rendezvous hashing: a candidate added or
+/// removed changes the choice only where it is, or was, the least.
+fn least<T: Copy>(candidates: impl IntoIterator<Item = T>, draw: impl Fn(T) -> u64) -> Option<T> {
+    candidates
+        .into_iter()
+        .min_by_key(|&candidate| draw(candidate))
+}
+
+/// The pairs of a schedule: text indices and the cosine they are pulled to, in the order they
+/// are taught. Per round each text is paired with a text of its class, and with one of
+/// another: half the time a rival (one of the texts of other classes nearest it before
+/// tuning: the mild insult beside the strong one, the pint of milk beside the pint of ale,
+/// which a random pairing seldom meets), else a text of another class, each class as likely.
+///
+/// Every choice, and a pair's place in the order, is drawn from the keys of the texts and
+/// classes it is between ([`draw`], [`least`]), not from one random sequence over the whole
+/// policy: an example added to a policy then changes only the few pairs it wins and moves the
+/// others along a little, where a sequence would be drawn afresh from that text on and the
+/// whole tuning with it (docs/benchmarks.md, session 29).
 fn pairs(texts: &[Text], schedule: &Schedule) -> Vec<(usize, usize, f32)> {
     let rivals = rivals(texts);
-    let classes = texts.iter().map(|t| t.class + 1).max().unwrap_or(0);
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for (i, t) in texts.iter().enumerate() {
-        members[t.class].push(i);
+    let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, text) in texts.iter().enumerate() {
+        members.entry(text.class).or_default().push(i);
     }
-    let populated: Vec<usize> = (0..classes).filter(|c| !members[*c].is_empty()).collect();
-    let mut random = SplitMix(schedule.seed);
-    let mut pairs = Vec::new();
-    for _ in 0..schedule.rounds {
-        for (i, text) in texts.iter().enumerate() {
-            let own = &members[text.class];
-            pairs.push((i, own[random.below(own.len())], 1.0));
-            if populated.len() > 1 && random.below(2) == 0 {
-                let rivals = &rivals[i];
-                pairs.push((i, rivals[random.below(rivals.len())], 0.0));
-            } else if populated.len() > 1 {
-                // Another class, each as likely, then one of its texts.
-                let own_position = populated.iter().position(|c| *c == text.class);
-                let mut other = random.below(populated.len() - 1);
-                if own_position.is_some_and(|own| other >= own) {
-                    other += 1;
-                }
-                let theirs = &members[populated[other]];
-                pairs.push((i, theirs[random.below(theirs.len())], 0.0));
-            }
-        }
-    }
-    for i in (1..pairs.len()).rev() {
-        pairs.swap(i, random.below(i + 1));
-    }
-    pairs
+    let mut drawn: Vec<(u64, usize, usize, f32)> = (0..schedule.rounds)
+        .into_par_iter()
+        .flat_map_iter(|round| (0..texts.len()).map(move |i| (round, i)))
+        .flat_map_iter(|(round, i)| {
+            let key = texts[i].key;
+            let class = texts[i].class;
+            let text_draw =
+                |choice: Choice| move |j: &usize| draw(schedule, round, choice, key, texts[*j].key);
+            let same = least(&members[&class], text_draw(Choice::OwnClass));
+            let other = if draw(schedule, round, Choice::RivalOrClass, key, 0) & 1 == 0 {
+                least(&rivals[i], text_draw(Choice::Rival))
+            } else {
+                least(members.keys().filter(|&&c| c != class), |c: &u64| {
+                    draw(schedule, round, Choice::OtherClass, key, *c)
+                })
+                .and_then(|c| least(&members[c], text_draw(Choice::OtherText)))
+            };
+            [same.map(|j| (*j, 1.0)), other.map(|j| (*j, 0.0))]
+                .into_iter()
+                .flatten()
+                .map(move |(j, target)| {
+                    let order = draw(schedule, round, Choice::Order, key, texts[j].key);
+                    (order, i, j, target)
+                })
+        })
+        .collect();
+    drawn.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    drawn
+        .into_iter()
+        .map(|(_, a, b, target)| (a, b, target))
+        .collect()
 }
 
 /// How far tuning has got, for a progress display: pairs done and in all.
@@ -759,7 +798,8 @@ pub(crate) fn trainer_fingerprint() -> u64 {
         .iter()
         .enumerate()
         .map(|(i, rows)| Text {
-            class: i / 2,
+            class: i as u64 / 2,
+            key: i as u64,
             states: (0..rows * DIMENSION).map(|_| random.unit()).collect(),
             embedding: vec![random.unit(), random.unit()],
         })
@@ -877,7 +917,8 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &rows)| Text {
-                class: i % 2,
+                class: i as u64 % 2,
+                key: i as u64,
                 states: (0..rows * DIMENSION).map(|_| random.unit()).collect(),
                 embedding: vec![random.unit(), random.unit()],
             })
@@ -966,20 +1007,27 @@ mod tests {
         assert!(after < before / 2.0, "loss {before} -> {after}");
     }
 
+    /// Texts of `(class, place on a line)`, keyed by their place in the list.
+    fn placed_texts(placed: &[(u64, f32)]) -> Vec<Text> {
+        placed
+            .iter()
+            .enumerate()
+            .map(|(i, &(class, at))| Text {
+                class,
+                key: mix(i as u64),
+                states: Vec::new(),
+                embedding: vec![at, 1.0 - at],
+            })
+            .collect()
+    }
+
     #[test]
     fn each_text_is_paired_with_its_class_and_with_a_rival_or_another_class() {
         // On a line: texts 1 and 2 are the nearest of another class to text 0; class 2 has ten
         // texts further away, the last the furthest.
         let mut placed = vec![(0, 0.0), (1, 0.1), (1, 0.2), (0, 0.15)];
         placed.extend((0..10).map(|k| (2, 5.0 + k as f32)));
-        let texts: Vec<Text> = placed
-            .iter()
-            .map(|&(class, at)| Text {
-                class,
-                states: Vec::new(),
-                embedding: vec![at, 1.0 - at],
-            })
-            .collect();
+        let texts = placed_texts(&placed);
         let schedule = Schedule {
             rounds: 400,
             ..SCHEDULE
@@ -1010,6 +1058,40 @@ mod tests {
         assert!(
             nearest > 3 * furthest && furthest > 0,
             "{nearest} {furthest}"
+        );
+    }
+
+    #[test]
+    fn a_text_added_to_the_policy_changes_only_the_pairs_it_wins() {
+        let placed: Vec<(u64, f32)> = (0..60).map(|k| (k % 4, k as f32 / 60.0)).collect();
+        let texts = placed_texts(&placed);
+        let mut grown = placed_texts(&placed);
+        grown.push(Text {
+            key: mix(1000),
+            ..placed_texts(&[(2, 0.5)]).remove(0)
+        });
+        let schedule = Schedule {
+            rounds: 5,
+            ..SCHEDULE
+        };
+        let before = pairs(&texts, &schedule);
+        let after = pairs(&grown, &schedule);
+        // The new text's own pairs, two a round, and those it took from others, which are
+        // all that is lost: the rest keep their partners and their order.
+        let new = texts.len();
+        let (with_new, without_new): (Vec<(usize, usize, f32)>, Vec<_>) =
+            after.into_iter().partition(|p| p.0 == new || p.1 == new);
+        let taken = with_new.len() - 2 * schedule.rounds;
+        assert!(
+            taken * 20 < before.len(),
+            "{taken} of {} pairs taken",
+            before.len()
+        );
+        assert_eq!(without_new.len(), before.len() - taken);
+        let mut rest = before.iter();
+        assert!(
+            without_new.iter().all(|p| rest.any(|q| q == p)),
+            "the pairs kept are in their order"
         );
     }
 

@@ -179,7 +179,8 @@ fn the_output_rail_holds_a_topics_heads_to_its_own_bar() {
         let views = lore_guard::normalize::views(text);
         r.decide(&views, &r.embed(&views).unwrap(), rail)
     };
-    let plain = "I can tell you by looking up, from your windows that it is there.";
+    let plain = "It was my first time in this harbour; I saw some boats and heard lots of people \
+                 shouting at each other.";
     let input = decide(plain, Rail::Input);
     assert_eq!(input.action, Action::Deflect, "{input:?}");
     let score = input.fired[0].score;
