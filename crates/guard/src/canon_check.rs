@@ -185,6 +185,9 @@ pub struct CanonCheck {
     /// Family groups (see [`kin_group`]) by (entity, relative): what the relative is to it.
     kin: HashMap<(EntityId, EntityId), Vec<&'static str>>,
     known_phrases: HashSet<String>,
+    /// Canon's texts, lower case, one a line: a name canon writes in lower case ("the great
+    /// clock") is a thing it knows when a reply capitalises it.
+    canon_text: String,
     semantic: Option<Arc<Semantic>>,
 }
 
@@ -322,6 +325,7 @@ impl CanonCheck {
             }
         }
         let mut known_phrases = HashSet::new();
+        let mut canon_text = String::new();
         let production = &world.production;
         let texts = world
             .facts
@@ -338,6 +342,8 @@ impl CanonCheck {
             .chain(std::iter::once(&production.title))
             .chain(world.beats.iter().map(|b| &b.name));
         for text in texts {
+            canon_text.push_str(&text.to_lowercase());
+            canon_text.push('\n');
             for (_, phrase) in capitalised_phrases(text) {
                 known_phrases.insert(phrase.to_lowercase());
             }
@@ -361,6 +367,7 @@ impl CanonCheck {
             stale,
             kin,
             known_phrases,
+            canon_text,
             semantic,
         }
     }
@@ -765,6 +772,7 @@ impl CanonCheck {
                 && !self.known_phrases.contains(&lower)
                 // The same name written apart ("Guild Hall" for the Guildhall).
                 && !self.known_phrases.contains(&lower.replace(' ', ""))
+                && !(lower.contains(' ') && tokens_contain(&self.canon_text, &lower))
                 && !phrase.split(' ').all(|w| COMMON_CAPITALS.contains(&w))
             {
                 findings.push(Finding {

@@ -309,6 +309,15 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         problems(&pip, "Cooper Street is quiet at this hour."),
         [] as [&str; 0]
     );
+    // Canon writes "the great clock" in lower case: capitalised, it is still no new place.
+    assert_eq!(
+        problems(&pip, "I waited by the Great Clock for an hour."),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        problems(&pip, "I waited by the Great Tower for an hour."),
+        ["unknown_place"]
+    );
     assert_eq!(
         problems(
             &pip,
