@@ -747,6 +747,7 @@ impl CanonCheck {
             // other names, after a preposition of place.
             let place_name = head && phrase.contains(' ') && !["City", "Town"].contains(&first);
             let placed = place_name
+                || before.is_some_and(|w| PLACE_WORDS_BEFORE_A_NAME.contains(&w.text))
                 || OPEN_PREPOSITIONS.contains(&preposition)
                 || (DIRECTED_PREPOSITIONS.contains(&preposition) && (article || head));
             // A sentence's first word is not in the phrase; it may begin the name ("Cooper
@@ -1110,6 +1111,9 @@ const ORGANISATION_HEADS: [&str; 8] = [
 
 /// First words that make a capitalised phrase a place ("River Folly", "Lake Garda").
 const PLACE_FIRST_WORDS: [&str; 7] = ["River", "Lake", "Mount", "Isle", "Port", "Fort", "Cape"];
+
+/// Lower-case words that make the capitalised name after them a place ("the river Avon").
+const PLACE_WORDS_BEFORE_A_NAME: [&str; 2] = ["river", "lake"];
 
 /// Capitalised words that name no place: days, months, titles.
 const COMMON_CAPITALS: [&str; 30] = [

@@ -302,6 +302,10 @@ fn replies_are_checked_against_canon_at_the_story_time() {
     // canon name that begins a sentence.
     assert_eq!(problems(&pip, "The River Folly."), ["unknown_place"]);
     assert_eq!(
+        problems(&pip, "We lived near the river Avon."),
+        ["unknown_place"]
+    );
+    assert_eq!(
         problems(&pip, "I think the Great Hall is good."),
         ["unknown_place"]
     );
