@@ -722,6 +722,15 @@ impl CanonCheck {
             .collect()
     }
 
+    /// Whether canon knows the name `lower` (lower case): as a name or phrase it writes, the
+    /// same written apart ("Guild Hall" for the Guildhall), or words it writes in lower case
+    /// ("the Great Clock" for its great clock).
+    fn knows_name(&self, lower: &str) -> bool {
+        self.known_phrases.contains(lower)
+            || self.known_phrases.contains(&lower.replace(' ', ""))
+            || (lower.contains(' ') && tokens_contain(&self.canon_text, lower))
+    }
+
     fn unknown_places(
         &self,
         sentence: &str,
@@ -770,10 +779,7 @@ impl CanonCheck {
                 && !named
                 && !ORGANISATION_HEADS.contains(&last)
                 && !names_no_place(&phrase, &sentence[range.end..])
-                && !self.known_phrases.contains(&lower)
-                // The same name written apart ("Guild Hall" for the Guildhall).
-                && !self.known_phrases.contains(&lower.replace(' ', ""))
-                && !(lower.contains(' ') && tokens_contain(&self.canon_text, &lower))
+                && !self.knows_name(&lower)
                 && !phrase.split(' ').all(|w| COMMON_CAPITALS.contains(&w))
             {
                 findings.push(Finding {

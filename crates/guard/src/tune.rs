@@ -738,7 +738,7 @@ fn pairs(texts: &[Text], schedule: &Schedule) -> Vec<(usize, usize, f32)> {
                 })
         })
         .collect();
-    drawn.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    drawn.par_sort_unstable_by_key(|&(order, a, b, _)| (order, a, b));
     drawn
         .into_iter()
         .map(|(_, a, b, target)| (a, b, target))
