@@ -171,25 +171,40 @@ fn a_characters_terms_of_address_are_not_romance() {
 
 #[test]
 fn the_output_rail_holds_a_topics_heads_to_its_own_bar() {
-    // A sentence of the embedded model's (world/eval/model-replies.tsv) that a topic's heads
-    // score just above the input rail's bar: a player's line like it is deflected, the
-    // character's sentence is sent. Romance said outright is withheld on both rails.
+    // The embedded model's fine sentences (world/eval/model-replies.tsv) that only a topic's
+    // heads fire on, between the two rails' bars: a player's line like one is deflected, the
+    // character's sentence is sent. Which sentences score there moves with every edit of the
+    // policy, so the test takes whichever do (12 with the policy of session 30).
+    // Romance said outright is withheld on both rails.
     let r = rails("lanterns", "aldous");
     let decide = |text: &str, rail: Rail| {
         let views = lore_guard::normalize::views(text);
         r.decide(&views, &r.embed(&views).unwrap(), rail)
     };
-    let plain = "It was my first time in this harbour; I saw some boats and heard lots of people \
-                 shouting at each other.";
-    let input = decide(plain, Rail::Input);
-    assert_eq!(input.action, Action::Deflect, "{input:?}");
-    let score = input.fired[0].score;
-    assert!(
-        (TOPIC_HEAD_PROBABILITY..OUTPUT_TOPIC_HEAD_PROBABILITY).contains(&score),
-        "{input:?}"
-    );
-    let output = decide(plain, Rail::Output);
-    assert_eq!(output.action, Action::Allow, "{output:?}");
+    let set = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world/eval/model-replies.tsv");
+    let set = std::fs::read_to_string(set).unwrap();
+    let fine = set
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split('\t').nth(3).zip(l.split('\t').nth(4)))
+        .filter(|(kind, _)| *kind == "ok")
+        .map(|(_, sentence)| sentence);
+    let mut between = 0;
+    for sentence in fine {
+        let input = decide(sentence, Rail::Input);
+        let in_the_band = !input.fired.is_empty()
+            && input.fired.iter().all(|f| {
+                f.layer == Layer::Topic
+                    && (TOPIC_HEAD_PROBABILITY..OUTPUT_TOPIC_HEAD_PROBABILITY).contains(&f.score)
+            });
+        if in_the_band {
+            assert_eq!(input.action, Action::Deflect, "{sentence:?}: {input:?}");
+            let output = decide(sentence, Rail::Output);
+            assert_eq!(output.action, Action::Allow, "{sentence:?}: {output:?}");
+            between += 1;
+        }
+    }
+    assert!(between > 0, "no fine sentence scored between the two bars");
     let romance = "I had an affair with someone else; this one was worse than my first love.";
     for rail in [Rail::Input, Rail::Output] {
         let d = decide(romance, rail);
