@@ -183,12 +183,12 @@ fn the_output_rail_holds_a_topics_heads_to_its_own_bar() {
     };
     let set = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../world/eval/model-replies.tsv");
     let set = std::fs::read_to_string(set).unwrap();
-    let fine = set
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split('\t').nth(3).zip(l.split('\t').nth(4)))
-        .filter(|(kind, _)| *kind == "ok")
-        .map(|(_, sentence)| sentence);
+    let fine = set.lines().filter(|l| !l.starts_with('#')).filter_map(|l| {
+        match l.split('\t').collect::<Vec<_>>()[..] {
+            [_, _, _, "ok", sentence] => Some(sentence),
+            _ => None,
+        }
+    });
     let mut between = 0;
     for sentence in fine {
         let input = decide(sentence, Rail::Input);
