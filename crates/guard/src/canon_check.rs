@@ -5,16 +5,19 @@
 //!   does not know, a fact that only becomes true later) and uses one of the fact's telling
 //!   words (a word of its statement that no fact the speaker may tell and no description of
 //!   an entity uses), or, with the embedding layer, names its entities and means nearly the
-//!   same.
+//!   same; or it claims a family tie that such a fact states ("Silas is my brother", where
+//!   that is a secret), even in everyday kin words that are no telling words.
 //! - A dead character spoken of as alive: named with a present or future verb, or as someone
 //!   to go and see, in a sentence with no word of death or the past.
 //! - A family tie canon does not record: "X is my brother", "my sister X", "X is Y's son",
 //!   checked against the relationships between the two, read from either side.
 //! - A claim that no longer holds, stated as true now: "Hestia is the Mayor" after she
 //!   resigned (a claim of a fact whose span ended before the beat, replaced by another).
-//! - A place canon does not have: a capitalised name after a preposition of place that no
-//!   entity has and no text of canon contains, or, wherever it stands, a real-world place
-//!   (`data/real-world-places.txt`: "burning down London") that canon never names.
+//! - A place canon does not have: a capitalised name after a preposition of place ("at",
+//!   "the edge of", "going to") that no entity has and no text of canon contains, or,
+//!   wherever it stands, a name with a place word ("the Market Place"), a numbered street
+//!   ("60th street") or a real-world place (`data/real-world-places.txt`: "burning down
+//!   London") that canon never names.
 //!
 //! These are rules over words, not a parser: they are measured on a labelled set
 //! (`lore eval replies`), and what they miss is counted there.
@@ -178,6 +181,9 @@ pub struct CanonCheck {
     speaker: EntityId,
     names: NameIndex,
     restricted: Vec<Restricted>,
+    /// Family ties the restricted facts state, by pair of their entities (both ways round):
+    /// the kin group, either way, and the fact's index in `restricted`.
+    restricted_ties: HashMap<(EntityId, EntityId), Vec<(&'static str, usize)>>,
     /// Statements of the facts the speaker may tell, by entity.
     tellable_about: HashMap<EntityId, Vec<String>>,
     dead: HashSet<EntityId>,
@@ -253,7 +259,7 @@ impl CanonCheck {
                 tellable.extend(content_words(text));
             }
         }
-        let restricted = world
+        let restricted: Vec<Restricted> = world
             .facts
             .iter()
             .filter_map(|f| {
@@ -274,6 +280,22 @@ impl CanonCheck {
                 })
             })
             .collect();
+        let mut restricted_ties: HashMap<(EntityId, EntityId), Vec<(&'static str, usize)>> =
+            HashMap::new();
+        for (i, fact) in restricted.iter().enumerate() {
+            for group in tokens(&fact.statement)
+                .iter()
+                .filter_map(|t| kin_group(&t.lower))
+            {
+                for &a in &fact.entities {
+                    for &b in fact.entities.iter().filter(|&&b| b != a) {
+                        let ties = restricted_ties.entry((a, b)).or_default();
+                        ties.push((group, i));
+                        ties.push((inverse_group(group), i));
+                    }
+                }
+            }
+        }
         let value_of = |value: &str| match world.entity(value) {
             Some(e) => ClaimValue::Entity(e),
             None => ClaimValue::Words(value.to_lowercase()),
@@ -362,6 +384,7 @@ impl CanonCheck {
             speaker,
             names,
             restricted,
+            restricted_ties,
             tellable_about,
             dead,
             stale,
@@ -399,7 +422,12 @@ impl CanonCheck {
             findings.extend(self.dead_as_alive(sentence, &mentions, &tokens));
             findings.extend(self.stale_claims(sentence, &mentions, &tokens));
         }
-        findings.extend(self.wrong_relationships(sentence, &mentions, &tokens));
+        // A kin claim may tell a secret the words already gave away: one finding a fact.
+        for finding in self.kin_claims(sentence, &mentions, &tokens) {
+            if !findings.iter().any(|f| f.problem == finding.problem) {
+                findings.push(finding);
+            }
+        }
         findings.extend(self.unknown_places(sentence, &mentions, &tokens));
         Ok(findings)
     }
@@ -538,7 +566,9 @@ impl CanonCheck {
         findings
     }
 
-    fn wrong_relationships(
+    /// Kin claims: a tie that a restricted fact states is a leak of it; a tie canon does not
+    /// record is a wrong relationship.
+    fn kin_claims(
         &self,
         sentence: &str,
         mentions: &[(Range<usize>, EntityId)],
@@ -554,15 +584,25 @@ impl CanonCheck {
         };
         let mut claim = |of: EntityId, relative: EntityId, word: &str| {
             let Some(group) = kin_group(word) else { return };
-            if recorded(of, relative, group) {
-                return;
-            }
-            findings.push(Finding {
-                problem: Problem::WrongRelationship {
+            let told = self
+                .restricted_ties
+                .get(&(of, relative))
+                .and_then(|ties| ties.iter().find(|(g, _)| *g == group))
+                .map(|&(_, i)| &self.restricted[i]);
+            let problem = match told {
+                Some(fact) => Problem::Leak {
+                    fact: fact.iri.clone(),
+                    restriction: fact.restriction,
+                },
+                None if recorded(of, relative, group) => return,
+                None => Problem::WrongRelationship {
                     of: self.world.entities[of].iri.clone(),
                     relative: self.world.entities[relative].iri.clone(),
                     claimed: word.to_owned(),
                 },
+            };
+            findings.push(Finding {
+                problem,
                 evidence: format!(
                     "{} as {}'s {word}",
                     self.world.entities[relative].name, self.world.entities[of].name
@@ -731,6 +771,17 @@ impl CanonCheck {
             || (lower.contains(' ') && tokens_contain(&self.canon_text, lower))
     }
 
+    /// Whether `phrase` is a name the world's index knows with an "s" added: a possessive
+    /// written without its apostrophe ("at Hestias home").
+    fn names_with_an_s(&self, phrase: &str) -> bool {
+        phrase.strip_suffix('s').is_some_and(|name| {
+            self.names
+                .find(name)
+                .iter()
+                .any(|(r, _)| *r == (0..name.len()))
+        })
+    }
+
     fn unknown_places(
         &self,
         sentence: &str,
@@ -738,16 +789,19 @@ impl CanonCheck {
         tokens: &[Token<'_>],
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
+        let word_before =
+            |token: &Token<'_>| tokens.iter().rfind(|t| t.range.end <= token.range.start);
         for (range, phrase) in capitalised_phrases(sentence) {
             let before = tokens.iter().rfind(|t| t.range.end <= range.start);
             let (preposition, article) = match before {
-                Some(the) if the.lower == "the" => {
-                    let p = tokens.iter().rfind(|t| t.range.end <= the.range.start);
-                    (p.map_or("", |p| p.lower.as_str()), true)
-                }
-                Some(word) => (word.lower.as_str(), false),
-                None => ("", false),
+                Some(the) if the.lower == "the" => (word_before(the), true),
+                word => (word, false),
             };
+            // What the preposition follows: "the edge of", "going to".
+            let governor = preposition
+                .and_then(word_before)
+                .map_or("", |t| t.lower.as_str());
+            let preposition = preposition.map_or("", |p| p.lower.as_str());
             let last = phrase.rsplit(' ').next().unwrap_or_default();
             let first = phrase.split(' ').next().unwrap_or_default();
             let head = PLACE_HEADS.contains(&last) || PLACE_FIRST_WORDS.contains(&first);
@@ -758,7 +812,9 @@ impl CanonCheck {
             let placed = place_name
                 || before.is_some_and(|w| PLACE_WORDS_BEFORE_A_NAME.contains(&w.text))
                 || OPEN_PREPOSITIONS.contains(&preposition)
-                || (DIRECTED_PREPOSITIONS.contains(&preposition) && (article || head));
+                || (DIRECTED_PREPOSITIONS.contains(&preposition) && (article || head))
+                || (preposition == "of" && PART_OF_A_PLACE.contains(&governor))
+                || (preposition == "to" && JOURNEY_WORDS.contains(&governor));
             // A sentence's first word is not in the phrase; it may begin the name ("Cooper
             // Street is quiet").
             let lower = match before {
@@ -774,7 +830,7 @@ impl CanonCheck {
             // lacks ("Brindlemoor Hospital" where canon has only Brindlemoor).
             let named = mentions.iter().any(|(r, _)| {
                 r.start < range.end && range.start < r.end && (r.end >= range.end || !head)
-            });
+            }) || self.names_with_an_s(&phrase);
             if placed
                 && !named
                 && !ORGANISATION_HEADS.contains(&last)
@@ -782,19 +838,20 @@ impl CanonCheck {
                 && !self.knows_name(&lower)
                 && !phrase.split(' ').all(|w| COMMON_CAPITALS.contains(&w))
             {
-                findings.push(Finding {
-                    problem: Problem::UnknownPlace {
-                        name: phrase.clone(),
-                    },
-                    evidence: format!(
-                        "{preposition} {}{phrase}",
-                        if article { "the " } else { "" }
-                    )
-                    .trim_start()
-                    .to_owned(),
-                    score: 1.0,
-                    avoid: vec![phrase.clone()],
-                });
+                let the = if article { "the " } else { "" };
+                let evidence = format!("{preposition} {the}{phrase}");
+                findings.push(unknown_place(&phrase, evidence.trim_start().to_owned()));
+            }
+        }
+        // A numbered street ("at 60th street") is of a grid canon never draws.
+        for pair in tokens.windows(2) {
+            let [number, street] = pair else { continue };
+            let name = &sentence[number.range.start..street.range.end];
+            if is_ordinal(&number.lower)
+                && STREET_WORDS.contains(&street.lower.as_str())
+                && !tokens_contain(&self.canon_text, &name.to_lowercase())
+            {
+                findings.push(unknown_place(name, format!("{name}, a numbered street")));
             }
         }
         for (range, place) in real_world_places(sentence) {
@@ -805,17 +862,22 @@ impl CanonCheck {
                 |f| matches!(&f.problem, Problem::UnknownPlace { name } if name.contains(place)),
             );
             if !named && !reported && !self.known_phrases.contains(&place.to_lowercase()) {
-                findings.push(Finding {
-                    problem: Problem::UnknownPlace {
-                        name: place.to_owned(),
-                    },
-                    evidence: format!("{place}, a real-world place"),
-                    score: 1.0,
-                    avoid: vec![place.to_owned()],
-                });
+                findings.push(unknown_place(place, format!("{place}, a real-world place")));
             }
         }
         findings
+    }
+}
+
+/// A place canon does not have, named `name` in the sentence: a regeneration avoids the name.
+fn unknown_place(name: &str, evidence: String) -> Finding {
+    Finding {
+        problem: Problem::UnknownPlace {
+            name: name.to_owned(),
+        },
+        evidence,
+        score: 1.0,
+        avoid: vec![name.to_owned()],
     }
 }
 
@@ -1063,14 +1125,145 @@ const DIRECTED_PREPOSITIONS: [&str; 9] = [
     "to", "over", "under", "around", "behind", "toward", "towards", "by", "on",
 ];
 
-const PLACE_HEADS: [&str; 52] = [
-    "Street", "Lane", "Road", "Inn", "Tavern", "Bridge", "Square", "Market", "Tower", "Gate",
-    "Hall", "Chapel", "Quay", "Dock", "Docks", "Isle", "Island", "Forest", "Wood", "Woods",
-    "Mountain", "Hill", "Castle", "Harbour", "Harbor", "Port", "Bay", "River", "Lake", "Marsh",
-    "Church", "Temple", "Abbey", "Mill", "Alley", "Court", "Park", "Gardens", "House", "Manor",
-    "Palace", "Cellar", "Wharf", "Pier", "Hospital", "School", "Station", "Prison", "Library",
-    "Museum", "Theatre", "Farm",
+const PLACE_HEADS: [&str; 62] = [
+    "Street",
+    "Lane",
+    "Road",
+    "Avenue",
+    "Place",
+    "Row",
+    "Terrace",
+    "Crescent",
+    "Inn",
+    "Tavern",
+    "Hotel",
+    "Bridge",
+    "Square",
+    "Market",
+    "Tower",
+    "Gate",
+    "Hall",
+    "Chapel",
+    "Cathedral",
+    "Quay",
+    "Dock",
+    "Docks",
+    "Canal",
+    "Isle",
+    "Island",
+    "Forest",
+    "Wood",
+    "Woods",
+    "Mountain",
+    "Hill",
+    "Valley",
+    "Beach",
+    "Castle",
+    "Harbour",
+    "Harbor",
+    "Port",
+    "Bay",
+    "River",
+    "Lake",
+    "Marsh",
+    "Church",
+    "Temple",
+    "Abbey",
+    "Mill",
+    "Alley",
+    "Court",
+    "Park",
+    "Gardens",
+    "House",
+    "Manor",
+    "Palace",
+    "Cellar",
+    "Wharf",
+    "Pier",
+    "Hospital",
+    "School",
+    "Station",
+    "Prison",
+    "Library",
+    "Museum",
+    "Theatre",
+    "Farm",
 ];
+
+/// Words a place's name follows after "of": "the edge of Torquay", "the town of Eastbourne".
+const PART_OF_A_PLACE: [&str; 20] = [
+    "edge",
+    "outskirts",
+    "heart",
+    "centre",
+    "center",
+    "middle",
+    "city",
+    "town",
+    "village",
+    "port",
+    "streets",
+    "banks",
+    "shores",
+    "coast",
+    "county",
+    "kingdom",
+    "suburbs",
+    "borders",
+    "island",
+    "land",
+];
+
+/// Words a place's name follows after "to": "going to Stables", "the road to Saltmere". Not
+/// "head", as often the noun ("bowing your head to Pan").
+const JOURNEY_WORDS: [&str; 35] = [
+    "go",
+    "goes",
+    "going",
+    "went",
+    "gone",
+    "come",
+    "comes",
+    "coming",
+    "came",
+    "travel",
+    "travels",
+    "travelled",
+    "traveled",
+    "travelling",
+    "traveling",
+    "sail",
+    "sails",
+    "sailed",
+    "sailing",
+    "move",
+    "moved",
+    "moving",
+    "walk",
+    "walked",
+    "walking",
+    "headed",
+    "heading",
+    "return",
+    "returned",
+    "ride",
+    "rode",
+    "way",
+    "road",
+    "trip",
+    "journey",
+];
+
+/// Lower-case words that make a numbered street of an ordinal before them.
+const STREET_WORDS: [&str; 4] = ["street", "avenue", "road", "lane"];
+
+/// Whether `word` (lower case) is an ordinal in digits: "60th", "1st", "22nd".
+fn is_ordinal(word: &str) -> bool {
+    let digits = word.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && ["st", "nd", "rd", "th"].contains(&&word[digits.len()..])
+}
 
 /// Whether the text right after a capitalised phrase shows that the phrase names no place:
 /// a closing quotation mark (a title or a name quoted: as in "The Firefly"), or a possessive

@@ -244,7 +244,22 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         ["leak"],
         "a kept secret"
     );
+    // The secret is the tie itself: told in everyday kin words, from either side or by one
+    // who cannot know it, it is a leak (once); a tie neither canon nor a secret has is wrong.
+    let silas = canon_check("nocturne", "silas", Some(12));
     let tamsin = canon_check("nocturne", "tamsin", Some(12));
+    for (check, sentence) in [
+        (&odile, "Silas is my brother."),
+        (&odile, "My brother Silas runs with the Fogrunners."),
+        (&silas, "My sister Odile keeps the ferry."),
+        (&tamsin, "Silas is Odile's brother."),
+    ] {
+        assert_eq!(problems(check, sentence), ["leak"], "{sentence}");
+    }
+    assert_eq!(
+        problems(&odile, "Silas is my cousin."),
+        ["wrong_relationship"]
+    );
     assert_eq!(
         problems(&tamsin, "Hestia is the Mayor."),
         ["stale_fact"],
@@ -298,6 +313,24 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         problems(&pip, "My gran lived near the town of Eastbourne."),
         ["unknown_place"]
     );
+    // A name is placed by what its preposition follows too: a part of a place before "of",
+    // a journey before "to"; a numbered street is a place in lower case.
+    for sentence in [
+        "We camped on the edge of Saltmere.",
+        "We are sailing to Saltmere tomorrow.",
+        "It is the shop on the corner of 5th avenue.",
+        "The Candle Place is quiet at night.",
+    ] {
+        assert_eq!(problems(&pip, sentence), ["unknown_place"], "{sentence}");
+    }
+    for sentence in [
+        "I took the letter to Nessa.",
+        "We met in the middle of March.",
+        "I'll bring it to the first street lamp.",
+        "We met at Corvins shop.",
+    ] {
+        assert_eq!(problems(&pip, sentence), [] as [&str; 0], "{sentence}");
+    }
     // A name with a place word is a place wherever it stands; a common noun is not, nor a
     // canon name that begins a sentence.
     assert_eq!(problems(&pip, "The River Folly."), ["unknown_place"]);
