@@ -91,6 +91,8 @@ terms! {
     COMMON_KNOWLEDGE = "commonKnowledge";
     /// `lore:secret`
     SECRET = "secret";
+    /// `lore:giveaway`
+    GIVEAWAY = "giveaway";
     /// `lore:knownBy`
     KNOWN_BY = "knownBy";
     /// `lore:Knowledge`

@@ -150,6 +150,9 @@ pub struct Fact {
     pub knowers: Vec<(EntityId, Option<i64>)>,
     /// The structured claim, when the fact has one.
     pub claim: Option<Claim>,
+    /// Phrases its writers say give it away (`lore:giveaway`), for the canon check of
+    /// replies; never put to the model.
+    pub giveaways: Vec<String>,
 }
 
 impl Fact {
@@ -529,6 +532,7 @@ impl World {
                 secret: boolean(description, vocab::SECRET),
                 knowers,
                 claim,
+                giveaways: texts(description, vocab::GIVEAWAY),
                 statement,
                 iri,
             });

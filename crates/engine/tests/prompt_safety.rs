@@ -1,6 +1,6 @@
-//! No assembled prompt contains a writer-only note or a fact its speaker does not know at
-//! the session's beat: checked for every character of the sample world, at every beat, for
-//! player lines naming every entity.
+//! No assembled prompt contains a writer-only note, a fact's giveaways, or a fact its speaker
+//! does not know at the session's beat: checked for every character of the sample world, at
+//! every beat, for player lines naming every entity.
 #![allow(
     clippy::unwrap_used,
     reason = "a test should fail loudly on the first unexpected error"
@@ -98,6 +98,14 @@ fn no_prompt_leaks_notes_or_unknown_facts() {
                             );
                         }
                         for fact in &world.facts {
+                            for giveaway in &fact.giveaways {
+                                assert!(
+                                    !prompt.contains(giveaway.as_str()),
+                                    "a giveaway of <{}> in {}'s prompt: {giveaway}",
+                                    fact.iri,
+                                    entity.name
+                                );
+                            }
                             if !(fact.span.holds_at(beat) && fact.known_by(character, beat)) {
                                 assert!(
                                     !prompt.contains(fact.statement.as_str()),

@@ -4,8 +4,9 @@
 //! - A leak: the sentence names an entity of a restricted fact (a secret, a fact the speaker
 //!   does not know, a fact that only becomes true later) and uses one of the fact's telling
 //!   words (a word of its statement that no fact the speaker may tell and no description of
-//!   an entity uses), or, with the embedding layer, names its entities and means nearly the
-//!   same; or it claims a family tie that such a fact states ("Silas is my brother", where
+//!   an entity uses); or it names the fact's entities and uses a phrase its writers gave as a
+//!   giveaway (`lore:giveaway`: "took the Everlight") or, with the embedding layer, means
+//!   nearly the same; or it claims a family tie that such a fact states ("Silas is my brother", where
 //!   that is a secret), even in everyday kin words that are no telling words.
 //! - A dead character spoken of as alive: named with a present or future verb, or as someone
 //!   to go and see, in a sentence with no word of death or the past.
@@ -157,6 +158,8 @@ struct Restricted {
     restriction: Restriction,
     entities: Vec<EntityId>,
     telling: Vec<String>,
+    /// Its writers' giveaways: as matched ([`plain_lower`]) and as written.
+    giveaways: Vec<(String, String)>,
 }
 
 /// A claim that ended before the beat, with the values that hold for it now.
@@ -277,6 +280,12 @@ impl CanonCheck {
                     restriction,
                     entities,
                     telling,
+                    giveaways: f
+                        .giveaways
+                        .iter()
+                        .filter(|g| !g.trim().is_empty())
+                        .map(|g| (plain_lower(g.trim()), g.trim().to_owned()))
+                        .collect(),
                 })
             })
             .collect();
@@ -447,6 +456,7 @@ impl CanonCheck {
             named.insert(self.speaker);
         }
         let said: HashSet<String> = content_words(sentence).into_iter().collect();
+        let lower = plain_lower(sentence);
         let mut tellable_near: HashMap<EntityId, f32> = HashMap::new();
         let mut findings = Vec::new();
         for fact in &self.restricted {
@@ -461,12 +471,24 @@ impl CanonCheck {
                 .map(String::as_str)
                 .collect();
             let enough = if fact.entities.is_empty() { 2 } else { 1 };
+            // A giveaway, or a meaning close to the fact, tells it only in a sentence that
+            // names its entities (two of them, the speaker by "I"; one if it has one).
+            let names_its_entities = shared >= fact.entities.len().min(2) && shared > 0;
+            let giveaway = fact
+                .giveaways
+                .iter()
+                .find(|(matched, _)| names_its_entities && tokens_contain(&lower, matched));
             let leak = if telling.len() >= enough {
                 Some((telling.join(", "), 1.0, both_cases(telling.iter().copied())))
+            } else if let Some((_, written)) = giveaway {
+                Some((
+                    format!("\"{written}\""),
+                    1.0,
+                    both_cases([written.as_str()]),
+                ))
             } else {
                 match &self.semantic {
-                    // By meaning alone, only when the sentence names the fact's entities.
-                    Some(semantic) if shared >= fact.entities.len().min(2) && shared > 0 => {
+                    Some(semantic) if names_its_entities => {
                         let nearest = |text: &str| -> Result<f32, EncoderError> {
                             let v = semantic.example(text)?;
                             Ok(embedded
@@ -941,6 +963,11 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
         }
     }
     out
+}
+
+/// `text` in lower case with curly apostrophes made straight, for matching phrases.
+fn plain_lower(text: &str) -> String {
+    text.to_lowercase().replace('\u{2019}', "'")
 }
 
 /// Whether `phrase` (lowercase) is in `text` (lowercase) as whole words.

@@ -221,6 +221,20 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         problems(&pip, "Corvin is my father-in-law."),
         ["wrong_relationship"]
     );
+    // The writers' giveaways tell a secret in other words, in a sentence that names its
+    // entities (the speaker by "I"), and not in one that names only one of them.
+    let corvin = canon_check("lanterns", "corvin", Some(4));
+    for sentence in ["I took the Everlight.", "The Everlight is in my shop."] {
+        assert_eq!(problems(&corvin, sentence), ["leak"], "{sentence}");
+    }
+    assert_eq!(
+        problems(&corvin, "I fix clocks in my shop."),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        problems(&pip, "I took the Everlight back to the Guildhall."),
+        [] as [&str; 0]
+    );
     assert_eq!(
         problems(&pip, "Meet me at the Silver Anchor."),
         ["unknown_place"]
