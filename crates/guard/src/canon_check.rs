@@ -4,10 +4,10 @@
 //! - A leak: the sentence names an entity of a restricted fact (a secret, a fact the speaker
 //!   does not know, a fact that only becomes true later) and uses one of the fact's telling
 //!   words (a word of its statement that no fact the speaker may tell and no description of
-//!   an entity uses); or it names the fact's entities and uses a phrase its writers gave as a
-//!   giveaway (`lore:giveaway`: "took the Everlight") or, with the embedding layer, means
-//!   nearly the same; or it claims a family tie that such a fact states ("Silas is my brother", where
-//!   that is a secret), even in everyday kin words that are no telling words.
+//!   an entity uses); or it names the fact's entities and uses a phrase its writers gave as
+//!   a giveaway (`lore:giveaway`: "took the Everlight") or, with the embedding layer, means
+//!   nearly the same; or it claims a family tie that such a fact states ("Silas is my
+//!   brother", where that is a secret), even in everyday kin words that are no telling words.
 //! - A dead character spoken of as alive: named with a present or future verb, or as someone
 //!   to go and see, in a sentence with no word of death or the past.
 //! - A family tie canon does not record: "X is my brother", "my sister X", "X is Y's son",

@@ -231,6 +231,12 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         problems(&corvin, "I fix clocks in my shop."),
         [] as [&str; 0]
     );
+    let nessa = canon_check("lanterns", "nessa", Some(4));
+    assert_eq!(
+        problems(&nessa, "The Everlight is in Corvin\u{2019}s shop."),
+        ["leak"],
+        "a curly apostrophe matches a straight one"
+    );
     assert_eq!(
         problems(&pip, "I took the Everlight back to the Guildhall."),
         [] as [&str; 0]
