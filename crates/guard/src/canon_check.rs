@@ -588,6 +588,22 @@ impl CanonCheck {
         findings
     }
 
+    /// The restricted fact that states `relative` is `of`'s kin of `group`, if one does.
+    fn restricted_tie(&self, of: EntityId, relative: EntityId, group: &str) -> Option<&Restricted> {
+        let ties = self.restricted_ties.get(&(of, relative))?;
+        let &(_, i) = ties.iter().find(|(g, _)| *g == group)?;
+        Some(&self.restricted[i])
+    }
+
+    /// Whose kin of `group` a restricted fact says `relative` is (the first such entity).
+    fn restricted_tie_partner(&self, relative: EntityId, group: &str) -> Option<EntityId> {
+        self.restricted_ties
+            .iter()
+            .filter(|((_, r), ties)| *r == relative && ties.iter().any(|(g, _)| *g == group))
+            .map(|((of, _), _)| *of)
+            .min()
+    }
+
     /// Kin claims: a tie that a restricted fact states is a leak of it; a tie canon does not
     /// record is a wrong relationship.
     fn kin_claims(
@@ -606,12 +622,7 @@ impl CanonCheck {
         };
         let mut claim = |of: EntityId, relative: EntityId, word: &str| {
             let Some(group) = kin_group(word) else { return };
-            let told = self
-                .restricted_ties
-                .get(&(of, relative))
-                .and_then(|ties| ties.iter().find(|(g, _)| *g == group))
-                .map(|&(_, i)| &self.restricted[i]);
-            let problem = match told {
+            let problem = match self.restricted_tie(of, relative, group) {
                 Some(fact) => Problem::Leak {
                     fact: fact.iri.clone(),
                     restriction: fact.restriction,
@@ -710,7 +721,24 @@ impl CanonCheck {
                     .filter(|(r, e)| r.end <= pronoun_start && characters(e) && e != entity)
                     .map(|(_, e)| *e)
                     .collect();
-                if let Some(&nearest) = named_before.last()
+                // A secret tie is told whoever the pronoun stands for: one named before it, or,
+                // with none, one named in an earlier sentence ("She does it for her brother
+                // Silas.").
+                let secret_partner = named_before
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|&of| self.restricted_tie(of, *entity, group).is_some())
+                    .or_else(|| {
+                        if named_before.is_empty() {
+                            self.restricted_tie_partner(*entity, group)
+                        } else {
+                            None
+                        }
+                    });
+                if let Some(of) = secret_partner {
+                    claim(of, *entity, word(&before, 0));
+                } else if let Some(&nearest) = named_before.last()
                     && !named_before.iter().any(|&of| recorded(of, *entity, group))
                 {
                     claim(nearest, *entity, word(&before, 0));

@@ -273,12 +273,23 @@ fn replies_are_checked_against_canon_at_the_story_time() {
         (&odile, "My brother Silas runs with the Fogrunners."),
         (&silas, "My sister Odile keeps the ferry."),
         (&tamsin, "Silas is Odile's brother."),
+        // By pronoun: whoever it stands for, named before it or in an earlier sentence.
+        (
+            &tamsin,
+            "Odile Marrow runs the ferry for her brother Silas.",
+        ),
+        (&silas, "She is doing it for her brother Silas."),
     ] {
         assert_eq!(problems(check, sentence), ["leak"], "{sentence}");
     }
     assert_eq!(
         problems(&odile, "Silas is my cousin."),
         ["wrong_relationship"]
+    );
+    assert_eq!(
+        problems(&tamsin, "She sailed with her brother Quillon."),
+        [] as [&str; 0],
+        "no secret makes Quillon anyone's brother, and no one is named for the pronoun"
     );
     assert_eq!(
         problems(&tamsin, "Hestia is the Mayor."),
