@@ -724,18 +724,15 @@ impl CanonCheck {
                 // A secret tie is told whoever the pronoun stands for: one named before it, or,
                 // with none, one named in an earlier sentence ("She does it for her brother
                 // Silas.").
-                let secret_partner = named_before
-                    .iter()
-                    .rev()
-                    .copied()
-                    .find(|&of| self.restricted_tie(of, *entity, group).is_some())
-                    .or_else(|| {
-                        if named_before.is_empty() {
-                            self.restricted_tie_partner(*entity, group)
-                        } else {
-                            None
-                        }
-                    });
+                let secret_partner = if named_before.is_empty() {
+                    self.restricted_tie_partner(*entity, group)
+                } else {
+                    named_before
+                        .iter()
+                        .rev()
+                        .copied()
+                        .find(|&of| self.restricted_tie(of, *entity, group).is_some())
+                };
                 if let Some(of) = secret_partner {
                     claim(of, *entity, word(&before, 0));
                 } else if let Some(&nearest) = named_before.last()
