@@ -53,4 +53,4 @@ echo "== server (stub model on loopback, wrk; BENCH_SERVE_SECONDS per run, defau
 if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
-"$lore" bench serve --store "$dir/sample" --duration "${BENCH_SERVE_SECONDS:-20}"
+"$lore" bench serve --store "$dir/sample" --production lanterns --character odile --at 2 --duration "${BENCH_SERVE_SECONDS:-20}"

@@ -82,45 +82,27 @@ impl GenerationReport {
     }
 }
 
-/// A fixed conversation with a preamble of a realistic length (about 400 tokens).
-pub fn bench_conversation() -> Conversation {
-    let preamble = "A scene from \"Lanterns of Brindlemoor\", rated Everyone 10+. A warm mystery for young \
-        readers: the apprentices of the Lamplighters' Guild hunt the thief who stole the city's oldest flame.\n\n\
-        Odile Marrow is the Harbour Warden of Brindlemoor, a broad, weathered woman of fifty who has watched the \
-        river for thirty years and knows every boat by the sound of its oars.\n\
-        How Odile Marrow speaks: Short, salty sentences; calls people 'love'; river sayings.\n\
-        What Odile Marrow wants: Keep the harbour safe through the fog season.\n\
-        Odile Marrow is at Lantern Quay, talking with a visitor.\n\
-        What Odile Marrow knows:\n"
-        .to_owned()
-        + &[
-            "The Everlight is the Lamplighters' first lantern; it has never gone out, and every lamp in the city is lit from its flame.",
-            "During the Great Dimming every lamp in Brindlemoor went out for one night, and the fog came in from the Fogmarsh.",
-            "Odile keeps a jar of barley sugar in her hut for the Guild's apprentices.",
-            "Odile Marrow is the Harbour Warden and commands the Harbour Watch.",
-            "Lantern Quay is where the river barges tie up, under a row of tall iron lamps.",
-            "The Fogmarsh lies east of the city; its paths move with the tide and only river pilots cross it at night.",
-            "Pip Tallow is Odile Marrow's favourite apprentice. She worries he climbs too high.",
-            "The Drowned Chapel sank a storey into the river mud a century ago; its bell still rings at low tide.",
-            "Quillon Ashgrove has been Guildmaster of the Lamplighters for twenty years.",
-            "Hestia Brandt is the Mayor of Brindlemoor.",
-            "Nessa Vey lives on her father's barge, the Heron, moored at Lantern Quay.",
-            "Since the theft the city's lamps flicker blue at midnight.",
-        ]
-        .map(|f| format!("- {f}\n"))
-        .concat()
-        + "\nOdile Marrow: Mind the ropes, love. The river takes what it's given.";
-    Conversation {
-        character: "Odile Marrow".into(),
-        player: "Visitor".into(),
-        others: vec!["Pip Tallow".into(), "Nessa Vey".into()],
-        avoid: Vec::new(),
-        preamble,
-        turns: vec![Turn {
-            role: Role::Player,
-            text: "Good evening! Have you seen Pip today?".into(),
-            recalled: vec![],
-        }],
+/// What the benchmark says to the model: a fixed conversation (a preamble of a realistic
+/// length, about 400 tokens, and the player's line), and the lines of turn 2 in turn.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchPrompt {
+    /// Turn 1.
+    pub conversation: Conversation,
+    /// The player's second lines, one per turn-2 session in turn.
+    pub follow_ups: Vec<String>,
+}
+
+impl BenchPrompt {
+    /// The prompt in JSON file `path`.
+    pub fn read(path: &Path) -> Result<BenchPrompt, GenError> {
+        let bad = |reason: String| GenError::Runtime(format!("{}: {reason}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let prompt: BenchPrompt = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if prompt.follow_ups.is_empty() {
+            return Err(bad("`follow_ups` is empty".into()));
+        }
+        Ok(prompt)
     }
 }
 
@@ -137,12 +119,14 @@ fn greedy(max_tokens: usize, stop_rules: bool) -> GenParams {
     }
 }
 
-/// Runs both loops `runs` times, each on a fresh context, generating `tokens` tokens.
+/// Runs both loops `runs` times on `prompt`, each on a fresh context, generating `tokens`
+/// tokens.
 pub fn run(
     model: &Path,
     threads: usize,
     tokens: usize,
     runs: usize,
+    prompt: &BenchPrompt,
 ) -> Result<GenerationReport, GenError> {
     let mut config = EmbeddedConfig::new(model.to_owned());
     config.threads = threads;
@@ -155,7 +139,10 @@ pub fn run(
             path: model.to_owned(),
             reason: e.to_string(),
         })?;
-    let conversation = bench_conversation();
+    let BenchPrompt {
+        conversation,
+        follow_ups,
+    } = prompt;
     let prompt = conversation.transcript();
 
     let mut engine_speed = Speed::default();
@@ -171,7 +158,7 @@ pub fn run(
             std::thread::sleep(SETTLE);
             if engine_turn {
                 let mut session = engine.open_session()?;
-                let g = session.generate(&conversation, &greedy(tokens, false), &mut |_| true)?;
+                let g = session.generate(conversation, &greedy(tokens, false), &mut |_| true)?;
                 engine_run = Speed {
                     prompt_tokens: g.prompt_tokens,
                     prompt_secs: g.prompt_time.as_secs_f64(),
@@ -192,13 +179,6 @@ pub fn run(
 
     // Turn 2: the engine reuses turn 1's cache; the baseline evaluates only the new tokens
     // on top of an already evaluated prefix. Several sessions, medians, to tame noise.
-    let follow_ups = [
-        "And where might I find the Everlight?",
-        "Is the Fogmarsh safe tonight?",
-        "Who keeps the Drowned Chapel?",
-        "Thank you, love. Good night.",
-        "What did the Mayor say about the lamps?",
-    ];
     let mut ttft = Vec::new();
     let mut bare = Vec::new();
     let mut new_tokens = Vec::new();
@@ -213,7 +193,7 @@ pub fn run(
         });
         conversation.turns.push(Turn {
             role: Role::Player,
-            text: (*follow_up).into(),
+            text: follow_up.clone(),
             recalled: vec![],
         });
         let second = session.generate(&conversation, &greedy(8, true), &mut |_| true)?;

@@ -1,6 +1,7 @@
 //! Benchmarks: the measurements the issues ask for, each beside its baseline in one run.
 //!
 //! - [`synth`]: a generator of synthetic worlds of any size in the `lore:` vocabulary;
+//! - [`import`]: importing canon into a new store, its time and peak memory;
 //! - [`retrieval`]: per-turn retrieval and prompt assembly, as percentiles;
 //! - [`generation`]: the engine's embedded backend against a bare llama.cpp decode loop on
 //!   the same model, threads and prompt, and turn n>1's time to first token against the
@@ -8,14 +9,17 @@
 //! - [`serve`]: the HTTP server over a stub model, driven by `wrk`, against the stub alone;
 //! - [`quest`]: quest planning latency per verified quest, and the variety of offers;
 //! - [`write_up`]: quest write-ups on the model, and decoding under their schema against
-//!   unconstrained decoding of the same prompts.
+//!   unconstrained decoding of the same prompts;
+//! - [`sidecar`]: signing and checking an export's C2PA sidecar.
 //!
 //! Numbers are reported, never asserted: the machines are shared and noisy.
 
 pub mod generation;
+pub mod import;
 pub mod quest;
 pub mod retrieval;
 pub mod serve;
+pub mod sidecar;
 pub mod synth;
 pub mod write_up;
 

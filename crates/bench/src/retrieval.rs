@@ -74,20 +74,6 @@ pub fn run(
     })
 }
 
-/// Player lines for the sample world: names, aliases, places, and a line naming nothing.
-pub fn sample_world_inputs() -> Vec<String> {
-    [
-        "Have you seen Pip today?",
-        "Where is the Everlight now?",
-        "What do you make of Quillon Ashgrove and the Guild?",
-        "Tell me about the Fogmarsh.",
-        "Is Corvin the clockmaker a friend of yours?",
-        "Nice weather for it.",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 /// Player lines for a synthetic world, naming people and places of town `t`.
 pub fn synthetic_inputs(t: usize) -> Vec<String> {
     use crate::synth::{character_name, place_name};

@@ -35,6 +35,29 @@ pub struct ServeBench {
     pub work_dir: PathBuf,
     /// The rails' embedding layer, or `None` for the lexicon only.
     pub semantic: Option<Arc<Semantic>>,
+    /// The studio whose key plays the sessions.
+    pub tenant: String,
+    /// Every session's production (id, IRI or title).
+    pub production: String,
+    /// Every session's character (id, IRI, name or alias).
+    pub character: String,
+    /// Every session's story time.
+    pub at: Option<String>,
+    /// The line each session's first turn plays, to warm it.
+    pub warm_line: String,
+    /// The line every measured turn plays.
+    pub turn_line: String,
+}
+
+/// The body that opens session `i` of `bench`.
+fn session_request(bench: &ServeBench, i: usize) -> String {
+    serde_json::json!({
+        "production": bench.production,
+        "character": bench.character,
+        "player": format!("p{i}"),
+        "at": bench.at,
+    })
+    .to_string()
 }
 
 /// One `wrk` run.
@@ -147,7 +170,7 @@ fn resident_bytes() -> f64 {
         .map_or(0.0, |kib| kib * 1024.0)
 }
 
-/// Runs the benchmark on the sample world in `store`.
+/// Runs the benchmark on `store`.
 pub fn run(
     store: Arc<CanonStore>,
     bench: &ServeBench,
@@ -161,11 +184,69 @@ pub fn run(
         .build()
         .map_err(failed)?;
     let (stub_url, _stub) = runtime.block_on(stub_model(bench.stub_tokens))?;
-    let backend = Arc::new(OpenAiBackend::new(OpenAiConfig::new(
-        format!("{stub_url}/v1"),
-        "stub",
-    )));
-    let config = ServerConfig {
+    let config = server_config(bench);
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        bench.work_dir.join("bench.db").display()
+    );
+    let server = Server::start(
+        &runtime,
+        store,
+        &stub_url,
+        &database,
+        &config,
+        &bench.tenant,
+    )?;
+    progress(&format!("creating {} sessions", bench.sessions));
+    let ids = (0..bench.sessions)
+        .map(|i| {
+            let created = server.post("/v1/sessions", &session_request(bench, i))?;
+            let created: serde_json::Value = serde_json::from_str(&created).map_err(failed)?;
+            Ok(created["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<Result<Vec<_>, ServeBenchError>>()?;
+    let before = resident_bytes();
+    progress("one turn in every session (so each is warm)");
+    let warm = serde_json::json!({ "input": bench.warm_line }).to_string();
+    for id in &ids {
+        server.post(&format!("/v1/sessions/{id}/turns"), &warm)?;
+    }
+    let bytes_per_idle_session = (resident_bytes() - before) / bench.sessions.max(1) as f64;
+    let (turn_script, stub_script) = write_scripts(bench, &ids, &server.key)?;
+    let stub_target = format!("{stub_url}/v1/chat/completions");
+    progress("latency: one connection, stub then server");
+    let stub_latency = wrk(&stub_target, &stub_script, 1, bench.latency_duration)?;
+    let server_latency = wrk(&server.url, &turn_script, 1, bench.latency_duration)?;
+    progress(&format!(
+        "throughput: {} connections, stub then server",
+        bench.connections
+    ));
+    let stub_throughput = wrk(
+        &stub_target,
+        &stub_script,
+        bench.connections,
+        bench.duration,
+    )?;
+    let server_throughput = wrk(&server.url, &turn_script, bench.connections, bench.duration)?;
+    server.stop(&runtime);
+    let db_bytes: u64 = ["bench.db", "bench.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(bench.work_dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(ServeReport {
+        stub_latency,
+        server_latency,
+        stub_throughput,
+        server_throughput,
+        bytes_per_idle_session,
+        db_bytes_per_session: db_bytes as f64 / bench.sessions.max(1) as f64,
+    })
+}
+
+/// The server's settings for the benchmark: every session warm, queues that never refuse.
+fn server_config(bench: &ServeBench) -> ServerConfig {
+    ServerConfig {
         cache: bench.work_dir.join("worlds"),
         session: SessionOptions {
             generation: GenParams {
@@ -187,52 +268,82 @@ pub fn run(
         key_cache_ttl: Duration::from_secs(60),
         // Verification is not what this bench measures.
         verifier: lore_server::Verifier::default(),
-    };
-    let database = format!(
-        "sqlite://{}?mode=rwc",
-        bench.work_dir.join("bench.db").display()
-    );
-    let (app, listener) = runtime.block_on(async {
-        let app = lore_server::build(store, &database, backend, &config)
-            .await
-            .map_err(failed)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(failed)?;
-        Ok::<_, ServeBenchError>((app, listener))
-    })?;
-    let url = format!("http://{}", listener.local_addr().map_err(failed)?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = runtime.spawn({
-        let app = app.clone();
-        let config = config.clone();
-        async move {
-            let _ = lore_server::serve(app, listener, &config, async {
-                let _ = stopped.await;
-            })
-            .await;
-        }
-    });
-    let key = runtime
-        .block_on(lore_server::auth::create_key(
-            &app.db,
-            "brindlemoor",
-            Role::Player,
-            "bench",
-            None,
-        ))
-        .map_err(failed)?
-        .key;
+    }
+}
 
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build(),
-    );
-    let post = |path: &str, body: &str| -> Result<String, ServeBenchError> {
-        let mut response = agent
-            .post(&format!("{url}{path}"))
-            .header("Authorization", &format!("Bearer {key}"))
+/// `lore serve` on loopback over the stub model, with a player key of its tenant.
+struct Server {
+    url: String,
+    key: String,
+    agent: ureq::Agent,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        store: Arc<CanonStore>,
+        stub_url: &str,
+        database: &str,
+        config: &ServerConfig,
+        tenant: &str,
+    ) -> Result<Server, ServeBenchError> {
+        let backend = Arc::new(OpenAiBackend::new(OpenAiConfig::new(
+            format!("{stub_url}/v1"),
+            "stub",
+        )));
+        let (app, listener) = runtime.block_on(async {
+            let app = lore_server::build(store, database, backend, config)
+                .await
+                .map_err(failed)?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(failed)?;
+            Ok::<_, ServeBenchError>((app, listener))
+        })?;
+        let url = format!("http://{}", listener.local_addr().map_err(failed)?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = runtime.spawn({
+            let app = app.clone();
+            let config = config.clone();
+            async move {
+                let _ = lore_server::serve(app, listener, &config, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            }
+        });
+        let key = runtime
+            .block_on(lore_server::auth::create_key(
+                &app.db,
+                tenant,
+                Role::Player,
+                "bench",
+                None,
+            ))
+            .map_err(failed)?
+            .key;
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        Ok(Server {
+            url,
+            key,
+            agent,
+            stop,
+            served,
+        })
+    }
+
+    /// POSTs `body` to `path` with the key; a status other than success is an error.
+    fn post(&self, path: &str, body: &str) -> Result<String, ServeBenchError> {
+        let mut response = self
+            .agent
+            .post(&format!("{}{path}", self.url))
+            .header("Authorization", &format!("Bearer {}", self.key))
             .header("Content-Type", "application/json")
             .send(body)
             .map_err(failed)?;
@@ -242,27 +353,24 @@ pub fn run(
             return Err(failed(format!("POST {path}: {status}: {text}")));
         }
         Ok(text)
-    };
-    progress(&format!("creating {} sessions", bench.sessions));
-    let mut ids = Vec::with_capacity(bench.sessions);
-    for i in 0..bench.sessions {
-        let created = post(
-            "/v1/sessions",
-            &format!(r#"{{"production":"lanterns","character":"odile","player":"p{i}","at":"2"}}"#),
-        )?;
-        let created: serde_json::Value = serde_json::from_str(&created).map_err(failed)?;
-        ids.push(created["id"].as_str().unwrap_or_default().to_owned());
     }
-    let before = resident_bytes();
-    progress("one turn in every session (so each is warm)");
-    for id in &ids {
-        post(
-            &format!("/v1/sessions/{id}/turns"),
-            r#"{"input":"Good evening. Have you seen Quillon?"}"#,
-        )?;
-    }
-    let bytes_per_idle_session = (resident_bytes() - before) / bench.sessions.max(1) as f64;
 
+    /// Shuts the server down and waits for it.
+    fn stop(self, runtime: &tokio::runtime::Runtime) {
+        let _ = self.stop.send(());
+        let _ = runtime.block_on(self.served);
+    }
+}
+
+/// `wrk`'s scripts: one that plays a turn in each session in turn, one that asks the stub
+/// alone for the same reply.
+fn write_scripts(
+    bench: &ServeBench,
+    ids: &[String],
+    key: &str,
+) -> Result<(PathBuf, PathBuf), ServeBenchError> {
+    // Each body is JSON inside a Lua string in single quotes.
+    let lua = |json: serde_json::Value| json.to_string().replace('\\', "\\\\").replace('\'', "\\'");
     let turn_script = bench.work_dir.join("turn.lua");
     let sessions_lua: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
     std::fs::write(
@@ -271,56 +379,35 @@ pub fn run(
             r#"local sessions = {{ {} }}
 local n = 0
 local headers = {{ ["Content-Type"] = "application/json", ["Authorization"] = "Bearer {key}" }}
-local body = '{{"input":"Have you seen Quillon tonight? The fog is thick by the river."}}'
+local body = '{}'
 request = function()
   n = n + 1
   return wrk.format("POST", "/v1/sessions/" .. sessions[(n % #sessions) + 1] .. "/turns", headers, body)
 end
 "#,
-            sessions_lua.join(",")
+            sessions_lua.join(","),
+            lua(serde_json::json!({ "input": bench.turn_line })),
         ),
     )
     .map_err(failed)?;
     let stub_script = bench.work_dir.join("stub.lua");
+    let stub_body = serde_json::json!({
+        "model": "stub",
+        "messages": [{ "role": "user", "content": bench.turn_line }],
+        "stream": true,
+    });
     std::fs::write(
         &stub_script,
-        r#"wrk.method = "POST"
+        format!(
+            r#"wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"model":"stub","messages":[{"role":"user","content":"Have you seen Quillon tonight?"}],"stream":true}'
+wrk.body = '{}'
 "#,
+            lua(stub_body)
+        ),
     )
     .map_err(failed)?;
-    let stub_target = format!("{stub_url}/v1/chat/completions");
-    progress("latency: one connection, stub then server");
-    let stub_latency = wrk(&stub_target, &stub_script, 1, bench.latency_duration)?;
-    let server_latency = wrk(&url, &turn_script, 1, bench.latency_duration)?;
-    progress(&format!(
-        "throughput: {} connections, stub then server",
-        bench.connections
-    ));
-    let stub_throughput = wrk(
-        &stub_target,
-        &stub_script,
-        bench.connections,
-        bench.duration,
-    )?;
-    let server_throughput = wrk(&url, &turn_script, bench.connections, bench.duration)?;
-
-    let _ = stop.send(());
-    let _ = runtime.block_on(served);
-    let db_bytes: u64 = ["bench.db", "bench.db-wal"]
-        .iter()
-        .filter_map(|f| std::fs::metadata(bench.work_dir.join(f)).ok())
-        .map(|m| m.len())
-        .sum();
-    Ok(ServeReport {
-        stub_latency,
-        server_latency,
-        stub_throughput,
-        server_throughput,
-        bytes_per_idle_session,
-        db_bytes_per_session: db_bytes as f64 / bench.sessions.max(1) as f64,
-    })
+    Ok((turn_script, stub_script))
 }
 
 /// Runs `wrk` with `script` against `url` and reads its report.

@@ -4,8 +4,8 @@
 use oxigraph::model::{Literal, NamedNode, Quad, Term};
 
 use crate::error::CanonError;
+use crate::production::Production;
 use crate::vocab;
-use crate::world::Production;
 
 /// A fact a session learned, as it would stand in a production's canon.
 #[derive(Debug, Clone)]

@@ -22,25 +22,30 @@
 //! character knows at the session's beat.
 
 pub mod cache;
+mod commit;
 pub mod consent;
 mod draft;
 mod error;
 mod history;
 pub mod lint;
+mod names;
 pub mod policy;
+mod production;
 mod resolve;
 mod retrieve;
 mod store;
 pub mod vocab;
 mod world;
 
+pub use commit::{Base, Change, Commit, CommitMeta};
 pub use draft::{CharacterDraft, FactDraft};
 pub use error::{CanonError, SyntaxError};
-pub use history::{Base, Change, Commit, CommitMeta};
-pub use resolve::{Resolved, fold_name, productions};
+pub use history::ImportReport;
+pub use names::{fold_name, local_name};
+pub use production::{Production, productions};
+pub use resolve::Resolved;
 pub use retrieve::{NameIndex, Reason, Retrieved, Retriever, StandingContext};
-pub use store::{CanonStore, ImportReport, QueryOutput, read_quads};
+pub use store::{CanonStore, QueryOutput, read_quads};
 pub use world::{
-    Beat, Claim, Entity, EntityId, EntityKind, Fact, FactId, Production, Relationship, Span, World,
-    local_name,
+    Beat, Claim, Entity, EntityId, EntityKind, Fact, FactId, Relationship, Span, World,
 };

@@ -9,11 +9,11 @@ use oxttl::TriGParser;
 
 use crate::consent;
 use crate::error::CanonError;
+use crate::names::local_name;
 use crate::policy::PolicyKind;
-use crate::resolve;
 use crate::store::{self, CanonStore};
 use crate::vocab::{self, NS};
-use crate::world::{EntityKind, World, local_name};
+use crate::world::{EntityKind, World};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -252,7 +252,7 @@ pub fn check(store: &CanonStore, positions: &Positions) -> Result<Vec<Finding>, 
         }
     }
 
-    for production in resolve::productions(store)? {
+    for production in crate::production::productions(store)? {
         let world = World::load(store, &production.iri)?;
         lint_world(&world, &mut report);
     }

@@ -1,21 +1,19 @@
 //! The on-disk canon store.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use oxigraph::io::{RdfFormat, RdfParseError, RdfParser};
-use oxigraph::model::{NamedNode, Quad, Term, Triple};
+use oxigraph::model::{Quad, Term, Triple};
 use oxigraph::sparql::{QueryResults, SparqlEvaluator};
 use oxigraph::store::Store;
 
 use crate::error::{CanonError, SyntaxError};
-use crate::history::{self, Base, Change, Commit, CommitMeta};
 
 /// Memory the bulk loader may use per import, in megabytes; keeps large imports bounded.
-const BULK_LOADER_MEMORY_MB: usize = 512;
+pub(crate) const BULK_LOADER_MEMORY_MB: usize = 512;
 
 /// Canon on disk: an Oxigraph store (RocksDB) holding one named graph per production
 /// and the shared graphs they extend, and the history of every change (`lore:history`).
@@ -26,17 +24,6 @@ pub struct CanonStore {
     /// both pass their checks against the same head. One process writes a store (RocksDB
     /// locks it), so a lock in the process suffices.
     writer: Mutex<()>,
-}
-
-/// What an import did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportReport {
-    /// Quads read from each file, in order.
-    pub files: Vec<(PathBuf, u64)>,
-    /// Quads in the store after the import.
-    pub store_len: usize,
-    /// The commit that recorded it; `None` when canon already held every quad.
-    pub commit: Option<Commit>,
 }
 
 /// The result of a read-only query.
@@ -109,97 +96,6 @@ impl CanonStore {
     /// The underlying Oxigraph store.
     pub fn oxigraph(&self) -> &Store {
         &self.store
-    }
-
-    /// Imports canon files atomically, as one commit: every file is first parsed in full (so
-    /// a syntax error names its line and column and nothing is written), then the quads canon
-    /// lacks go through the bulk loader with the commit that records them, and become visible
-    /// together at its commit.
-    ///
-    /// `progress` is called with the number of quads loaded so far.
-    pub fn import(
-        &self,
-        files: &[PathBuf],
-        meta: CommitMeta,
-        progress: impl Fn(u64) + Send + Sync + 'static,
-    ) -> Result<ImportReport, CanonError> {
-        let _writer = self.lock_writer();
-        let mut counts = Vec::with_capacity(files.len());
-        let mut added = HashSet::new();
-        for file in files {
-            let format = format_of(file)?;
-            let mut quads = 0;
-            for quad in parser(format, file)?.for_reader(open(file)?) {
-                let quad = quad.map_err(|e| syntax_error(file, e))?;
-                quads += 1;
-                if history::is_reserved(quad.graph_name.as_ref()) {
-                    return Err(CanonError::ReservedGraph {
-                        graph: quad.graph_name.to_string(),
-                    });
-                }
-                if !self.store.contains(&quad)? {
-                    added.insert(quad);
-                }
-            }
-            counts.push((file.clone(), quads));
-        }
-        let commit = if added.is_empty() {
-            None
-        } else {
-            let change = Change::new(added, []);
-            let commit =
-                history::new_commit(self.head()?.as_ref(), None, meta, Vec::new(), &change);
-            let mut loader = self
-                .store
-                .bulk_loader()
-                .with_max_memory_size_in_megabytes(BULK_LOADER_MEMORY_MB)
-                .on_progress(progress);
-            let record = history::commit_quads(&commit, &change);
-            loader.load_quads(change.added.into_iter().chain(record))?;
-            loader.commit()?;
-            Some(commit)
-        };
-        Ok(ImportReport {
-            files: counts,
-            store_len: self.store.len()?,
-            commit,
-        })
-    }
-
-    /// Replaces the named graphs `graphs` with `quads` (which may also add to other graphs) as
-    /// one commit: readers see the old graphs or the new ones, never a mix. For documents of
-    /// a few thousand quads (a card, a lorebook); whole worlds go through
-    /// [`CanonStore::import`]'s bulk loader. `None` when canon already was exactly that.
-    pub fn replace_graphs(
-        &self,
-        graphs: &[NamedNode],
-        quads: &[Quad],
-        meta: CommitMeta,
-    ) -> Result<Option<Commit>, CanonError> {
-        let new: HashSet<&Quad> = quads.iter().collect();
-        let mut removed = Vec::new();
-        for graph in graphs {
-            for quad in self
-                .store
-                .quads_for_pattern(None, None, None, Some(graph.as_ref().into()))
-            {
-                let quad = quad?;
-                if !new.contains(&quad) {
-                    removed.push(quad);
-                }
-            }
-        }
-        let change = Change::new(quads.iter().cloned(), removed);
-        match self.commit_change(&Base::Head, meta, change) {
-            Err(CanonError::NoChange) => Ok(None),
-            other => other.map(Some),
-        }
-    }
-
-    /// A fingerprint of the canon in the store: the id of its newest commit (empty before
-    /// the first). Every write is a commit, so it changes with every change of canon.
-    pub fn revision(&self) -> Result<String, CanonError> {
-        Ok(self.head()?.map(|c| c.id).unwrap_or_default())
     }
 
     /// Runs a read-only SPARQL query. Updates are refused with [`CanonError::UpdateRefused`].
@@ -275,7 +171,7 @@ pub(crate) fn format_of(path: &Path) -> Result<RdfFormat, CanonError> {
     }
 }
 
-fn parser(format: RdfFormat, path: &Path) -> Result<RdfParser, CanonError> {
+pub(crate) fn parser(format: RdfFormat, path: &Path) -> Result<RdfParser, CanonError> {
     let base = format!("file://{}", path.display());
     RdfParser::from_format(format)
         .with_base_iri(base)
@@ -294,7 +190,7 @@ pub(crate) fn open(path: &Path) -> Result<BufReader<File>, CanonError> {
         })
 }
 
-fn syntax_error(file: &Path, error: RdfParseError) -> CanonError {
+pub(crate) fn syntax_error(file: &Path, error: RdfParseError) -> CanonError {
     match error {
         RdfParseError::Io(source) => CanonError::Read {
             path: file.to_owned(),
@@ -315,6 +211,7 @@ fn syntax_error(file: &Path, error: RdfParseError) -> CanonError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commit::CommitMeta;
 
     fn meta() -> CommitMeta {
         CommitMeta::new("test", "import")

@@ -8,8 +8,9 @@ use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, T
 use crate::cache::{FNV_START, fnv, write_replacing};
 use crate::consent::{LikenessConsent, LikenessUse, Portrayal};
 use crate::error::CanonError;
+use crate::names::{local_name, matches_name};
 use crate::policy::{Policy, PolicyKind, PolicyNode, RailAction, Rating};
-use crate::resolve::{self, Resolved};
+use crate::production::{self, Production};
 use crate::store::CanonStore;
 use crate::vocab;
 
@@ -17,27 +18,6 @@ use crate::vocab;
 pub type EntityId = usize;
 /// Index of a [`Fact`] in [`World::facts`].
 pub type FactId = usize;
-
-/// A production, as its canon describes it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Production {
-    /// Its IRI.
-    pub iri: String,
-    /// Its title.
-    pub title: String,
-    /// The IRI of its rating, if it has one (`lore check` reports those without).
-    pub rating: Option<String>,
-    /// The rating's label, for prompts.
-    pub rating_label: Option<String>,
-    /// A sentence or two that set the scene.
-    pub premise: Option<String>,
-    /// The studio that owns it; the server shows it only to that tenant's keys.
-    pub tenant: Option<String>,
-    /// Its own named graph.
-    pub graph: String,
-    /// The shared graphs it extends, lowest priority first.
-    pub extends: Vec<String>,
-}
 
 /// What sort of thing an entity is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -241,7 +221,7 @@ type Description = HashMap<String, Layered>;
 impl World {
     /// Reads the production named `production` (an IRI, its local name, or its title).
     pub fn load(store: &CanonStore, production: &str) -> Result<World, CanonError> {
-        Self::read(store, resolve::production(store, production)?)
+        Self::read(store, production::production(store, production)?)
     }
 
     /// Like [`World::load`], but through a snapshot in `cache_dir` keyed by the store's canon
@@ -252,7 +232,7 @@ impl World {
         production: &str,
         cache_dir: &Path,
     ) -> Result<World, CanonError> {
-        let production = resolve::production(store, production)?;
+        let production = production::production(store, production)?;
         if store.path().as_os_str().is_empty() {
             return Self::read(store, production);
         }
@@ -599,9 +579,9 @@ impl World {
         };
         let exact = characters().find(|(_, e)| {
             e.iri == name
-                || resolve::matches_name(local_name(&e.iri), name)
-                || resolve::matches_name(&e.name, name)
-                || e.aliases.iter().any(|a| resolve::matches_name(a, name))
+                || matches_name(local_name(&e.iri), name)
+                || matches_name(&e.name, name)
+                || e.aliases.iter().any(|a| matches_name(a, name))
         });
         if let Some((id, _)) = exact {
             return Some(id);
@@ -610,7 +590,7 @@ impl World {
             e.name
                 .split_whitespace()
                 .next()
-                .is_some_and(|first| resolve::matches_name(first, name))
+                .is_some_and(|first| matches_name(first, name))
         });
         match (by_first_name.next(), by_first_name.next()) {
             (Some((id, _)), None) => Some(id),
@@ -627,8 +607,8 @@ impl World {
             .iter()
             .find(|b| {
                 b.iri == name
-                    || resolve::matches_name(local_name(&b.iri), name)
-                    || resolve::matches_name(&b.name, name)
+                    || matches_name(local_name(&b.iri), name)
+                    || matches_name(&b.name, name)
             })
             .map(|b| b.order)
     }
@@ -649,16 +629,6 @@ impl World {
     /// The portrayal of the character `iri`, when a real person plays it.
     pub fn portrayal(&self, iri: &str) -> Option<&Portrayal> {
         self.portrayals.iter().find(|p| p.character == iri)
-    }
-
-    /// Resolves the session's speaker and beat, with errors that list what exists.
-    pub fn resolve(
-        &self,
-        store: &CanonStore,
-        character: &str,
-        beat: Option<&str>,
-    ) -> Result<Resolved, CanonError> {
-        resolve::session(self, store, character, beat)
     }
 }
 
@@ -853,11 +823,6 @@ fn node_key(node: &NamedOrBlankNode) -> String {
         NamedOrBlankNode::NamedNode(n) => n.as_str().to_owned(),
         NamedOrBlankNode::BlankNode(b) => format!("_:{}", b.as_str()),
     }
-}
-
-/// The part of an IRI after its last `#` or `/`.
-pub fn local_name(iri: &str) -> &str {
-    iri.rsplit(['#', '/']).next().unwrap_or(iri)
 }
 
 fn values<'a>(d: &'a Description, p: NamedNodeRef<'_>) -> &'a [Term] {

@@ -9,8 +9,16 @@ use std::path::Path;
 
 use zip::write::SimpleFileOptions;
 
-use crate::document::AssetFile;
 use crate::error::CardError;
+
+/// A file carried with a card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetFile {
+    /// Its path in the CHARX archive.
+    pub path: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
 
 /// At most this many entries in an archive.
 pub const MAX_ENTRIES: usize = 4096;

@@ -9,7 +9,7 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::charx;
+use crate::charx::{self, AssetFile};
 use crate::error::CardError;
 use crate::png;
 
@@ -68,15 +68,6 @@ impl Card {
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
-}
-
-/// A file carried with a card.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssetFile {
-    /// Its path in the CHARX archive.
-    pub path: String,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
 }
 
 /// Where a standalone lorebook came from.
@@ -643,9 +634,37 @@ fn world_info(file: &Path, object: &Map<String, Value>) -> Result<Lorebook, Card
     book.insert("extensions".into(), Value::Object(extensions));
     book.insert("entries".into(), Value::Array(converted));
     // As V3 has it, so that a book exported and read again is the book that was read.
-    crate::write::fill_book(&mut book, Spec::V3);
+    fill_book(&mut book, Spec::V3);
     Ok(Lorebook {
         format: BookFormat::WorldInfo,
         book,
     })
+}
+
+/// Writes the fields a lorebook and its entries must have, empty, where they are missing.
+pub(crate) fn fill_book(book: &mut Map<String, Value>, spec: Spec) {
+    book.entry("extensions")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let entries = book
+        .entry("entries")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    for entry in entries.as_array_mut().into_iter().flatten() {
+        let Value::Object(entry) = entry else {
+            continue;
+        };
+        entry
+            .entry("keys")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        entry
+            .entry("content")
+            .or_insert_with(|| Value::String(String::new()));
+        entry
+            .entry("extensions")
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry.entry("enabled").or_insert(Value::Bool(true));
+        entry.entry("insertion_order").or_insert(Value::from(0));
+        if spec == Spec::V3 {
+            entry.entry("use_regex").or_insert(Value::Bool(false));
+        }
+    }
 }

@@ -18,7 +18,8 @@ mod mapping;
 pub mod png;
 mod write;
 
-pub use document::{AssetFile, BookFormat, Card, Document, Lorebook, Spec, read};
+pub use charx::AssetFile;
+pub use document::{BookFormat, Card, Document, Lorebook, Spec, read};
 pub use error::CardError;
 #[cfg(feature = "canon")]
 pub use mapping::{

@@ -17,7 +17,8 @@ use oxigraph::model::{
 };
 use serde_json::{Map, Value};
 
-use crate::document::{AssetFile, Card, Lorebook, Spec};
+use crate::charx::AssetFile;
+use crate::document::{Card, Lorebook, Spec};
 
 /// Where an imported card or lorebook goes.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::charx;
-use crate::document::{Card, Spec};
+use crate::document::{Card, Spec, fill_book};
 use crate::png;
 
 /// Fields only V3 has: a V2 card cannot hold them.
@@ -85,34 +85,6 @@ pub fn card_json(card: &Card, spec: Spec) -> (Value, Vec<String>) {
     out.insert("spec_version".into(), version);
     out.insert("data".into(), Value::Object(data));
     (Value::Object(out), dropped)
-}
-
-/// Writes the fields a lorebook and its entries must have, empty, where they are missing.
-pub(crate) fn fill_book(book: &mut Map<String, Value>, spec: Spec) {
-    book.entry("extensions")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let entries = book
-        .entry("entries")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    for entry in entries.as_array_mut().into_iter().flatten() {
-        let Value::Object(entry) = entry else {
-            continue;
-        };
-        entry
-            .entry("keys")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        entry
-            .entry("content")
-            .or_insert_with(|| Value::String(String::new()));
-        entry
-            .entry("extensions")
-            .or_insert_with(|| Value::Object(Map::new()));
-        entry.entry("enabled").or_insert(Value::Bool(true));
-        entry.entry("insertion_order").or_insert(Value::from(0));
-        if spec == Spec::V3 {
-            entry.entry("use_regex").or_insert(Value::Bool(false));
-        }
-    }
 }
 
 /// A PNG card on the card's portrait (or a plain one). As `spec` V3, as the community tools

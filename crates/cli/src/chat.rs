@@ -1,38 +1,23 @@
-//! `lore context` and `lore chat`.
+//! `lore context` and `lore chat`: a character's context for a line, and a conversation in
+//! the terminal.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use lore_canon::{CanonStore, Retrieved, World};
+use lore_canon::Retrieved;
 use lore_engine::{
     CharacterSession, ExportSource, ExportTurn, LikenessScope, SessionOptions, TurnContext,
-    TurnPlanner,
+    TurnOutcome, TurnPlanner,
 };
-use lore_gen::{
-    Backend, EmbeddedBackend, EmbeddedConfig, GenParams, OpenAiBackend, OpenAiConfig, PromptStyle,
-};
-use lore_guard::{HazardHead, Semantic};
-use lore_mark::{Keyring, SigningKeys};
 use serde_json::json;
 
 use crate::SessionArgs;
-use crate::config::{BackendKind, Config};
+use crate::config::Config;
 use crate::export::{FormatArg, write_export};
-use crate::query::open_store;
-
-pub(crate) fn load(
-    config: &Config,
-    args: &SessionArgs,
-) -> anyhow::Result<(Arc<World>, lore_canon::Resolved, CanonStore)> {
-    let store = open_store(config)?;
-    let world = World::load_cached(&store, &args.production, &config.cache.join("worlds"))?;
-    let resolved = world.resolve(&store, &args.character, args.at.as_deref())?;
-    Ok((Arc::new(world), resolved, store))
-}
+use crate::wiring::{backend, load, session_options};
 
 fn facts_json(facts: &[Retrieved]) -> serde_json::Value {
     facts
@@ -83,98 +68,6 @@ pub fn context(config: &Config, args: &SessionArgs, text: &str) -> anyhow::Resul
         print_context(&mut out, &context)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
-    Ok(match config.backend {
-        BackendKind::Embedded => {
-            let mut embedded = EmbeddedConfig::new(config.model.clone());
-            embedded.threads = config.threads;
-            embedded.n_ctx = config.n_ctx;
-            embedded.prompt_style = match config.prompt_style.as_str() {
-                "auto" => PromptStyle::Auto,
-                "transcript" => PromptStyle::Transcript,
-                name => PromptStyle::Named(name.to_owned()),
-            };
-            Box::new(EmbeddedBackend::load(embedded)?)
-        }
-        BackendKind::Openai => {
-            let mut openai =
-                OpenAiConfig::new(config.openai_url.clone(), config.openai_model.clone());
-            openai.api_key = std::env::var(&config.openai_key_env).ok();
-            openai.connect_timeout = std::time::Duration::from_secs(config.openai_timeout_secs);
-            openai.read_timeout = std::time::Duration::from_secs(config.openai_timeout_secs);
-            Box::new(OpenAiBackend::new(openai))
-        }
-    })
-}
-
-/// Per-turn settings from the configuration, with the rails' embedding layer loaded and the
-/// current watermark and signing keys (made on first use, so that no reply goes unmarked
-/// or unsigned).
-pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions> {
-    let watermark = Keyring::open_watermarks(&config.keys)?.current_or_create()?;
-    let signer = SigningKeys::open_signing(&config.keys)?.current_or_create()?;
-    Ok(SessionOptions {
-        generation: GenParams {
-            max_tokens: config.max_tokens,
-            sampler: config.sampler(),
-            stop_rules: true,
-            watermark: Some(watermark),
-            structured: None,
-        },
-        semantic: Some(Arc::new(load_semantic(config)?)),
-        signer: Some(signer),
-        ..SessionOptions::default()
-    })
-}
-
-/// The rails' embedding layer: the encoder from `config.encoder`, with the bundled hazard head
-/// or the one `config.hazard_head` names, keeping policy examples' embeddings under
-/// `config.cache`.
-pub(crate) fn load_semantic(config: &Config) -> anyhow::Result<Semantic> {
-    let mut semantic = Semantic::load(&config.encoder).with_context(|| {
-        format!(
-            "loading the rails' encoder from {} (scripts/setup.sh fetches it; LORE_ENCODER \
-             points elsewhere)",
-            config.encoder.display()
-        )
-    })?;
-    if let Some(path) = &config.hazard_head {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the hazard head {}", path.display()))?;
-        let head = HazardHead::from_json(&text)
-            .with_context(|| format!("{} is not a hazard head", path.display()))?;
-        semantic = Semantic::new(semantic.encoder().clone(), head);
-    }
-    // Policy examples' embeddings, tunings and topic heads survive between runs: a policy's
-    // rails are then built without embedding every example, tuning the encoder and fitting
-    // its heads again. Tuning takes minutes, the first time a policy is seen: it shows a bar.
-    Ok(semantic
-        .with_cache(&config.cache)?
-        .with_progress(Arc::new(tuning_progress())))
-}
-
-/// A progress bar for tuning the encoder to a policy, drawn when tuning starts.
-fn tuning_progress() -> impl Fn(usize, usize) + Send + Sync {
-    let bar = std::sync::OnceLock::<indicatif::ProgressBar>::new();
-    move |done, all| {
-        let bar = bar.get_or_init(|| {
-            let bar = indicatif::ProgressBar::new(all as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} {bar:30} {pos}/{len} pairs, {eta} left",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message("tuning the encoder to the policy (once per policy edit)");
-            bar
-        });
-        bar.set_position(done as u64);
-        if done == all {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 pub fn chat(
@@ -229,7 +122,7 @@ pub fn chat(
             write!(out, "{name}: ")?;
             out.flush()?;
         }
-        let result = session.turn(&line, &mut |text| {
+        let result = session.turn(&line, &mut |text: &str| {
             if !args.json {
                 // A closed stdout cancels generation instead of wasting it.
                 return write!(out, "{text}").and_then(|()| out.flush()).is_ok();
@@ -237,41 +130,7 @@ pub fn chat(
             true
         })?;
         if args.json {
-            let g = &result.generation;
-            let mut object = json!({
-                "input": line,
-                "reply": result.reply,
-                "facts": result.facts_used,
-                "prompt_tokens": g.prompt_tokens,
-                "evaluated_prompt_tokens": g.evaluated_tokens,
-                "generated_tokens": g.generated_tokens,
-                "time_to_first_token_ms": g.time_to_first_token.as_secs_f64() * 1000.0,
-                "tokens_per_second": g.tokens_per_second(),
-                "prepare_us": result.prepare_micros,
-                "stop": format!("{:?}", g.stop).to_lowercase(),
-                "watermark": g.watermark,
-                "provenance": result.provenance,
-                "output_rail": {
-                    "repair": result.output.repair.name(),
-                    "withheld": result.output.withheld.iter().flat_map(|v| {
-                        let policy = v.policy.fired.iter().map(|f| json!({
-                            "kind": "policy", "node": f.node, "score": f.score,
-                        }));
-                        let canon = v.canon.iter().map(|f| json!({
-                            "kind": f.problem.kind(), "node": f.problem.node(),
-                            "evidence": f.evidence, "score": f.score,
-                        }));
-                        policy.chain(canon).collect::<Vec<_>>()
-                    }).collect::<Vec<_>>(),
-                },
-            });
-            if let Some(context) = &context {
-                object["context"] = json!({
-                    "standing": facts_json(&context.standing.facts),
-                    "retrieved": facts_json(&context.retrieved),
-                });
-            }
-            writeln!(out, "{object}")?;
+            writeln!(out, "{}", turn_json(&line, &result, context.as_ref()))?;
         } else {
             writeln!(out)?;
         }
@@ -283,29 +142,90 @@ pub fn chat(
             });
         }
     }
-    if let Some((file, _)) = &export
-        && exported.is_empty()
-    {
-        eprintln!("nothing said, so nothing exported to {}", file.display());
-    } else if let Some((file, format)) = export {
-        let planner = session.planner();
-        let world = planner.world();
-        let source = ExportSource {
-            production: world.production.iri.clone(),
-            character: world.entities[planner.speaker()].iri.clone(),
-            speaker: name,
-            player,
-            session: None,
-            canon_revision: world.canon_revision.clone(),
-        };
-        let export = lore_engine::export(format.into(), &source, &exported);
-        let sidecar = write_export(config, &file, &export)?;
-        eprintln!(
-            "wrote {} ({} turns) and its C2PA sidecar {}",
-            file.display(),
-            exported.len(),
-            sidecar.display()
-        );
+    if let Some((file, format)) = export {
+        write_conversation(config, session.planner(), &player, &file, format, &exported)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One turn as `lore chat --json` prints it.
+fn turn_json(line: &str, result: &TurnOutcome, context: Option<&TurnContext>) -> serde_json::Value {
+    let g = &result.generation;
+    let withheld: Vec<serde_json::Value> = result
+        .output
+        .withheld
+        .iter()
+        .flat_map(|v| {
+            let policy = v.policy.fired.iter().map(|f| {
+                json!({
+                    "kind": "policy", "node": f.node, "score": f.score,
+                })
+            });
+            let canon = v.canon.iter().map(|f| {
+                json!({
+                    "kind": f.problem.kind(), "node": f.problem.node(),
+                    "evidence": f.evidence, "score": f.score,
+                })
+            });
+            policy.chain(canon).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut object = json!({
+        "input": line,
+        "reply": result.reply,
+        "facts": result.facts_used,
+        "prompt_tokens": g.prompt_tokens,
+        "evaluated_prompt_tokens": g.evaluated_tokens,
+        "generated_tokens": g.generated_tokens,
+        "time_to_first_token_ms": g.time_to_first_token.as_secs_f64() * 1000.0,
+        "tokens_per_second": g.tokens_per_second(),
+        "prepare_us": result.plan_time.as_micros(),
+        "stop": format!("{:?}", g.stop).to_lowercase(),
+        "watermark": g.watermark,
+        "provenance": result.provenance,
+        "output_rail": {
+            "repair": result.output.repair.name(),
+            "withheld": withheld,
+        },
+    });
+    if let Some(context) = context {
+        object["context"] = json!({
+            "standing": facts_json(&context.standing.facts),
+            "retrieved": facts_json(&context.retrieved),
+        });
+    }
+    object
+}
+
+/// Writes the conversation's `turns` to `file` in `format`, with its signed sidecar.
+fn write_conversation(
+    config: &Config,
+    planner: &TurnPlanner,
+    player: &str,
+    file: &Path,
+    format: FormatArg,
+    turns: &[ExportTurn],
+) -> anyhow::Result<()> {
+    if turns.is_empty() {
+        eprintln!("nothing said, so nothing exported to {}", file.display());
+        return Ok(());
+    }
+    let world = planner.world();
+    let source = ExportSource {
+        production: world.production.iri.clone(),
+        character: world.entities[planner.speaker()].iri.clone(),
+        speaker: planner.character_name().to_owned(),
+        player: player.to_owned(),
+        session: None,
+        canon_revision: world.canon_revision.clone(),
+    };
+    let export = lore_engine::export(format.into(), &source, turns);
+    let sidecar = write_export(config, file, &export)?;
+    eprintln!(
+        "wrote {} ({} turns) and its C2PA sidecar {}",
+        file.display(),
+        turns.len(),
+        sidecar.display()
+    );
+    Ok(())
 }

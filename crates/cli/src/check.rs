@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use lore_canon::lint::{self, Severity};
 
 use crate::config::Config;
-use crate::query::open_store;
+use crate::wiring::open_store;
 
 pub fn run(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     let (store, positions) = if files.is_empty() {

@@ -7,17 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use lore_canon::World;
 use lore_engine::{Export, ExportFormat};
-use lore_mark::StudioCredentials;
 use lore_mark::sidecar::{media_type, sidecar_path};
 use lore_server::Db;
 use lore_server::export::session_export;
 
 use crate::config::Config;
-use crate::query::open_store;
-use crate::serve::runtime;
-
-/// The organisation named on certificates made on first use.
-const ORGANISATION: &str = "Lorekeeper studio";
+use crate::wiring::{credentials, open_store, runtime};
 
 /// What a conversation's export holds, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,14 +60,6 @@ impl ExportArg {
     }
 }
 
-/// The studio's C2PA credentials, made on first use.
-pub(crate) fn credentials(config: &Config) -> anyhow::Result<StudioCredentials> {
-    Ok(StudioCredentials::open_or_create(
-        &config.keys,
-        ORGANISATION,
-    )?)
-}
-
 /// Writes `export` to `out` and its signed sidecar beside it; returns the sidecar's path.
 pub(crate) fn write_export(
     config: &Config,
@@ -95,8 +82,37 @@ pub(crate) fn write_export(
     Ok(sidecar_file)
 }
 
+/// `lore export`: a stored session's conversation (`--session`), or a character or lorebook
+/// of a production (`--production`).
+pub fn run(
+    config: &Config,
+    session: Option<String>,
+    production: Option<String>,
+    character: Option<String>,
+    format: ExportArg,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    match (session, production) {
+        (Some(session), _) => {
+            let out = out.context("--out FILE is needed to export a session")?;
+            let format = format.session().with_context(|| {
+                format!("--format {format:?} writes a character: give --production, not --session")
+            })?;
+            export_session(config, &session, format, &out)
+        }
+        (None, Some(production)) => export_card(
+            config,
+            &production,
+            character.as_deref(),
+            format,
+            out.as_deref(),
+        ),
+        (None, None) => anyhow::bail!("say what to export: --session ID or --production P"),
+    }
+}
+
 /// `lore export --session S`: a stored session's conversation.
-pub fn export_session(
+fn export_session(
     config: &Config,
     session: &str,
     format: FormatArg,
@@ -105,7 +121,7 @@ pub fn export_session(
     let store = open_store(config)?;
     let (row, export) = runtime()?.block_on(async {
         let db = Db::connect(&config.database).await?;
-        let Some(row) = db.session(session).await? else {
+        let Some(row) = db.sessions.get(session).await? else {
             db.close().await;
             anyhow::bail!(
                 "no session {session:?} in {} (`lore serve` stores sessions there)",
@@ -135,7 +151,7 @@ pub fn export_session(
 }
 
 /// `lore export --production P [--character C] --format card-v2|card-v3|charx|lorebook`.
-pub fn export_card(
+fn export_card(
     config: &Config,
     production: &str,
     character: Option<&str>,

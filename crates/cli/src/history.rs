@@ -9,7 +9,7 @@ use lore_canon::{Base, Change, Commit, CommitMeta};
 use oxigraph::model::{GraphName, NamedNode, Quad};
 
 use crate::config::Config;
-use crate::query::{open_store, open_writable};
+use crate::wiring::{open_store, open_writable};
 
 /// Who makes a change and why.
 #[derive(clap::Args, Clone)]

@@ -44,49 +44,7 @@ pub fn run(
     }
     // Every document is read and mapped before anything is written; then all of them, and
     // any canon files beside them, commit in one transaction.
-    let worlds: Vec<World> = target
-        .productions
-        .iter()
-        .map(|p| World::load(&store, p))
-        .collect::<Result<_, _>>()?;
-    let productions: Vec<_> = worlds.iter().map(|w| w.production.clone()).collect();
-    let mut names = std::collections::HashMap::new();
-    for world in &worlds {
-        names.extend(lore_cards::names(world));
-    }
-    let mut mapped: Vec<(&PathBuf, Mapped)> = Vec::new();
-    for file in cards {
-        let placement = Placement {
-            productions: &productions,
-            names: &names,
-            tenant: target.tenant.as_deref(),
-        };
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let document = lore_cards::read(file, &bytes)?;
-        let m = match &document {
-            Document::Card(card) => lore_cards::card_to_canon(card, &placement),
-            Document::Lorebook(book) => {
-                let stem = file
-                    .file_stem()
-                    .map_or_else(|| "lorebook".into(), |s| s.to_string_lossy());
-                lore_cards::lorebook_to_canon(book, &stem, &placement)
-            }
-        };
-        // Later documents link their keys to what earlier ones declared.
-        for (name, iri) in &m.names {
-            names.entry(name.clone()).or_insert_with(|| iri.clone());
-        }
-        if let Some((other, _)) = mapped.iter().find(|(_, o)| o.graph == m.graph) {
-            anyhow::bail!(
-                "{} and {} map to the same graph <{}> (the same name): import them separately",
-                other.display(),
-                file.display(),
-                m.graph.as_str()
-            );
-        }
-        mapped.push((file, m));
-    }
+    let mapped = map_cards(&store, &cards, target)?;
     let mut quads = Vec::new();
     let mut canon_counts = Vec::new();
     for file in canon {
@@ -123,6 +81,59 @@ pub fn run(
         None => println!("canon already held all of it; nothing was committed"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and maps every card and lorebook in `cards` for `target`'s productions, refusing
+/// two that would replace the same graph.
+fn map_cards<'a>(
+    store: &CanonStore,
+    cards: &[&'a PathBuf],
+    target: &CardTarget,
+) -> anyhow::Result<Vec<(&'a PathBuf, Mapped)>> {
+    let worlds: Vec<World> = target
+        .productions
+        .iter()
+        .map(|p| World::load(store, p))
+        .collect::<Result<_, _>>()?;
+    let productions: Vec<_> = worlds.iter().map(|w| w.production.clone()).collect();
+    let mut names = std::collections::HashMap::new();
+    for world in &worlds {
+        names.extend(lore_cards::names(world));
+    }
+    let mut mapped: Vec<(&PathBuf, Mapped)> = Vec::new();
+    for &file in cards {
+        let placement = Placement {
+            productions: &productions,
+            names: &names,
+            tenant: target.tenant.as_deref(),
+        };
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let document = lore_cards::read(file, &bytes)?;
+        let m = match &document {
+            Document::Card(card) => lore_cards::card_to_canon(card, &placement),
+            Document::Lorebook(book) => {
+                let stem = file
+                    .file_stem()
+                    .map_or_else(|| "lorebook".into(), |s| s.to_string_lossy());
+                lore_cards::lorebook_to_canon(book, &stem, &placement)
+            }
+        };
+        // Later documents link their keys to what earlier ones declared.
+        for (name, iri) in &m.names {
+            names.entry(name.clone()).or_insert_with(|| iri.clone());
+        }
+        if let Some((other, _)) = mapped.iter().find(|(_, o)| o.graph == m.graph) {
+            anyhow::bail!(
+                "{} and {} map to the same graph <{}> (the same name): import them separately",
+                other.display(),
+                file.display(),
+                m.graph.as_str()
+            );
+        }
+        mapped.push((file, m));
+    }
+    Ok(mapped)
 }
 
 fn import_canon(

@@ -8,29 +8,28 @@ mod chat;
 mod check;
 mod config;
 mod eval;
-mod eval_output;
-mod eval_watermark;
 mod export;
 mod history;
 mod import;
+mod keys;
 mod query;
 mod quest;
 mod rails;
 mod serve;
 mod verify;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lore_canon::consent::LikenessUse;
 use lore_engine::LikenessScope;
 
 use crate::config::{BackendKind, Config};
 
-// A server turn allocates and frees many short strings on several threads; glibc's malloc
-// spent a fifth of `lore bench serve`'s CPU on that (docs/benchmarks.md, session 15).
+// A server turn allocates and frees many short strings on several threads, where glibc's
+// malloc spent a fifth of `lore bench serve`'s CPU (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -293,7 +292,7 @@ enum Command {
         #[arg(long, value_name = "URL", global = true)]
         database: Option<String>,
         #[command(subcommand)]
-        what: serve::KeysCommand,
+        what: keys::KeysCommand,
     },
     /// Check that a file came from this engine: its C2PA sidecar and, for text, its
     /// watermark. Exit status 0: every check passed; 2: one failed (named); 1: error.
@@ -427,9 +426,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stored,
             database,
         } => {
-            if let Some(v) = database {
-                config.database = v;
-            }
+            overlay(&mut config.database, database);
             quest::run(&config, &session, &likes, seed, stored.as_deref())
         }
         Command::Chat {
@@ -452,19 +449,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database,
         } => {
             generation.apply(&mut config);
-            if let Some(v) = listen {
-                config.listen = v;
-            }
-            if let Some(v) = database {
-                config.database = v;
-            }
+            overlay(&mut config.listen, listen);
+            overlay(&mut config.database, database);
             serve::serve(&config)
         }
         Command::Keys { database, what } => {
-            if let Some(v) = database {
-                config.database = v;
-            }
-            serve::keys(&config, what)
+            overlay(&mut config.database, database);
+            keys::keys(&config, what)
         }
         Command::Verify { what, file } => match what {
             Some(what) => verify::verify(&config, what),
@@ -478,39 +469,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             database,
         } => {
-            if let Some(v) = database {
-                config.database = v;
-            }
-            match (session, production) {
-                (Some(session), _) => {
-                    let out = out.context("--out FILE is needed to export a session")?;
-                    let format = format.session().with_context(|| {
-                        format!("--format {format:?} writes a character: give --production, not --session")
-                    })?;
-                    export::export_session(&config, &session, format, &out)
-                }
-                (None, Some(production)) => export::export_card(
-                    &config,
-                    &production,
-                    character.as_deref(),
-                    format,
-                    out.as_deref(),
-                ),
-                (None, None) => anyhow::bail!("say what to export: --session ID or --production P"),
-            }
+            overlay(&mut config.database, database);
+            export::run(&config, session, production, character, format, out)
         }
-        Command::Eval { what } => {
-            eval::eval(&config, what)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Train { what } => {
-            eval::train(&config, what)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench { what } => {
-            bench::run(&config, what)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Eval { what } => eval::eval(&config, what).map(|()| ExitCode::SUCCESS),
+        Command::Train { what } => eval::train(&config, what).map(|()| ExitCode::SUCCESS),
+        Command::Bench { what } => bench::run(&config, what).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// A flag's value over the configuration's, when the flag is given.
+fn overlay<T>(setting: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *setting = value;
     }
 }
 

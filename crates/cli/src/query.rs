@@ -1,15 +1,16 @@
-//! `lore query`, and opening the store for reading.
+//! `lore query`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use lore_canon::{CanonStore, QueryOutput};
+use anyhow::Context;
+use lore_canon::QueryOutput;
 use oxigraph::model::Term;
 use oxigraph::sparql::Variable;
 use oxigraph::sparql::results::{QueryResultsFormat, QueryResultsSerializer};
 
 use crate::config::Config;
+use crate::wiring::open_store;
 
 /// How `lore query` prints results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,29 +21,6 @@ pub enum Format {
     Json,
     /// SPARQL 1.1 Query Results CSV.
     Csv,
-}
-
-/// Opens the configured store for reading; a missing store is an error, not a new empty one.
-pub fn open_store(config: &Config) -> anyhow::Result<CanonStore> {
-    require_store(config)?;
-    Ok(CanonStore::open_read_only(&config.store)?)
-}
-
-/// Opens the configured store for writing; a missing store is an error, not a new empty one.
-pub fn open_writable(config: &Config) -> anyhow::Result<CanonStore> {
-    require_store(config)?;
-    Ok(CanonStore::open(&config.store)?)
-}
-
-fn require_store(config: &Config) -> anyhow::Result<()> {
-    if !config.store.exists() {
-        bail!(
-            "no canon store at {}; import canon first with `lore import --store {} FILE...`",
-            config.store.display(),
-            config.store.display()
-        );
-    }
-    Ok(())
 }
 
 pub fn run(

@@ -10,9 +10,9 @@ use lore_server::db::Db;
 use serde_json::json;
 
 use crate::SessionArgs;
-use crate::chat::load;
 use crate::config::Config;
-use crate::serve::runtime;
+use crate::wiring::load;
+use crate::wiring::runtime;
 
 /// A play style, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,7 +138,7 @@ fn stored_log(
 ) -> anyhow::Result<(QuestLog, Option<i64>)> {
     let row = runtime()?.block_on(async {
         let db = Db::connect(&config.database).await?;
-        let row = db.session(id).await;
+        let row = db.sessions.get(id).await;
         db.close().await;
         anyhow::Ok(row?)
     })?;

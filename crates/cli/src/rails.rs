@@ -9,8 +9,8 @@ use lore_engine::{SessionOptions, TurnPlanner};
 use lore_server::RailsCheckOut;
 
 use crate::SessionArgs;
-use crate::chat::{load, load_semantic};
 use crate::config::Config;
+use crate::wiring::{load, load_semantic};
 
 /// Judges each of `lines` (stdin's lines when none are given) as the input rail would a
 /// player's line, or with `output` as the output rail would a sentence of the reply. Nothing is

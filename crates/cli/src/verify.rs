@@ -1,5 +1,4 @@
-//! `lore verify` (is this file ours: its sidecar, its watermark?), `lore keys watermark` and
-//! `lore keys c2pa` (the keys that say so).
+//! `lore verify`: is this file ours (its sidecar, its watermark)?
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,10 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use lore_gen::GgufTokenizer;
 use lore_mark::sidecar::{media_type, sidecar_path};
-use lore_mark::{
-    Detection, KeyState, Keyring, SidecarVerdict, StudioCredentials, Watermark, detect,
-    verify_sidecar,
-};
+use lore_mark::{Detection, Keyring, SidecarVerdict, StudioCredentials, detect, verify_sidecar};
 
 use crate::config::Config;
 
@@ -53,38 +49,6 @@ pub struct FileArgs {
     /// One JSON object: file, sidecar, watermark, valid, failed.
     #[arg(long)]
     json: bool,
-}
-
-/// `lore keys c2pa ...`
-#[derive(Debug, Subcommand)]
-pub enum C2paKeysCommand {
-    /// Print the studio's CA certificate (PEM), which verifiers of its exports trust; the
-    /// credentials are made on first use.
-    Ca,
-}
-
-/// `lore keys watermark ...`
-#[derive(Debug, Subcommand)]
-pub enum WatermarkKeysCommand {
-    /// Make a key; it marks every reply from now on. The older keys stay, for detection.
-    New {
-        /// Green share of the vocabulary.
-        #[arg(long, default_value_t = Watermark::DEFAULT_GAMMA)]
-        gamma: f64,
-        /// Bias added to green tokens' tempered logits.
-        #[arg(long, default_value_t = Watermark::DEFAULT_DELTA)]
-        delta: f32,
-        /// Steps whose likeliest token is at least this probable are not biased.
-        #[arg(long, default_value_t = Watermark::DEFAULT_SPIKE)]
-        spike: f32,
-    },
-    /// List the keys (never their secrets).
-    List,
-    /// Stop a key marking new replies; texts it marked still verify.
-    Retire {
-        /// The key's id (`wm-...`).
-        id: String,
-    },
 }
 
 /// The watermark check of a file, beside what its sidecar claims.
@@ -213,13 +177,6 @@ fn detect_text(
     Ok(detect(&tokenizer.tokenize(text), keyring.materials()))
 }
 
-pub fn c2pa_keys(config: &Config, command: C2paKeysCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        C2paKeysCommand::Ca => print!("{}", crate::export::credentials(config)?.ca_certificate),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 pub fn verify(config: &Config, command: VerifyCommand) -> anyhow::Result<ExitCode> {
     match command {
         VerifyCommand::Text {
@@ -265,47 +222,4 @@ fn print_detection(detection: &Detection, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn watermark_keys(config: &Config, command: WatermarkKeysCommand) -> anyhow::Result<ExitCode> {
-    let mut keyring = Keyring::open_watermarks(&config.keys)?;
-    match command {
-        WatermarkKeysCommand::New {
-            gamma,
-            delta,
-            spike,
-        } => {
-            let key = keyring.create(gamma, delta, spike)?;
-            eprintln!(
-                "made watermark key {} (gamma {gamma}, delta {delta}, spike {spike}); it marks \
-                 new replies from now on",
-                key.id
-            );
-            println!("{}", key.id);
-        }
-        WatermarkKeysCommand::List => {
-            let current = keyring.current().map(|w| w.key().id().to_owned());
-            for key in keyring.entries() {
-                let state = match key.state {
-                    _ if Some(&key.id) == current.as_ref() => "current",
-                    KeyState::Active => "active",
-                    KeyState::Retired => "retired",
-                };
-                println!(
-                    "{}\t{}\tgamma={}\tdelta={}\tspike={}\tcreated={}",
-                    key.id,
-                    state,
-                    key.settings.gamma,
-                    key.settings.delta,
-                    key.settings.spike,
-                    key.created
-                );
-            }
-        }
-        WatermarkKeysCommand::Retire { id } => {
-            keyring.retire(&id)?;
-            eprintln!("retired watermark key {id}; texts it marked still verify");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

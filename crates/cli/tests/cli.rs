@@ -1073,46 +1073,48 @@ fn a_stored_session_exports_with_its_turns_records() {
     let base = "https://lorekeeper.dev/worlds/brindlemoor#";
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let db = Db::connect(&url).await.unwrap();
-        db.insert_session(&SessionRow {
-            id: "s-export".into(),
-            tenant: "studio".into(),
-            owner_key: "k".into(),
-            player: "p1".into(),
-            production: format!("{base}lanterns"),
-            character: format!("{base}odile"),
-            beat: None,
-            at: None,
-            conversation: None,
-            turns: 0,
-            memory_facts: 0,
-            player_state: "{}".into(),
-            created_ms: 1,
-            updated_ms: 1,
-            ended_ms: None,
-            likeness_uses: "text".into(),
-            territory: None,
-        })
-        .await
-        .unwrap();
-        db.record_turn(TurnRecord {
-            session_id: "s-export".into(),
-            turn: TurnRow {
-                turn: 0,
-                input: "Evening!".into(),
-                reply: "Evening, traveller.".into(),
-                recalled: "[]".into(),
-                facts_used: "[]".into(),
-                created_ms: 2,
-                rails: "[]".into(),
-                output_rail: "{}".into(),
-                provenance: None,
-            },
-            memory: Vec::new(),
-            ends_session: false,
-            memory_start: 0,
-        })
-        .await
-        .unwrap();
+        db.sessions
+            .insert(&SessionRow {
+                id: "s-export".into(),
+                tenant: "studio".into(),
+                owner_key: "k".into(),
+                player: "p1".into(),
+                production: format!("{base}lanterns"),
+                character: format!("{base}odile"),
+                beat: None,
+                at: None,
+                conversation: None,
+                turns: 0,
+                memory_facts: 0,
+                player_state: "{}".into(),
+                created_ms: 1,
+                updated_ms: 1,
+                ended_ms: None,
+                likeness_uses: "text".into(),
+                territory: None,
+            })
+            .await
+            .unwrap();
+        db.sessions
+            .record_turn(TurnRecord {
+                session_id: "s-export".into(),
+                turn: TurnRow {
+                    turn: 0,
+                    input: "Evening!".into(),
+                    reply: "Evening, traveller.".into(),
+                    recalled: "[]".into(),
+                    facts_used: "[]".into(),
+                    created_ms: 2,
+                    rails: "[]".into(),
+                    output_rail: "{}".into(),
+                    provenance: None,
+                },
+                memory: Vec::new(),
+                ends_session: false,
+                memory_start: 0,
+            })
+            .await
+            .unwrap();
         db.close().await;
     });
     let out = dir.path().join("session.txt");
@@ -1383,27 +1385,28 @@ fn quest_plans_in_a_stored_session_over_what_its_events_changed() {
     });
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let db = Db::connect(&url).await.unwrap();
-        db.insert_session(&SessionRow {
-            id: "s-quest".into(),
-            tenant: "studio".into(),
-            owner_key: "k".into(),
-            player: "p1".into(),
-            production: format!("{base}lanterns"),
-            character: format!("{base}odile"),
-            beat: Some(2),
-            at: None,
-            conversation: None,
-            turns: 0,
-            memory_facts: 2,
-            player_state: log.to_string(),
-            created_ms: 1,
-            updated_ms: 1,
-            ended_ms: None,
-            likeness_uses: "text".into(),
-            territory: None,
-        })
-        .await
-        .unwrap();
+        db.sessions
+            .insert(&SessionRow {
+                id: "s-quest".into(),
+                tenant: "studio".into(),
+                owner_key: "k".into(),
+                player: "p1".into(),
+                production: format!("{base}lanterns"),
+                character: format!("{base}odile"),
+                beat: Some(2),
+                at: None,
+                conversation: None,
+                turns: 0,
+                memory_facts: 2,
+                player_state: log.to_string(),
+                created_ms: 1,
+                updated_ms: 1,
+                ended_ms: None,
+                likeness_uses: "text".into(),
+                territory: None,
+            })
+            .await
+            .unwrap();
         db.close().await;
     });
     let quest = |character: &str| {

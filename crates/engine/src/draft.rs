@@ -10,8 +10,10 @@ use lore_canon::{World, fold_name};
 use lore_gen::schema::{Schema, Structured};
 use lore_gen::{BackendInfo, Conversation, GenParams, Role, Session, Turn};
 
+use crate::error::EngineError;
+use crate::options::SessionOptions;
 use crate::provenance::{Made, sign_record};
-use crate::{EngineError, SessionOptions};
+use crate::structured::{StructuredError, generate_structured};
 
 /// Longest name, in characters.
 const NAME_CHARS: usize = 40;
@@ -115,9 +117,13 @@ pub fn draft_character(
     seed: u64,
 ) -> Result<DraftedCharacter, EngineError> {
     let (conversation, params) = character_request(world, options, brief, seed);
-    let generation = session.generate(&conversation, &params, &mut |_| true)?;
-    let mut draft: DraftedCharacter = serde_json::from_str(&generation.text)
-        .map_err(|e| EngineError::Draft(format!("the draft does not parse: {e}")))?;
+    let (mut draft, generation): (DraftedCharacter, _) =
+        generate_structured(session, &conversation, &params).map_err(|e| match e {
+            StructuredError::Gen(e) => EngineError::Gen(e),
+            StructuredError::Parse(e) => {
+                EngineError::Draft(format!("the draft does not parse: {e}"))
+            }
+        })?;
     for (field, text) in [
         ("name", &draft.name),
         ("persona", &draft.persona),

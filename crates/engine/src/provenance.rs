@@ -9,7 +9,8 @@ use lore_mark::{Provenance, SignedRecord};
 
 use lore_canon::World;
 
-use crate::{SessionOptions, TurnPlanner};
+use crate::options::SessionOptions;
+use crate::planner::TurnPlanner;
 
 /// The engine's name and version, as records state it.
 pub(crate) const ENGINE: &str = concat!("lorekeeper/", env!("CARGO_PKG_VERSION"));

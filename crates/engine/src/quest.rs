@@ -7,12 +7,13 @@
 //! never offered without text nor with text that failed.
 
 use lore_gen::{
-    BackendInfo, Conversation, GenError, GenParams, Generation, Role, Schema, Session, Structured,
-    Turn,
+    BackendInfo, Conversation, GenParams, Generation, Role, Schema, Session, Structured, Turn,
 };
 use lore_quest::{LoggedQuest, WriteUp};
 
-use crate::session::TurnPlanner;
+use crate::output_rail::SentenceCheck;
+use crate::planner::TurnPlanner;
+use crate::structured::{StructuredError, generate_structured};
 
 /// Most characters of a write-up's title, hook and each of its lines. Bounded so decoding
 /// ends: at worst about 450 characters, under [`WRITE_UP_TOKENS`].
@@ -147,17 +148,17 @@ impl TurnPlanner {
         conversation: &Conversation,
         params: &GenParams,
     ) -> Result<(WriteUp, Generation), String> {
-        let generation = session
-            .generate(conversation, params, &mut |_| true)
-            .map_err(|e: GenError| e.to_string())?;
         #[derive(serde::Deserialize)]
         struct Fields {
             title: String,
             hook: String,
             lines: Vec<String>,
         }
-        let fields: Fields = serde_json::from_str(&generation.text)
-            .map_err(|e| format!("the write-up does not parse: {e}"))?;
+        let (fields, generation): (Fields, _) = generate_structured(session, conversation, params)
+            .map_err(|e| match e {
+                StructuredError::Gen(e) => e.to_string(),
+                StructuredError::Parse(e) => format!("the write-up does not parse: {e}"),
+            })?;
         let texts = std::iter::once(&fields.title)
             .chain(std::iter::once(&fields.hook))
             .chain(&fields.lines);
@@ -180,9 +181,9 @@ impl TurnPlanner {
                 }
                 named_any |= iri != quest.giver;
             }
-            let verdict = self.check_sentence(text).map_err(|e| e.to_string())?;
+            let verdict = self.check(text).map_err(|e| e.to_string())?;
             if !verdict.passes() {
-                self.audit_withheld(&verdict);
+                self.withheld(&verdict);
                 return Err("the output rail withheld the write-up".into());
             }
         }

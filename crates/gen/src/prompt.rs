@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 
 /// Who said a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The player.
     Player,
@@ -12,18 +13,22 @@ pub enum Role {
 }
 
 /// One line of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Turn {
     /// Who said it.
     pub role: Role,
     /// What was said.
     pub text: String,
     /// For a player's turn: canon the character recalls on hearing it.
+    #[serde(default)]
     pub recalled: Vec<String>,
 }
 
-/// Everything a backend needs to write the character's next line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything a backend needs to write the character's next line. Read from JSON where a
+/// fixed conversation is wanted (`lore bench generation`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Conversation {
     /// The speaking character's name.
     pub character: String,
@@ -32,6 +37,7 @@ pub struct Conversation {
     /// Names of other characters of the world: lines under these names end the reply.
     pub others: Vec<String>,
     /// Words the reply must stop before: what gave away a reply the output rail withheld.
+    #[serde(default)]
     pub avoid: Vec<String>,
     /// Persona, scene and standing facts: the stable prefix of every prompt.
     pub preamble: String,

@@ -21,8 +21,9 @@ use lore_canon::cache::{FNV_START, fnv, write_replacing};
 
 use crate::encoder::{Encoder, EncoderError};
 use crate::head::Head;
+use crate::layer::{LAYER_VALUES, LayerParameters};
 use crate::topics::{self, TopicHeads};
-use crate::tune::{self, LayerParameters};
+use crate::tune;
 
 /// The first bytes of an example cache file.
 const EXAMPLES_MAGIC: &[u8; 8] = b"LOREEMB2";
@@ -256,7 +257,7 @@ fn read_tuning(body: &[u8]) -> Result<StoredTuning, String> {
     let layers = (0..reader.len()?)
         .map(|_| {
             let (_, values) = reader.floats(0)?;
-            if values.len() != tune::LAYER_VALUES {
+            if values.len() != LAYER_VALUES {
                 return Err(format!("a layer of {} values", values.len()));
             }
             Ok(LayerParameters { values })

@@ -12,17 +12,12 @@ use safetensors::SafeTensors;
 use tokenizers::Tokenizer;
 
 use crate::int8::{Int8Matrix, ShapeError, Vectorised};
-use crate::tune::{LayerParameters, Part};
+pub use crate::layer::DIMENSION;
+use crate::layer::{HEAD_WIDTH, HEADS, LAYER_NORM_EPS, LAYER_VALUES, LayerParameters, Part};
 
-/// Width of a sentence embedding.
-pub const DIMENSION: usize = 384;
 /// The most word pieces one window holds, [CLS] and [SEP] included (the model's training length).
 pub const WINDOW: usize = 256;
-pub(crate) const HEADS: usize = 12;
-pub(crate) const HEAD_WIDTH: usize = DIMENSION / HEADS;
-pub(crate) const LAYER_NORM_EPS: f32 = 1e-12;
-/// How many layers the model has, and how many of the top ones a policy tunes
-/// ([`crate::tune`]).
+/// How many layers the model has, and how many of the top ones a policy's tuning changes.
 const LAYERS: usize = 6;
 pub(crate) const TUNED_LAYERS: usize = 2;
 
@@ -143,8 +138,8 @@ impl Layer {
     }
 }
 
-/// The encoder's upper [`TUNED_LAYERS`] layers as one policy's tuning left them
-/// ([`crate::tune`]), ready to run in place of the shipped ones.
+/// The encoder's upper [`TUNED_LAYERS`] layers as one policy's tuning left them, ready to run
+/// in place of the shipped ones.
 pub(crate) struct TunedLayers {
     layers: Vec<Layer>,
 }
@@ -217,7 +212,7 @@ impl Weights<'_> {
     /// by side, so that each row is quantised once for all three.
     fn layer(&self, index: usize) -> Result<LayerParameters, EncoderError> {
         let p = format!("encoder.layer.{index}");
-        let mut values = Vec::with_capacity(crate::tune::LAYER_VALUES);
+        let mut values = Vec::with_capacity(LAYER_VALUES);
         // Each tensor's weights, then their biases, PyTorch's shapes.
         let mut push = |names: &[&str], shape: &[usize]| -> Result<(), EncoderError> {
             for name in names {

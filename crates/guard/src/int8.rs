@@ -12,9 +12,8 @@
 //! Integer sums are exact, so the vector kernels and the portable loop compute the same bits;
 //! tests hold every path to it. The weights are laid out for the product the CPU runs:
 //! groups for the VNNI kernel; plain rows for an AVX2 kernel (`pmaddwd`, sixteen products per
-//! instruction) and for the portable loop of other CPUs. A 10-piece pass on the machine of
-//! docs/benchmarks.md: 1.1–1.5 ms on VNNI, ~6.7 ms on AVX2 alone (session 12's `f32` pass:
-//! ~7 ms), ~35 ms on the x86-64 baseline.
+//! instruction) and for the portable loop of other CPUs; docs/benchmarks.md has what a pass
+//! costs on each.
 //!
 //! Rows are independent, so a pass's products share them between the encoder's threads
 //! ([`vectorised`]), each thread taking a run of rows against all the weights; the split

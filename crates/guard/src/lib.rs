@@ -13,6 +13,7 @@ pub mod encoder;
 pub mod eval;
 pub mod head;
 mod int8;
+mod layer;
 pub mod lexicon;
 pub mod normalize;
 pub mod rails;

@@ -28,30 +28,21 @@ pub const DEFAULT_SIMILARITY: f32 = 0.5;
 
 /// How sure a topic's heads (the mean of its head over the tuned encoder and its head over the
 /// shipped one) must be that a text is about the topic to fire it. Chosen on the development
-/// topics sets (world/eval/topics.tsv and held-out sets 1-12, 28,584 interactions): 96.8%
-/// blocked / 97.1% allowed; 0.45 and 0.55 gave 97.1% / 96.9% and 96.6% / 97.3%. (The tuned
-/// head alone at 0.6, the choice before: 96.6% / 97.0%.)
+/// topics sets (docs/benchmarks.md).
 pub const TOPIC_HEAD_PROBABILITY: f32 = 0.5;
 
-/// [`TOPIC_HEAD_PROBABILITY`] on the output rail, for a sentence of a reply. Chosen on the
-/// development half of the embedded model's labelled sentences (world/eval/model-replies.tsv):
-/// fine sentences withheld by the policy 47 -> 37 of 421 at 0.6 (32 at 0.7, 25 at 0.8), no
-/// problem missed until 0.7; the topic sets' off-limit lines, were a character to say them,
-/// blocked 96.6% -> 95.8% (94.4% at 0.7). The input rail, which keeps 0.5, has already
-/// deflected what a player asked. The hazard head keeps its bar on both rails: at 0.8 or 0.9
-/// it would have spared 8 or 10 more fine sentences, and cut its recall on the moderation set
-/// from 0.71 to 0.65 or 0.46.
+/// [`TOPIC_HEAD_PROBABILITY`] on the output rail, for a sentence of a reply: the heads were
+/// taught on players' lines and read narrative less surely, and the input rail has already
+/// deflected what a player asked. Chosen on the development half of the model's labelled
+/// sentences (docs/benchmarks.md); the hazard head keeps its bar on both rails.
 pub const OUTPUT_TOPIC_HEAD_PROBABILITY: f32 = 0.6;
 
 /// A topic's head does not fire on a text that is nearer, by more than this cosine, to a text
 /// of talk allowed here (ordinary talk, and the examples and terms of topics allowed here) than
 /// to every text the head was taught as the topic. The head is one linear boundary across the
 /// whole embedding space, and lines that share words with a topic fall on its side while they
-/// sit beside allowed talk; the nearest texts read them locally. Chosen with the tuned head
-/// alone firing at p >= 0.6, on held-out sets 1-11 and world/eval/topics.tsv: 0.04 gave 97.3%
-/// / 97.0% there, and without the rule 97.4% / 96.8%; kept for the two heads. (Over the
-/// shipped encoder, before tuning, 0.08 was chosen: tuning already moves much of such talk
-/// away from the topics.)
+/// sit beside allowed talk; the nearest texts read them locally. Tuning already moves much of
+/// such talk away from the topics, so no margin is needed (docs/benchmarks.md).
 pub const NEARER_ALLOWED_MARGIN: f32 = 0.0;
 
 /// Which rail judges a text. The topics' heads were taught on players' lines; a sentence of a

@@ -6,7 +6,7 @@
 //! of one policy node together and those of different nodes apart (the cosine of a pair
 //! pulled to 1 or 0, a mean squared loss), so that an unseen line which means what a topic's
 //! examples mean lands among them. Only the upper two of six layers are tuned: on the
-//! development data that gives as much as tuning all six (docs/benchmarks.md, session 22), and
+//! development data that gives as much as tuning all six (docs/benchmarks.md), and
 //! the four lower layers' states of each text are computed once and read every round.
 //!
 //! The arithmetic is `f32` throughout, with the matrix products in `ndarray` (its threads share
@@ -24,101 +24,12 @@ use rayon::slice::{ParallelSlice, ParallelSliceMut};
 
 use lore_canon::cache::{FNV_START, fnv};
 
-use crate::encoder::{DIMENSION, HEAD_WIDTH, HEADS, LAYER_NORM_EPS, dot, erf, gelu};
-
-const INNER: usize = 4 * DIMENSION;
-const QKV: usize = 3 * DIMENSION;
-
-/// One tensor of a layer's parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Part {
-    /// Query, key and value weights stacked (`[3 × 384, 384]`).
-    QueryKeyValue,
-    QueryKeyValueBias,
-    AttentionOut,
-    AttentionOutBias,
-    AttentionNormGain,
-    AttentionNormBias,
-    Up,
-    UpBias,
-    Down,
-    DownBias,
-    OutNormGain,
-    OutNormBias,
-}
-
-impl Part {
-    /// Every part, in the order [`LayerParameters`] holds them.
-    pub(crate) const ALL: [Part; 12] = [
-        Part::QueryKeyValue,
-        Part::QueryKeyValueBias,
-        Part::AttentionOut,
-        Part::AttentionOutBias,
-        Part::AttentionNormGain,
-        Part::AttentionNormBias,
-        Part::Up,
-        Part::UpBias,
-        Part::Down,
-        Part::DownBias,
-        Part::OutNormGain,
-        Part::OutNormBias,
-    ];
-
-    /// How many values the part holds.
-    pub(crate) const fn len(self) -> usize {
-        match self {
-            Part::QueryKeyValue => QKV * DIMENSION,
-            Part::QueryKeyValueBias => QKV,
-            Part::AttentionOut => DIMENSION * DIMENSION,
-            Part::Up | Part::Down => INNER * DIMENSION,
-            Part::UpBias => INNER,
-            Part::AttentionOutBias
-            | Part::AttentionNormGain
-            | Part::AttentionNormBias
-            | Part::DownBias
-            | Part::OutNormGain
-            | Part::OutNormBias => DIMENSION,
-        }
-    }
-
-    /// Where the part lies in [`LayerParameters::values`].
-    fn range(self) -> Range<usize> {
-        let start = Part::ALL
-            .iter()
-            .take_while(|p| **p != self)
-            .map(|p| p.len())
-            .sum();
-        start..start + self.len()
-    }
-}
-
-/// The values of one layer: the parts of [`Part::ALL`] one after the other.
-pub(crate) const LAYER_VALUES: usize = {
-    let mut total = 0;
-    let mut i = 0;
-    while i < Part::ALL.len() {
-        total += Part::ALL[i].len();
-        i += 1;
-    }
-    total
+use crate::encoder::{dot, erf, gelu};
+use crate::layer::{
+    DIMENSION, HEAD_WIDTH, HEADS, LAYER_NORM_EPS, LAYER_VALUES, LayerParameters, Part, QKV,
 };
 
-/// One encoder layer's parameters in `f32`, each tensor in PyTorch's layout (a linear layer's
-/// weight `[outputs, inputs]`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct LayerParameters {
-    /// The parts of [`Part::ALL`], one after the other ([`LAYER_VALUES`] in all).
-    pub(crate) values: Vec<f32>,
-}
-
 impl LayerParameters {
-    /// Zeros: a gradient's starting point.
-    fn zeros() -> LayerParameters {
-        LayerParameters {
-            values: vec![0.0; LAYER_VALUES],
-        }
-    }
-
     /// A layer of small random weights and gains near one, as a trained one roughly is.
     fn random(random: &mut SplitMix) -> LayerParameters {
         let mut layer = LayerParameters::zeros();
@@ -133,14 +44,6 @@ impl LayerParameters {
             }
         }
         layer
-    }
-
-    pub(crate) fn part(&self, part: Part) -> &[f32] {
-        &self.values[part.range()]
-    }
-
-    fn part_mut(&mut self, part: Part) -> &mut [f32] {
-        &mut self.values[part.range()]
     }
 }
 
@@ -705,7 +608,7 @@ fn least<T: Copy>(candidates: impl IntoIterator<Item = T>, draw: impl Fn(T) -> u
 /// classes it is between ([`draw`], [`least`]), not from one random sequence over the whole
 /// policy: an example added to a policy then changes only the few pairs it wins and moves the
 /// others along a little, where a sequence would be drawn afresh from that text on and the
-/// whole tuning with it (docs/benchmarks.md, session 29).
+/// whole tuning with it.
 fn pairs(texts: &[Text], schedule: &Schedule) -> Vec<(usize, usize, f32)> {
     let rivals = rivals(texts);
     let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();

@@ -7,18 +7,14 @@
 //! entry at once, one through another replica takes effect within the cache's lifetime.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
-use axum::http::request::Parts;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError, KeyRow, now_ms};
 use crate::error::ApiError;
-use crate::state::App;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -140,7 +136,7 @@ pub async fn create_key(
             .map(|d| created_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
         revoked_ms: None,
     };
-    db.insert_key(&row).await?;
+    db.keys.insert(&row).await?;
     Ok(NewKey {
         key: format!("lk_{id}_{secret}"),
         row,
@@ -198,7 +194,7 @@ impl KeyCache {
             .strip_prefix("lk_")
             .and_then(|rest| rest.split_once('_'))
             .ok_or_else(invalid)?;
-        let row = db.key(id).await?.ok_or_else(invalid)?;
+        let row = db.keys.get(id).await?.ok_or_else(invalid)?;
         if !constant_time_eq(secret_hash(secret).as_bytes(), row.secret_sha256.as_bytes()) {
             return Err(invalid());
         }
@@ -240,31 +236,6 @@ impl KeyCache {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl FromRequestParts<Arc<App>> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized(
-                "missing_key",
-                "this route needs an API key: send 'Authorization: Bearer lk_<id>_<secret>'",
-            ));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "invalid_key",
-                    "the Authorization header must read 'Bearer lk_<id>_<secret>'",
-                )
-            })?;
-        app.keys.verify(&app.db, token).await
-    }
 }
 
 #[cfg(test)]

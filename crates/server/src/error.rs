@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use lore_canon::CanonError;
+
 use crate::db::DbError;
 
 /// An error response: `{"error": {"code": "...", "message": "..."}}`.
@@ -90,6 +92,27 @@ impl ApiError {
                 "policy_invalid",
                 e.to_string(),
             ),
+            other => ApiError::internal(other),
+        }
+    }
+
+    /// How a canon error reads on the wire.
+    pub fn from_canon(error: CanonError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            CanonError::UnknownCommit { .. } => ApiError::not_found("unknown_commit", message),
+            CanonError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            CanonError::NotHeld { .. } => ApiError::new(StatusCode::CONFLICT, "not_held", message),
+            CanonError::RevertBlocked { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "revert_blocked", message)
+            }
+            CanonError::OutsideScope { .. } | CanonError::ReservedGraph { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "graph_not_writable", message)
+            }
+            CanonError::NoChange => ApiError::new(StatusCode::BAD_REQUEST, "no_change", message),
+            CanonError::AmbiguousCommit { .. } | CanonError::AddedAndRemoved { .. } => {
+                ApiError::invalid(message)
+            }
             other => ApiError::internal(other),
         }
     }

@@ -16,21 +16,20 @@
 //! [`turns`], which bounds the queue and cancels generation when a client goes away.
 
 pub mod auth;
-mod canon;
 mod catalog;
+mod commits;
 pub mod db;
 mod error;
 pub mod export;
 mod metrics;
-pub mod openai;
-mod quests;
-mod review;
+mod proposals;
 mod routes;
-mod sparql;
+mod runner;
+mod sessions;
 mod state;
-mod turns;
+mod turn;
 mod ui;
-mod verify;
+mod verifier;
 mod wire;
 
 use std::net::SocketAddr;
@@ -55,9 +54,10 @@ pub use auth::{Caller, Role};
 pub use catalog::Catalog;
 pub use db::{Db, DbError};
 pub use error::ApiError;
+pub use routes::openai;
+pub use runner::{TurnLimits, Turns};
 pub use state::App;
-pub use turns::{TurnLimits, Turns};
-pub use verify::{RecordVerdict, Verifier, VerifyOut};
+pub use verifier::{RecordVerdict, Verifier, VerifyOut};
 pub use wire::RailsCheckOut;
 
 /// How the server runs.
@@ -98,18 +98,22 @@ pub enum ServeError {
 #[openapi(
     info(title = "Lorekeeper", description = "Canon-grounded AI characters: sessions, streaming turns, OpenAI-compatible characters, SPARQL over canon."),
     paths(
-        routes::list_productions, routes::get_production, routes::list_characters,
-        routes::get_character, routes::try_rails, routes::create_session, routes::list_sessions,
-        routes::get_session, routes::delete_session, routes::post_turn, quests::list_quests,
-        quests::offer_quest, quests::answer_quest, quests::post_event, quests::stream_events,
-        routes::list_keys,
-        routes::post_key, routes::delete_key, routes::healthz, routes::readyz, routes::metrics,
-        openai::models, openai::chat_completions, sparql::get, sparql::post,
-        verify::public_keys, verify::verify, export::get_export, canon::list_commits,
-        canon::get_commit, canon::diff, canon::post_commit, canon::revert,
-        review::propose_fact, review::post_proposal, review::list_proposals,
-        review::get_proposal, review::accept, review::reject, review::defer, review::audit_log,
-        review::draft_character,
+        routes::catalog::list_productions, routes::catalog::get_production,
+        routes::catalog::list_characters, routes::catalog::get_character,
+        routes::catalog::try_rails, routes::sessions::create_session,
+        routes::sessions::list_sessions, routes::sessions::get_session,
+        routes::sessions::delete_session, routes::sessions::post_turn,
+        routes::quests::list_quests, routes::quests::offer_quest, routes::quests::answer_quest,
+        routes::quests::post_event, routes::quests::stream_events, routes::keys::list_keys,
+        routes::keys::post_key, routes::keys::delete_key, routes::ops::healthz,
+        routes::ops::readyz, routes::ops::metrics, routes::openai::models,
+        routes::openai::chat_completions, routes::sparql::get, routes::sparql::post,
+        routes::verify::public_keys, routes::verify::verify, routes::export::get_export,
+        routes::canon::list_commits, routes::canon::get_commit, routes::canon::diff,
+        routes::canon::post_commit, routes::canon::revert, routes::review::propose_fact,
+        routes::review::post_proposal, routes::review::list_proposals,
+        routes::review::get_proposal, routes::review::accept, routes::review::reject,
+        routes::review::defer, routes::review::audit_log, routes::review::draft_character,
     ),
     modifiers(&BearerAuth),
 )]
@@ -174,30 +178,33 @@ async fn wrong_method() -> ApiError {
 
 /// Every route, over `app`.
 pub fn router(app: Arc<App>, body_limit: usize) -> Router {
+    use routes::{
+        canon, catalog, export, keys, openai, ops, quests, review, sessions, sparql, verify,
+    };
     Router::new()
-        .route("/v1/productions", get(routes::list_productions))
-        .route("/v1/productions/{production}", get(routes::get_production))
+        .route("/v1/productions", get(catalog::list_productions))
+        .route("/v1/productions/{production}", get(catalog::get_production))
         .route(
             "/v1/productions/{production}/characters",
-            get(routes::list_characters),
+            get(catalog::list_characters),
         )
         .route(
             "/v1/productions/{production}/characters/{character}",
-            get(routes::get_character),
+            get(catalog::get_character),
         )
         .route(
             "/v1/productions/{production}/characters/{character}/rails",
-            post(routes::try_rails),
+            post(catalog::try_rails),
         )
         .route(
             "/v1/sessions",
-            post(routes::create_session).get(routes::list_sessions),
+            post(sessions::create_session).get(sessions::list_sessions),
         )
         .route(
             "/v1/sessions/{id}",
-            get(routes::get_session).delete(routes::delete_session),
+            get(sessions::get_session).delete(sessions::delete_session),
         )
-        .route("/v1/sessions/{id}/turns", post(routes::post_turn))
+        .route("/v1/sessions/{id}/turns", post(sessions::post_turn))
         .route(
             "/v1/sessions/{id}/quests",
             get(quests::list_quests).post(quests::offer_quest),
@@ -211,8 +218,8 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
             get(quests::stream_events).post(quests::post_event),
         )
         .route("/v1/sessions/{id}/export", get(export::get_export))
-        .route("/v1/keys", get(routes::list_keys).post(routes::post_key))
-        .route("/v1/keys/{id}", axum::routing::delete(routes::delete_key))
+        .route("/v1/keys", get(keys::list_keys).post(keys::post_key))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::delete_key))
         .route("/v1/provenance/keys", get(verify::public_keys))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/models", get(openai::models))
@@ -238,9 +245,9 @@ pub fn router(app: Arc<App>, body_limit: usize) -> Router {
         .route("/v1/audit", get(review::audit_log))
         .merge(ui::router())
         .route("/openapi.json", get(openapi_document))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -3,13 +3,17 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
 use lore_canon::CanonStore;
 
-use crate::auth::KeyCache;
+use crate::auth::{Caller, KeyCache};
 use crate::catalog::Catalog;
 use crate::db::Db;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::turns::Turns;
+use crate::runner::Turns;
 
 /// The server's shared state.
 pub struct App {
@@ -30,7 +34,7 @@ pub struct App {
     /// Metrics.
     pub metrics: Metrics,
     /// Keys and tokenizer for verification.
-    pub verifier: crate::verify::Verifier,
+    pub verifier: crate::verifier::Verifier,
     /// Set once startup finished; cleared when shutdown begins.
     pub ready: AtomicBool,
 }
@@ -59,5 +63,31 @@ impl App {
         tracing::info!(revision = %fresh.revision, "canon reloaded");
         *self.catalog.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         Ok(())
+    }
+}
+
+/// Every route but health and the OpenAPI document knows its caller from the API key.
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "missing_key",
+                "this route needs an API key: send 'Authorization: Bearer lk_<id>_<secret>'",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "invalid_key",
+                    "the Authorization header must read 'Bearer lk_<id>_<secret>'",
+                )
+            })?;
+        app.keys.verify(&app.db, token).await
     }
 }

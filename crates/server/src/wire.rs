@@ -143,7 +143,7 @@ pub struct TurnIn {
 }
 
 /// Token counts of a turn.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct Usage {
     /// Tokens in the prompt.
     pub prompt_tokens: usize,

@@ -10,11 +10,11 @@ use lore_canon::{EntityId, EntityKind, Span, World};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
-use super::{Page, UiCaller, UiError, layout};
 use crate::auth::Role;
 use crate::catalog::{Served, local_id};
 use crate::error::ApiError;
 use crate::state::App;
+use crate::ui::layout::{Page, UiCaller, UiError, layout};
 
 /// The tenant's productions.
 pub(crate) async fn productions(State(app): State<Arc<App>>, ui: UiCaller) -> Page {

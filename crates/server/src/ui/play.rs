@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Page, UiCaller, UiError, layout};
 use crate::catalog::{characters, local_id};
-use crate::error::ApiJson;
-use crate::routes::{create_session, finish, visible_session};
+use crate::db::TurnRow;
+use crate::sessions::{open_session, visible_session};
 use crate::state::App;
-use crate::turns::Turns;
-use crate::verify::{VerifyIn, verify};
+use crate::turn::{self, finish};
+use crate::ui::layout::{Page, UiCaller, UiError, layout};
+use crate::verifier::{VerifyIn, VerifyOut};
 use crate::wire::{CreateSession, OutputRailOut, RailOut};
 
 /// The form that opens a session.
@@ -53,7 +53,7 @@ pub(crate) struct StartForm {
     player: String,
 }
 
-/// Opens a session through the API's own handler.
+/// Opens a session as the API does.
 pub(crate) async fn start(
     State(app): State<Arc<App>>,
     UiCaller(caller): UiCaller,
@@ -71,8 +71,8 @@ pub(crate) async fn start(
         uses: Vec::new(),
         territory: None,
     };
-    let (_, created) = create_session(State(app), caller, ApiJson(request)).await?;
-    Ok(Redirect::to(&format!("/ui/play/{}", created.0.id)).into_response())
+    let created = open_session(&app, &caller, &request, None).await?;
+    Ok(Redirect::to(&format!("/ui/play/{}", created.id)).into_response())
 }
 
 /// Turns one page shows: each is verified (signature and watermark) as the page is drawn.
@@ -108,23 +108,13 @@ pub(crate) async fn page(
         })
         .unwrap_or_else(|| session.character.clone());
     let mut turns = Vec::new();
-    for turn in app.db.turns(&id, from..from + TURNS_PER_PAGE).await? {
-        let provenance: Option<lore_mark::SignedRecord> = turn
-            .provenance
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok());
-        let verdict = verify(
-            State(app.clone()),
-            caller.clone(),
-            ApiJson(VerifyIn {
-                text: turn.reply.clone(),
-                provenance,
-                c2pa: None,
-            }),
-        )
-        .await
-        .ok()
-        .map(|v| v.0);
+    for turn in app
+        .db
+        .sessions
+        .turns(&id, from..from + TURNS_PER_PAGE)
+        .await?
+    {
+        let verdict = verified(&app, &turn).await;
         turns.push((turn, verdict));
     }
     let statement = |iri: &str| {
@@ -163,22 +153,7 @@ pub(crate) async fn page(
                     @if let Some(v) = verdict {
                         details {
                             summary { "Provenance and watermark" }
-                            @if let Some(p) = &v.provenance {
-                                p { span class={ "badge " @if p.valid { "ok" } @else { "blocked" } } {
-                                    @if p.valid { "signature valid" } @else { "signature invalid" } }
-                                    " " (p.reason) }
-                                @if let Some(record) = &p.record {
-                                    p { "Model " code { (record.model) } " · canon commit " code { (record.canon_revision) }
-                                        " · " (record.digital_source_type) }
-                                }
-                            } @else {
-                                p { "No provenance record." }
-                            }
-                            p class="watermark" {
-                                span class={ "badge " @if v.watermark.watermarked { "ok" } @else { "blocked" } } {
-                                    @if v.watermark.watermarked { "watermarked" } @else { "not shown to be watermarked" } }
-                                " " (v.watermark.verdict) " (z = " (format!("{:.2}", v.watermark.z)) " over " (v.watermark.tokens_scored) " tokens)"
-                            }
+                            (authenticity(v))
                         }
                     }
                 }
@@ -193,6 +168,47 @@ pub(crate) async fn page(
             }
         },
     ))
+}
+
+/// What the server's verifier says of a stored turn's reply (its signature and watermark);
+/// `None` when it cannot say (no tokenizer to read watermarks with).
+async fn verified(app: &Arc<App>, turn: &TurnRow) -> Option<VerifyOut> {
+    let provenance: Option<lore_mark::SignedRecord> = turn
+        .provenance
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    let request = VerifyIn {
+        text: turn.reply.clone(),
+        provenance,
+        c2pa: None,
+    };
+    let verifying = app.clone();
+    tokio::task::spawn_blocking(move || verifying.verifier.check(request))
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+/// A reply's signature and watermark verdicts.
+fn authenticity(v: &VerifyOut) -> Markup {
+    html! {
+        @if let Some(p) = &v.provenance {
+            p { span class={ "badge " @if p.valid { "ok" } @else { "blocked" } } {
+                @if p.valid { "signature valid" } @else { "signature invalid" } }
+                " " (p.reason) }
+            @if let Some(record) = &p.record {
+                p { "Model " code { (record.model) } " · canon commit " code { (record.canon_revision) }
+                    " · " (record.digital_source_type) }
+            }
+        } @else {
+            p { "No provenance record." }
+        }
+        p class="watermark" {
+            span class={ "badge " @if v.watermark.watermarked { "ok" } @else { "blocked" } } {
+                @if v.watermark.watermarked { "watermarked" } @else { "not shown to be watermarked" } }
+            " " (v.watermark.verdict) " (z = " (format!("{:.2}", v.watermark.z)) " over " (v.watermark.tokens_scored) " tokens)"
+        }
+    }
 }
 
 fn facts_count(facts_used: &str) -> usize {
@@ -228,7 +244,7 @@ pub(crate) async fn say(
     Path(id): Path<String>,
     Form(form): Form<SayForm>,
 ) -> Result<Response, UiError> {
-    let events = Turns::start(&app, &caller, &id, form.input).await?;
+    let events = turn::start(&app, &caller, &id, form.input).await?;
     let turn = finish(events).await?;
     Ok(Redirect::to(&format!("/ui/play/{id}#turn-{}", turn.turn)).into_response())
 }

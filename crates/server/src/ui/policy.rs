@@ -8,9 +8,9 @@ use axum::extract::State;
 use lore_canon::World;
 use maud::{Markup, html};
 
-use super::{Page, UiCaller, layout};
 use crate::auth::Role;
 use crate::state::App;
+use crate::ui::layout::{Page, UiCaller, layout};
 
 fn node_name(world: &World, iri: &str) -> String {
     world

@@ -1,5 +1,6 @@
 //! The review queue and canon's history: decide proposals, read the log and diffs, revert.
-//! Every action goes through the API's own handlers.
+//! Every action goes through the same code as the API ([`crate::proposals`],
+//! [`crate::commits`]), so it checks the same roles and tenants.
 
 use std::sync::Arc;
 
@@ -8,12 +9,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{Page, UiCaller, UiError, change_lines, layout};
 use crate::auth::Role;
-use crate::canon;
-use crate::error::{ApiError, ApiJson};
-use crate::review as api;
+use crate::commits;
+use crate::error::ApiError;
+use crate::proposals::{self, ListQuery};
 use crate::state::App;
+use crate::ui::layout::{Page, UiCaller, UiError, change_lines, layout};
 use crate::wire::{AcceptIn, DecisionIn, DraftCharacterIn};
 
 #[derive(Deserialize)]
@@ -36,13 +37,9 @@ pub(crate) async fn queue(
     };
     let mut proposals = Vec::new();
     for status in statuses {
-        let listed = api::list_proposals(
-            State(app.clone()),
-            ui.0.clone(),
-            Query(api::ListQuery::status(status)),
-        )
-        .await?;
-        proposals.extend(listed.0);
+        let listed =
+            proposals::list_proposals(app.clone(), ui.0.clone(), ListQuery::status(status)).await?;
+        proposals.extend(listed);
     }
     Ok(layout(
         "Review",
@@ -129,8 +126,8 @@ pub(crate) async fn draft(
         brief: form.brief,
         seed: 0,
     };
-    let (_, drafted) = api::draft_character(State(app), ui.0, ApiJson(request)).await?;
-    let done = format!("Drafted for review: {}", drafted.0.summary);
+    let drafted = proposals::draft_character(app, ui.0, request).await?;
+    let done = format!("Drafted for review: {}", drafted.summary);
     Ok(Redirect::to(&format!("/ui/review?done={}", urlencode(&done))).into_response())
 }
 
@@ -148,8 +145,6 @@ pub(crate) async fn decide(
     Path((id, decision)): Path<(String, String)>,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, UiError> {
-    let state = State(app.clone());
-    let path = Path(id.clone());
     let caller = ui.0.clone();
     let done = match decision.as_str() {
         "accept" => {
@@ -160,32 +155,32 @@ pub(crate) async fn decide(
                     .map(str::to_owned)
                     .collect()
             });
-            let accepted = api::accept(
-                state,
+            let accepted = proposals::accept(
+                app,
                 caller,
-                path,
-                ApiJson(AcceptIn {
+                id.clone(),
+                AcceptIn {
                     message: form.message.filter(|m| !m.trim().is_empty()),
                     add,
                     remove: None,
-                }),
+                },
             )
             .await?;
             format!(
                 "Accepted {id} as commit {}.",
-                accepted.0.commit.as_deref().unwrap_or("?")
+                accepted.commit.as_deref().unwrap_or("?")
             )
         }
         "reject" | "defer" => {
-            let body = ApiJson(DecisionIn {
+            let body = DecisionIn {
                 reason: form.reason,
-            });
-            let decided = if decision == "reject" {
-                api::reject(state, caller, path, body).await?
-            } else {
-                api::defer(state, caller, path, body).await?
             };
-            format!("{id} is now {}.", decided.0.status)
+            let decided = if decision == "reject" {
+                proposals::reject(app, caller, id.clone(), body).await?
+            } else {
+                proposals::defer(app, caller, id.clone(), body).await?
+            };
+            format!("{id} is now {}.", decided.status)
         }
         other => {
             return Err(
@@ -212,13 +207,7 @@ pub(crate) async fn history(
     Query(query): Query<HistoryQuery>,
 ) -> Page {
     ui.require(Role::Writer)?;
-    let log = canon::list_commits(
-        State(app.clone()),
-        ui.0.clone(),
-        Query(canon::LogQuery::default()),
-    )
-    .await?
-    .0;
+    let log = commits::list_commits(app.clone(), ui.0.clone(), None).await?;
     Ok(layout(
         "History",
         Some(&ui.0),
@@ -258,9 +247,7 @@ pub(crate) async fn commit(
     Path(rev): Path<String>,
 ) -> Page {
     ui.require(Role::Writer)?;
-    let detail = canon::get_commit(State(app.clone()), ui.0.clone(), Path(rev))
-        .await?
-        .0;
+    let detail = commits::get_commit(app.clone(), ui.0.clone(), rev).await?;
     let c = &detail.commit;
     Ok(layout(
         &format!("Commit {}", &c.id[..12]),
@@ -297,21 +284,26 @@ pub(crate) async fn revert(
     Path(rev): Path<String>,
     Form(form): Form<RevertForm>,
 ) -> Result<Response, UiError> {
-    let query = canon::RevertQuery::new(form.with_dependents.is_some());
-    let (_, commit) = canon::revert(State(app), ui.0, Path(rev), Query(query)).await?;
-    let done = format!("Committed {}: {}", &commit.0.id[..12], commit.0.message);
+    let commit = commits::revert(app, ui.0, rev, form.with_dependents.is_some()).await?;
+    let done = format!("Committed {}: {}", &commit.id[..12], commit.message);
     Ok(Redirect::to(&format!("/ui/history?done={}", urlencode(&done))).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DiffQuery {
+    from: String,
+    to: String,
 }
 
 /// The difference between two commits.
 pub(crate) async fn diff(
     State(app): State<Arc<App>>,
     ui: UiCaller,
-    Query(query): Query<canon::DiffQuery>,
+    Query(query): Query<DiffQuery>,
 ) -> Page {
     ui.require(Role::Writer)?;
     let title = format!("From {} to {}", query.from, query.to);
-    let change = canon::diff(State(app), ui.0.clone(), Query(query)).await?.0;
+    let change = commits::diff(app, ui.0.clone(), query.from, query.to).await?;
     Ok(layout(
         "Difference",
         Some(&ui.0),

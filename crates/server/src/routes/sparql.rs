@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use oxigraph::io::{RdfFormat, RdfSerializer};
 use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode};
 use oxigraph::sparql::results::{QueryResultsFormat, QueryResultsSerializer};
-use oxigraph::sparql::{CancellationToken, QueryResults, SparqlEvaluator};
+use oxigraph::sparql::{CancellationToken, QueryDataset, QueryResults, SparqlEvaluator};
 
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
@@ -149,6 +149,7 @@ async fn run(
     }
     let text = params
         .query
+        .clone()
         .ok_or_else(|| ApiError::invalid("missing the `query` parameter"))?;
     let allowed = app.catalog().graphs(&caller.tenant);
     let token = CancellationToken::new();
@@ -163,7 +164,49 @@ async fn run(
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
             }
         })?;
-    let dataset = prepared.dataset_mut();
+    restrict_dataset(prepared.dataset_mut(), &allowed, &params)?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let as_of = params.as_of;
+    let work = tokio::task::spawn_blocking(move || {
+        let past = as_of
+            .map(|commit| app.store.as_of(&commit))
+            .transpose()
+            .map_err(ApiError::from_canon)?;
+        let store = past.as_ref().unwrap_or(&app.store);
+        let results = prepared
+            .on_store(store.oxigraph())
+            .execute()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query_failed", e.to_string()))?;
+        serialize(results, &accept)
+    });
+    match tokio::time::timeout(QUERY_TIMEOUT, work).await {
+        Ok(joined) => joined.map_err(ApiError::internal)?,
+        Err(_) => {
+            token.cancel();
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "query_timeout",
+                format!(
+                    "the query ran over {} s and was cancelled",
+                    QUERY_TIMEOUT.as_secs()
+                ),
+            ))
+        }
+    }
+}
+
+/// Limits a query's dataset to `allowed`, the tenant's graphs: the graphs it names (in FROM
+/// and FROM NAMED, or the protocol's parameters) must be among them, and a query that names
+/// none reads them all.
+fn restrict_dataset(
+    dataset: &mut QueryDataset,
+    allowed: &[String],
+    params: &Params,
+) -> Result<(), ApiError> {
     // Graphs the query names in FROM / FROM NAMED must be the tenant's.
     let named_in_query: Vec<String> = dataset
         .default_graph_graphs()
@@ -222,38 +265,7 @@ async fn run(
                 .collect(),
         );
     }
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let as_of = params.as_of;
-    let work = tokio::task::spawn_blocking(move || {
-        let past = as_of
-            .map(|commit| app.store.as_of(&commit))
-            .transpose()
-            .map_err(crate::canon::canon_error)?;
-        let store = past.as_ref().unwrap_or(&app.store);
-        let results = prepared
-            .on_store(store.oxigraph())
-            .execute()
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query_failed", e.to_string()))?;
-        serialize(results, &accept)
-    });
-    match tokio::time::timeout(QUERY_TIMEOUT, work).await {
-        Ok(joined) => joined.map_err(ApiError::internal)?,
-        Err(_) => {
-            token.cancel();
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "query_timeout",
-                format!(
-                    "the query ran over {} s and was cancelled",
-                    QUERY_TIMEOUT.as_secs()
-                ),
-            ))
-        }
-    }
+    Ok(())
 }
 
 fn media_types(accept: &str) -> impl Iterator<Item = &str> {

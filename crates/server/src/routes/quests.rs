@@ -22,27 +22,18 @@ use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::auth::Caller;
-use crate::db::{DbError, MemoryRow, QuestRecord, SessionRow, now_ms};
+use crate::db::{DbError, MemoryRow, QuestRecord, now_ms};
 use crate::error::{ApiError, ApiJson};
-use crate::routes::visible_session;
+use crate::runner::{Held, Hot};
+use crate::sessions::{hold, memory_fact, read_log, session_ended, session_graph, visible_session};
 use crate::state::App;
-use crate::turns::{Held, Hot, SSE_HEARTBEAT, Turns, memory_fact, session_ended, session_graph};
+use crate::turn::SSE_HEARTBEAT;
 use crate::wire::{
     ErrorBody, EvidenceOut, GameEventIn, QuestChangeOut, QuestOut, QuestsOut, SessionEventOut,
     StepOut, WriteUpOut,
 };
 
 type AppState = State<Arc<App>>;
-
-/// The quest log stored with a session.
-pub(crate) fn read_log(row: &SessionRow) -> Result<QuestLog, ApiError> {
-    serde_json::from_str(&row.player_state).map_err(|e| {
-        ApiError::internal(format!(
-            "session '{}': its stored quest log does not read: {e}",
-            row.id
-        ))
-    })
-}
 
 fn name_of<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
@@ -377,7 +368,7 @@ async fn commit(
         events: bodies,
         at_ms: at,
     };
-    let seqs = match app.db.record_quest(&record).await {
+    let seqs = match app.db.quests.record(&record).await {
         Ok(seqs) => seqs,
         Err(e) => {
             if matches!(e, DbError::Conflict(_)) {
@@ -409,7 +400,7 @@ async fn commit(
 
 /// Holds session `id` for a quest change: its owner only, and not after the rails ended it.
 async fn hold_open(app: &App, caller: &Caller, id: &str) -> Result<Held, ApiError> {
-    let held = Turns::hold(app, caller, id).await?;
+    let held = hold(app, caller, id).await?;
     if held.as_ref().is_some_and(|h| h.row.ended_ms.is_some()) {
         return Err(session_ended(id));
     }
@@ -670,7 +661,8 @@ pub async fn stream_events(
         .then(|| app.turns.subscribe(&id));
     let stored: Vec<SessionEventOut> = app
         .db
-        .session_events(&id, after)
+        .quests
+        .events(&id, after)
         .await?
         .into_iter()
         .filter_map(|row| {

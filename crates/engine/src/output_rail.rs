@@ -12,7 +12,33 @@ use std::borrow::Cow;
 use lore_gen::{Conversation, GenParams, Generation, Session, StopReason};
 use lore_guard::{Action, Decision, Finding};
 
-use crate::session::{EngineError, TurnPlanner};
+use crate::error::EngineError;
+
+/// What the output rail asks of whoever knows the character: the verdict on one sentence,
+/// and a record of each sentence it withholds.
+pub trait SentenceCheck {
+    /// The policy rails' and the canon check's verdict on `sentence`.
+    fn check(&self, sentence: &str) -> Result<SentenceVerdict, EngineError>;
+    /// Records for audit that a sentence with `verdict` was withheld (never the sentence).
+    fn withheld(&self, verdict: &SentenceVerdict);
+}
+
+/// Where a reply streams to, sentence by sentence as the output rail passes them.
+pub trait TurnSink {
+    /// Takes a piece of the reply; `false` cancels the turn (the client went away).
+    fn send(&mut self, text: &str) -> bool;
+    /// Asked while a sentence is still being written and nothing can be sent: `false`
+    /// cancels the turn.
+    fn keep_going(&mut self) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(&str) -> bool> TurnSink for F {
+    fn send(&mut self, text: &str) -> bool {
+        self(text)
+    }
+}
 
 /// What the rails found in one sentence.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +125,7 @@ pub struct CheckedReply {
 
 /// Passes streamed text on in whole sentences that the rails allow.
 struct SentenceGate<'a> {
-    planner: &'a TurnPlanner,
+    check: &'a dyn SentenceCheck,
     pending: String,
     sent: String,
     failed: Option<SentenceVerdict>,
@@ -108,9 +134,9 @@ struct SentenceGate<'a> {
 }
 
 impl<'a> SentenceGate<'a> {
-    fn new(planner: &'a TurnPlanner) -> SentenceGate<'a> {
+    fn new(check: &'a dyn SentenceCheck) -> SentenceGate<'a> {
         SentenceGate {
-            planner,
+            check,
             pending: String::new(),
             sent: String::new(),
             failed: None,
@@ -120,16 +146,16 @@ impl<'a> SentenceGate<'a> {
     }
 
     /// Takes a streamed piece; returns whether generation should go on.
-    fn push(&mut self, piece: &str, emit: &mut dyn FnMut(&str) -> bool) -> bool {
+    fn push(&mut self, piece: &str, sink: &mut dyn TurnSink) -> bool {
         self.pending.push_str(piece);
         while let Some(end) = sentence_end(&self.pending) {
             let sentence: String = self.pending.drain(..end).collect();
-            if !self.pass(sentence, emit) {
+            if !self.pass(sentence, sink) {
                 return false;
             }
         }
         // Mid-sentence nothing is sent, but a client that left must still stop generation.
-        if !emit("") {
+        if !sink.keep_going() {
             self.client_gone = true;
             return false;
         }
@@ -137,17 +163,17 @@ impl<'a> SentenceGate<'a> {
     }
 
     /// Checks what is left when generation ends.
-    fn finish(&mut self, emit: &mut dyn FnMut(&str) -> bool) {
+    fn finish(&mut self, sink: &mut dyn TurnSink) {
         let rest = std::mem::take(&mut self.pending);
         if !rest.trim().is_empty() && self.failed.is_none() && self.error.is_none() {
-            self.pass(rest, emit);
+            self.pass(rest, sink);
         }
     }
 
-    fn pass(&mut self, sentence: String, emit: &mut dyn FnMut(&str) -> bool) -> bool {
-        match self.planner.check_sentence(&sentence) {
+    fn pass(&mut self, sentence: String, sink: &mut dyn TurnSink) -> bool {
+        match self.check.check(&sentence) {
             Ok(verdict) if verdict.passes() => {
-                if !emit(&sentence) {
+                if !sink.send(&sentence) {
                     self.client_gone = true;
                     return false;
                 }
@@ -212,16 +238,16 @@ pub fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
-/// Generates a reply through the output rail: `on_text` gets only sentences that pass, and
-/// may return `false` to cancel (the result then has [`StopReason::Cancelled`]). While a
-/// sentence is still being written it is called with `""`, only to ask whether to go on.
+/// Generates a reply through the output rail: `sink` gets only sentences that `check` passes,
+/// and may cancel (the result then has [`StopReason::Cancelled`]). When both attempts fail,
+/// the reply is `fallback`, a line in the character's voice.
 pub fn generate_checked(
-    planner: &TurnPlanner,
+    check: &dyn SentenceCheck,
     session: &mut dyn Session,
     conversation: &Conversation,
     params: &GenParams,
-    input: &str,
-    on_text: &mut dyn FnMut(&str) -> bool,
+    fallback: &str,
+    sink: &mut dyn TurnSink,
 ) -> Result<CheckedReply, EngineError> {
     let mut withheld = Vec::new();
     let mut spent = Generation::nothing(StopReason::Stop);
@@ -229,16 +255,15 @@ pub fn generate_checked(
     let mut conversation = Cow::Borrowed(conversation);
     let mut params = Cow::Borrowed(params);
     for attempt in 0..2 {
-        let mut gate = SentenceGate::new(planner);
-        let attempt_cost =
-            session.generate(&conversation, &params, &mut |t| gate.push(t, on_text))?;
+        let mut gate = SentenceGate::new(check);
+        let attempt_cost = session.generate(&conversation, &params, &mut |t| gate.push(t, sink))?;
         let mut generation = add_costs(&spent, attempt_cost);
         // The client left (or the server is stopping): not a failed sentence.
         let cancelled = |gate: &SentenceGate<'_>, g: &Generation| {
             gate.client_gone || (g.stop == StopReason::Cancelled && gate.failed.is_none())
         };
         if gate.error.is_none() && !cancelled(&gate, &generation) {
-            gate.finish(on_text);
+            gate.finish(sink);
         }
         if let Some(e) = gate.error.take() {
             return Err(e);
@@ -264,7 +289,7 @@ pub fn generate_checked(
             });
         };
         let avoid = failed.avoid();
-        planner.audit_withheld(&failed);
+        check.withheld(&failed);
         withheld.push(failed);
         if !gate.sent.trim().is_empty() {
             generation.text = gate.sent.trim().to_owned();
@@ -284,9 +309,8 @@ pub fn generate_checked(
         conversation.to_mut().avoid.extend(avoid);
         spent = generation;
     }
-    let reply = planner.deflection(input);
-    on_text(&reply);
-    spent.text = reply;
+    sink.send(fallback);
+    spent.text = fallback.to_owned();
     // The last attempt was stopped at its failed sentence; the turn itself ends normally (a
     // turn left as cancelled is not recorded, and over HTTP answers an error).
     spent.stop = StopReason::Stop;
@@ -328,7 +352,8 @@ mod tests {
     use lore_guard::Problem;
 
     use super::*;
-    use crate::session::SessionOptions;
+    use crate::options::SessionOptions;
+    use crate::planner::TurnPlanner;
 
     /// What each call saw: the sampler's seed and the words to avoid.
     type Call = (u64, Vec<String>);
@@ -423,8 +448,8 @@ mod tests {
             &mut script,
             &conversation,
             &GenParams::default(),
-            "What about Bram?",
-            &mut |t| {
+            &planner.deflection("What about Bram?"),
+            &mut |t: &str| {
                 heard.push_str(t);
                 true
             },
@@ -482,28 +507,37 @@ mod tests {
 
     #[test]
     fn a_client_that_leaves_mid_sentence_stops_generation() {
+        /// Sends nothing and leaves the first time it is asked whether to go on.
+        struct Leaves {
+            asked: usize,
+        }
+        impl TurnSink for Leaves {
+            fn send(&mut self, text: &str) -> bool {
+                panic!("nothing whole to send yet: {text:?}")
+            }
+            fn keep_going(&mut self) -> bool {
+                self.asked += 1;
+                false
+            }
+        }
         let calls = Arc::new(Mutex::new(Vec::new()));
         let mut script = Script {
             replies: vec![vec!["Bees ", "hum ", "all ", "day."]],
             calls,
         };
         let conversation = conversation();
-        let mut asked = 0;
+        let mut sink = Leaves { asked: 0 };
         let checked = generate_checked(
             &planner(),
             &mut script,
             &conversation,
             &GenParams::default(),
-            "Hi",
-            &mut |t| {
-                asked += 1;
-                assert!(t.is_empty(), "nothing whole to send yet: {t:?}");
-                false
-            },
+            "",
+            &mut sink,
         )
         .unwrap();
         assert_eq!(checked.generation.stop, StopReason::Cancelled);
-        assert_eq!(asked, 1, "asked after the first piece, then stopped");
+        assert_eq!(sink.asked, 1, "asked after the first piece, then stopped");
     }
 
     #[test]

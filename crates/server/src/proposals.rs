@@ -12,8 +12,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lore_canon::{Base, Change, CharacterDraft, CommitMeta, FactDraft};
 use lore_guard::{Action, Rails};
@@ -21,15 +19,15 @@ use oxigraph::model::{Quad, Term};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Role, random_hex};
-use crate::canon::{blocking, change_out, parse_statements, writable_meta};
 use crate::catalog::{Served, local_id};
-use crate::db::{AuditRow, Decision, ProposalRow, now_ms};
-use crate::error::{ApiError, ApiJson};
-use crate::routes::visible_session;
+use crate::commits::{actor, audit_entry, blocking, change_out, parse_statements, writable_meta};
+use crate::db::{Decision, ProposalRow, now_ms};
+use crate::error::ApiError;
+use crate::sessions::{session_graph, visible_session};
 use crate::state::App;
 use crate::wire::{
-    AcceptIn, AuditOut, DecisionIn, DraftCharacterIn, ErrorBody, NewProposal, ProposalOut,
-    ProposalSource, ProposeFact, RailOut,
+    AcceptIn, AuditOut, DecisionIn, DraftCharacterIn, NewProposal, ProposalOut, ProposalSource,
+    ProposeFact, RailOut,
 };
 
 /// Proposals or audit entries listed when no limit is given.
@@ -93,22 +91,6 @@ fn proposal_out(row: ProposalRow) -> Result<ProposalOut, ApiError> {
     })
 }
 
-fn actor(caller: &Caller) -> String {
-    format!("key {}", caller.key_id)
-}
-
-fn audit_entry(caller: &Caller, action: &str, target: &str, detail: serde_json::Value) -> AuditRow {
-    AuditRow {
-        id: random_hex(12),
-        tenant: caller.tenant.clone(),
-        actor: actor(caller),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        detail: detail.to_string(),
-        created_ms: now_ms(),
-    }
-}
-
 /// Drafts, judges and stores a proposal.
 async fn propose(
     app: &Arc<App>,
@@ -162,26 +144,20 @@ async fn propose(
         &row.id,
         serde_json::json!({"kind": kind, "summary": row.summary, "rails_blocked": judged.blocked}),
     );
-    app.db.insert_proposal(&row, &audit).await?;
+    app.db.review.insert_proposal(&row, &audit).await?;
     proposal_out(row)
 }
 
 /// Proposes a fact a session learned for canon.
-#[utoipa::path(post, path = "/v1/sessions/{id}/proposals", tag = "review",
-    params(("id" = String, Path, description = "Session id")),
-    request_body = ProposeFact,
-    responses((status = 201, body = ProposalOut),
-              (status = 404, body = ErrorBody, description = "Unknown session or fact")),
-    security(("api_key" = [])))]
-pub async fn propose_fact(
-    State(app): State<Arc<App>>,
+pub(crate) async fn propose_fact(
+    app: Arc<App>,
     caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ProposeFact>,
-) -> Result<(StatusCode, Json<ProposalOut>), ApiError> {
+    id: String,
+    body: ProposeFact,
+) -> Result<ProposalOut, ApiError> {
     let session = visible_session(&app, &caller, &id).await?;
-    let graph = crate::turns::session_graph(&id);
-    let memory = app.db.memory(&id).await?;
+    let graph = session_graph(&id);
+    let memory = app.db.sessions.memory(&id).await?;
     let fact = memory
         .iter()
         .find(|m| format!("{graph}#m{}", m.seq) == body.fact)
@@ -209,6 +185,7 @@ pub async fn propose_fact(
     let at = fact.line / 2;
     let turn = app
         .db
+        .sessions
         .turns(&id, (at - 1).max(0)..at + 1)
         .await?
         .into_iter()
@@ -262,20 +239,15 @@ pub async fn propose_fact(
         change,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok(out)
 }
 
 /// Brings material (an import) to the review queue.
-#[utoipa::path(post, path = "/v1/proposals", tag = "review",
-    request_body = NewProposal,
-    responses((status = 201, body = ProposalOut), (status = 400, body = ErrorBody),
-              (status = 403, body = ErrorBody)),
-    security(("api_key" = [])))]
-pub async fn post_proposal(
-    State(app): State<Arc<App>>,
+pub(crate) async fn post_proposal(
+    app: Arc<App>,
     caller: Caller,
-    ApiJson(body): ApiJson<NewProposal>,
-) -> Result<(StatusCode, Json<ProposalOut>), ApiError> {
+    body: NewProposal,
+) -> Result<ProposalOut, ApiError> {
     caller.require(Role::Writer)?;
     if body.summary.trim().is_empty() {
         return Err(ApiError::invalid(
@@ -301,24 +273,18 @@ pub async fn post_proposal(
         change,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok(out)
 }
 
 /// Longest brief for a drafted character, in bytes.
 const MAX_BRIEF_BYTES: usize = 1000;
 
 /// Asks the model for a new character of a production, for review.
-#[utoipa::path(post, path = "/v1/proposals/character", tag = "review",
-    request_body = DraftCharacterIn,
-    responses((status = 201, body = ProposalOut), (status = 400, body = ErrorBody),
-              (status = 422, body = ErrorBody, description = "The model's draft could not be used (named)"),
-              (status = 503, body = ErrorBody)),
-    security(("api_key" = [])))]
-pub async fn draft_character(
-    State(app): State<Arc<App>>,
+pub(crate) async fn draft_character(
+    app: Arc<App>,
     caller: Caller,
-    ApiJson(body): ApiJson<DraftCharacterIn>,
-) -> Result<(StatusCode, Json<ProposalOut>), ApiError> {
+    body: DraftCharacterIn,
+) -> Result<ProposalOut, ApiError> {
     caller.require(Role::Writer)?;
     let brief = body.brief.trim().to_owned();
     if brief.is_empty() || brief.len() > MAX_BRIEF_BYTES {
@@ -381,7 +347,7 @@ pub async fn draft_character(
         change,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok(out)
 }
 
 /// `?status=&limit=`
@@ -403,16 +369,11 @@ impl ListQuery {
 }
 
 /// The review queue: the tenant's proposals, newest first.
-#[utoipa::path(get, path = "/v1/proposals", tag = "review",
-    params(("status" = Option<String>, Query, description = "pending, deferred, accepted or rejected (default: all)"),
-           ("limit" = Option<i64>, Query, description = "At most this many (default 100)")),
-    responses((status = 200, body = [ProposalOut]), (status = 400, body = ErrorBody)),
-    security(("api_key" = [])))]
-pub async fn list_proposals(
-    State(app): State<Arc<App>>,
+pub(crate) async fn list_proposals(
+    app: Arc<App>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<ProposalOut>>, ApiError> {
+    query: ListQuery,
+) -> Result<Vec<ProposalOut>, ApiError> {
     caller.require(Role::Writer)?;
     if let Some(status) = &query.status
         && !["pending", "deferred", "accepted", "rejected"].contains(&status.as_str())
@@ -423,40 +384,32 @@ pub async fn list_proposals(
     }
     let rows = app
         .db
+        .review
         .proposals(
             &caller.tenant,
             query.status.as_deref(),
             query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, 1000),
         )
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(proposal_out)
-            .collect::<Result<_, _>>()?,
-    ))
+    rows.into_iter().map(proposal_out).collect()
 }
 
 async fn open_proposal(app: &App, caller: &Caller, id: &str) -> Result<ProposalRow, ApiError> {
     app.db
+        .review
         .proposal(&caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_proposal", format!("no proposal '{id}'")))
 }
 
 /// One proposal.
-#[utoipa::path(get, path = "/v1/proposals/{id}", tag = "review",
-    params(("id" = String, Path, description = "Proposal id")),
-    responses((status = 200, body = ProposalOut), (status = 404, body = ErrorBody)),
-    security(("api_key" = [])))]
-pub async fn get_proposal(
-    State(app): State<Arc<App>>,
+pub(crate) async fn get_proposal(
+    app: Arc<App>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ProposalOut>, ApiError> {
+    id: String,
+) -> Result<ProposalOut, ApiError> {
     caller.require(Role::Writer)?;
-    Ok(Json(proposal_out(
-        open_proposal(&app, &caller, &id).await?,
-    )?))
+    proposal_out(open_proposal(&app, &caller, &id).await?)
 }
 
 fn already_decided(row: &ProposalRow) -> ApiError {
@@ -474,20 +427,12 @@ fn already_decided(row: &ProposalRow) -> ApiError {
 
 /// Accepts a proposal, as it stands or edited: a commit of canon on the commit it was drafted
 /// against.
-#[utoipa::path(post, path = "/v1/proposals/{id}/accept", tag = "review",
-    params(("id" = String, Path, description = "Proposal id")),
-    request_body = AcceptIn,
-    responses((status = 200, body = ProposalOut),
-              (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "Already decided, or a conflict with canon changed since"),
-              (status = 422, body = ErrorBody, description = "The rails refuse its text")),
-    security(("api_key" = [])))]
-pub async fn accept(
-    State(app): State<Arc<App>>,
+pub(crate) async fn accept(
+    app: Arc<App>,
     caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<AcceptIn>,
-) -> Result<Json<ProposalOut>, ApiError> {
+    id: String,
+    body: AcceptIn,
+) -> Result<ProposalOut, ApiError> {
     caller.require(Role::Writer)?;
     // One decision at a time: a proposal cannot be accepted twice, nor accepted and rejected.
     let _deciding = app.reviews.lock().await;
@@ -561,16 +506,14 @@ pub async fn accept(
         &row.id,
         serde_json::json!({"commit": commit.id, "edited": edited}),
     );
-    if !app.db.decide_proposal(&row.id, &decision, &audit).await? {
+    if !app.db.review.decide(&row.id, &decision, &audit).await? {
         // Decisions are serialised above, so only another server on the same database gets
         // here; the commit stands and names the proposal in its message.
         return Err(already_decided(&open_proposal(&app, &caller, &id).await?));
     }
     let reloading = app.clone();
     blocking(move || reloading.reload_catalog()).await?;
-    Ok(Json(proposal_out(
-        open_proposal(&app, &caller, &id).await?,
-    )?))
+    proposal_out(open_proposal(&app, &caller, &id).await?)
 }
 
 async fn decide(
@@ -579,7 +522,7 @@ async fn decide(
     id: &str,
     status: &'static str,
     reason: Option<String>,
-) -> Result<Json<ProposalOut>, ApiError> {
+) -> Result<ProposalOut, ApiError> {
     caller.require(Role::Writer)?;
     let _deciding = app.reviews.lock().await;
     let row = open_proposal(app, caller, id).await?;
@@ -598,25 +541,19 @@ async fn decide(
         id,
         serde_json::json!({ "reason": reason }),
     );
-    if !app.db.decide_proposal(id, &decision, &audit).await? {
+    if !app.db.review.decide(id, &decision, &audit).await? {
         return Err(already_decided(&row));
     }
-    Ok(Json(proposal_out(open_proposal(app, caller, id).await?)?))
+    proposal_out(open_proposal(app, caller, id).await?)
 }
 
 /// Rejects a proposal, with the reason.
-#[utoipa::path(post, path = "/v1/proposals/{id}/reject", tag = "review",
-    params(("id" = String, Path, description = "Proposal id")),
-    request_body = DecisionIn,
-    responses((status = 200, body = ProposalOut), (status = 400, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
-    security(("api_key" = [])))]
-pub async fn reject(
-    State(app): State<Arc<App>>,
+pub(crate) async fn reject(
+    app: Arc<App>,
     caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<DecisionIn>,
-) -> Result<Json<ProposalOut>, ApiError> {
+    id: String,
+    body: DecisionIn,
+) -> Result<ProposalOut, ApiError> {
     let reason = body
         .reason
         .filter(|r| !r.trim().is_empty())
@@ -625,18 +562,12 @@ pub async fn reject(
 }
 
 /// Defers a proposal: it stays open for a later decision.
-#[utoipa::path(post, path = "/v1/proposals/{id}/defer", tag = "review",
-    params(("id" = String, Path, description = "Proposal id")),
-    request_body = DecisionIn,
-    responses((status = 200, body = ProposalOut), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)),
-    security(("api_key" = [])))]
-pub async fn defer(
-    State(app): State<Arc<App>>,
+pub(crate) async fn defer(
+    app: Arc<App>,
     caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<DecisionIn>,
-) -> Result<Json<ProposalOut>, ApiError> {
+    id: String,
+    body: DecisionIn,
+) -> Result<ProposalOut, ApiError> {
     decide(&app, &caller, &id, "deferred", body.reason).await
 }
 
@@ -648,49 +579,29 @@ pub struct AuditQuery {
 }
 
 /// The tenant's audit log: proposals, decisions and canon changes made through the server.
-#[utoipa::path(get, path = "/v1/audit", tag = "review",
-    params(("limit" = Option<i64>, Query, description = "At most this many (default 100)")),
-    responses((status = 200, body = [AuditOut]), (status = 403, body = ErrorBody)),
-    security(("api_key" = [])))]
-pub async fn audit_log(
-    State(app): State<Arc<App>>,
+pub(crate) async fn audit_log(
+    app: Arc<App>,
     caller: Caller,
-    Query(query): Query<AuditQuery>,
-) -> Result<Json<Vec<AuditOut>>, ApiError> {
+    query: AuditQuery,
+) -> Result<Vec<AuditOut>, ApiError> {
     caller.require(Role::Writer)?;
     let rows = app
         .db
+        .review
         .audit_log(
             &caller.tenant,
             query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, 1000),
         )
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| AuditOut {
-                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-                id: r.id,
-                actor: r.actor,
-                action: r.action,
-                target: r.target,
-                created_ms: r.created_ms,
-            })
-            .collect(),
-    ))
-}
-
-/// Records a change of canon made through the server in the audit log.
-pub(crate) async fn audit_commit(
-    app: &App,
-    caller: &Caller,
-    action: &str,
-    commit: &lore_canon::Commit,
-) -> Result<(), ApiError> {
-    let entry = audit_entry(
-        caller,
-        action,
-        &commit.id,
-        serde_json::json!({"message": commit.message, "added": commit.added, "removed": commit.removed, "reverts": commit.reverts}),
-    );
-    Ok(app.db.audit(&entry).await?)
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditOut {
+            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            id: r.id,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            created_ms: r.created_ms,
+        })
+        .collect())
 }

