@@ -144,6 +144,54 @@ pub fn check(store: &CanonStore, positions: &Positions) -> Result<Vec<Finding>, 
         });
     };
 
+    lint_terms(store, declared, &mut report)?;
+
+    for fact in store.oxigraph().quads_for_pattern(
+        None,
+        Some(vocab::RDF_TYPE),
+        Some(vocab::FACT.into()),
+        None,
+    ) {
+        let fact = fact?.subject;
+        let has = |p| {
+            store
+                .oxigraph()
+                .quads_for_pattern(Some(fact.as_ref()), Some(p), None, None)
+                .next()
+                .is_some()
+        };
+        if !has(vocab::STATEMENT) {
+            report(
+                Severity::Error,
+                "fact-without-statement",
+                &fact.to_string(),
+                "a lore:Fact without lore:statement can never be used".into(),
+                "add lore:statement \"...\" with the fact in one sentence".into(),
+            );
+        }
+    }
+
+    for production in crate::production::productions(store)? {
+        let world = World::load(store, &production.iri)?;
+        lint_world(&world, &mut report);
+    }
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.location.cmp(&b.location))
+            .then(a.subject.cmp(&b.subject))
+    });
+    findings.dedup();
+    Ok(findings)
+}
+
+/// Terms canon uses that the vocabulary does not declare, and references to IRIs canon does
+/// not describe, each reported once.
+fn lint_terms(
+    store: &CanonStore,
+    declared: &vocab::Declared,
+    report: &mut impl FnMut(Severity, &'static str, &str, String, String),
+) -> Result<(), CanonError> {
     let mut typed: HashSet<String> = HashSet::new();
     for quad in store
         .oxigraph()
@@ -226,44 +274,7 @@ pub fn check(store: &CanonStore, positions: &Positions) -> Result<Vec<Finding>, 
             );
         }
     }
-
-    for fact in store.oxigraph().quads_for_pattern(
-        None,
-        Some(vocab::RDF_TYPE),
-        Some(vocab::FACT.into()),
-        None,
-    ) {
-        let fact = fact?.subject;
-        let has = |p| {
-            store
-                .oxigraph()
-                .quads_for_pattern(Some(fact.as_ref()), Some(p), None, None)
-                .next()
-                .is_some()
-        };
-        if !has(vocab::STATEMENT) {
-            report(
-                Severity::Error,
-                "fact-without-statement",
-                &fact.to_string(),
-                "a lore:Fact without lore:statement can never be used".into(),
-                "add lore:statement \"...\" with the fact in one sentence".into(),
-            );
-        }
-    }
-
-    for production in crate::production::productions(store)? {
-        let world = World::load(store, &production.iri)?;
-        lint_world(&world, &mut report);
-    }
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.location.cmp(&b.location))
-            .then(a.subject.cmp(&b.subject))
-    });
-    findings.dedup();
-    Ok(findings)
+    Ok(())
 }
 
 fn lint_world(

@@ -95,52 +95,11 @@ pub fn card_to_canon(card: &Card, placement: &Placement<'_>) -> Mapped {
     );
     for (field, value) in &card.data {
         let at = format!("{path}.{field}");
-        match (field.as_str(), value) {
-            ("character_book", Value::Object(book)) => {
-                let node = NamedNode::new_unchecked(format!("{base}/book/0"));
-                out.add(&character, vocab::CARD_BOOK, node.as_ref());
-                let links = Links {
-                    owner: Some(Owner {
-                        character: &character,
-                        names: &own_names,
-                    }),
-                    names: placement.names,
-                };
-                out.book(&at, &node, book, links);
-            }
-            ("name", Value::String(_)) => out.text(
-                &character,
-                vocab::RDFS_LABEL,
-                value,
-                &at,
-                "the character's name (rdfs:label)",
-            ),
-            ("description", Value::String(_)) => {
-                out.text(&character, vocab::PERSONA, value, &at, "lore:persona")
-            }
-            ("creator_notes", Value::String(_)) => out.text(
-                &character,
-                vocab::WRITER_NOTE,
-                value,
-                &at,
-                "lore:writerNote (writer-only: never in a prompt)",
-            ),
-            ("nickname" | "personality" | "scenario" | "first_mes" | "mes_example", _) => {
-                out.field(&character, field, value);
-                out.note(
-                    &at,
-                    "the character's persona and voice in prompts ({{char}}, {{user}} resolved)",
-                );
-            }
-            ("system_prompt" | "post_history_instructions", _) => {
-                out.field(&character, field, value);
-                out.note(&at, "kept for export; not put in prompts: Lorekeeper's preamble and rails govern the model");
-            }
-            _ => {
-                out.field(&character, field, value);
-                out.note(&at, "kept verbatim");
-            }
-        }
+        let owner = Owner {
+            character: &character,
+            names: &own_names,
+        };
+        out.card_field(&base, owner, field, value, &at, placement);
     }
     if let Some(portrait) = &card.portrait {
         out.add(&character, vocab::CARD_PORTRAIT, base64_literal(portrait));
@@ -166,6 +125,64 @@ pub fn card_to_canon(card: &Card, placement: &Placement<'_>) -> Mapped {
         out.names.insert(fold(name), character.as_str().to_owned());
     }
     out.finish(character)
+}
+
+impl Builder {
+    /// Field `field` of a card's data (at JSON path `at`) as canon about its character.
+    fn card_field(
+        &mut self,
+        base: &str,
+        owner: Owner<'_>,
+        field: &str,
+        value: &Value,
+        at: &str,
+        placement: &Placement<'_>,
+    ) {
+        let character = owner.character;
+        match (field, value) {
+            ("character_book", Value::Object(book)) => {
+                let node = NamedNode::new_unchecked(format!("{base}/book/0"));
+                self.add(character, vocab::CARD_BOOK, node.as_ref());
+                let links = Links {
+                    owner: Some(owner),
+                    names: placement.names,
+                };
+                self.book(at, &node, book, links);
+            }
+            ("name", Value::String(_)) => self.text(
+                character,
+                vocab::RDFS_LABEL,
+                value,
+                at,
+                "the character's name (rdfs:label)",
+            ),
+            ("description", Value::String(_)) => {
+                self.text(character, vocab::PERSONA, value, at, "lore:persona")
+            }
+            ("creator_notes", Value::String(_)) => self.text(
+                character,
+                vocab::WRITER_NOTE,
+                value,
+                at,
+                "lore:writerNote (writer-only: never in a prompt)",
+            ),
+            ("nickname" | "personality" | "scenario" | "first_mes" | "mes_example", _) => {
+                self.field(character, field, value);
+                self.note(
+                    at,
+                    "the character's persona and voice in prompts ({{char}}, {{user}} resolved)",
+                );
+            }
+            ("system_prompt" | "post_history_instructions", _) => {
+                self.field(character, field, value);
+                self.note(at, "kept for export; not put in prompts: Lorekeeper's preamble and rails govern the model");
+            }
+            _ => {
+                self.field(character, field, value);
+                self.note(at, "kept verbatim");
+            }
+        }
+    }
 }
 
 /// A standalone lorebook as canon; `fallback_name` names it when the book has no name.

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use lore_canon::policy::Policy;
 use lore_canon::{CanonStore, World};
 use lore_guard::normalize::views;
 use lore_guard::semantic::{Embedded, cosine};
@@ -237,15 +238,12 @@ impl fmt::Display for TopicsReport {
     }
 }
 
-/// The topic rails on a set of player lines: every line under every character of every
-/// production of `store`, and under each rating tier.
-pub fn evaluate(
+/// Where each line is judged: every character of every production of `store`, then every
+/// rating tier of the policy (which every production shares).
+fn contexts(
     store: &CanonStore,
     semantic: &Arc<Semantic>,
-    set: &Path,
-    progress: &dyn Progress,
-) -> Result<TopicsReport, EvalError> {
-    let lines = read_topics(set)?;
+) -> Result<(Vec<Judge>, Policy), EvalError> {
     let mut contexts = Vec::new();
     let mut policy = None;
     for production in lore_canon::productions(store)? {
@@ -281,6 +279,51 @@ pub fn evaluate(
             )?,
         });
     }
+    Ok((contexts, policy))
+}
+
+/// Contexts whose rails read text alike (one policy, one tuning) share a line's embedding:
+/// per context, the first context it shares with.
+fn readers(contexts: &[Judge]) -> Vec<usize> {
+    contexts
+        .iter()
+        .map(|c| {
+            contexts
+                .iter()
+                .position(|d| d.rails.embeds_like(&c.rails))
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// How a line that is a near copy of a policy example is reported, if it is one.
+fn near_copy(
+    text: &str,
+    embeddings: &[Option<Vec<Embedded>>],
+    examples: &[(&str, Arc<[f32]>)],
+) -> Option<String> {
+    let (similarity, example) = embeddings
+        .iter()
+        .flatten()
+        .flatten()
+        .flat_map(|e| examples.iter().map(|(t, v)| (cosine(&e.vector, v), *t)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|n| n.0 >= NEAR_COPY)?;
+    Some(format!(
+        "near copy ({similarity:.2}): {text:?} ~ policy example {example:?}"
+    ))
+}
+
+/// The topic rails on a set of player lines: every line under every character of every
+/// production of `store`, and under each rating tier.
+pub fn evaluate(
+    store: &CanonStore,
+    semantic: &Arc<Semantic>,
+    set: &Path,
+    progress: &dyn Progress,
+) -> Result<TopicsReport, EvalError> {
+    let lines = read_topics(set)?;
+    let (contexts, policy) = contexts(store, semantic)?;
     for line in &lines {
         if let Some(node) = &line.node
             && policy.node(node).is_none()
@@ -309,17 +352,7 @@ pub fn evaluate(
     // A decision is the line read and embedded once, then judged under one context's rails
     // (what `Rails::check` does).
     let mut micros = Vec::with_capacity(lines.len() * contexts.len());
-    // Contexts whose rails read text alike (one policy, one tuning) share a line's embedding:
-    // per context, the first context it shares with.
-    let readers: Vec<usize> = contexts
-        .iter()
-        .map(|c| {
-            contexts
-                .iter()
-                .position(|d| d.rails.embeds_like(&c.rails))
-                .unwrap_or(0)
-        })
-        .collect();
+    let readers = readers(&contexts);
     for line in &lines {
         let start = Instant::now();
         let readings = views(&line.text);
@@ -330,19 +363,7 @@ pub fn evaluate(
             }
         }
         let reading = start.elapsed() / embeddings.iter().flatten().count().max(1) as u32;
-        if let Some((similarity, example)) = embeddings
-            .iter()
-            .flatten()
-            .flatten()
-            .flat_map(|e| examples.iter().map(|(t, v)| (cosine(&e.vector, v), *t)))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .filter(|n| n.0 >= NEAR_COPY)
-        {
-            near_copies.push(format!(
-                "near copy ({similarity:.2}): {:?} ~ policy example {example:?}",
-                line.text
-            ));
-        }
+        near_copies.extend(near_copy(&line.text, &embeddings, &examples));
         let mut wrong: Option<(usize, String)> = None;
         for (c, context) in contexts.iter().enumerate() {
             let expect_block = line

@@ -194,12 +194,8 @@ pub fn evaluate(
         eval.spike,
     )?;
     let tokenizer = GgufTokenizer::load(&eval.model.model)?;
-
     let human = human_passages(&eval.corpora, &tokenizer, eval.tokens, progress)?;
-    let human_z: Vec<f64> = human
-        .iter()
-        .map(|p| z_of(p, &watermark))
-        .collect::<Vec<_>>();
+    let human_z: Vec<f64> = human.iter().map(|p| z_of(p, &watermark)).collect();
     let false_positives = human_z.iter().filter(|&&z| z >= Z_THRESHOLD).count();
     let threshold = {
         let mut sorted = human_z.clone();
@@ -210,121 +206,36 @@ pub fn evaluate(
             .copied()
             .unwrap_or(Z_THRESHOLD)
     };
-    let human_stream: Vec<u32> = human.iter().flatten().copied().collect();
-
-    let mut rng = StdRng::seed_from_u64(0x1ea7);
-    let mut clean = Rates { z: Vec::new() };
-    // The weakest clean replies, to show what a miss looks like.
-    let mut weakest: Vec<(f64, usize, String)> = Vec::new();
-    let mut substituted = [0.1, 0.2, 0.3].map(|_| Rates { z: Vec::new() });
-    let mut pasted = Rates { z: Vec::new() };
-    let mut perplexity = PerplexityPairs::default();
-    let mut generated_tokens = 0;
-    let mut generation_secs = 0.0;
-    let mut score_reply = |text: &str| {
-        let tokens = tokenizer.tokenize(text);
-        let (green, scored) = score(&tokens, &watermark);
-        let z = z_score(green, scored, watermark.gamma());
-        clean.z.push(z);
-        weakest.push((z, scored, text.to_owned()));
-        weakest.sort_by(|a, b| a.0.total_cmp(&b.0));
-        weakest.truncate(WEAKEST_SHOWN);
-        for (rates, share) in substituted.iter_mut().zip([0.1, 0.2, 0.3]) {
-            let edited = substitute(&tokens, share, &human_stream, &mut rng);
-            rates.z.push(z_of(&edited, &watermark));
-        }
-        pasted
-            .z
-            .push(z_of(&paste(&tokens, &human_stream, &mut rng), &watermark));
-    };
-
-    let replies = if let Some(saved) = &saved {
-        for reply in saved {
-            score_reply(&reply.text);
-        }
-        saved.len()
-    } else {
-        let speakers = (eval.speakers)()?;
-        let conversations = conversations(&speakers.planners, &speakers.lines);
-        let mut embedded = eval.model.clone();
-        let characters = conversations
-            .iter()
-            .map(|(slot, _)| slot + 1)
-            .max()
-            .unwrap_or(1);
-        embedded.max_live_sessions = characters;
-        let backend = EmbeddedBackend::load(embedded)?;
-        let mut sessions: Vec<Box<dyn Session>> = (0..characters)
-            .map(|_| backend.open_session())
-            .collect::<Result<_, _>>()?;
-        let mut save = eval
-            .save_replies
-            .as_deref()
-            .map(|path| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(EvalError::io(path))
-                    .map(|file| (path, file))
-            })
-            .transpose()?;
-        let bar = progress.stage("generating", eval.replies + eval.perplexity_pairs);
-        for i in 0..eval.replies {
-            let (slot, conversation) = &conversations[i % conversations.len()];
-            let session = &mut sessions[*slot];
-            let params = |watermark: Option<Watermark>| GenParams {
-                max_tokens: eval.tokens,
-                sampler: SamplerConfig {
-                    seed: 0x5eed + i as u64,
-                    ..eval.sampler.clone()
-                },
-                // Exactly `tokens` tokens, whatever speaker the model goes on as: all of it
-                // is the model's sampling, which is what the watermark is about.
-                stop_rules: false,
-                watermark,
-                structured: None,
-            };
-            let reply =
-                session.generate(conversation, &params(Some(watermark.clone())), &mut |_| {
-                    true
-                })?;
-            generated_tokens += reply.generated_tokens;
-            generation_secs += reply.generation_time.as_secs_f64();
-            if let Some((path, file)) = &mut save {
-                let line = json!({"index": i, "slot": slot, "text": reply.text});
-                writeln!(file, "{line}").map_err(EvalError::io(*path))?;
+    let mut scores = Scores::new(&tokenizer, &watermark, &human);
+    let generated = match &saved {
+        Some(saved) => {
+            for reply in saved {
+                scores.add(&reply.text);
             }
-            score_reply(&reply.text);
-            bar.step();
-            if i < eval.perplexity_pairs {
-                let plain = session.generate(conversation, &params(None), &mut |_| true)?;
-                perplexity.add(
-                    session.score(conversation, &reply.text)?,
-                    session.score(conversation, &plain.text)?,
-                );
-                bar.step();
+            Generated {
+                replies: saved.len(),
+                ..Generated::default()
             }
         }
-        drop(bar);
-        eval.replies
+        None => generate(eval, &watermark, &mut scores, progress)?,
     };
+    let perplexity = &generated.perplexity;
     let (marked_ppl, plain_ppl) = (perplexity.marked(), perplexity.plain());
-    let median_ratio = perplexity.median_ratio();
     let report = json!({
-        "replies": replies,
+        "replies": generated.replies,
         "tokens_per_reply": eval.tokens,
         "replies_from": eval.replies_from,
         "watermark": watermark.settings(),
         "temperature": eval.sampler.temperature,
         "z_threshold": Z_THRESHOLD,
         "z_threshold_fpr_1e-3": threshold,
-        "clean": clean.json(threshold),
-        "substituted_10": substituted[0].json(threshold),
-        "substituted_20": substituted[1].json(threshold),
-        "substituted_30": substituted[2].json(threshold),
-        "pasted_into_3x_human": pasted.json(threshold),
-        "weakest_clean": weakest
+        "clean": scores.clean.json(threshold),
+        "substituted_10": scores.substituted[0].json(threshold),
+        "substituted_20": scores.substituted[1].json(threshold),
+        "substituted_30": scores.substituted[2].json(threshold),
+        "pasted_into_3x_human": scores.pasted.json(threshold),
+        "weakest_clean": scores
+            .weakest
             .iter()
             .map(|(z, scored, text)| json!({"z": z, "tokens_scored": scored, "text": text}))
             .collect::<Vec<_>>(),
@@ -340,12 +251,145 @@ pub fn evaluate(
             "watermarked": marked_ppl,
             "unwatermarked": plain_ppl,
             "ratio": marked_ppl / plain_ppl,
-            "median_pair_ratio": median_ratio,
+            "median_pair_ratio": perplexity.median_ratio(),
         },
-        "generation_tokens_per_second": generated_tokens as f64 / generation_secs.max(1e-9),
+        "generation_tokens_per_second": generated.tokens as f64 / generated.seconds.max(1e-9),
         "seconds": started.elapsed().as_secs_f64(),
     });
     Ok(WatermarkReport(report))
+}
+
+/// The z-scores of the replies under each condition.
+struct Scores<'a> {
+    tokenizer: &'a GgufTokenizer,
+    watermark: &'a Watermark,
+    /// The human passages as one stream, which edits and pastes draw from.
+    human: Vec<u32>,
+    rng: StdRng,
+    clean: Rates,
+    /// The weakest clean replies, to show what a miss looks like.
+    weakest: Vec<(f64, usize, String)>,
+    substituted: [Rates; 3],
+    pasted: Rates,
+}
+
+impl<'a> Scores<'a> {
+    fn new(tokenizer: &'a GgufTokenizer, watermark: &'a Watermark, human: &[Vec<u32>]) -> Self {
+        Scores {
+            tokenizer,
+            watermark,
+            human: human.iter().flatten().copied().collect(),
+            rng: StdRng::seed_from_u64(0x1ea7),
+            clean: Rates { z: Vec::new() },
+            weakest: Vec::new(),
+            substituted: [0.1, 0.2, 0.3].map(|_| Rates { z: Vec::new() }),
+            pasted: Rates { z: Vec::new() },
+        }
+    }
+
+    /// Scores one reply clean, with 10, 20 and 30% of its tokens substituted, and pasted into
+    /// human text.
+    fn add(&mut self, text: &str) {
+        let tokens = self.tokenizer.tokenize(text);
+        let (green, scored) = score(&tokens, self.watermark);
+        let z = z_score(green, scored, self.watermark.gamma());
+        self.clean.z.push(z);
+        self.weakest.push((z, scored, text.to_owned()));
+        self.weakest.sort_by(|a, b| a.0.total_cmp(&b.0));
+        self.weakest.truncate(WEAKEST_SHOWN);
+        for (rates, share) in self.substituted.iter_mut().zip([0.1, 0.2, 0.3]) {
+            let edited = substitute(&tokens, share, &self.human, &mut self.rng);
+            rates.z.push(z_of(&edited, self.watermark));
+        }
+        let pasted = paste(&tokens, &self.human, &mut self.rng);
+        self.pasted.z.push(z_of(&pasted, self.watermark));
+    }
+}
+
+/// What generating the replies made and cost.
+#[derive(Default)]
+struct Generated {
+    replies: usize,
+    perplexity: PerplexityPairs,
+    tokens: usize,
+    seconds: f64,
+}
+
+/// Generates `eval.replies` watermarked replies on the embedded model, one session per
+/// character, scoring each; the first `eval.perplexity_pairs` also unwatermarked.
+fn generate(
+    eval: &WatermarkEval<'_>,
+    watermark: &Watermark,
+    scores: &mut Scores<'_>,
+    progress: &dyn Progress,
+) -> Result<Generated, EvalError> {
+    let speakers = (eval.speakers)()?;
+    let conversations = conversations(&speakers.planners, &speakers.lines);
+    let mut embedded = eval.model.clone();
+    let characters = conversations
+        .iter()
+        .map(|(slot, _)| slot + 1)
+        .max()
+        .unwrap_or(1);
+    embedded.max_live_sessions = characters;
+    let backend = EmbeddedBackend::load(embedded)?;
+    let mut sessions: Vec<Box<dyn Session>> = (0..characters)
+        .map(|_| backend.open_session())
+        .collect::<Result<_, _>>()?;
+    let mut save = eval
+        .save_replies
+        .as_deref()
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(EvalError::io(path))
+                .map(|file| (path, file))
+        })
+        .transpose()?;
+    let mut generated = Generated {
+        replies: eval.replies,
+        ..Generated::default()
+    };
+    let bar = progress.stage("generating", eval.replies + eval.perplexity_pairs);
+    for i in 0..eval.replies {
+        let (slot, conversation) = &conversations[i % conversations.len()];
+        let session = &mut sessions[*slot];
+        let params = |watermark: Option<Watermark>| GenParams {
+            max_tokens: eval.tokens,
+            sampler: SamplerConfig {
+                seed: 0x5eed + i as u64,
+                ..eval.sampler.clone()
+            },
+            // Exactly `tokens` tokens, whatever speaker the model goes on as: all of it is the
+            // model's sampling, which is what the watermark is about.
+            stop_rules: false,
+            watermark,
+            structured: None,
+        };
+        let reply =
+            session.generate(conversation, &params(Some(watermark.clone())), &mut |_| {
+                true
+            })?;
+        generated.tokens += reply.generated_tokens;
+        generated.seconds += reply.generation_time.as_secs_f64();
+        if let Some((path, file)) = &mut save {
+            let line = json!({"index": i, "slot": slot, "text": reply.text});
+            writeln!(file, "{line}").map_err(EvalError::io(*path))?;
+        }
+        scores.add(&reply.text);
+        bar.step();
+        if i < eval.perplexity_pairs {
+            let plain = session.generate(conversation, &params(None), &mut |_| true)?;
+            generated.perplexity.add(
+                session.score(conversation, &reply.text)?,
+                session.score(conversation, &plain.text)?,
+            );
+            bar.step();
+        }
+    }
+    Ok(generated)
 }
 
 /// Perplexity of watermarked replies against unwatermarked ones to the same prompts and seeds,

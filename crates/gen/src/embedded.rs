@@ -24,6 +24,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::vocab::LlamaVocab;
 
 use crate::prompt::Conversation;
 use crate::sampler::{RunRole, RunRoles};
@@ -596,19 +597,9 @@ fn generate(
     events: &SyncSender<Event>,
 ) -> Result<Generation, GenError> {
     let started = Instant::now();
-    let (prompt, stops) = render(model, template, conversation)?;
-    let vocab = model.vocab();
-    let tokens = vocab.tokenize(prompt.as_bytes(), true, template.is_some());
     let n_ctx = state.context.n_ctx() as usize;
-    if tokens.is_empty() {
-        return Err(GenError::Runtime("the prompt is empty".into()));
-    }
-    if tokens.len() + params.max_tokens > n_ctx {
-        return Err(GenError::ContextFull {
-            needed: tokens.len() + params.max_tokens,
-            n_ctx,
-        });
-    }
+    let (tokens, stops) = prompt_tokens(model, template, conversation, params, n_ctx)?;
+    let vocab = model.vocab();
 
     let (keep, mut batch) = prefill(state, &tokens)?;
     let mut sampler = Sampler::new(params.sampler.clone(), params.watermark.clone());
@@ -662,30 +653,14 @@ fn generate(
         if (stop_rules || grammar.is_some()) && vocab.is_eog(token) {
             break StopReason::EndOfTurn;
         }
-        vocab.token_to_piece_into(token, &mut utf8, false, None);
-        let valid = match std::str::from_utf8(&utf8) {
-            Ok(s) => s.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        let piece: String = String::from_utf8_lossy(&utf8[..valid]).into_owned();
-        utf8.drain(..valid);
-        let shown = scanner.push(&piece);
+        let shown = scanner.push(&piece(&vocab, token, &mut utf8));
         if !shown.is_empty() && events.send(Event::Text(shown)).is_err() {
             break StopReason::Cancelled;
         }
         if scanner.stopped() {
             break StopReason::Stop;
         }
-        batch.clear();
-        let pos = state.tokens.len();
-        batch
-            .add(token, pos as i32, &[0], true)
-            .map_err(|e| GenError::Runtime(format!("batch: {e}")))?;
-        state
-            .context
-            .decode(&mut batch)
-            .map_err(|e| GenError::Runtime(format!("decode: {e}")))?;
-        state.tokens.push(token);
+        decode_next(state, &mut batch, token)?;
         logits_index = 0;
     };
     let rest = scanner.finish();
@@ -704,6 +679,63 @@ fn generate(
         stop,
         watermark: params.watermark.as_ref().map(Watermark::settings),
     })
+}
+
+/// The tokens of `conversation`'s prompt and the stop strings its reply ends at; an empty
+/// prompt, or one that leaves no room in the context for `params.max_tokens`, is refused.
+fn prompt_tokens(
+    model: &LlamaModel,
+    template: Option<&LlamaChatTemplate>,
+    conversation: &Conversation,
+    params: &GenParams,
+    n_ctx: usize,
+) -> Result<(Vec<LlamaToken>, Vec<String>), GenError> {
+    let (prompt, stops) = render(model, template, conversation)?;
+    let tokens = model
+        .vocab()
+        .tokenize(prompt.as_bytes(), true, template.is_some());
+    if tokens.is_empty() {
+        return Err(GenError::Runtime("the prompt is empty".into()));
+    }
+    if tokens.len() + params.max_tokens > n_ctx {
+        return Err(GenError::ContextFull {
+            needed: tokens.len() + params.max_tokens,
+            n_ctx,
+        });
+    }
+    Ok((tokens, stops))
+}
+
+/// The text `token` adds, as far as it completes UTF-8: bytes of a character split across
+/// tokens wait in `utf8` for the next.
+fn piece(vocab: &LlamaVocab<'_>, token: LlamaToken, utf8: &mut Vec<u8>) -> String {
+    vocab.token_to_piece_into(token, utf8, false, None);
+    let valid = match std::str::from_utf8(utf8) {
+        Ok(s) => s.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let piece = String::from_utf8_lossy(&utf8[..valid]).into_owned();
+    utf8.drain(..valid);
+    piece
+}
+
+/// Evaluates `token`, the next of the session's context.
+fn decode_next(
+    state: &mut Live<'_>,
+    batch: &mut LlamaBatch<'_>,
+    token: LlamaToken,
+) -> Result<(), GenError> {
+    batch.clear();
+    let pos = state.tokens.len();
+    batch
+        .add(token, pos as i32, &[0], true)
+        .map_err(|e| GenError::Runtime(format!("batch: {e}")))?;
+    state
+        .context
+        .decode(batch)
+        .map_err(|e| GenError::Runtime(format!("decode: {e}")))?;
+    state.tokens.push(token);
+    Ok(())
 }
 
 /// How many of the likeliest tokens the grammar judges before it judges them all.

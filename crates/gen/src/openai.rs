@@ -106,18 +106,14 @@ struct OpenAiSession {
     backend: OpenAiBackend,
 }
 
-impl Session for OpenAiSession {
-    fn generate(
-        &mut self,
+impl OpenAiSession {
+    /// The JSON body of the request for `conversation`, and the stop strings the stream is
+    /// cut at (those the server is not sent).
+    fn request_body(
+        &self,
         conversation: &Conversation,
         params: &GenParams,
-        on_text: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Generation, GenError> {
-        let url = self.backend.url();
-        let remote = |reason: String| GenError::Remote {
-            url: url.clone(),
-            reason,
-        };
+    ) -> Result<(Vec<u8>, Vec<String>), String> {
         let mut stops = conversation.stop_strings();
         stops.retain(|s| s != "\n");
         if params.structured.is_some() {
@@ -152,22 +148,25 @@ impl Session for OpenAiSession {
             }),
         };
         // Serialised once, not once per attempt.
-        let body = serde_json::to_vec(&request).map_err(|e| remote(e.to_string()))?;
-        let started = Instant::now();
-        // Nothing has streamed before the response arrives, so a failed connection, a 429 or
-        // a 5xx can be retried without the player seeing anything twice.
+        let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        Ok((body, stops))
+    }
+
+    /// Sends `body`; a failed connection, a 429 or a 5xx is retried with backoff, since
+    /// nothing has streamed to the player yet.
+    fn send(&self, url: &str, body: &[u8]) -> Result<impl Read + use<>, String> {
         let mut attempt = 0;
         let reader = loop {
             let mut request = self
                 .backend
                 .agent
-                .post(&url)
+                .post(url)
                 .header("Accept", "text/event-stream")
                 .header("Content-Type", "application/json");
             if let Some(key) = &self.backend.config.api_key {
                 request = request.header("Authorization", &format!("Bearer {key}"));
             }
-            let failure = match request.send(&body[..]) {
+            let failure = match request.send(body) {
                 Ok(response) => {
                     let status = response.status();
                     let reader = response.into_body().into_reader();
@@ -178,22 +177,41 @@ impl Session for OpenAiSession {
                     let _ = reader.take(1024).read_to_string(&mut text);
                     let failure = format!("HTTP {status}: {}", text.trim());
                     if !(status.is_server_error() || status.as_u16() == 429) {
-                        return Err(remote(failure));
+                        return Err(failure);
                     }
                     failure
                 }
                 Err(e) => e.to_string(),
             };
             if attempt >= self.backend.config.retries {
-                return Err(remote(if attempt == 0 {
+                return Err(if attempt == 0 {
                     failure
                 } else {
                     format!("{failure} (after {} attempts)", attempt + 1)
-                }));
+                });
             }
             std::thread::sleep(self.backend.config.retry_backoff * 2u32.pow(attempt));
             attempt += 1;
         };
+        Ok(reader)
+    }
+}
+
+impl Session for OpenAiSession {
+    fn generate(
+        &mut self,
+        conversation: &Conversation,
+        params: &GenParams,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, GenError> {
+        let url = self.backend.url();
+        let remote = |reason: String| GenError::Remote {
+            url: url.clone(),
+            reason,
+        };
+        let (body, stops) = self.request_body(conversation, params).map_err(remote)?;
+        let started = Instant::now();
+        let reader = self.send(&url, &body).map_err(remote)?;
         let mut reader = BufReader::new(reader);
         let stream =
             read_stream(&mut reader, stops, params.max_tokens, on_text, started).map_err(|e| {
@@ -304,38 +322,14 @@ fn read_stream(
     let mut done = false;
     for (number, line) in reader.lines().enumerate() {
         let line = line.map_err(StreamError::Io)?;
-        let line = line.trim_end();
-        if line.is_empty()
-            || line.starts_with(':')
-            || line.starts_with("event:")
-            || line.starts_with("id:")
-            || line.starts_with("retry:")
-        {
+        let Some(data) = data_of(number + 1, line.trim_end())? else {
             continue;
-        }
-        let Some(data) = line.strip_prefix("data:").map(str::trim_start) else {
-            return Err(StreamError::Protocol(format!(
-                "line {}: expected 'data:', got {:?}",
-                number + 1,
-                truncate(line)
-            )));
         };
         if data == "[DONE]" {
             done = true;
             break;
         }
-        let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|e| {
-            StreamError::Protocol(format!(
-                "line {}: not JSON ({e}): {:?}",
-                number + 1,
-                truncate(data)
-            ))
-        })?;
-        if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
-            return Err(StreamError::Protocol(format!(
-                "the server reported an error: {error}"
-            )));
-        }
+        let chunk = chunk_of(number + 1, data)?;
         if let Some(usage) = chunk.usage {
             prompt_tokens = usage.prompt_tokens;
             if let Some(n) = usage.completion_tokens {
@@ -393,6 +387,42 @@ fn read_stream(
         // The server chose the tokens: nothing of ours is in them.
         watermark: None,
     })
+}
+
+/// The data of SSE line `number`, or `None` for a line that carries none (a blank line, a
+/// comment, an event name, an id, a retry).
+fn data_of(number: usize, line: &str) -> Result<Option<&str>, StreamError> {
+    if line.is_empty()
+        || line.starts_with(':')
+        || line.starts_with("event:")
+        || line.starts_with("id:")
+        || line.starts_with("retry:")
+    {
+        return Ok(None);
+    }
+    match line.strip_prefix("data:").map(str::trim_start) {
+        Some(data) => Ok(Some(data)),
+        None => Err(StreamError::Protocol(format!(
+            "line {number}: expected 'data:', got {:?}",
+            truncate(line)
+        ))),
+    }
+}
+
+/// The chunk `data` of line `number` holds; an error the server streamed is an error here.
+fn chunk_of(number: usize, data: &str) -> Result<Chunk<'_>, StreamError> {
+    let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|e| {
+        StreamError::Protocol(format!(
+            "line {number}: not JSON ({e}): {:?}",
+            truncate(data)
+        ))
+    })?;
+    if let Some(error) = chunk.error.as_ref().filter(|e| !e.is_null()) {
+        return Err(StreamError::Protocol(format!(
+            "the server reported an error: {error}"
+        )));
+    }
+    Ok(chunk)
 }
 
 fn truncate(s: &str) -> String {

@@ -45,6 +45,89 @@ pub const OUTPUT_TOPIC_HEAD_PROBABILITY: f32 = 0.6;
 /// such talk away from the topics, so no margin is needed (docs/benchmarks.md).
 pub const NEARER_ALLOWED_MARGIN: f32 = 0.0;
 
+/// The embedding layer's side of the rails: each blocked node's examples (read through the
+/// policy's tuning for topics, the shipped encoder for hazards) and heads, and the texts and
+/// heads of talk allowed here. `with_topics` is false for rails that block hazards alone.
+fn semantic_rails(
+    layer: &Arc<Semantic>,
+    policy: &Policy,
+    with_topics: bool,
+    blocked: &[Blocked],
+    blocked_nodes: Vec<&PolicyNode>,
+    allowed_topics: &[&str],
+) -> Result<SemanticRails, GuardError> {
+    // Topics are read through the policy's tuning; rails that block hazards alone
+    // have no topic in view, and need neither.
+    let (heads, shipped_heads, tuning) = if with_topics {
+        (
+            layer.topic_heads(policy)?,
+            layer.shipped_topic_heads(policy)?,
+            Some(layer.tuning(policy)?),
+        )
+    } else {
+        (Arc::default(), Arc::default(), None)
+    };
+    let texts = layer.policy_texts(policy)?;
+    let topic_texts = tuning.as_ref().map_or(&texts, |t| t.texts());
+    let embedded_texts = |keep: &dyn Fn(&PolicyNode) -> bool| -> Vec<Arc<[f32]>> {
+        policy
+            .nodes
+            .iter()
+            .filter(|n| keep(n))
+            .flat_map(|n| topics::node_texts(topic_texts, &n.iri).iter().cloned())
+            .collect()
+    };
+    let topic_head = |iri: &str| {
+        Some(TopicHead {
+            tuned: heads.get(iri)?.clone(),
+            shipped: shipped_heads.get(iri)?.clone(),
+        })
+    };
+    let lineages = topics::lineages(policy);
+    let nodes = blocked_nodes
+        .into_iter()
+        .zip(blocked)
+        .map(|(node, b)| {
+            let read = match b.rule {
+                Rule::Hazard(_) => &texts,
+                _ => topic_texts,
+            };
+            let head = topic_head(&node.iri);
+            let taught = match head {
+                Some(_) => embedded_texts(&|n: &PolicyNode| {
+                    lineages[n.iri.as_str()].contains(&node.iri.as_str())
+                }),
+                None => Vec::new(),
+            };
+            NodeSemantics {
+                threshold: node.threshold.unwrap_or(DEFAULT_SIMILARITY),
+                // A node's texts are its examples, then its terms.
+                examples: node
+                    .examples
+                    .iter()
+                    .cloned()
+                    .zip(topics::node_texts(read, &node.iri).iter().cloned())
+                    .collect(),
+                head,
+                taught,
+            }
+        })
+        .collect();
+    let allowed_texts = embedded_texts(&|n: &PolicyNode| {
+        n.kind == PolicyKind::OrdinaryTalk || allowed_topics.contains(&n.iri.as_str())
+    });
+    Ok(SemanticRails {
+        layer: layer.clone(),
+        tuning,
+        nodes,
+        allowed_texts,
+        allowed_heads: allowed_topics
+            .iter()
+            .filter_map(|iri| topic_head(iri))
+            .collect(),
+    })
+}
+
 /// Which rail judges a text. The topics' heads were taught on players' lines; a sentence of a
 /// reply is narrative, and they read it less surely, so the output rail holds them to a bar
 /// of its own ([`OUTPUT_TOPIC_HEAD_PROBABILITY`]).
@@ -391,80 +474,18 @@ impl Rails {
         } else {
             Some(Lexicon::new(terms)?)
         };
-        let semantic = match semantic {
-            Some(layer) => {
-                // Topics are read through the policy's tuning; rails that block hazards alone
-                // have no topic in view, and need neither.
-                let (heads, shipped_heads, tuning) = match audience {
-                    Some(_) => (
-                        layer.topic_heads(policy)?,
-                        layer.shipped_topic_heads(policy)?,
-                        Some(layer.tuning(policy)?),
-                    ),
-                    None => (Arc::default(), Arc::default(), None),
-                };
-                let texts = layer.policy_texts(policy)?;
-                let topic_texts = tuning.as_ref().map_or(&texts, |t| t.texts());
-                let embedded_texts = |keep: &dyn Fn(&PolicyNode) -> bool| -> Vec<Arc<[f32]>> {
-                    policy
-                        .nodes
-                        .iter()
-                        .filter(|n| keep(n))
-                        .flat_map(|n| topics::node_texts(topic_texts, &n.iri).iter().cloned())
-                        .collect()
-                };
-                let topic_head = |iri: &str| {
-                    Some(TopicHead {
-                        tuned: heads.get(iri)?.clone(),
-                        shipped: shipped_heads.get(iri)?.clone(),
-                    })
-                };
-                let lineages = topics::lineages(policy);
-                let nodes = blocked_nodes
-                    .into_iter()
-                    .zip(&blocked)
-                    .map(|(node, b)| {
-                        let read = match b.rule {
-                            Rule::Hazard(_) => &texts,
-                            _ => topic_texts,
-                        };
-                        let head = topic_head(&node.iri);
-                        let taught = match head {
-                            Some(_) => embedded_texts(&|n: &PolicyNode| {
-                                lineages[n.iri.as_str()].contains(&node.iri.as_str())
-                            }),
-                            None => Vec::new(),
-                        };
-                        NodeSemantics {
-                            threshold: node.threshold.unwrap_or(DEFAULT_SIMILARITY),
-                            // A node's texts are its examples, then its terms.
-                            examples: node
-                                .examples
-                                .iter()
-                                .cloned()
-                                .zip(topics::node_texts(read, &node.iri).iter().cloned())
-                                .collect(),
-                            head,
-                            taught,
-                        }
-                    })
-                    .collect();
-                let allowed_texts = embedded_texts(&|n: &PolicyNode| {
-                    n.kind == PolicyKind::OrdinaryTalk || allowed_topics.contains(&n.iri.as_str())
-                });
-                Some(SemanticRails {
-                    layer: layer.clone(),
-                    tuning,
-                    nodes,
-                    allowed_texts,
-                    allowed_heads: allowed_topics
-                        .iter()
-                        .filter_map(|iri| topic_head(iri))
-                        .collect(),
-                })
-            }
-            None => None,
-        };
+        let semantic = semantic
+            .map(|layer| {
+                semantic_rails(
+                    layer,
+                    policy,
+                    audience.is_some(),
+                    &blocked,
+                    blocked_nodes,
+                    &allowed_topics,
+                )
+            })
+            .transpose()?;
         Ok(Rails {
             blocked,
             lexicon,
