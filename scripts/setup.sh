@@ -27,6 +27,6 @@ fi
 scripts/fetch-model.sh >&2
 scripts/fetch-corpus.sh >&2
 
-echo "building lore (release; first build of llama.cpp and RocksDB takes ~15 minutes on 2 cores)" >&2
+echo "building lore (release; the first build of RocksDB and llama.cpp takes ~25 minutes on 2 cores)" >&2
 cargo build --release --locked -p lore-cli >&2
 echo "$CARGO_TARGET_DIR/release/lore"
