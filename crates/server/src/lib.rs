@@ -5,15 +5,20 @@
 //!   Events), described by `/openapi.json`;
 //! - OpenAI-compatible `/v1/models` and `/v1/chat/completions`, where each character is a
 //!   model ([`openai`]);
-//! - a read-only SPARQL 1.1 Protocol endpoint for writers ([`sparql`]), and canon's history
-//!   with writers' edits and reverts (`/v1/canon/...`), and the review queue of proposed
-//!   canon with the audit log ([`review`]: `/v1/proposals`, `/v1/audit`);
+//! - a read-only SPARQL 1.1 Protocol endpoint for writers, and canon's history with writers'
+//!   edits and reverts (`/v1/canon/...`), and the review queue of proposed canon with the
+//!   audit log (`/v1/proposals`, `/v1/audit`);
 //! - `/healthz`, `/readyz` and Prometheus `/metrics`.
 //!
+//! It is built in layers, each using only those below it: the route modules (`routes/`, and
+//! the web pages in `ui/`) never import each other; they call the services (`sessions` finds
+//! and holds a visible session, `turn` runs one through `lore_engine::play_turn`, `commits`,
+//! `proposals`, `export`, `verifier`), which sit on the turn queue (`runner`, which bounds it
+//! and cancels generation when a client goes away) and on persistence ([`db`], one store per
+//! area, in SQLite or PostgreSQL).
+//!
 //! Every route but health and the OpenAPI document needs an API key ([`auth`]) bound to a
-//! tenant and a role; a tenant's keys see only its productions and sessions. Sessions,
-//! transcripts, memory and keys live in SQLite or PostgreSQL ([`db`]); turns run through
-//! [`turns`], which bounds the queue and cancels generation when a client goes away.
+//! tenant and a role; a tenant's keys see only its productions and sessions.
 
 pub mod auth;
 mod catalog;

@@ -82,12 +82,13 @@ impl Quests {
         };
         insert_memory(&mut tx, &[&with_id]).await?;
         let next: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(seq) + 1, 0) FROM session_events WHERE session_id = $1",
+            "SELECT COALESCE(MAX(seq) + 1, 0) AS next_seq FROM session_events \
+             WHERE session_id = $1",
         )
         .bind(&record.session_id)
         .fetch_one(&mut *tx)
         .await?
-        .try_get(0)?;
+        .try_get("next_seq")?;
         let seqs: Vec<i64> = (next..).take(record.events.len()).collect();
         for ((kind, body), seq) in record.events.iter().zip(&seqs) {
             sqlx::query(

@@ -456,8 +456,8 @@ async fn advance_sessions(
                 .bind(record.memory_start);
         }
         for row in query.fetch_all(&mut **tx).await? {
-            let id: String = row.try_get(0)?;
-            let turns: i64 = row.try_get(1)?;
+            let id: String = row.try_get("id")?;
+            let turns: i64 = row.try_get("turns")?;
             moved.insert(id, turns - 1);
         }
     }
