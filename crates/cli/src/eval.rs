@@ -7,18 +7,22 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use lore_engine::SessionOptions;
+use lore_engine::{LikenessScope, SessionOptions};
 use lore_eval::{
-    EvalError, Progress, Stage, cast, guard, output_rail, read_player_lines, replies, topics,
-    watermark,
+    EvalError, Progress, Stage, cast, grounding, guard, output_rail, read_player_lines, replies,
+    topics, watermark,
 };
 use lore_gen::{EmbeddedConfig, GenParams};
 
 use crate::config::Config;
-use crate::wiring::{backend, load_semantic, open_store};
+use crate::wiring::{backend, load_semantic, open_store, session_options};
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
+    /// Whether characters answer canon questions from canon: every question of a set asked as
+    /// a player would (whole turns on the configured model, watermarked as in play), the reply
+    /// read for the answer and, where the character cannot know it, for a leak.
+    Grounding(GroundingArgs),
     /// The rails on the OpenAI moderation set and XSTest, cross-validated: no prompt is judged
     /// by a head that was trained on it.
     Guard(GuardArgs),
@@ -36,6 +40,26 @@ pub enum EvalCommand {
     /// off-limit talk, leaks, the dead spoken of as alive, wrong family ties, invented places,
     /// and sentences that are fine.
     Replies(RepliesArgs),
+}
+
+/// `lore eval grounding`.
+#[derive(Args)]
+pub struct GroundingArgs {
+    /// The set (TSV: production, character, beat, expect, facts, answer, before, line; the
+    /// set's header says how each reads).
+    #[arg(long, value_name = "FILE", default_value = "world/eval/grounding.tsv")]
+    pub set: PathBuf,
+    /// The audience's territory (ISO 3166-1 alpha-2), for performers' likeness consent.
+    #[arg(long, value_name = "CODE")]
+    pub territory: Option<String>,
+    /// Replies without the watermark, to measure what it costs.
+    #[arg(long)]
+    pub no_watermark: bool,
+    #[command(flatten)]
+    pub generation: crate::GenArgs,
+    /// One JSON object (with every reply) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `lore eval guard`.
@@ -206,12 +230,45 @@ fn print(json: bool, object: serde_json::Value, table: &dyn std::fmt::Display) {
 
 pub fn eval(config: &Config, what: EvalCommand) -> anyhow::Result<()> {
     match what {
+        EvalCommand::Grounding(args) => eval_grounding(config, args),
         EvalCommand::Guard(args) => eval_guard(config, args),
         EvalCommand::Topics(args) => eval_topics(config, args),
         EvalCommand::Replies(args) => eval_replies(config, args),
         EvalCommand::OutputRail(args) => eval_output_rail(config, args),
         EvalCommand::Watermark(args) => eval_watermark(config, args),
     }
+}
+
+fn eval_grounding(config: &Config, args: GroundingArgs) -> anyhow::Result<()> {
+    let GroundingArgs {
+        set,
+        territory,
+        no_watermark,
+        generation,
+        json,
+    } = args;
+
+    let mut config = config.clone();
+    generation.apply(&mut config);
+    let mut options = session_options(&config)?;
+    if no_watermark {
+        options.generation.watermark = None;
+    }
+    let report = grounding::evaluate(
+        &open_store(&config)?,
+        backend(&config)?.as_ref(),
+        &options,
+        &LikenessScope::new([], territory),
+        &set,
+        &Bars,
+    )?;
+    if !json {
+        for miss in report.misses() {
+            eprintln!("{miss}");
+        }
+    }
+    print(json, report.to_json(), &report);
+    Ok(())
 }
 
 fn eval_guard(config: &Config, args: GuardArgs) -> anyhow::Result<()> {

@@ -1,6 +1,9 @@
-//! Evaluations: how well the rails, the output rail and the watermark do their jobs, measured
-//! on labelled sets, and the hazard head trained on the public safety sets.
+//! Evaluations: how well replies are grounded in canon and how well the rails, the output rail
+//! and the watermark do their jobs, measured on labelled sets; and the hazard head trained on
+//! the public safety sets.
 //!
+//! - [`grounding`]: whether characters answer canon questions from canon, whole turns on the
+//!   model;
 //! - [`guard`]: the hazard side of the rails on OpenAI's moderation set and XSTest,
 //!   cross-validated, and `lore train guard`'s head;
 //! - [`topics`]: the topic rails on hand-written player lines, under every character and
@@ -14,6 +17,7 @@
 //! are reported, never asserted.
 
 mod error;
+pub mod grounding;
 pub mod guard;
 pub mod output_rail;
 mod progress;

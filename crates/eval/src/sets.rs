@@ -21,6 +21,53 @@ pub(crate) fn data_lines(path: &Path) -> Result<Vec<(usize, String)>, EvalError>
         .collect())
 }
 
+/// How a set's line names a node of canon: an IRI, or a prefixed name whose prefix is `lore:` or
+/// one the set declares on a line `@prefix p: <IRI> .`.
+pub(crate) struct Prefixes(Vec<(String, String)>);
+
+impl Prefixes {
+    pub(crate) fn new() -> Prefixes {
+        Prefixes(vec![("lore:".into(), lore_canon::vocab::NS.into())])
+    }
+
+    /// Reads a declaration, if `line` is one.
+    pub(crate) fn declare(&mut self, line: &str) -> Option<Result<(), String>> {
+        let rest = line.trim().strip_prefix("@prefix")?;
+        let parsed = rest.trim().strip_suffix('.').and_then(|decl| {
+            let (name, iri) = decl.trim().split_once(char::is_whitespace)?;
+            let iri = iri.trim().strip_prefix('<')?.strip_suffix('>')?;
+            name.ends_with(':')
+                .then(|| (name.to_owned(), iri.to_owned()))
+        });
+        Some(match parsed {
+            Some(prefix) => {
+                self.0.push(prefix);
+                Ok(())
+            }
+            None => Err("expected `@prefix name: <IRI> .`".into()),
+        })
+    }
+
+    pub(crate) fn expand(&self, name: &str) -> Result<String, String> {
+        if name.contains("://") {
+            return Ok(name.to_owned());
+        }
+        self.0
+            .iter()
+            .find_map(|(p, iri)| {
+                name.strip_prefix(p.as_str())
+                    .map(|local| format!("{iri}{local}"))
+            })
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.0.iter().map(|(p, _)| p.as_str()).collect();
+                format!(
+                    "{name:?} is neither an IRI nor a name with a declared prefix ({})",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
 /// Player lines from a file, one a line (blank lines and `#` comments skipped).
 pub fn read_player_lines(path: &Path) -> Result<Vec<String>, EvalError> {
     let lines: Vec<String> = data_lines(path)?
