@@ -28,7 +28,8 @@ pub struct RetrievalReport {
     pub mean_facts: f64,
 }
 
-/// Measures `iterations` turns cycling over `inputs` for one character.
+/// Measures `iterations` turns cycling over `inputs` for one character, planned with
+/// `options` (with the rails' encoder, facts are also found by meaning).
 pub fn run(
     store: &CanonStore,
     production: &str,
@@ -36,6 +37,7 @@ pub fn run(
     beat: Option<&str>,
     inputs: &[String],
     iterations: usize,
+    options: SessionOptions,
 ) -> Result<RetrievalReport, EngineError> {
     let cache = std::env::temp_dir().join(format!("lore-bench-worlds-{}", std::process::id()));
     let started = Instant::now();
@@ -49,7 +51,7 @@ pub fn run(
     let resolved = world.resolve(store, character, beat)?;
     let world_facts = world.facts.len();
     let started = Instant::now();
-    let planner = TurnPlanner::new(world, resolved, SessionOptions::default())?;
+    let planner = TurnPlanner::new(world, resolved, options)?;
     let session_open = started.elapsed();
 
     let mut samples = Vec::with_capacity(iterations);

@@ -39,6 +39,11 @@ pub enum Reason {
         /// The named entity it is linked to.
         via: String,
     },
+    /// It is close in meaning to the player's line, by the rails' encoder.
+    Meaning {
+        /// Cosine similarity to the line, in hundredths.
+        similarity: u8,
+    },
     /// It is something the session remembers (its own graph, not canon).
     Memory {
         /// The transcript line it came from.
@@ -54,6 +59,9 @@ impl std::fmt::Display for Reason {
             Reason::Mentioned { entity } => write!(f, "mentioned: {entity}"),
             Reason::Relationship { with } => write!(f, "relationship with {with}"),
             Reason::Neighbourhood { via } => write!(f, "neighbourhood of {via}"),
+            Reason::Meaning { similarity } => {
+                write!(f, "close in meaning (0.{similarity:02})")
+            }
             Reason::Memory { line } => write!(f, "remembered from line {line}"),
         }
     }
@@ -242,6 +250,58 @@ impl Retriever {
         }
     }
 
+    /// Facts the speaker knows at the beat, nearest the speaker first, at most `limit`, once
+    /// each: its own, its scene's and those of the entities it has relationships with, then
+    /// outwards over entities that share a fact, then the rest in the world's order. In a
+    /// large world this keeps what a player can ask about without naming it to the speaker's
+    /// corner of the world.
+    pub fn nearby_facts(&self, limit: usize) -> Vec<FactId> {
+        let mut queue: std::collections::VecDeque<EntityId> = std::iter::once(self.speaker)
+            .chain(self.scene)
+            .chain(self.relationship_with.keys().copied())
+            .collect();
+        let mut visited: HashSet<EntityId> = queue.iter().copied().collect();
+        let mut facts = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(entity) = queue.pop_front() {
+            for &fact in self.facts_about.get(&entity).into_iter().flatten() {
+                if facts.len() == limit {
+                    return facts;
+                }
+                if seen.insert(fact) {
+                    facts.push(fact);
+                }
+            }
+            for &next in self.neighbours.get(&entity).into_iter().flatten() {
+                if visited.insert(next) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        // Entities no shared fact links to the speaker: common knowledge of the wider world.
+        let mut rest: Vec<FactId> = self
+            .facts_about
+            .values()
+            .flatten()
+            .copied()
+            .filter(|fact| !seen.contains(fact))
+            .collect();
+        rest.sort_unstable();
+        rest.dedup();
+        facts.extend(rest.into_iter().take(limit - facts.len()));
+        facts
+    }
+
+    /// `fact` as a piece of a prompt, chosen for `reason`.
+    pub fn fact(&self, fact: FactId, reason: Reason) -> Retrieved {
+        let fact = &self.world.facts[fact];
+        Retrieved {
+            iri: fact.iri.clone(),
+            text: fact.statement.clone(),
+            reason,
+        }
+    }
+
     /// The entities the player's words name, in order of first mention.
     pub fn mentions(&self, text: &str) -> Vec<EntityId> {
         self.names.mentions(text)
@@ -303,12 +363,7 @@ impl Retriever {
     ) {
         // Facts and relationships share the `seen` set; relationships are offset past facts.
         if seen.insert(fact) {
-            let fact = &self.world.facts[fact];
-            out.push(Retrieved {
-                iri: fact.iri.clone(),
-                text: fact.statement.clone(),
-                reason,
-            });
+            out.push(self.fact(fact, reason));
         }
     }
 

@@ -4,6 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -17,7 +18,7 @@ use serde_json::json;
 use crate::SessionArgs;
 use crate::config::Config;
 use crate::export::{FormatArg, write_export};
-use crate::wiring::{backend, load, session_options};
+use crate::wiring::{backend, load, load_semantic, session_options};
 
 fn facts_json(facts: &[Retrieved]) -> serde_json::Value {
     facts
@@ -35,7 +36,7 @@ fn print_context(out: &mut impl Write, context: &TurnContext) -> std::io::Result
     if context.retrieved.is_empty() {
         writeln!(
             out,
-            "  (nothing: the line names no entity this character knows about)"
+            "  (nothing: the line names no entity this character knows about, and no fact is close in meaning)"
         )?;
     }
     for f in &context.retrieved {
@@ -46,8 +47,14 @@ fn print_context(out: &mut impl Write, context: &TurnContext) -> std::io::Result
 
 pub fn context(config: &Config, args: &SessionArgs, text: &str) -> anyhow::Result<ExitCode> {
     let (world, resolved, _store) = load(config, args)?;
+    // The rails' encoder, as a turn has it: it finds facts by meaning.
+    let options = SessionOptions {
+        semantic: Some(Arc::new(load_semantic(config)?)),
+        ..SessionOptions::default()
+    };
+    let planner = TurnPlanner::new(world, resolved, options)?;
     let started = Instant::now();
-    let context = TurnPlanner::new(world, resolved, SessionOptions::default())?.context(text);
+    let context = planner.context(text);
     let micros = started.elapsed().as_micros();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

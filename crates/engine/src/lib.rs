@@ -20,6 +20,7 @@
 mod draft;
 mod error;
 mod export;
+mod meaning;
 mod memory;
 mod options;
 mod output_rail;

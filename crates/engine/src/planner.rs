@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use lore_canon::consent::LikenessRequest;
-use lore_canon::{Resolved, Retrieved, Retriever, StandingContext, World};
+use lore_canon::{Reason, Resolved, Retrieved, Retriever, StandingContext, World};
 use lore_gen::{Conversation, Role, Turn};
 use lore_guard::{Action, CanonCheck, Decision, GuardError, Rails};
 
 use crate::error::EngineError;
+use crate::meaning::FactMeanings;
 use crate::memory::{self, MemoryFact};
 use crate::options::{LikenessScope, SessionOptions};
 use crate::output_rail::{SentenceCheck, SentenceVerdict};
@@ -17,6 +18,10 @@ use crate::preamble::preamble;
 const MAX_STOP_NAMES: usize = 32;
 /// Most memories recalled for one player line.
 const MEMORIES_PER_TURN: usize = 3;
+/// Most facts found by meaning for one player line, besides those its names find.
+const FACTS_BY_MEANING: usize = 2;
+/// The least cosine similarity between a line and a fact found by meaning.
+const MEANING_FLOOR: f32 = 0.3;
 
 /// A session's past, as the planner needs it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +53,8 @@ pub struct TurnContext {
 /// Plans prompts for one character at one beat: retrieval plus prompt assembly, no model.
 pub struct TurnPlanner {
     retriever: Retriever,
+    /// Present when the options carry the rails' encoder.
+    meanings: Option<FactMeanings>,
     standing: StandingContext,
     preamble: String,
     others: Vec<String>,
@@ -69,6 +76,12 @@ impl TurnPlanner {
         let rails = Rails::new(&world, &speaker.iri, options.semantic.as_ref())?;
         let deflections = speaker.deflections.clone();
         let retriever = Retriever::new(world.clone(), resolved);
+        let meanings = options
+            .semantic
+            .clone()
+            .map(|semantic| FactMeanings::new(semantic, &retriever))
+            .transpose()
+            .map_err(GuardError::from)?;
         let canon = CanonCheck::new(
             world,
             resolved.character,
@@ -90,6 +103,7 @@ impl TurnPlanner {
         let preamble = preamble(retriever.world(), &standing);
         Ok(TurnPlanner {
             retriever,
+            meanings,
             standing,
             preamble,
             others,
@@ -220,16 +234,21 @@ impl TurnPlanner {
     }
 
     /// What a turn for `input` draws on: facts already in the standing context are not
-    /// retrieved again, since every prompt of the session carries them.
+    /// retrieved again for its names, since every prompt of the session carries them.
     pub fn context(&self, input: &str) -> TurnContext {
         TurnContext {
             standing: self.standing.clone(),
-            retrieved: self.retrieve(input),
+            retrieved: self.retrieve(input, None),
         }
     }
 
-    fn retrieve(&self, input: &str) -> Vec<Retrieved> {
-        self.retriever
+    /// The facts for `input`: those its names find, then those closest to it in meaning, the
+    /// closest last, next to the line. A standing fact found by meaning is recalled again:
+    /// what a small model reads last is what it answers from. A line that names nothing is
+    /// read together with the player's `previous` line, which it likely follows up.
+    fn retrieve(&self, input: &str, previous: Option<&str>) -> Vec<Retrieved> {
+        let mut out: Vec<Retrieved> = self
+            .retriever
             .retrieve(
                 input,
                 self.options.facts_per_turn + self.standing.facts.len(),
@@ -237,7 +256,31 @@ impl TurnPlanner {
             .into_iter()
             .filter(|r| !self.standing.facts.iter().any(|s| s.iri == r.iri))
             .take(self.options.facts_per_turn)
-            .collect()
+            .collect();
+        let Some(meanings) = &self.meanings else {
+            return out;
+        };
+        let query = match previous {
+            Some(previous) if self.retriever.mentions(input).is_empty() => {
+                format!("{previous} {input}")
+            }
+            _ => input.to_owned(),
+        };
+        let nearest = match meanings.nearest(&query, MEANING_FLOOR, FACTS_BY_MEANING) {
+            Ok(nearest) => nearest,
+            Err(e) => {
+                // The names' facts still ground the turn; the encoder failing is logged.
+                tracing::warn!(error = %e, "retrieval by meaning failed");
+                return out;
+            }
+        };
+        for (fact, similarity) in nearest.into_iter().rev() {
+            let similarity = (similarity.clamp(0.0, 0.99) * 100.0) as u8;
+            let found = self.retriever.fact(fact, Reason::Meaning { similarity });
+            out.retain(|r| r.iri != found.iri);
+            out.push(found);
+        }
+        out
     }
 
     /// The index of the first transcript line a prompt keeps after `total` lines.
@@ -255,7 +298,13 @@ impl TurnPlanner {
     /// grounded in: standing facts, facts retrieved for `input`, then memories recalled for
     /// it. A fact already recalled in the lines the prompt keeps is not written again.
     pub fn plan(&self, input: &str, history: &History<'_>) -> (Conversation, Vec<Retrieved>) {
-        let mut retrieved = self.retrieve(input);
+        let previous = history
+            .lines
+            .iter()
+            .rev()
+            .find(|t| t.role == Role::Player)
+            .map(|t| t.text.as_str());
+        let mut retrieved = self.retrieve(input, previous);
         let start = self.window_start(history.total());
         let mentioned = self.mentioned_iris(input);
         retrieved.extend(memory::recall(
@@ -288,13 +337,12 @@ impl TurnPlanner {
             preamble: self.preamble.clone(),
             turns,
         };
-        let grounding = self
-            .standing
-            .facts
-            .iter()
-            .cloned()
-            .chain(retrieved)
-            .collect();
+        let mut grounding: Vec<Retrieved> = self.standing.facts.clone();
+        for fact in retrieved {
+            if !grounding.iter().any(|g| g.iri == fact.iri) {
+                grounding.push(fact);
+            }
+        }
         (conversation, grounding)
     }
 

@@ -5,7 +5,7 @@
 //! threshold. A trained [`Head`] also scores the text for hazards in general, so that harm
 //! phrased unlike any example is still caught; it cites the hazard whose examples are nearest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -72,7 +72,14 @@ pub struct Semantic {
     tunings: Mutex<HashMap<u64, Slot<Tuning>>>,
     /// Told how far a tuning has got (pairs done, pairs in all), if anyone is.
     progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
+    /// The last lines embedded by [`Semantic::embed_views`], by reading: a turn's retrieval
+    /// asks for the line the input rail has just embedded.
+    recent: Mutex<VecDeque<(String, Arc<[f32]>)>>,
 }
+
+/// Lines [`Semantic::line`] can find without the encoder: enough for the turns of a busy
+/// server that are between the input rail and retrieval at once.
+const RECENT_LINES: usize = 32;
 
 /// One policy's tuning of the encoder ([`crate::tune`]): the upper layers tuned on the
 /// policy's texts, and those texts' embeddings through them. The topic side of the rails reads
@@ -135,6 +142,7 @@ impl Semantic {
             policy_texts: Mutex::new(HashMap::new()),
             tunings: Mutex::new(HashMap::new()),
             progress: None,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_LINES)),
         }
     }
 
@@ -201,6 +209,7 @@ impl Semantic {
                 ViewKind::Folded | ViewKind::Base64 | ViewKind::Rot13
             ) {
                 let text = spell_out(&view.text);
+                let first = out.len();
                 match tuning {
                     Some(tuning) => {
                         for (vector, topic) in self.encoder.embed_tuned(&text, &tuning.layers)? {
@@ -221,9 +230,43 @@ impl Semantic {
                         }
                     }
                 }
+                if view.kind == ViewKind::Folded
+                    && let Some(embedded) = out.get(first)
+                {
+                    self.remember_line(text.into_owned(), embedded.vector.as_slice().into());
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The embedding of a player's line, read as [`Semantic::embed_views`] reads its folded
+    /// view (its first window): the one the input rail just made when there is one, else a
+    /// pass of the encoder. Lines are not kept beyond the last few.
+    pub fn line(&self, text: &str) -> Result<Arc<[f32]>, EncoderError> {
+        let reading = spell_out(&fold(text)).into_owned();
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, vector)) = recent.iter().find(|(r, _)| *r == reading) {
+            return Ok(vector.clone());
+        }
+        drop(recent);
+        let vector: Arc<[f32]> = self
+            .encoder
+            .embed(&reading)?
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+            .into();
+        self.remember_line(reading, vector.clone());
+        Ok(vector)
+    }
+
+    fn remember_line(&self, reading: String, vector: Arc<[f32]>) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= RECENT_LINES {
+            recent.pop_front();
+        }
+        recent.push_back((reading, vector));
     }
 
     /// The encoder tuned to `policy` ([`crate::tune`]), read from the cache or tuned on first

@@ -110,6 +110,49 @@ fn import_check_query_and_context() {
 }
 
 #[test]
+fn a_line_that_names_nothing_finds_its_fact_by_meaning_and_never_an_unknown_one() {
+    let (_dir, store) = sample_store();
+    let context = |character: &str, at: &str, line: &str| {
+        let run = lore(
+            &[
+                "context", "--store", &store, "-p", "lanterns", "-c", character, "--at", at,
+                "--json", line,
+            ],
+            "",
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        value["retrieved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let id = f["id"].as_str().unwrap();
+                let reason = f["reason"].as_str().unwrap();
+                (
+                    id[id.find('#').unwrap() + 1..].to_owned(),
+                    reason.to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // No name in the line: the mayor's fact is found by what the line means.
+    let found = context("odile", "2", "Who runs this city?");
+    assert!(
+        found
+            .iter()
+            .any(|(id, why)| id == "fact-hestia-mayor" && why.starts_with("close in meaning")),
+        "{found:?}"
+    );
+    // Nessa was never told where the Everlight is hidden, however close the line comes.
+    let found = context("nessa", "3", "Where is the stolen lantern hidden?");
+    assert!(
+        !found.iter().any(|(id, _)| id == "fact-everlight-hidden"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn an_update_is_refused_and_garbage_is_not_sparql() {
     let (_dir, store) = sample_store();
     fails_with(
