@@ -18,8 +18,8 @@ use crate::preamble::preamble;
 const MAX_STOP_NAMES: usize = 32;
 /// Most memories recalled for one player line.
 const MEMORIES_PER_TURN: usize = 3;
-/// Most facts found by meaning for one player line, besides those its names find.
-const FACTS_BY_MEANING: usize = 2;
+/// Most facts found by meaning for one player line whose names find none.
+const FACTS_BY_MEANING: usize = 1;
 /// The least cosine similarity between a line and a fact found by meaning.
 const MEANING_FLOOR: f32 = 0.3;
 
@@ -242,10 +242,11 @@ impl TurnPlanner {
         }
     }
 
-    /// The facts for `input`: those its names find, then those closest to it in meaning, the
-    /// closest last, next to the line. A standing fact found by meaning is recalled again:
-    /// what a small model reads last is what it answers from. A line that names nothing is
-    /// read together with the player's `previous` line, which it likely follows up.
+    /// The facts for `input`: those its names find, or, when they find nothing, the fact
+    /// closest to it in meaning, placed last, next to the line (a standing fact too: what a
+    /// small model reads last is what it answers from). Names are precise; a fact found by
+    /// meaning beside them only distracts a small model. A line that names nothing is read
+    /// together with the player's `previous` line, which it likely follows up.
     fn retrieve(&self, input: &str, previous: Option<&str>) -> Vec<Retrieved> {
         let mut out: Vec<Retrieved> = self
             .retriever
@@ -257,7 +258,7 @@ impl TurnPlanner {
             .filter(|r| !self.standing.facts.iter().any(|s| s.iri == r.iri))
             .take(self.options.facts_per_turn)
             .collect();
-        let Some(meanings) = &self.meanings else {
+        let Some(meanings) = self.meanings.as_ref().filter(|_| out.is_empty()) else {
             return out;
         };
         let query = match previous {
@@ -269,17 +270,16 @@ impl TurnPlanner {
         let nearest = match meanings.nearest(&query, MEANING_FLOOR, FACTS_BY_MEANING) {
             Ok(nearest) => nearest,
             Err(e) => {
-                // The names' facts still ground the turn; the encoder failing is logged.
+                // The standing facts still ground the turn; the encoder failing is logged.
                 tracing::warn!(error = %e, "retrieval by meaning failed");
                 return out;
             }
         };
-        for (fact, similarity) in nearest.into_iter().rev() {
+        // The closest last.
+        out.extend(nearest.into_iter().rev().map(|(fact, similarity)| {
             let similarity = (similarity.clamp(0.0, 0.99) * 100.0) as u8;
-            let found = self.retriever.fact(fact, Reason::Meaning { similarity });
-            out.retain(|r| r.iri != found.iri);
-            out.push(found);
-        }
+            self.retriever.fact(fact, Reason::Meaning { similarity })
+        }));
         out
     }
 

@@ -313,37 +313,21 @@ impl fmt::Display for GroundingReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.known();
         let (unknowable, leaked) = self.leaks();
-        let pct = |part: usize| 100.0 * rate(part, t.n);
         writeln!(
             f,
             "grounding: {} questions to answer, {unknowable} to withhold (watermark {})",
             t.n,
             if self.watermark { "on" } else { "off" }
         )?;
-        writeln!(
-            f,
-            "  answering fact in the prompt  {:>4} ({:.1}%)",
-            t.in_prompt,
-            pct(t.in_prompt)
-        )?;
-        writeln!(
-            f,
-            "  answered                      {:>4} ({:.1}%)",
-            t.answered,
-            pct(t.answered)
-        )?;
-        writeln!(
-            f,
-            "  kept whole by the rails       {:>4} ({:.1}%)",
-            t.kept,
-            pct(t.kept)
-        )?;
-        writeln!(
-            f,
-            "  in voice                      {:>4} ({:.1}%)",
-            t.in_voice,
-            pct(t.in_voice)
-        )?;
+        for (what, count) in [
+            ("answering fact in the prompt", t.in_prompt),
+            ("answered", t.answered),
+            ("kept whole by the rails", t.kept),
+            ("in voice", t.in_voice),
+        ] {
+            let pct = 100.0 * rate(count, t.n);
+            writeln!(f, "  {what:<29} {count:>4} ({pct:.1}%)")?;
+        }
         writeln!(f, "  leaked (of {unknowable} to withhold)     {leaked:>4}")?;
         writeln!(
             f,
