@@ -21,9 +21,9 @@ pub(crate) struct FactMeanings {
 
 impl FactMeanings {
     /// Embeds the facts `retriever`'s speaker knows, up to [`CANDIDATES`] of those nearest it
-    /// ([`Retriever::nearby_facts`]). Each statement is embedded once per
-    /// [`Semantic`] (and kept in its cache folder when it has one), so later planners over
-    /// the same world only look their facts up.
+    /// ([`Retriever::nearby_facts`]). Each statement is embedded once per [`Semantic`] (its
+    /// cache folder keeps them when the rails next write it), so later planners over the same
+    /// world only look their facts up.
     pub(crate) fn new(
         semantic: Arc<Semantic>,
         retriever: &Retriever,
