@@ -72,6 +72,9 @@ pub struct GenerationReport {
     pub sample_plain: Duration,
     /// The same with the watermark: the difference is what marking costs a token.
     pub sample_marked: Duration,
+    /// Candidate replies decoded side by side: how many, and the median time (prompt and
+    /// all of them, on a fresh session) to write them.
+    pub candidates: Vec<(usize, Duration)>,
 }
 
 impl GenerationReport {
@@ -207,7 +210,9 @@ pub fn run(
         )?);
     }
     let (sample_plain, sample_marked) = sampling_cost(&bare_model, threads, &prompt)?;
+    let candidates = candidates_cost(&engine, conversation, tokens, runs)?;
     Ok(GenerationReport {
+        candidates,
         sample_plain,
         sample_marked,
         engine: engine_speed,
@@ -218,6 +223,45 @@ pub fn run(
         turn2_ttft: median(&mut ttft),
         turn2_bare: median(&mut bare),
     })
+}
+
+/// Counts of candidate replies measured, the first being the single reply they compare with.
+const CANDIDATE_COUNTS: [usize; 4] = [1, 2, 3, 4];
+
+/// The median time to write 1, 2, 3 and 4 replies of `tokens` tokens side by side (sampled at
+/// the default settings, each with its own seed), counts interleaved within each run.
+fn candidates_cost(
+    engine: &EmbeddedBackend,
+    conversation: &Conversation,
+    tokens: usize,
+    runs: usize,
+) -> Result<Vec<(usize, Duration)>, GenError> {
+    let params = GenParams {
+        max_tokens: tokens,
+        stop_rules: false,
+        ..GenParams::default()
+    };
+    let mut times = vec![Vec::new(); CANDIDATE_COUNTS.len()];
+    for _ in 0..runs.max(1) {
+        for (count, times) in CANDIDATE_COUNTS.iter().zip(&mut times) {
+            let samplers: Vec<SamplerConfig> = (0..*count as u64)
+                .map(|seed| SamplerConfig {
+                    seed,
+                    ..SamplerConfig::default()
+                })
+                .collect();
+            std::thread::sleep(SETTLE);
+            let mut session = engine.open_session()?;
+            let started = Instant::now();
+            session.generate_candidates(conversation, &params, &samplers, &mut || true)?;
+            times.push(started.elapsed());
+        }
+    }
+    Ok(CANDIDATE_COUNTS
+        .iter()
+        .zip(&mut times)
+        .map(|(count, times)| (*count, median(times)))
+        .collect())
 }
 
 /// Our sampler's time per token on the real logits after `prompt`, without and with the

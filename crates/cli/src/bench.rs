@@ -407,6 +407,15 @@ fn run_generation(config: &Config, args: GenerationArgs) -> anyhow::Result<()> {
         r.sample_marked.as_secs_f64() * 1e6,
         r.watermark_share() * 100.0
     );
+    let one = r.candidates.first().map_or(0.0, |(_, t)| t.as_secs_f64());
+    for (count, time) in &r.candidates {
+        println!(
+            "  {count} replies side by side (prompt + {tokens} tokens each, median): {:.0} ms, \
+             {:.2}x one reply",
+            time.as_secs_f64() * 1e3,
+            time.as_secs_f64() / one
+        );
+    }
     Ok(())
 }
 

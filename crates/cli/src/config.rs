@@ -54,6 +54,9 @@ pub struct Config {
     pub repeat_run_penalty: f32,
     /// Sampling seed.
     pub seed: u64,
+    /// Replies written side by side per turn, of which the one that passes the output rail
+    /// and that canon bears out best is kept (1: a single reply, streamed token by token).
+    pub candidates: usize,
     /// Address `lore serve` listens on.
     pub listen: String,
     /// Session database: `sqlite://PATH?mode=rwc` or `postgres://...`.
@@ -115,6 +118,7 @@ impl Default for Config {
             temperature: 0.7,
             repeat_run_penalty: DryConfig::default().multiplier,
             seed: 0x5eed,
+            candidates: 1,
             listen: "127.0.0.1:8787".into(),
             database: format!(
                 "sqlite://{}?mode=rwc",
@@ -164,6 +168,13 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        if !(1..=lore_gen::MAX_CANDIDATES).contains(&config.candidates) {
+            bail!(
+                "candidates = {} in the config: replies per turn must be 1 to {}",
+                config.candidates,
+                lore_gen::MAX_CANDIDATES
+            );
+        }
         Ok(config)
     }
 

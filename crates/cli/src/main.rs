@@ -103,6 +103,10 @@ struct GenArgs {
     /// Sampling seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Replies written side by side per turn; the output rail keeps the one canon bears out
+    /// best (1: a single reply, streamed).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=8))]
+    candidates: Option<u16>,
 }
 
 impl GenArgs {
@@ -136,6 +140,9 @@ impl GenArgs {
         }
         if let Some(v) = self.seed {
             config.seed = v;
+        }
+        if let Some(v) = self.candidates {
+            config.candidates = usize::from(v);
         }
     }
 }

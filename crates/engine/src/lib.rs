@@ -39,8 +39,8 @@ pub use lore_canon::World;
 pub use memory::{MemoryFact, MemoryKind};
 pub use options::{LikenessScope, SessionOptions};
 pub use output_rail::{
-    CheckedReply, OutputReport, Repair, SentenceCheck, SentenceVerdict, TurnSink, generate_checked,
-    sentences,
+    Candidates, CheckedReply, OutputReport, Repair, SentenceCheck, SentenceVerdict, TurnSink,
+    generate_checked, sentences,
 };
 pub use planner::{History, TurnContext, TurnPlanner};
 pub use preamble::preamble;

@@ -18,6 +18,9 @@ pub struct SessionOptions {
     pub player_label: String,
     /// Generation settings.
     pub generation: GenParams,
+    /// Replies written side by side per turn, of which the output rail keeps the one that
+    /// passes and that canon bears out best; 1 streams a single reply as it passes.
+    pub candidates: usize,
     /// The rails' embedding layer; without it the rails match policy terms only.
     pub semantic: Option<Arc<Semantic>>,
     /// Signs each reply's provenance record; without it replies carry none.
@@ -31,6 +34,7 @@ impl Default for SessionOptions {
             history_lines: 16,
             player_label: "Visitor".into(),
             generation: GenParams::default(),
+            candidates: 1,
             semantic: None,
             signer: None,
         }

@@ -8,8 +8,10 @@
 //! that fails too, the character says one of its deflection lines (fallback).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
-use lore_gen::{Conversation, GenParams, Generation, Session, StopReason};
+use lore_gen::{Conversation, GenParams, Generation, SamplerConfig, Session, StopReason};
 use lore_guard::{Action, Decision, Finding};
 
 use crate::error::EngineError;
@@ -238,14 +240,41 @@ pub fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
+/// How a turn's first attempt is written: one reply streamed as it passes, or several
+/// decoded side by side of which the output rail keeps the best.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidates<'a> {
+    /// Replies to decode (1: a single reply, streamed sentence by sentence).
+    pub count: usize,
+    /// The canon in the prompt: a reply that says more of it wins.
+    pub facts: &'a [&'a str],
+    /// The player's line, whose own words are no evidence of canon.
+    pub line: &'a str,
+}
+
+impl Candidates<'_> {
+    /// A single reply, streamed.
+    pub fn one() -> Candidates<'static> {
+        Candidates {
+            count: 1,
+            facts: &[],
+            line: "",
+        }
+    }
+}
+
 /// Generates a reply through the output rail: `sink` gets only sentences that `check` passes,
-/// and may cancel (the result then has [`StopReason::Cancelled`]). When both attempts fail,
-/// the reply is `fallback`, a line in the character's voice.
+/// and may cancel (the result then has [`StopReason::Cancelled`]). The first attempt is
+/// [`Candidates::count`] replies, of which the one whose passing sentences canon bears out
+/// best ([`lore_guard::Support::share`]) is kept (the first of equals; candidate 0 is written with `params.sampler`). When
+/// nothing passes, a second reply is written; when that fails too, the reply is `fallback`,
+/// a line in the character's voice.
 pub fn generate_checked(
     check: &dyn SentenceCheck,
     session: &mut dyn Session,
     conversation: &Conversation,
     params: &GenParams,
+    candidates: Candidates<'_>,
     fallback: &str,
     sink: &mut dyn TurnSink,
 ) -> Result<CheckedReply, EngineError> {
@@ -255,8 +284,25 @@ pub fn generate_checked(
     let mut conversation = Cow::Borrowed(conversation);
     let mut params = Cow::Borrowed(params);
     for attempt in 0..2 {
-        let mut gate = SentenceGate::new(check);
-        let attempt_cost = session.generate(&conversation, &params, &mut |t| gate.push(t, sink))?;
+        // Candidates are checked before one is chosen, and the chosen one again as it is sent.
+        let check = Remembered::new(check);
+        let mut gate = SentenceGate::new(&check);
+        let attempt_cost = if attempt == 0 && candidates.count > 1 {
+            let samplers = candidate_samplers(&params.sampler, candidates.count);
+            let replies =
+                session.generate_candidates(&conversation, &params, &samplers, &mut || {
+                    sink.keep_going()
+                })?;
+            let best = choose(&check, replies, candidates)?;
+            if best.stop == StopReason::Cancelled {
+                gate.client_gone = true;
+            } else {
+                gate.push(&best.text, sink);
+            }
+            best
+        } else {
+            session.generate(&conversation, &params, &mut |t| gate.push(t, sink))?
+        };
         let mut generation = add_costs(&spent, attempt_cost);
         // The client left (or the server is stopping): not a failed sentence.
         let cancelled = |gate: &SentenceGate<'_>, g: &Generation| {
@@ -325,6 +371,93 @@ pub fn generate_checked(
     })
 }
 
+/// `count` sampler settings: the likeliest reply (`base` at temperature 0) first, then `base`
+/// with seeds far apart. A small model's likeliest reply is its most grounded one more often
+/// than any sampled reply, and sampling adds the variety to choose from.
+fn candidate_samplers(base: &SamplerConfig, count: usize) -> Vec<SamplerConfig> {
+    (0..count as u64)
+        .map(|i| SamplerConfig {
+            temperature: if i == 0 { 0.0 } else { base.temperature },
+            seed: base
+                .seed
+                .wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            ..base.clone()
+        })
+        .collect()
+}
+
+/// The reply whose sentences before the first the rails withhold canon bears out best; its
+/// costs are those of all of them (they were decoded together). A reply with nothing that
+/// passes is chosen only when every reply is so.
+fn choose(
+    check: &dyn SentenceCheck,
+    replies: Vec<Generation>,
+    candidates: Candidates<'_>,
+) -> Result<Generation, EngineError> {
+    let mut best: Option<((bool, f64, bool), Generation)> = None;
+    let mut generated = 0;
+    for reply in replies {
+        generated += reply.generated_tokens;
+        if reply.stop == StopReason::Cancelled {
+            return Ok(reply);
+        }
+        let mut probe = SentenceGate::new(check);
+        probe.push(&reply.text, &mut |_: &str| true);
+        probe.finish(&mut |_: &str| true);
+        if let Some(e) = probe.error {
+            return Err(e);
+        }
+        let score = (
+            !probe.sent.trim().is_empty(),
+            lore_guard::support(&probe.sent, candidates.facts, candidates.line).share(),
+            probe.failed.is_none(),
+        );
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| score.partial_cmp(b) == Some(std::cmp::Ordering::Greater))
+        {
+            best = Some((score, reply));
+        }
+    }
+    let mut best = best
+        .map(|(_, reply)| reply)
+        .unwrap_or_else(|| Generation::nothing(StopReason::Stop));
+    best.generated_tokens = generated;
+    Ok(best)
+}
+
+/// A [`SentenceCheck`] that gives each sentence's verdict once.
+struct Remembered<'a> {
+    check: &'a dyn SentenceCheck,
+    verdicts: RefCell<HashMap<String, SentenceVerdict>>,
+}
+
+impl<'a> Remembered<'a> {
+    fn new(check: &'a dyn SentenceCheck) -> Remembered<'a> {
+        Remembered {
+            check,
+            verdicts: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl SentenceCheck for Remembered<'_> {
+    fn check(&self, sentence: &str) -> Result<SentenceVerdict, EngineError> {
+        if let Some(verdict) = self.verdicts.borrow().get(sentence) {
+            return Ok(verdict.clone());
+        }
+        let verdict = self.check.check(sentence)?;
+        self.verdicts
+            .borrow_mut()
+            .insert(sentence.to_owned(), verdict.clone());
+        Ok(verdict)
+    }
+
+    fn withheld(&self, verdict: &SentenceVerdict) {
+        self.check.withheld(verdict);
+    }
+}
+
 /// `more` with the costs of the attempts before it added (its first token is the first
 /// attempt's).
 fn add_costs(total: &Generation, more: Generation) -> Generation {
@@ -345,6 +478,7 @@ fn add_costs(total: &Generation, more: Generation) -> Generation {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::{Arc, Mutex};
 
     use lore_canon::World;
@@ -435,6 +569,13 @@ mod tests {
     }
 
     fn run(replies: Vec<Vec<&'static str>>) -> (CheckedReply, String, Vec<Call>) {
+        run_with(replies, Candidates::one())
+    }
+
+    fn run_with(
+        replies: Vec<Vec<&'static str>>,
+        candidates: Candidates<'_>,
+    ) -> (CheckedReply, String, Vec<Call>) {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let mut script = Script {
             replies,
@@ -448,6 +589,7 @@ mod tests {
             &mut script,
             &conversation,
             &GenParams::default(),
+            candidates,
             &planner.deflection("What about Bram?"),
             &mut |t: &str| {
                 heard.push_str(t);
@@ -496,6 +638,33 @@ mod tests {
     }
 
     #[test]
+    fn of_several_replies_the_one_that_passes_and_says_most_of_canon_is_sent() {
+        let candidates = Candidates {
+            count: 3,
+            facts: &["Ada keeps bees."],
+            line: "What do you do all day?",
+        };
+        let (checked, heard, calls) = run_with(
+            vec![
+                vec!["I like the weather. ", "It is warm."],
+                vec!["Bram buried gold under the mill. ", "I keep bees."],
+                vec!["Bees, mostly. ", "I keep them by the hive."],
+            ],
+            candidates,
+        );
+        assert_eq!(calls.len(), 3);
+        assert_eq!(
+            calls.iter().map(|c| c.0).collect::<HashSet<_>>().len(),
+            3,
+            "three seeds"
+        );
+        // The second says canon too, but after a sentence the rail withholds.
+        assert_eq!(heard, "Bees, mostly. I keep them by the hive.");
+        assert_eq!(checked.output.repair, Repair::None);
+        assert_eq!(checked.generation.generated_tokens, 6, "all three counted");
+    }
+
+    #[test]
     fn when_both_attempts_fail_the_character_deflects() {
         let (checked, heard, _) = run(vec![vec!["Bram buried gold. ", "He did."]]);
         assert_eq!(checked.output.repair, Repair::Fallback);
@@ -532,6 +701,7 @@ mod tests {
             &mut script,
             &conversation,
             &GenParams::default(),
+            Candidates::one(),
             "",
             &mut sink,
         )

@@ -13,7 +13,7 @@ use lore_mark::SignedRecord;
 use crate::error::EngineError;
 use crate::memory::MemoryFact;
 use crate::options::LikenessScope;
-use crate::output_rail::{OutputReport, TurnSink, generate_checked};
+use crate::output_rail::{Candidates, OutputReport, TurnSink, generate_checked};
 use crate::planner::{History, TurnPlanner};
 
 /// A player's line and where it falls in its session.
@@ -119,11 +119,18 @@ pub fn play_turn(
     }
     let (mut conversation, grounding) = planner.plan(input, &history);
     let plan_time = started.elapsed();
+    let facts: Vec<&str> = grounding.iter().map(|f| f.text.as_str()).collect();
+    let candidates = Candidates {
+        count: planner.options().candidates,
+        facts: &facts,
+        line: input,
+    };
     let checked = generate_checked(
         planner,
         backend_session,
         &conversation,
         &planner.options().generation,
+        candidates,
         &planner.deflection(input),
         sink,
     )?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -27,7 +27,7 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::vocab::LlamaVocab;
 
 use crate::prompt::Conversation;
-use crate::sampler::{RunRole, RunRoles};
+use crate::sampler::{RunRole, RunRoles, SamplerConfig};
 use lore_mark::Watermark;
 
 use crate::{
@@ -79,13 +79,24 @@ impl EmbeddedConfig {
 /// Tokens a reply may run past `max_tokens` to finish its sentence.
 const SENTENCE_GRACE: usize = 24;
 
+/// Most replies decoded side by side ([`Session::generate_candidates`]); every context is
+/// made with this many sequences.
+pub const MAX_CANDIDATES: usize = 8;
+
 enum Job {
     Generate {
         session: u64,
         // Boxed: a conversation is large next to a `Close`.
         conversation: Box<Conversation>,
         params: GenParams,
-        events: SyncSender<Event>,
+        events: SyncSender<Event<Generation>>,
+    },
+    Candidates {
+        session: u64,
+        conversation: Box<Conversation>,
+        params: GenParams,
+        samplers: Vec<SamplerConfig>,
+        events: SyncSender<Event<Vec<Generation>>>,
     },
     Score {
         session: u64,
@@ -100,9 +111,9 @@ enum Job {
     Stop,
 }
 
-enum Event {
+enum Event<T> {
     Text(String),
-    Done(Result<Generation, GenError>),
+    Done(Result<T, GenError>),
 }
 
 /// A GGUF model served by a worker thread.
@@ -225,7 +236,31 @@ impl Session for EmbeddedSession {
                 events,
             })
             .map_err(|_| GenError::WorkerGone)?;
-        drain(receiver, on_text)
+        drain(receiver, on_text, || {
+            Generation::nothing(StopReason::Cancelled)
+        })
+    }
+
+    fn generate_candidates(
+        &mut self,
+        conversation: &Conversation,
+        params: &GenParams,
+        samplers: &[SamplerConfig],
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<Generation>, GenError> {
+        let (events, receiver) = mpsc::sync_channel(64);
+        self.jobs
+            .send(Job::Candidates {
+                session: self.id,
+                conversation: Box::new(conversation.clone()),
+                params: params.clone(),
+                samplers: samplers.to_vec(),
+                events,
+            })
+            .map_err(|_| GenError::WorkerGone)?;
+        drain(receiver, &mut |_| keep_going(), || {
+            vec![Generation::nothing(StopReason::Cancelled); samplers.len()]
+        })
     }
 
     fn score(
@@ -246,17 +281,19 @@ impl Session for EmbeddedSession {
     }
 }
 
-/// Forwards streamed text; dropping the receiver (on cancel) tells the worker to stop.
-fn drain(
-    receiver: Receiver<Event>,
+/// Forwards streamed text; dropping the receiver (on cancel) tells the worker to stop, and
+/// the result is then `cancelled()`.
+fn drain<T>(
+    receiver: Receiver<Event<T>>,
     on_text: &mut dyn FnMut(&str) -> bool,
-) -> Result<Generation, GenError> {
+    cancelled: impl FnOnce() -> T,
+) -> Result<T, GenError> {
     loop {
         match receiver.recv().map_err(|_| GenError::WorkerGone)? {
             Event::Text(text) => {
                 if !on_text(&text) {
                     drop(receiver);
-                    return Ok(Generation::nothing(StopReason::Cancelled));
+                    return Ok(cancelled());
                 }
             }
             Event::Done(result) => return result,
@@ -269,6 +306,14 @@ impl Drop for EmbeddedSession {
         // The worker may already be gone at shutdown; nothing to free then.
         let _ = self.jobs.send(Job::Close { session: self.id });
     }
+}
+
+/// What the worker holds for every job: the model, its chat template, and each token's part in
+/// the sampler's runs.
+struct Runtime<'m> {
+    model: &'m LlamaModel,
+    template: Option<&'m LlamaChatTemplate>,
+    run_roles: &'m RunRoles,
 }
 
 struct Live<'m> {
@@ -320,6 +365,11 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
         return;
     }
     let run_roles = run_roles(&model);
+    let runtime = Runtime {
+        model: &model,
+        template: template.as_ref(),
+        run_roles: &run_roles,
+    };
     let mut live: HashMap<u64, Live<'_>> = HashMap::new();
     let mut clock = 0u64;
     for job in jobs {
@@ -336,19 +386,33 @@ fn worker(config: EmbeddedConfig, jobs: Receiver<Job>, ready: Sender<Result<bool
             } => {
                 clock += 1;
                 let result = live_state(&mut live, session, clock, &model, backend, &config)
+                    .and_then(|state| generate(&runtime, state, &conversation, &params, &events));
+                if result.is_err() {
+                    // A failed turn may leave the cache out of step with `tokens`: start afresh.
+                    live.remove(&session);
+                }
+                let _ = events.send(Event::Done(result));
+            }
+            Job::Candidates {
+                session,
+                conversation,
+                params,
+                samplers,
+                events,
+            } => {
+                clock += 1;
+                let result = live_state(&mut live, session, clock, &model, backend, &config)
                     .and_then(|state| {
-                        generate(
-                            &model,
-                            template.as_ref(),
-                            &run_roles,
+                        generate_candidates(
+                            &runtime,
                             state,
                             &conversation,
                             &params,
+                            &samplers,
                             &events,
                         )
                     });
                 if result.is_err() {
-                    // A failed turn may leave the cache out of step with `tokens`: start afresh.
                     live.remove(&session);
                 }
                 let _ = events.send(Event::Done(result));
@@ -420,7 +484,10 @@ fn new_context<'m>(
         .with_n_ctx(NonZeroU32::new(config.n_ctx))
         .with_n_batch(512)
         .with_n_threads(threads)
-        .with_n_threads_batch(threads);
+        .with_n_threads_batch(threads)
+        // Candidate replies share the prompt's cells, so the whole window stays one session's.
+        .with_n_seq_max(MAX_CANDIDATES as u32)
+        .with_kv_unified(true);
     model
         .new_context(backend, params)
         .map_err(|e| GenError::Runtime(format!("cannot create a context: {e}")))
@@ -587,29 +654,134 @@ fn run_roles(model: &LlamaModel) -> RunRoles {
         .collect()
 }
 
+/// A generation's prompt: its tokens, how many of them the cache already held, and when the
+/// call began and how long the prompt took.
+struct Prefilled {
+    tokens: usize,
+    kept: usize,
+    started: Instant,
+    time: Duration,
+}
+
+/// One reply being decoded: its sampler, its stop rules and what it has written so far.
+struct Lane {
+    sampler: Sampler,
+    scanner: StopScanner,
+    utf8: Vec<u8>,
+    generated: usize,
+    first_token_at: Option<Duration>,
+}
+
+impl Lane {
+    /// A lane whose sampler has seen `prompt` (its repetition penalty and the watermark's
+    /// context start there) and that stops at `stops`.
+    fn new(
+        sampler: SamplerConfig,
+        params: &GenParams,
+        run_roles: &RunRoles,
+        prompt: &[LlamaToken],
+        stops: Vec<String>,
+    ) -> Lane {
+        let mut sampler = Sampler::new(sampler, params.watermark.clone());
+        // Structured output repeats its keys by design: the run penalty is for prose.
+        if params.structured.is_none() {
+            sampler = sampler.with_run_roles(run_roles.clone());
+        }
+        for token in prompt {
+            sampler.accept(token.0 as u32);
+        }
+        Lane {
+            sampler,
+            scanner: StopScanner::new(stops),
+            utf8: Vec::new(),
+            generated: 0,
+            first_token_at: None,
+        }
+    }
+
+    /// Whether the reply has used its tokens. With stop rules, a reply may run a little past
+    /// `max_tokens` to end its sentence rather than stop mid-word in front of the player.
+    fn spent(&self, max_tokens: usize, stop_rules: bool) -> bool {
+        if self.generated < max_tokens {
+            return false;
+        }
+        let ends_sentence = self
+            .scanner
+            .text()
+            .trim_end()
+            .ends_with(['.', '!', '?', '"', '\u{2026}']);
+        !stop_rules || ends_sentence || self.generated >= max_tokens + SENTENCE_GRACE
+    }
+
+    /// Takes the chosen `token`: the text it lets through, and why the reply ends there if it
+    /// does.
+    fn take(
+        &mut self,
+        vocab: &LlamaVocab<'_>,
+        token: LlamaToken,
+        ends_at_eog: bool,
+        started: Instant,
+    ) -> (String, Option<StopReason>) {
+        self.generated += 1;
+        self.first_token_at.get_or_insert_with(|| started.elapsed());
+        if ends_at_eog && vocab.is_eog(token) {
+            return (String::new(), Some(StopReason::EndOfTurn));
+        }
+        let shown = self.scanner.push(&piece(vocab, token, &mut self.utf8));
+        let stop = self.scanner.stopped().then_some(StopReason::Stop);
+        (shown, stop)
+    }
+
+    /// The finished reply; `rest` receives what the stop rules still held back.
+    fn finish(
+        mut self,
+        stop: StopReason,
+        prompt: &Prefilled,
+        params: &GenParams,
+        rest: impl FnOnce(String),
+    ) -> Generation {
+        let held = self.scanner.finish();
+        if !held.is_empty() {
+            rest(held);
+        }
+        let started = prompt.started;
+        let time_to_first_token = self.first_token_at.unwrap_or_else(|| started.elapsed());
+        Generation {
+            text: self.scanner.text().trim_end().to_owned(),
+            prompt_tokens: prompt.tokens,
+            evaluated_tokens: prompt.tokens - prompt.kept,
+            generated_tokens: self.generated,
+            time_to_first_token,
+            prompt_time: prompt.time,
+            generation_time: started.elapsed().saturating_sub(time_to_first_token),
+            stop,
+            watermark: params.watermark.as_ref().map(Watermark::settings),
+        }
+    }
+}
+
 fn generate(
-    model: &LlamaModel,
-    template: Option<&LlamaChatTemplate>,
-    run_roles: &RunRoles,
+    runtime: &Runtime<'_>,
     state: &mut Live<'_>,
     conversation: &Conversation,
     params: &GenParams,
-    events: &SyncSender<Event>,
+    events: &SyncSender<Event<Generation>>,
 ) -> Result<Generation, GenError> {
     let started = Instant::now();
     let n_ctx = state.context.n_ctx() as usize;
-    let (tokens, stops) = prompt_tokens(model, template, conversation, params, n_ctx)?;
+    let Runtime {
+        model,
+        template,
+        run_roles,
+    } = *runtime;
+    let (tokens, stops) = prompt_tokens(model, template, conversation, params, 1, n_ctx)?;
     let vocab = model.vocab();
 
     let (keep, mut batch) = prefill(state, &tokens)?;
-    let mut sampler = Sampler::new(params.sampler.clone(), params.watermark.clone());
-    // Structured output repeats its keys by design: the run penalty is for prose.
-    if params.structured.is_none() {
-        sampler = sampler.with_run_roles(run_roles.clone());
-    }
-    for token in &tokens {
-        sampler.accept(token.0 as u32);
-    }
+    // Structured output is ended by its grammar, never by a stop string.
+    let stop_rules = params.stop_rules && params.structured.is_none();
+    let stops = if stop_rules { stops } else { Vec::new() };
+    let mut lane = Lane::new(params.sampler.clone(), params, run_roles, &tokens, stops);
     let prompt_time = started.elapsed();
 
     let mut grammar = params
@@ -617,77 +789,174 @@ fn generate(
         .as_ref()
         .map(|s| Grammar::new(model, s))
         .transpose()?;
-    // Structured output is ended by its grammar, never by a stop string.
-    let stop_rules = params.stop_rules && grammar.is_none();
-    let mut scanner = StopScanner::new(if stop_rules { stops } else { Vec::new() });
-    let mut utf8 = Vec::new();
-    let mut generated = 0;
-    let mut first_token_at = None;
     let mut logits_index = batch.n_tokens() - 1;
     let stop = loop {
-        if generated >= params.max_tokens {
-            // With stop rules, a reply may run a little past the limit to end its sentence
-            // rather than stop mid-word in front of the player.
-            let ends_sentence = scanner
-                .text()
-                .trim_end()
-                .ends_with(['.', '!', '?', '"', '\u{2026}']);
+        if lane.spent(params.max_tokens, stop_rules) {
             if let Some(structured) = &params.structured {
                 return Err(GenError::Unfinished {
                     name: structured.name.clone(),
                     max_tokens: params.max_tokens,
                 });
             }
-            if !stop_rules || ends_sentence || generated >= params.max_tokens + SENTENCE_GRACE {
-                break StopReason::Length;
-            }
+            break StopReason::Length;
         }
         let logits = state.context.get_logits_ith(logits_index);
         let token = match grammar.as_mut() {
-            Some(grammar) => grammar.pick(&mut sampler, logits)?,
-            None => LlamaToken(sampler.sample(logits) as i32),
+            Some(grammar) => grammar.pick(&mut lane.sampler, logits)?,
+            None => LlamaToken(lane.sampler.sample(logits) as i32),
         };
-        generated += 1;
-        first_token_at.get_or_insert_with(|| started.elapsed());
         // The grammar allows the end of the text only once the value is complete.
-        if (stop_rules || grammar.is_some()) && vocab.is_eog(token) {
-            break StopReason::EndOfTurn;
-        }
-        let shown = scanner.push(&piece(&vocab, token, &mut utf8));
+        let ends_at_eog = stop_rules || grammar.is_some();
+        let (shown, stop) = lane.take(&vocab, token, ends_at_eog, started);
         if !shown.is_empty() && events.send(Event::Text(shown)).is_err() {
             break StopReason::Cancelled;
         }
-        if scanner.stopped() {
-            break StopReason::Stop;
+        if let Some(stop) = stop {
+            break stop;
         }
         decode_next(state, &mut batch, token)?;
         logits_index = 0;
     };
-    let rest = scanner.finish();
-    if !rest.is_empty() {
+    let prompt = Prefilled {
+        tokens: tokens.len(),
+        kept: keep,
+        started,
+        time: prompt_time,
+    };
+    Ok(lane.finish(stop, &prompt, params, |rest| {
         let _ = events.send(Event::Text(rest));
+    }))
+}
+
+/// Replies decoded side by side, one per sampler: the prompt is evaluated once into sequence
+/// 0, shared with one sequence per further reply, and each step decodes one token of every
+/// reply still going in one batch. Afterwards the session's cache holds the prompt alone.
+/// An empty [`Event::Text`] after each step lets the caller cancel.
+fn generate_candidates(
+    runtime: &Runtime<'_>,
+    state: &mut Live<'_>,
+    conversation: &Conversation,
+    params: &GenParams,
+    samplers: &[SamplerConfig],
+    events: &SyncSender<Event<Vec<Generation>>>,
+) -> Result<Vec<Generation>, GenError> {
+    let started = Instant::now();
+    if samplers.is_empty() || samplers.len() > MAX_CANDIDATES {
+        return Err(GenError::Runtime(format!(
+            "{} candidate replies asked for; the embedded backend decodes 1 to {MAX_CANDIDATES}",
+            samplers.len()
+        )));
     }
-    let time_to_first_token = first_token_at.unwrap_or_else(|| started.elapsed());
-    Ok(Generation {
-        text: scanner.text().trim_end().to_owned(),
-        prompt_tokens: tokens.len(),
-        evaluated_tokens: tokens.len() - keep,
-        generated_tokens: generated,
-        time_to_first_token,
-        prompt_time,
-        generation_time: started.elapsed().saturating_sub(time_to_first_token),
-        stop,
-        watermark: params.watermark.as_ref().map(Watermark::settings),
-    })
+    if params.structured.is_some() {
+        return Err(GenError::Unsupported(
+            "candidate replies of structured output",
+        ));
+    }
+    let n_ctx = state.context.n_ctx() as usize;
+    let lanes_wanted = samplers.len();
+    let Runtime {
+        model,
+        template,
+        run_roles,
+    } = *runtime;
+    let (tokens, stops) =
+        prompt_tokens(model, template, conversation, params, lanes_wanted, n_ctx)?;
+    let vocab = model.vocab();
+    let (keep, batch) = prefill(state, &tokens)?;
+    let stops = if params.stop_rules { stops } else { Vec::new() };
+    let mut lanes: Vec<Lane> = samplers
+        .iter()
+        .map(|s| Lane::new(s.clone(), params, run_roles, &tokens, stops.clone()))
+        .collect();
+    // The next decode overwrites the prompt's logits, which every lane samples first.
+    let first_logits = state.context.get_logits_ith(batch.n_tokens() - 1).to_vec();
+    drop(batch);
+    for seq in 1..lanes_wanted {
+        state
+            .context
+            .copy_kv_cache_seq(0, seq as i32, None, None)
+            .map_err(|e| GenError::Runtime(format!("cache: {e}")))?;
+    }
+    let prompt_time = started.elapsed();
+
+    let mut stopped: Vec<Option<StopReason>> = vec![None; lanes_wanted];
+    // Where each going lane's logits stand in the last batch.
+    let mut logits_at: Vec<Option<i32>> = vec![None; lanes_wanted];
+    let mut batch = LlamaBatch::new(lanes_wanted, 1);
+    let mut pos = tokens.len();
+    let result = 'steps: loop {
+        batch.clear();
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            if stopped[i].is_some() {
+                continue;
+            }
+            if lane.spent(params.max_tokens, params.stop_rules) {
+                stopped[i] = Some(StopReason::Length);
+                continue;
+            }
+            let logits = match logits_at[i] {
+                Some(at) => state.context.get_logits_ith(at),
+                None => &first_logits,
+            };
+            let token = LlamaToken(lane.sampler.sample(logits) as i32);
+            if let (_, Some(stop)) = lane.take(&vocab, token, params.stop_rules, started) {
+                stopped[i] = Some(stop);
+                continue;
+            }
+            if let Err(e) = batch.add(token, pos as i32, &[i as i32], true) {
+                break 'steps Err(GenError::Runtime(format!("batch: {e}")));
+            }
+            logits_at[i] = Some(batch.n_tokens() - 1);
+        }
+        if batch.n_tokens() == 0 {
+            break Ok(());
+        }
+        if let Err(e) = state.context.decode(&mut batch) {
+            break Err(GenError::Runtime(format!("decode: {e}")));
+        }
+        pos += 1;
+        if events.send(Event::Text(String::new())).is_err() {
+            for stop in stopped.iter_mut().filter(|s| s.is_none()) {
+                *stop = Some(StopReason::Cancelled);
+            }
+            break Ok(());
+        }
+    };
+    // The replies leave the cache; the prompt stays for the session's next turn.
+    for seq in 1..lanes_wanted {
+        let _ = state
+            .context
+            .clear_kv_cache_seq(Some(seq as u32), None, None);
+    }
+    state
+        .context
+        .clear_kv_cache_seq(Some(0), Some(tokens.len() as u32), None)
+        .map_err(|e| GenError::Runtime(format!("cache: {e}")))?;
+    result?;
+    let prompt = Prefilled {
+        tokens: tokens.len(),
+        kept: keep,
+        started,
+        time: prompt_time,
+    };
+    Ok(lanes
+        .into_iter()
+        .zip(stopped)
+        .map(|(lane, stop)| {
+            lane.finish(stop.unwrap_or(StopReason::Length), &prompt, params, |_| {})
+        })
+        .collect())
 }
 
 /// The tokens of `conversation`'s prompt and the stop strings its reply ends at; an empty
-/// prompt, or one that leaves no room in the context for `params.max_tokens`, is refused.
+/// prompt, or one that leaves no room in the context for `replies` replies of
+/// `params.max_tokens`, is refused.
 fn prompt_tokens(
     model: &LlamaModel,
     template: Option<&LlamaChatTemplate>,
     conversation: &Conversation,
     params: &GenParams,
+    replies: usize,
     n_ctx: usize,
 ) -> Result<(Vec<LlamaToken>, Vec<String>), GenError> {
     let (prompt, stops) = render(model, template, conversation)?;
@@ -697,11 +966,9 @@ fn prompt_tokens(
     if tokens.is_empty() {
         return Err(GenError::Runtime("the prompt is empty".into()));
     }
-    if tokens.len() + params.max_tokens > n_ctx {
-        return Err(GenError::ContextFull {
-            needed: tokens.len() + params.max_tokens,
-            n_ctx,
-        });
+    let needed = tokens.len() + replies * (params.max_tokens + SENTENCE_GRACE);
+    if needed > n_ctx {
+        return Err(GenError::ContextFull { needed, n_ctx });
     }
     Ok((tokens, stops))
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use lore_mark::{Watermark, WatermarkSettings};
 
-pub use embedded::{EmbeddedBackend, EmbeddedConfig, PromptStyle, llama_backend};
+pub use embedded::{EmbeddedBackend, EmbeddedConfig, MAX_CANDIDATES, PromptStyle, llama_backend};
 pub use error::GenError;
 pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use prompt::{Conversation, Role, Turn};
@@ -180,6 +180,30 @@ pub trait Session: Send {
         params: &GenParams,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, GenError>;
+
+    /// Several replies to `conversation`, one per entry of `samplers` (which stand in for
+    /// `params.sampler`), none of them streamed, for a caller that chooses among them.
+    /// `keep_going` is asked between tokens; `false` cancels, and every reply then ends
+    /// [`StopReason::Cancelled`]. This default writes them one after another; a backend that
+    /// can decode them side by side (the embedded one) does, for far less than their sum.
+    fn generate_candidates(
+        &mut self,
+        conversation: &Conversation,
+        params: &GenParams,
+        samplers: &[SamplerConfig],
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<Generation>, GenError> {
+        samplers
+            .iter()
+            .map(|sampler| {
+                let params = GenParams {
+                    sampler: sampler.clone(),
+                    ..params.clone()
+                };
+                self.generate(conversation, &params, &mut |_| keep_going())
+            })
+            .collect()
+    }
 
     /// How likely the model finds `continuation` as the character's next line: the measure
     /// of what the watermark costs in quality. Backends that cannot say return

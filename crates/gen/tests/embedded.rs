@@ -272,6 +272,60 @@ fn turn_two_evaluates_only_its_new_tokens() {
     );
 }
 
+fn samplers(seeds: std::ops::Range<u64>) -> Vec<SamplerConfig> {
+    seeds.map(|seed| params(seed).sampler).collect()
+}
+
+#[test]
+fn candidates_decoded_side_by_side_are_whole_replies_and_leave_the_prompt_cached() {
+    let mut session = backend().open_session().unwrap();
+    let c = conversation("Evening! Have you seen Pip?");
+    let replies = session
+        .generate_candidates(&c, &params(0), &samplers(1..4), &mut || true)
+        .unwrap();
+    assert_eq!(replies.len(), 3);
+    for reply in &replies {
+        assert!(!reply.text.trim().is_empty(), "{replies:?}");
+        assert!(
+            !reply.text.contains("Visitor:"),
+            "one speaker: {:?}",
+            reply.text
+        );
+        assert_ne!(reply.stop, StopReason::Cancelled);
+        assert_eq!(reply.prompt_tokens, replies[0].prompt_tokens);
+    }
+    let distinct: std::collections::HashSet<&str> =
+        replies.iter().map(|r| r.text.as_str()).collect();
+    assert!(distinct.len() >= 2, "three seeds, one reply: {replies:?}");
+    // The replies left the cache and the prompt stayed: the same prompt again evaluates only
+    // its last token (for its logits).
+    let again = session.generate(&c, &params(1), &mut |_| true).unwrap();
+    assert_eq!(again.evaluated_tokens, 1);
+    assert!(!again.text.trim().is_empty());
+}
+
+#[test]
+fn cancelling_candidates_cancels_every_one_and_too_many_are_refused() {
+    let mut session = backend().open_session().unwrap();
+    let c = conversation("Tell me a long story about the river.");
+    let mut asked = 0;
+    let replies = session
+        .generate_candidates(&c, &params(0), &samplers(1..3), &mut || {
+            asked += 1;
+            asked < 3
+        })
+        .unwrap();
+    assert_eq!(asked, 3);
+    assert!(
+        replies.iter().all(|r| r.stop == StopReason::Cancelled),
+        "{replies:?}"
+    );
+    let err = session
+        .generate_candidates(&c, &params(0), &samplers(0..9), &mut || true)
+        .unwrap_err();
+    assert!(err.to_string().contains("1 to 8"), "{err}");
+}
+
 #[test]
 fn cancelling_stops_generation() {
     let mut session = backend().open_session().unwrap();

@@ -21,6 +21,6 @@ pub mod semantic;
 pub mod topics;
 mod tune;
 
-pub use canon_check::{CanonCheck, Finding, Problem, Restriction};
+pub use canon_check::{CanonCheck, Finding, Problem, Restriction, Support, support};
 pub use rails::{Action, Audience, Decision, Fired, GuardError, Layer, Rail, Rails, Rule};
 pub use semantic::{HazardHead, Semantic};

@@ -208,6 +208,39 @@ pub struct CanonCheck {
     semantic: Option<Arc<Semantic>>,
 }
 
+/// How much of a reply canon bears out: of its distinct content words (stemmed) that `line`,
+/// the player's line it answers, does not already say, how many stand in one of `facts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Support {
+    /// Words of the reply found in canon.
+    pub canon: usize,
+    /// All the reply's words counted.
+    pub words: usize,
+}
+
+impl Support {
+    /// The share of the reply's words that canon bears out, smoothed so that a reply of one
+    /// canon word does not outrank one of three: a short answer that names the fact ranks
+    /// above a long one that names it among inventions.
+    pub fn share(self) -> f64 {
+        self.canon as f64 / (self.words + 1) as f64
+    }
+}
+
+/// [`Support`] of `reply`, answering `line`, by `facts`.
+pub fn support(reply: &str, facts: &[&str], line: &str) -> Support {
+    let asked: HashSet<String> = content_words(line).into_iter().collect();
+    let canon: HashSet<String> = facts.iter().flat_map(|f| content_words(f)).collect();
+    let said: HashSet<String> = content_words(reply)
+        .into_iter()
+        .filter(|w| !asked.contains(w))
+        .collect();
+    Support {
+        canon: said.iter().filter(|w| canon.contains(*w)).count(),
+        words: said.len(),
+    }
+}
+
 impl std::fmt::Debug for CanonCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CanonCheck")
@@ -942,5 +975,41 @@ fn unknown_place(name: &str, evidence: String) -> Finding {
         evidence,
         score: 1.0,
         avoid: vec![name.to_owned()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Support, support};
+
+    #[test]
+    fn support_counts_the_words_of_canon_a_reply_adds_to_the_line() {
+        let facts = [
+            "Odile commands the Watch.",
+            "The Watch guards the harbour at night.",
+        ];
+        let line = "What keeps you busy, Warden?";
+        // "keep" was asked; "house", "safe" and "rats" are the reply's own, none canon's.
+        let none = support("I keep my house safe from rats.", &facts, line);
+        assert_eq!((none.canon, none.words), (0, 3));
+        // "commands"/"command" meet; "Watch" counts once however often it stands.
+        let some = support(
+            "I command the Watch; the Watch guards the harbour.",
+            &facts,
+            line,
+        );
+        assert_eq!((some.canon, some.words), (4, 4));
+        // Words the player already said are no evidence of canon.
+        assert_eq!(
+            support("The Watch.", &facts, "Tell me about the Watch."),
+            Support::default()
+        );
+        // The short answer outranks the same answer among inventions.
+        let long = support(
+            "I command the Watch and sail my golden barge to Paris.",
+            &facts,
+            line,
+        );
+        assert!(some.share() > long.share(), "{some:?} {long:?}");
     }
 }
