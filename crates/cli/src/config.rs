@@ -54,9 +54,11 @@ pub struct Config {
     pub repeat_run_penalty: f32,
     /// Sampling seed.
     pub seed: u64,
-    /// Replies written side by side per turn, of which the one that passes the output rail
-    /// and that canon bears out best is kept (1: a single reply, streamed token by token).
-    pub candidates: usize,
+    /// Replies sampled side by side per turn, of which the one that passes the output rail
+    /// and that canon bears out best is kept (1: a single reply, its sentences sent as they
+    /// pass). Unset: see
+    /// [`Config::candidates`].
+    pub candidates: Option<usize>,
     /// Address `lore serve` listens on.
     pub listen: String,
     /// Session database: `sqlite://PATH?mode=rwc` or `postgres://...`.
@@ -118,7 +120,7 @@ impl Default for Config {
             temperature: 0.7,
             repeat_run_penalty: DryConfig::default().multiplier,
             seed: 0x5eed,
-            candidates: 1,
+            candidates: None,
             listen: "127.0.0.1:8787".into(),
             database: format!(
                 "sqlite://{}?mode=rwc",
@@ -137,6 +139,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Replies written per turn: as set, else 3 on the embedded backend (which decodes them
+    /// side by side for about 1.5x one reply's time) and 1 on an OpenAI-compatible server
+    /// (where each would be a request of its own).
+    pub fn candidates(&self) -> usize {
+        self.candidates.unwrap_or(match self.backend {
+            BackendKind::Embedded => 3,
+            BackendKind::Openai => 1,
+        })
+    }
+
     /// The sampler these settings describe.
     pub fn sampler(&self) -> SamplerConfig {
         SamplerConfig {
@@ -168,10 +180,11 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
-        if !(1..=lore_gen::MAX_CANDIDATES).contains(&config.candidates) {
+        if let Some(n) = config.candidates
+            && !(1..=lore_gen::MAX_CANDIDATES).contains(&n)
+        {
             bail!(
-                "candidates = {} in the config: replies per turn must be 1 to {}",
-                config.candidates,
+                "candidates = {n} in the config: replies per turn must be 1 to {}",
                 lore_gen::MAX_CANDIDATES
             );
         }
@@ -233,6 +246,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_default_by_backend_unless_set() {
+        assert_eq!(Config::default().candidates(), 3);
+        let remote: Config = toml::from_str("backend = \"openai\"\n").unwrap();
+        assert_eq!(remote.candidates(), 1);
+        let set: Config = toml::from_str("backend = \"openai\"\ncandidates = 2\n").unwrap();
+        assert_eq!(set.candidates(), 2);
+    }
 
     #[test]
     fn file_then_env_override_defaults() {

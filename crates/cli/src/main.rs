@@ -142,7 +142,7 @@ impl GenArgs {
             config.seed = v;
         }
         if let Some(v) = self.candidates {
-            config.candidates = usize::from(v);
+            config.candidates = Some(usize::from(v));
         }
     }
 }

@@ -115,7 +115,7 @@ pub(crate) fn session_options(config: &Config) -> anyhow::Result<SessionOptions>
             watermark: Some(watermark),
             structured: None,
         },
-        candidates: config.candidates,
+        candidates: config.candidates(),
         semantic: Some(Arc::new(load_semantic(config)?)),
         signer: Some(signer),
         ..SessionOptions::default()

@@ -266,9 +266,9 @@ impl Candidates<'_> {
 /// Generates a reply through the output rail: `sink` gets only sentences that `check` passes,
 /// and may cancel (the result then has [`StopReason::Cancelled`]). The first attempt is
 /// [`Candidates::count`] replies, of which the one whose passing sentences canon bears out
-/// best ([`lore_guard::Support::share`]) is kept (the first of equals; candidate 0 is written with `params.sampler`). When
-/// nothing passes, a second reply is written; when that fails too, the reply is `fallback`,
-/// a line in the character's voice.
+/// best ([`lore_guard::Support::share`]) is kept (the first of equals; the first is written
+/// with `params.sampler` itself). When nothing passes, a second reply is written; when that
+/// fails too, the reply is `fallback`, a line in the character's voice.
 pub fn generate_checked(
     check: &dyn SentenceCheck,
     session: &mut dyn Session,
@@ -371,13 +371,12 @@ pub fn generate_checked(
     })
 }
 
-/// `count` sampler settings: the likeliest reply (`base` at temperature 0) first, then `base`
-/// with seeds far apart. A small model's likeliest reply is its most grounded one more often
-/// than any sampled reply, and sampling adds the variety to choose from.
+/// `count` sampler settings: `base`, then `base` with seeds far apart. All are sampled: a
+/// greedy reply would answer more often, but the watermark needs sampling to leave its mark
+/// (benchmarks.md, session 34).
 fn candidate_samplers(base: &SamplerConfig, count: usize) -> Vec<SamplerConfig> {
     (0..count as u64)
         .map(|i| SamplerConfig {
-            temperature: if i == 0 { 0.0 } else { base.temperature },
             seed: base
                 .seed
                 .wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
