@@ -284,16 +284,19 @@ pub fn generate_checked(
     let mut conversation = Cow::Borrowed(conversation);
     let mut params = Cow::Borrowed(params);
     for attempt in 0..2 {
-        // Candidates are checked before one is chosen, and the chosen one again as it is sent.
-        let check = Remembered::new(check);
-        let mut gate = SentenceGate::new(&check);
-        let attempt_cost = if attempt == 0 && candidates.count > 1 {
+        let several = attempt == 0 && candidates.count > 1;
+        // Candidates are checked before one is chosen, and the chosen one again as it is sent:
+        // their verdicts are kept. A single streamed reply checks each sentence once anyway.
+        let remembered = Remembered::new(check);
+        let check: &dyn SentenceCheck = if several { &remembered } else { check };
+        let mut gate = SentenceGate::new(check);
+        let attempt_cost = if several {
             let samplers = candidate_samplers(&params.sampler, candidates.count);
             let replies =
                 session.generate_candidates(&conversation, &params, &samplers, &mut || {
                     sink.keep_going()
                 })?;
-            let best = choose(&check, replies, candidates)?;
+            let best = choose(check, replies, candidates)?;
             if best.stop == StopReason::Cancelled {
                 gate.client_gone = true;
             } else {
